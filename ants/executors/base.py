@@ -1,0 +1,183 @@
+"""The executor interface and helpers shared by executors."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ants.protocol import STATUS_COMPLETED, TaskRequest
+
+# Names treated as secret even when the queen did not list them (see DESIGN "Rules").
+SECRET_NAME_RE = re.compile(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY", re.IGNORECASE)
+REDACTED = "****"
+STDOUT_TAIL_LINES = 100
+MAX_LINE_CHARS = 16 * 1024
+
+ERR_TASK_TIMEOUT = "ERR_TASK_TIMEOUT"
+ERR_EXECUTOR = "ERR_EXECUTOR"
+ERR_VALIDATION = "ERR_VALIDATION"
+
+
+@dataclass
+class ExecutionContext:
+    """What an executor gets besides the request.
+
+    ``deadline`` is a ``time.monotonic()`` value (None: no timeout). ``log(stream, line)`` must
+    only ever receive already-redacted text. ``cancel_event`` is set to abort the task.
+    """
+
+    workdir: Path
+    log: Callable[[str, str], None] = lambda stream, line: None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+@dataclass
+class ExecutionResult:
+    status: str = STATUS_COMPLETED
+    exit_code: str | None = None
+    exit_message: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    failed_command: str = ""
+    task_context: dict[str, Any] = field(default_factory=dict)
+    stdout: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cost_factor: float = 0.0
+    # Filled by executors or the worker's after_execute hook (artifact upload comes later).
+    job_context: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Executor(Protocol):
+    def execute(self, req: TaskRequest, ctx: ExecutionContext) -> ExecutionResult: ...
+
+
+class UnsupportedMethod(LookupError):
+    """No executor is registered (or importable) for a task method."""
+
+
+ExecutorFactory = Callable[[Any], Executor]
+
+# Built-ins are imported lazily by dotted path so a missing optional dependency (docker,
+# kubernetes) only breaks tasks of that method. Later modules plug in with register_executor().
+_LAZY: dict[str, str] = {
+    "SHELL": "ants.executors.shell:ShellExecutor",
+    "HTTP_GET": "ants.executors.http:HttpExecutor",
+    "HTTP_POST_FORM": "ants.executors.http:HttpExecutor",
+    "HTTP_POST_JSON": "ants.executors.http:HttpExecutor",
+    "HTTP_PUT_FORM": "ants.executors.http:HttpExecutor",
+    "HTTP_PUT_JSON": "ants.executors.http:HttpExecutor",
+    "HTTP_DELETE": "ants.executors.http:HttpExecutor",
+    "DOCKER": "ants.executors.docker:DockerExecutor",
+    "KUBERNETES": "ants.executors.kubernetes:KubernetesExecutor",
+}
+_FACTORIES: dict[str, ExecutorFactory] = {}
+_INSTANCES: dict[tuple[str, int], Executor] = {}
+_REG_LOCK = threading.Lock()
+
+
+def register_executor(method: str, factory: ExecutorFactory) -> None:
+    """Register ``factory(config) -> Executor`` for ``method`` (replaces any previous one)."""
+    with _REG_LOCK:
+        _FACTORIES[method.upper()] = factory
+        for key in [k for k in _INSTANCES if k[0] == method.upper()]:
+            del _INSTANCES[key]
+
+
+def known_methods() -> list[str]:
+    return sorted(set(_LAZY) | set(_FACTORIES))
+
+
+def executor_for(method: str, config: Any = None) -> Executor:
+    """The executor for ``method`` (one shared instance per method and config; thread-safe)."""
+    method = (method or "").upper()
+    key = (method, id(config))
+    with _REG_LOCK:
+        inst = _INSTANCES.get(key)
+        if inst is not None:
+            return inst
+        factory = _FACTORIES.get(method)
+    if factory is None:
+        target = _LAZY.get(method)
+        if target is None:
+            raise UnsupportedMethod(f"unsupported method {method!r}")
+        module_name, _, attr = target.partition(":")
+        try:
+            module = __import__(module_name, fromlist=[attr])
+            factory = getattr(module, attr)
+        except (ImportError, AttributeError) as exc:
+            raise UnsupportedMethod(f"method {method!r} is not available on this ant: {exc}") from exc
+    inst = factory(config)
+    with _REG_LOCK:
+        return _INSTANCES.setdefault(key, inst)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def as_str(value: Any) -> str:
+    """Env/form value text: strings as is, booleans lower-case, structures as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def as_list(value: Any) -> list[str]:
+    """``script`` and friends: a list of commands, or a single string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, list):
+        return [as_str(v) for v in value if as_str(v).strip()]
+    return [as_str(value)]
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+class Redactor:
+    """Replaces secret values with ``****`` (longest first, so overlapping secrets stay hidden)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        values = sorted({s for s in secrets if s and s.strip()}, key=len, reverse=True)
+        self._re = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    def __call__(self, text: str) -> str:
+        return self._re.sub(REDACTED, text) if self._re is not None and text else text
+
+    @classmethod
+    def for_request(cls, req: TaskRequest) -> Redactor:
+        names = set(req.secret_names)
+        sources: list[Mapping[str, Any]] = [
+            req.variables,
+            as_dict(req.spec.get("variables")),
+            as_dict(req.spec.get("environment")),
+        ]
+        values = []
+        for source in sources:
+            for name, value in source.items():
+                if name in names or SECRET_NAME_RE.search(name):
+                    values.append(as_str(value))
+        return cls(values)
+
+
+def clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "...[truncated]"

@@ -1,0 +1,49 @@
+"""``manage.py ant``: a worker that needs only Redis (it reads no database)."""
+
+import logging
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from ants.config import AntConfig, ConfigError
+from ants.messaging import transport_from_url
+from ants.worker import AntWorker
+
+
+class Command(BaseCommand):
+    help = (
+        "Run an ant worker: it registers with the queens over Redis, runs up to --concurrency tasks "
+        "at once and reports back. Settings come from --config (YAML), FORMICARY_ANT_* environment "
+        "variables, then these options. SIGTERM stops it taking work; in-flight tasks finish first."
+    )
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--id", dest="ant_id", help="ant id (default: ant-<hostname>)")
+        parser.add_argument(
+            "--tags", nargs="*", help="tags this ant serves; tasks with tags go only to ants having them"
+        )
+        parser.add_argument("--methods", nargs="*", help="methods it runs, e.g. SHELL HTTP_GET DOCKER")
+        parser.add_argument("--concurrency", type=int, help="tasks run at once")
+        parser.add_argument("--config", help="YAML settings file")
+        parser.add_argument("--heartbeat-secs", type=float, dest="heartbeat_secs")
+        parser.add_argument("--work-root", dest="work_root", help="where task working directories go")
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        logging.getLogger().setLevel(logging.INFO)
+        try:
+            config = AntConfig.from_yaml(opts["config"]) if opts["config"] else AntConfig.from_env()
+            overrides = {k: opts[k] for k in ("ant_id", "tags", "methods", "concurrency", "heartbeat_secs",
+                                              "work_root") if opts.get(k) is not None}  # fmt: skip
+            config = config.with_overrides(**overrides)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from exc
+        url = config.redis_url or settings.REDIS_URL
+        if not url:
+            raise CommandError("an ant needs Redis: set REDIS_URL (or use 'manage.py standalone')")
+        transport = transport_from_url(url, prefix=config.prefix or settings.FORMICARY_REDIS_PREFIX)
+        self.stdout.write(f"ant {config.ant_id}: methods {' '.join(config.methods)}, tags {' '.join(config.tags)}, "
+                          f"concurrency {config.concurrency}")  # fmt: skip
+        try:
+            AntWorker(config, transport).run_forever()
+        finally:
+            transport.close()

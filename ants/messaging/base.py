@@ -1,0 +1,191 @@
+"""The messaging interface shared by queens and ants.
+
+Streams (names for the Redis transport, ``{prefix}`` defaults to ``formicary``):
+
+- ``{prefix}:ant:{ant_id}:tasks``: EXECUTE requests for one ant, consumer group ``ants``.
+- ``{prefix}:ant:{ant_id}:control``: every other action (CANCEL, PING, ...), same group. It is a
+  separate stream so an ant at full capacity still receives CANCEL while leaving EXECUTE
+  requests unread (``read_tasks(..., count=0)`` reads only the control stream).
+- ``{prefix}:responses``: every TaskResponse, consumer group ``queens``.
+- ``{prefix}:registrations``: heartbeats, read without a group (fan-out: every reader sees
+  every heartbeat), capped; ``{prefix}:ants`` is a hash ant_id -> latest registration.
+- ``{prefix}:logs:{task_execution_id}``: log lines of one task execution, capped, expiring.
+- ``{prefix}:logs``: every log line, consumer group ``log-writers`` (the queen persists them).
+
+Semantics common to every transport:
+
+- ``block_ms <= 0`` means "do not block"; otherwise a read waits up to ``block_ms`` for data.
+- Entries read through a consumer group stay pending until acked; ``claim_*`` hands pending
+  entries idle for ``min_idle_ms`` to another consumer (a dead consumer's work is not lost).
+- Acked entries are deleted: each group stream has a single group, so an acked entry is done.
+- A malformed entry is logged, acked and skipped; it never breaks a reader.
+- ``wake()`` makes every blocked read of this transport return (possibly empty) now.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from ants.protocol import AntRegistration, LogLine, ProtocolError, TaskRequest, TaskResponse
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TASKS_GROUP = "ants"
+RESPONSES_GROUP = "queens"
+LOGS_GROUP = "log-writers"
+
+# An ant is considered gone when silent this long (reference: 15 s).
+DEFAULT_ANT_TTL_SECS = 15.0
+# Per-task log streams keep this many lines and expire this long after the last line.
+LOG_STREAM_MAXLEN = 10_000
+LOG_STREAM_TTL_SECS = 24 * 3600
+# The shared fan-in streams are capped generously (approximate trimming).
+SHARED_LOG_MAXLEN = 1_000_000
+REGISTRATIONS_MAXLEN = 10_000
+# Delivery ids of control-stream entries carry this prefix: ids of two streams can collide.
+CONTROL_ID_PREFIX = "ctl/"
+CONTROL_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[T]):
+    """One message read through a consumer group; ack it with ``id`` once handled."""
+
+    id: str
+    message: T
+
+
+class TransportClosed(RuntimeError):
+    """The transport was closed."""
+
+
+class Transport(abc.ABC):
+    """Queen <-> ant messaging. Implementations are thread-safe."""
+
+    # -- task requests (queen -> one ant) ----------------------------------------------------
+    @abc.abstractmethod
+    def send_task(self, ant_id: str, req: TaskRequest) -> None:
+        """Queue ``req`` for ``ant_id`` (EXECUTE on the tasks stream, other actions on control)."""
+
+    @abc.abstractmethod
+    def read_tasks(
+        self, ant_id: str, consumer: str, block_ms: int, count: int
+    ) -> list[Delivery[TaskRequest]]:
+        """Read new requests for ``ant_id``: control entries first, then up to ``count`` EXECUTEs.
+
+        ``count <= 0`` reads only the control stream (an ant at full capacity).
+        """
+
+    @abc.abstractmethod
+    def ack_task(self, ant_id: str, delivery_id: str) -> None:
+        """Mark a request handled (it is then deleted)."""
+
+    @abc.abstractmethod
+    def claim_stale_tasks(
+        self, ant_id: str, consumer: str, min_idle_ms: int
+    ) -> list[Delivery[TaskRequest]]:
+        """Take over requests of ``ant_id`` pending (unacked) longer than ``min_idle_ms``.
+
+        An ant restarting after a crash calls this with ``min_idle_ms=0`` to get back what it
+        had read but not finished.
+        """
+
+    # -- responses (ants -> queens) ----------------------------------------------------------
+    @abc.abstractmethod
+    def send_response(self, resp: TaskResponse) -> None:
+        """Publish a response to the queens' group."""
+
+    def send_response_and_ack(self, ant_id: str, delivery_id: str, resp: TaskResponse) -> None:
+        """Publish ``resp`` then ack the request it answers (one round trip where possible)."""
+        self.send_response(resp)
+        self.ack_task(ant_id, delivery_id)
+
+    @abc.abstractmethod
+    def read_responses(self, group_consumer: str, block_ms: int, count: int) -> list[Delivery[TaskResponse]]:
+        """Read new responses as ``group_consumer`` of the ``queens`` group."""
+
+    @abc.abstractmethod
+    def ack_response(self, delivery_id: str) -> None: ...
+
+    def ack_responses(self, delivery_ids: Iterable[str]) -> None:
+        for delivery_id in delivery_ids:
+            self.ack_response(delivery_id)
+
+    @abc.abstractmethod
+    def claim_stale_responses(self, consumer: str, min_idle_ms: int) -> list[Delivery[TaskResponse]]:
+        """XAUTOCLAIM: responses pending longer than ``min_idle_ms`` (a dead queen's) move to us."""
+
+    # -- registrations (ants -> every queen) ---------------------------------------------------
+    @abc.abstractmethod
+    def publish_registration(self, reg: AntRegistration) -> None: ...
+
+    @abc.abstractmethod
+    def read_registrations(self, block_ms: int) -> list[AntRegistration]:
+        """Registrations published since this transport's previous call (fan-out per reader).
+
+        The first call returns only registrations published after it started; use
+        ``ant_registrations()`` for the current state.
+        """
+
+    @abc.abstractmethod
+    def ant_registrations(
+        self, max_age_secs: float = DEFAULT_ANT_TTL_SECS, include_shutting_down: bool = False
+    ) -> dict[str, AntRegistration]:
+        """Latest registration per live ant (heard from within ``max_age_secs``, by created_at)."""
+
+    # -- logs ----------------------------------------------------------------------------------
+    def publish_log(self, line: LogLine) -> None:
+        self.publish_logs([line])
+
+    @abc.abstractmethod
+    def publish_logs(self, lines: list[LogLine]) -> None:
+        """Append lines to their task's log stream and to the shared fan-in stream."""
+
+    @abc.abstractmethod
+    def read_logs(self, task_execution_id: int, after_id: str, block_ms: int) -> list[tuple[str, LogLine]]:
+        """Lines of one task execution after ``after_id`` ("0" for all); ids are opaque, ordered."""
+
+    @abc.abstractmethod
+    def read_all_logs(self, consumer: str, block_ms: int, count: int = 1000) -> list[Delivery[LogLine]]:
+        """Fan-in: every line of every task, read as ``consumer`` of the ``log-writers`` group."""
+
+    @abc.abstractmethod
+    def ack_logs(self, delivery_ids: Iterable[str]) -> None: ...
+
+    @abc.abstractmethod
+    def claim_stale_logs(self, consumer: str, min_idle_ms: int) -> list[Delivery[LogLine]]: ...
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def wake(self) -> None:
+        """Make every blocked read of this transport return now."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Wake blocked readers and release resources; later calls raise ``TransportClosed``."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+M = TypeVar("M", TaskRequest, TaskResponse, AntRegistration, LogLine)
+
+
+def decode_entry(cls: type[M], raw: object, where: str) -> M | None:
+    """Decode one stream entry; log and return None when it is malformed (caller acks/skips it)."""
+    try:
+        if raw is None:
+            raise ProtocolError(f"{cls.__name__}: entry has no message field")
+        return cls.from_json(raw)  # type: ignore[arg-type]
+    except ProtocolError as exc:
+        logger.warning("skipping malformed entry %s: %s", where, exc)
+        return None

@@ -1,0 +1,404 @@
+"""Redis Streams transport (see ``ants.messaging.base`` for stream names and semantics).
+
+Speed notes: writes that belong together go in one pipeline (a response and the ack of its
+request; a batch of log lines and their expiry), and readers block in XREADGROUP/XREAD instead
+of polling. ``wake()`` interrupts blocked reads with CLIENT UNBLOCK: blocking reads run on a
+connection whose client id we know, so shutdown and "a slot became free" need no polling either.
+
+Every entry has a single field ``m`` holding the message JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from redis.connection import Connection
+
+from ants.messaging.base import (
+    CONTROL_BATCH,
+    CONTROL_ID_PREFIX,
+    DEFAULT_ANT_TTL_SECS,
+    LOG_STREAM_MAXLEN,
+    LOG_STREAM_TTL_SECS,
+    LOGS_GROUP,
+    REGISTRATIONS_MAXLEN,
+    RESPONSES_GROUP,
+    SHARED_LOG_MAXLEN,
+    TASKS_GROUP,
+    Delivery,
+    Transport,
+    TransportClosed,
+    decode_entry,
+)
+from ants.protocol import ACTION_EXECUTE, AntRegistration, LogLine, TaskRequest, TaskResponse
+
+logger = logging.getLogger(__name__)
+
+FIELD = b"m"
+CLAIM_BATCH = 100
+RawEntries = list[tuple[str, dict[bytes, bytes] | None]]
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse_read_reply(reply: Any) -> dict[str, RawEntries]:
+    """Parse a raw RESP2 XREAD/XREADGROUP reply: [[key, [[id, [f, v, ...]], ...]], ...]."""
+    out: dict[str, RawEntries] = {}
+    if not reply:
+        return out
+    for key, entries in reply:
+        items: RawEntries = []
+        for entry_id, fields in entries or []:
+            if fields is None:
+                items.append((_s(entry_id), None))
+                continue
+            it = iter(fields)
+            items.append((_s(entry_id), dict(zip(it, it, strict=False))))
+        out[_s(key)] = items
+    return out
+
+
+class RedisStreamsTransport(Transport):
+    """Queen <-> ant messaging over Redis Streams and consumer groups."""
+
+    def __init__(self, redis_url: str, prefix: str = "formicary", **redis_kwargs: Any) -> None:
+        self.prefix = prefix
+        # RESP2 so the raw replies of blocking reads have one known shape.
+        self._r = redis.Redis.from_url(redis_url, protocol=2, decode_responses=False, **redis_kwargs)
+        self._pool = self._r.connection_pool
+        self._lock = threading.Lock()
+        self._groups: set[tuple[str, str]] = set()
+        self._blocked: dict[int, int] = {}  # client id -> number of reads blocked on it
+        self._wake_gen = 0
+        self._reg_cursor: str | None = None
+        self._closed = False
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The underlying client (tests use it to inject raw entries)."""
+        return self._r
+
+    # -- keys ----------------------------------------------------------------------------------
+    def key_tasks(self, ant_id: str) -> str:
+        return f"{self.prefix}:ant:{ant_id}:tasks"
+
+    def key_control(self, ant_id: str) -> str:
+        return f"{self.prefix}:ant:{ant_id}:control"
+
+    @property
+    def key_responses(self) -> str:
+        return f"{self.prefix}:responses"
+
+    @property
+    def key_registrations(self) -> str:
+        return f"{self.prefix}:registrations"
+
+    @property
+    def key_ants(self) -> str:
+        return f"{self.prefix}:ants"
+
+    @property
+    def key_all_logs(self) -> str:
+        return f"{self.prefix}:logs"
+
+    def key_logs(self, task_execution_id: int) -> str:
+        return f"{self.prefix}:logs:{task_execution_id}"
+
+    def raw_add(self, key: str, payload: str | bytes) -> str:
+        """Append a raw entry (tests use it to inject malformed messages)."""
+        return _s(self._r.xadd(key, {FIELD: payload}))
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportClosed("transport is closed")
+
+    def _ensure_group(self, key: str, group: str) -> None:
+        if (key, group) in self._groups:
+            return
+        try:
+            # From id 0: entries sent before the consumer first connected are not skipped.
+            self._r.xgroup_create(key, group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        with self._lock:
+            self._groups.add((key, group))
+
+    def _read(self, args: list[Any], block_ms: int, groups: list[tuple[str, str]]) -> dict[str, RawEntries]:
+        """XREAD/XREADGROUP with BLOCK on a connection that ``wake()`` can unblock."""
+        self._check_open()
+        for key, group in groups:
+            self._ensure_group(key, group)
+        gen = self._wake_gen
+        try:
+            return self._read_once(args, block_ms, gen)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The stream (and its group) vanished, e.g. FLUSHDB: recreate and retry once.
+            with self._lock:
+                self._groups.difference_update(groups)
+            for key, group in groups:
+                self._ensure_group(key, group)
+            return self._read_once(args, block_ms, gen)
+
+    def _read_once(self, args: list[Any], block_ms: int, gen: int) -> dict[str, RawEntries]:
+        cmd, rest = args[0], args[1:]
+        if block_ms > 0:
+            rest = ["BLOCK", block_ms, *rest]
+        conn: Connection = self._pool.get_connection()
+        cid: int | None = None
+        try:
+            if block_ms > 0:
+                cid = self._client_id(conn)
+                with self._lock:
+                    if self._closed:
+                        raise TransportClosed("transport is closed")
+                    if self._wake_gen != gen:
+                        return {}
+                    self._blocked[cid] = self._blocked.get(cid, 0) + 1
+            conn.send_command(cmd, *rest)
+            reply = conn.read_response()
+            if self._closed:
+                raise TransportClosed("transport is closed")
+        except (redis.ResponseError, TransportClosed):
+            raise
+        except BaseException as exc:
+            conn.disconnect()
+            if self._closed:
+                raise TransportClosed("transport is closed") from exc
+            raise
+        finally:
+            if cid is not None:
+                with self._lock:
+                    n = self._blocked.pop(cid, 1) - 1
+                    if n > 0:
+                        self._blocked[cid] = n
+            self._pool.release(conn)
+        return _parse_read_reply(reply)
+
+    @staticmethod
+    def _client_id(conn: Connection) -> int:
+        # Cached per socket: a reconnect gets a new client id.
+        sock = conn._sock
+        if sock is None:
+            conn.connect()
+            sock = conn._sock
+        if getattr(conn, "_formicary_sock", None) is not sock:
+            conn.send_command("CLIENT", "ID")
+            conn._formicary_cid = int(conn.read_response())  # type: ignore[attr-defined]
+            conn._formicary_sock = sock  # type: ignore[attr-defined]
+        return conn._formicary_cid  # type: ignore[attr-defined]
+
+    def _decode_group(
+        self, cls: type, key: str, group: str, items: RawEntries, id_prefix: str = ""
+    ) -> list[Delivery[Any]]:
+        out: list[Delivery[Any]] = []
+        bad: list[str] = []
+        for entry_id, fields in items:
+            msg = decode_entry(cls, None if fields is None else fields.get(FIELD), f"{key} {entry_id}")
+            if msg is None:
+                bad.append(entry_id)
+            else:
+                out.append(Delivery(id_prefix + entry_id, msg))
+        if bad:  # malformed entries are acked and dropped so nobody reads them again
+            self._ack(key, group, bad)
+        return out
+
+    def _ack(self, key: str, group: str, entry_ids: list[str]) -> None:
+        if not entry_ids:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        pipe.xack(key, group, *entry_ids)
+        pipe.xdel(key, *entry_ids)
+        pipe.execute()
+
+    def _claim(self, key: str, group: str, consumer: str, min_idle_ms: int) -> RawEntries:
+        self._check_open()
+        self._ensure_group(key, group)
+        out: RawEntries = []
+        start = "0-0"
+        while True:
+            reply = self._r.xautoclaim(key, group, consumer, min_idle_ms, start_id=start, count=CLAIM_BATCH)
+            start = _s(reply[0])
+            for entry_id, fields in reply[1]:
+                out.append((_s(entry_id), fields))
+            if start == "0-0" or not reply[1]:
+                return out
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def send_task(self, ant_id: str, req: TaskRequest) -> None:
+        self._check_open()
+        key = self.key_tasks(ant_id) if req.action == ACTION_EXECUTE else self.key_control(ant_id)
+        self._r.xadd(key, {FIELD: req.to_json()})
+
+    def _task_key(self, ant_id: str, delivery_id: str) -> tuple[str, str]:
+        if delivery_id.startswith(CONTROL_ID_PREFIX):
+            return self.key_control(ant_id), delivery_id[len(CONTROL_ID_PREFIX) :]
+        return self.key_tasks(ant_id), delivery_id
+
+    def read_tasks(self, ant_id: str, consumer: str, block_ms: int, count: int) -> list[Delivery[TaskRequest]]:
+        ctl, tasks = self.key_control(ant_id), self.key_tasks(ant_id)
+        groups = [(ctl, TASKS_GROUP), (tasks, TASKS_GROUP)]
+        if count > 0:
+            # COUNT applies per stream: up to `count` EXECUTEs plus as many control entries.
+            args = ["XREADGROUP", "GROUP", TASKS_GROUP, consumer, "COUNT", count, "STREAMS", ctl, tasks, ">", ">"]
+        else:
+            args = ["XREADGROUP", "GROUP", TASKS_GROUP, consumer, "COUNT", CONTROL_BATCH, "STREAMS", ctl, ">"]
+        reply = self._read(args, block_ms, groups)
+        out = self._decode_group(TaskRequest, ctl, TASKS_GROUP, reply.get(ctl, []), CONTROL_ID_PREFIX)
+        return out + self._decode_group(TaskRequest, tasks, TASKS_GROUP, reply.get(tasks, []))
+
+    def ack_task(self, ant_id: str, delivery_id: str) -> None:
+        key, entry_id = self._task_key(ant_id, delivery_id)
+        self._ack(key, TASKS_GROUP, [entry_id])
+
+    def claim_stale_tasks(self, ant_id: str, consumer: str, min_idle_ms: int) -> list[Delivery[TaskRequest]]:
+        out: list[Delivery[TaskRequest]] = []
+        for key, prefix in ((self.key_control(ant_id), CONTROL_ID_PREFIX), (self.key_tasks(ant_id), "")):
+            items = self._claim(key, TASKS_GROUP, consumer, min_idle_ms)
+            out += self._decode_group(TaskRequest, key, TASKS_GROUP, items, prefix)
+        return out
+
+    # -- responses -----------------------------------------------------------------------------
+    def send_response(self, resp: TaskResponse) -> None:
+        self._check_open()
+        self._r.xadd(self.key_responses, {FIELD: resp.to_json()})
+
+    def send_response_and_ack(self, ant_id: str, delivery_id: str, resp: TaskResponse) -> None:
+        self._check_open()
+        key, entry_id = self._task_key(ant_id, delivery_id)
+        # One round trip, and MULTI makes "response sent" and "request acked" one event.
+        pipe = self._r.pipeline(transaction=True)
+        pipe.xadd(self.key_responses, {FIELD: resp.to_json()})
+        pipe.xack(key, TASKS_GROUP, entry_id)
+        pipe.xdel(key, entry_id)
+        pipe.execute()
+
+    def read_responses(self, group_consumer: str, block_ms: int, count: int) -> list[Delivery[TaskResponse]]:
+        key = self.key_responses
+        args = ["XREADGROUP", "GROUP", RESPONSES_GROUP, group_consumer, "COUNT", max(count, 1), "STREAMS", key, ">"]
+        reply = self._read(args, block_ms, [(key, RESPONSES_GROUP)])
+        return self._decode_group(TaskResponse, key, RESPONSES_GROUP, reply.get(key, []))
+
+    def ack_response(self, delivery_id: str) -> None:
+        self._ack(self.key_responses, RESPONSES_GROUP, [delivery_id])
+
+    def ack_responses(self, delivery_ids: Iterable[str]) -> None:
+        self._ack(self.key_responses, RESPONSES_GROUP, list(delivery_ids))
+
+    def claim_stale_responses(self, consumer: str, min_idle_ms: int) -> list[Delivery[TaskResponse]]:
+        key = self.key_responses
+        items = self._claim(key, RESPONSES_GROUP, consumer, min_idle_ms)
+        return self._decode_group(TaskResponse, key, RESPONSES_GROUP, items)
+
+    # -- registrations -------------------------------------------------------------------------
+    def publish_registration(self, reg: AntRegistration) -> None:
+        self._check_open()
+        payload = reg.to_json()
+        pipe = self._r.pipeline(transaction=False)
+        pipe.xadd(self.key_registrations, {FIELD: payload}, maxlen=REGISTRATIONS_MAXLEN, approximate=True)
+        pipe.hset(self.key_ants, reg.ant_id, payload)
+        pipe.execute()
+
+    def read_registrations(self, block_ms: int) -> list[AntRegistration]:
+        key = self.key_registrations
+        if self._reg_cursor is None:
+            # Start after the newest entry: history is what ant_registrations() is for.
+            last = self._r.xrevrange(key, count=1)
+            self._reg_cursor = _s(last[0][0]) if last else "0-0"
+        args = ["XREAD", "COUNT", 1000, "STREAMS", key, self._reg_cursor]
+        items = self._read(args, block_ms, []).get(key, [])
+        if items:
+            self._reg_cursor = items[-1][0]
+        out = []
+        for entry_id, fields in items:
+            reg = decode_entry(AntRegistration, None if fields is None else fields.get(FIELD), f"{key} {entry_id}")
+            if reg is not None:
+                out.append(reg)
+        return out
+
+    def ant_registrations(
+        self, max_age_secs: float = DEFAULT_ANT_TTL_SECS, include_shutting_down: bool = False
+    ) -> dict[str, AntRegistration]:
+        self._check_open()
+        now = time.time()
+        out: dict[str, AntRegistration] = {}
+        for ant_id, payload in self._r.hgetall(self.key_ants).items():
+            reg = decode_entry(AntRegistration, payload, f"{self.key_ants} {_s(ant_id)}")
+            if reg is None or now - reg.created_at > max_age_secs:
+                continue
+            if reg.shutting_down and not include_shutting_down:
+                continue
+            out[reg.ant_id] = reg
+        return out
+
+    # -- logs ----------------------------------------------------------------------------------
+    def publish_logs(self, lines: list[LogLine]) -> None:
+        if not lines:
+            return
+        self._check_open()
+        pipe = self._r.pipeline(transaction=False)
+        keys = set()
+        for line in lines:
+            payload = {FIELD: line.to_json()}
+            key = self.key_logs(line.task_execution_id)
+            keys.add(key)
+            pipe.xadd(key, payload, maxlen=LOG_STREAM_MAXLEN, approximate=True)
+            pipe.xadd(self.key_all_logs, payload, maxlen=SHARED_LOG_MAXLEN, approximate=True)
+        for key in keys:
+            pipe.expire(key, LOG_STREAM_TTL_SECS)
+        pipe.execute()
+
+    def read_logs(self, task_execution_id: int, after_id: str, block_ms: int) -> list[tuple[str, LogLine]]:
+        key = self.key_logs(task_execution_id)
+        args = ["XREAD", "COUNT", 1000, "STREAMS", key, after_id or "0"]
+        out = []
+        for entry_id, fields in self._read(args, block_ms, []).get(key, []):
+            line = decode_entry(LogLine, None if fields is None else fields.get(FIELD), f"{key} {entry_id}")
+            if line is not None:
+                out.append((entry_id, line))
+        return out
+
+    def read_all_logs(self, consumer: str, block_ms: int, count: int = 1000) -> list[Delivery[LogLine]]:
+        key = self.key_all_logs
+        args = ["XREADGROUP", "GROUP", LOGS_GROUP, consumer, "COUNT", max(count, 1), "STREAMS", key, ">"]
+        reply = self._read(args, block_ms, [(key, LOGS_GROUP)])
+        return self._decode_group(LogLine, key, LOGS_GROUP, reply.get(key, []))
+
+    def ack_logs(self, delivery_ids: Iterable[str]) -> None:
+        self._ack(self.key_all_logs, LOGS_GROUP, list(delivery_ids))
+
+    def claim_stale_logs(self, consumer: str, min_idle_ms: int) -> list[Delivery[LogLine]]:
+        key = self.key_all_logs
+        return self._decode_group(LogLine, key, LOGS_GROUP, self._claim(key, LOGS_GROUP, consumer, min_idle_ms))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def wake(self) -> None:
+        with self._lock:
+            self._wake_gen += 1
+            blocked = list(self._blocked)
+        for cid in blocked:
+            try:
+                self._r.client_unblock(cid)
+            except redis.RedisError as exc:  # the read may have finished meanwhile
+                logger.debug("CLIENT UNBLOCK %s failed: %s", cid, exc)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.wake()
+        # Let unblocked readers hand their connections back before the pool is torn down.
+        deadline = time.monotonic() + 1.0
+        while self._blocked and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self._pool.disconnect()

@@ -1,0 +1,531 @@
+"""The ant worker: pulls task requests addressed to this ant, runs them, reports back.
+
+Life of an EXECUTE request:
+
+1. ``run_once`` reads at most as many EXECUTE requests as there are free slots (CANCEL, PING
+   and other control actions come on a separate stream and are read even when full).
+2. A pool thread sends an EXECUTING response, runs the executor in
+   ``work_root/<task_execution_id>-<attempt>``, streams log lines (batched; flushed at least
+   every 50 ms and always before the final response), then sends the final response and acks
+   the request in one step. A crash before that leaves the request pending: the restarted ant
+   claims it (``claim_stale_tasks``) and runs it again; the queen discards results it already
+   has (it keys them on task execution id + attempt).
+3. The slot is freed; if the ant was full, the blocked read is woken so new work starts at once.
+
+Idempotency on the ant: a duplicate EXECUTE of an attempt that is running is acked and
+ignored; one that recently finished gets its final response again; one that was cancelled
+before it started is answered CANCELLED.
+
+Shutdown (``stop()``, SIGTERM or SIGINT): no new EXECUTE is read, control requests still are,
+in-flight tasks finish (after ``shutdown_grace_secs`` they are cancelled and reported FAILED
+with ERR_ANT_SHUTDOWN so the queen can retry them elsewhere), logs are flushed and a final
+registration with ``shutting_down=True`` is published. A second signal cancels at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ants.config import AntConfig
+from ants.executors.base import ERR_EXECUTOR, ExecutionContext, ExecutionResult, UnsupportedMethod, executor_for
+from ants.messaging.base import Delivery, Transport, TransportClosed
+from ants.protocol import (
+    ACTION_CANCEL,
+    ACTION_EXECUTE,
+    ACTION_PING,
+    STATUS_CANCELLED,
+    STATUS_COMPLETED,
+    STATUS_EXECUTING,
+    STATUS_FAILED,
+    AntRegistration,
+    LogLine,
+    TaskRequest,
+    TaskResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+LOG_FLUSH_SECS = 0.05
+LOG_FLUSH_LINES = 500  # flush early when this many lines are waiting
+MAX_BUFFERED_LOG_LINES = 100_000  # kept for retry while the transport is down
+FULL_BLOCK_MS = 200  # a full ant re-checks its slots at least this often (wake() is the fast path)
+ERR_UNSUPPORTED_METHOD = "ERR_UNSUPPORTED_METHOD"
+ERR_UNSUPPORTED_ACTION = "ERR_UNSUPPORTED_ACTION"
+ERR_ANT_EXCEPTION = "ERR_ANT_EXCEPTION"
+ERR_ANT_SHUTDOWN = "ERR_ANT_SHUTDOWN"
+RECENT_KEYS = 2000
+
+Key = tuple[int, int]
+
+
+@dataclass
+class _Running:
+    req: TaskRequest
+    delivery_id: str
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    started_at: float = field(default_factory=time.time)
+    seq: int = 0
+    shutdown_cancel: bool = False
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+def _noop_before(req: TaskRequest, workdir: Path) -> None:
+    return None
+
+
+def _noop_after(req: TaskRequest, workdir: Path, result: ExecutionResult) -> None:
+    return None
+
+
+class AntWorker:
+    """Runs tasks for one ant id. Thread-safe; ``run_forever`` runs on the calling thread."""
+
+    def __init__(
+        self,
+        config: AntConfig,
+        transport: Transport,
+        *,
+        consumer: str | None = None,
+        executor_lookup: Callable[[str, Any], Any] = executor_for,
+        block_ms: int = 1000,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        # One consumer name per ant id: a restarted ant finds its own pending requests.
+        self.consumer = consumer or config.ant_id
+        self.block_ms = block_ms
+        self.executor_lookup = executor_lookup
+        # Hooks for artifact support: called on the task thread around the executor.
+        self.before_execute: Callable[[TaskRequest, Path], None] = _noop_before
+        self.after_execute: Callable[[TaskRequest, Path, ExecutionResult], None] = _noop_after
+        # Handlers for TERMINATE_CONTAINER / LIST_CONTAINERS etc. (docker/k8s modules add them).
+        self.action_handlers: dict[str, Callable[[TaskRequest], TaskResponse | None]] = {}
+
+        self.started_at = time.time()
+        self.total_executed = 0
+        self.peak_load = 0  # highest number of concurrently running tasks (tests, metrics)
+        self._lock = threading.Lock()
+        self._running: dict[Key, _Running] = {}
+        self._backlog: deque[Delivery[TaskRequest]] = deque()
+        self._cancelled: OrderedDict[Key, None] = OrderedDict()
+        self._finished: OrderedDict[Key, TaskResponse] = OrderedDict()
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix=f"ant-{config.ant_id}")
+
+        self._log_cond = threading.Condition()
+        self._log_buf: list[LogLine] = []
+        self._flush_lock = threading.Lock()  # one flush at a time keeps lines in order
+
+        self._stop = threading.Event()
+        self._bg_stop = threading.Event()
+        self._bg: threading.Thread | None = None
+        self._recovered = False
+        self._last_heartbeat = 0.0
+        self._signals = 0
+
+    # -- public --------------------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def current_load(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def stop(self) -> None:
+        """Stop taking work; ``run_forever`` finishes in-flight tasks and returns."""
+        self._stop.set()
+        self.transport.wake()
+
+    def cancel_all(self, shutdown: bool = True) -> None:
+        with self._lock:
+            runs = list(self._running.values())
+        for run in runs:
+            run.shutdown_cancel = shutdown
+            run.cancel_event.set()
+
+    def registration(self, shutting_down: bool = False) -> AntRegistration:
+        with self._lock:
+            allocations: dict[str, dict[str, str]] = {}
+            for run in self._running.values():
+                allocations.setdefault(str(run.req.job_request_id), {})[run.req.task_type] = STATUS_EXECUTING
+            load = len(self._running)
+            total = self.total_executed
+        topic_fn = getattr(self.transport, "key_tasks", None)
+        return AntRegistration(
+            ant_id=self.config.ant_id,
+            ant_topic=topic_fn(self.config.ant_id) if callable(topic_fn) else "",
+            max_capacity=self.config.concurrency,
+            tags=list(self.config.tags),
+            methods=list(self.config.methods),
+            current_load=load,
+            total_executed=total,
+            allocations=allocations,
+            created_at=time.time(),
+            ant_started_at=self.started_at,
+            shutting_down=shutting_down,
+        )
+
+    def heartbeat(self, shutting_down: bool = False) -> None:
+        self._last_heartbeat = time.monotonic()
+        self.transport.publish_registration(self.registration(shutting_down))
+
+    def start(self) -> None:
+        """Start the background thread (heartbeats, log flushing); idempotent."""
+        if self._bg is None:
+            self._bg = threading.Thread(target=self._background, name=f"ant-{self.config.ant_id}-bg", daemon=True)
+            self._bg.start()
+
+    def run_once(self, block_ms: int | None = None) -> int:
+        """Read and dispatch one batch of requests; returns how many were read."""
+        block_ms = self.block_ms if block_ms is None else block_ms
+        self.start()
+        handled = 0
+        if not self._recovered:
+            self._recovered = True
+            # Whatever this ant id read but never acked (a crash) is ours to run again.
+            for delivery in self.transport.claim_stale_tasks(self.config.ant_id, self.consumer, 0):
+                self._dispatch(delivery)
+                handled += 1
+        self._start_backlog()
+        with self._lock:
+            free = self.config.concurrency - len(self._running) - len(self._backlog)
+        if self._stop.is_set():
+            free = 0
+        wait = block_ms if free > 0 else min(block_ms, FULL_BLOCK_MS)
+        deliveries = self.transport.read_tasks(self.config.ant_id, self.consumer, wait, max(free, 0))
+        for delivery in deliveries:
+            self._dispatch(delivery)
+        return handled + len(deliveries)
+
+    def run_forever(self) -> None:
+        """Loop until ``stop()`` (or SIGTERM/SIGINT), then drain and leave."""
+        restore = self._install_signal_handlers()
+        try:
+            self.start()
+            self.heartbeat()
+            backoff = 0.1
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                    backoff = 0.1
+                except TransportClosed:
+                    break
+                except Exception:
+                    logger.exception("ant %s: reading requests failed; retrying in %.1fs", self.config.ant_id, backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+            self._drain()
+        finally:
+            self.shutdown()
+            restore()
+
+    def shutdown(self) -> None:
+        """Wait for in-flight tasks, flush logs, publish the final registration, stop threads."""
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+        self._bg_stop.set()
+        with self._log_cond:
+            self._log_cond.notify_all()
+        if self._bg is not None:
+            self._bg.join(timeout=5)
+        try:
+            self.flush_logs()
+            self.heartbeat(shutting_down=True)
+        except TransportClosed:
+            pass
+        except Exception:
+            logger.exception("ant %s: final registration failed", self.config.ant_id)
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def _dispatch(self, delivery: Delivery[TaskRequest]) -> None:
+        req = delivery.message
+        try:
+            if req.action == ACTION_EXECUTE:
+                self._on_execute(delivery)
+            elif req.action == ACTION_CANCEL:
+                self._on_cancel(delivery)
+            elif req.action == ACTION_PING:
+                self.heartbeat()
+                self._reply(delivery, STATUS_COMPLETED, exit_message="PONG")
+            else:
+                handler = self.action_handlers.get(req.action)
+                resp = handler(req) if handler is not None else None
+                if resp is not None:
+                    self.transport.send_response_and_ack(self.config.ant_id, delivery.id, resp)
+                else:
+                    msg = f"action {req.action} is not supported by ant {self.config.ant_id}"
+                    self._reply(delivery, STATUS_FAILED, error_code=ERR_UNSUPPORTED_ACTION, error_message=msg)
+        except TransportClosed:
+            raise
+        except Exception:
+            # Left unacked: it is retried when this ant restarts.
+            logger.exception("ant %s: handling %s request failed", self.config.ant_id, req.action)
+
+    def _reply(self, delivery: Delivery[TaskRequest], status: str, **fields: Any) -> None:
+        req = delivery.message
+        resp = TaskResponse(
+            task_execution_id=req.task_execution_id,
+            job_request_id=req.job_request_id,
+            attempt=req.attempt,
+            ant_id=self.config.ant_id,
+            action=req.action,
+            task_type=req.task_type,
+            status=status,
+            ended_at=time.time(),
+            **fields,
+        )
+        self.transport.send_response_and_ack(self.config.ant_id, delivery.id, resp)
+
+    def _on_execute(self, delivery: Delivery[TaskRequest]) -> None:
+        req = delivery.message
+        key = req.key
+        with self._lock:
+            if key in self._running:
+                duplicate, finished, cancelled = True, None, False
+            else:
+                duplicate, finished, cancelled = False, self._finished.get(key), key in self._cancelled
+        if duplicate:
+            logger.info("ant %s: duplicate EXECUTE %s ignored", self.config.ant_id, key)
+            self.transport.ack_task(self.config.ant_id, delivery.id)
+            return
+        if finished is not None:
+            self.transport.send_response_and_ack(self.config.ant_id, delivery.id, finished)
+            return
+        if cancelled:
+            self._reply(delivery, STATUS_CANCELLED, exit_message="task cancelled before it started")
+            return
+        if self._stop.is_set():
+            return  # not acked: a restarted ant (or the queen's recovery) takes it
+        with self._lock:
+            full = len(self._running) >= self.config.concurrency
+            if full:
+                # Only after a crash-recovery claim: keep it (still pending) until a slot frees.
+                self._backlog.append(delivery)
+                return
+            run = _Running(req=req, delivery_id=delivery.id)
+            self._running[key] = run
+            self.peak_load = max(self.peak_load, len(self._running))
+        self._pool.submit(self._execute, run)
+
+    def _start_backlog(self) -> None:
+        while True:
+            with self._lock:
+                if not self._backlog or len(self._running) >= self.config.concurrency or self._stop.is_set():
+                    return
+                delivery = self._backlog.popleft()
+            self._on_execute(delivery)
+
+    def _on_cancel(self, delivery: Delivery[TaskRequest]) -> None:
+        req = delivery.message
+        with self._lock:
+            key = req.key
+            self._cancelled[key] = None
+            while len(self._cancelled) > RECENT_KEYS:
+                self._cancelled.popitem(last=False)
+            runs = [r for k, r in self._running.items() if k == key]
+            queued = [d for d in self._backlog if d.message.key == key]
+            for d in queued:
+                self._backlog.remove(d)
+        for run in runs:
+            logger.info("ant %s: cancelling %s", self.config.ant_id, key)
+            run.cancel_event.set()
+        for d in queued:
+            self._reply(d, STATUS_CANCELLED, exit_message="task cancelled before it started")
+        self.transport.ack_task(self.config.ant_id, delivery.id)
+
+    # -- execution (pool threads) --------------------------------------------------------------
+    def _execute(self, run: _Running) -> None:
+        req = run.req
+        cfg = self.config
+        workdir = Path(cfg.work_root) / f"{req.task_execution_id}-{req.attempt}"
+        try:
+            self.transport.send_response(
+                TaskResponse(
+                    task_execution_id=req.task_execution_id,
+                    job_request_id=req.job_request_id,
+                    attempt=req.attempt,
+                    ant_id=cfg.ant_id,
+                    task_type=req.task_type,
+                    status=STATUS_EXECUTING,
+                    started_at=run.started_at,
+                )
+            )
+        except Exception:
+            logger.exception("ant %s: EXECUTING ack for %s failed", cfg.ant_id, req.key)
+
+        method = (req.method or cfg.default_method).upper()
+        try:
+            if method not in cfg.methods:
+                raise UnsupportedMethod(f"method {method} is not enabled on ant {cfg.ant_id}")
+            executor = self.executor_lookup(method, cfg)
+            shutil.rmtree(workdir, ignore_errors=True)  # a redelivered attempt starts clean
+            workdir.mkdir(parents=True, exist_ok=True)
+            self.before_execute(req, workdir)
+            deadline = time.monotonic() + req.timeout_secs if req.timeout_secs else None
+            ctx = ExecutionContext(
+                workdir=workdir,
+                log=lambda stream, line: self._log(run, stream, line),
+                cancel_event=run.cancel_event,
+                deadline=deadline,
+            )
+            result = executor.execute(req, ctx)
+            self.after_execute(req, workdir, result)
+        except UnsupportedMethod as exc:
+            result = ExecutionResult(
+                status=STATUS_FAILED, exit_message=str(exc), error_code=ERR_UNSUPPORTED_METHOD, error_message=str(exc)
+            )
+        except Exception as exc:
+            logger.exception("ant %s: task %s raised", cfg.ant_id, req.key)
+            msg = f"{type(exc).__name__}: {exc}"
+            result = ExecutionResult(status=STATUS_FAILED, exit_message=msg, error_code=ERR_ANT_EXCEPTION, error_message=msg)
+        if run.shutdown_cancel and result.status == STATUS_CANCELLED:
+            # Not the user's cancel: report a retryable failure instead.
+            result.status, result.error_code = STATUS_FAILED, ERR_ANT_SHUTDOWN
+            result.error_message = result.exit_message = f"ant {cfg.ant_id} shut down"
+        if result.status == STATUS_FAILED and not result.error_code and result.exit_code is None:
+            result.error_code = ERR_EXECUTOR
+
+        resp = TaskResponse(
+            task_execution_id=req.task_execution_id,
+            job_request_id=req.job_request_id,
+            attempt=req.attempt,
+            ant_id=cfg.ant_id,
+            task_type=req.task_type,
+            status=result.status,
+            exit_code=result.exit_code,
+            exit_message=result.exit_message,
+            error_code=result.error_code,
+            error_message=result.error_message,
+            failed_command=result.failed_command,
+            task_context=result.task_context,
+            job_context=result.job_context,
+            artifacts=result.artifacts,
+            warnings=result.warnings,
+            stdout=result.stdout,
+            cost_factor=result.cost_factor,
+            started_at=run.started_at,
+            ended_at=time.time(),
+        )
+        sent = False
+        try:
+            self.flush_logs()  # every line lands before the response that ends the task
+            self.transport.send_response_and_ack(cfg.ant_id, run.delivery_id, resp)
+            sent = True
+        except Exception:
+            logger.exception("ant %s: response for %s not sent; the request stays pending", cfg.ant_id, req.key)
+        finally:
+            if not cfg.keep_workdirs:
+                shutil.rmtree(workdir, ignore_errors=True)
+            with self._lock:
+                was_full = len(self._running) >= cfg.concurrency
+                self._running.pop(req.key, None)
+                self.total_executed += 1
+                if sent:
+                    self._finished[req.key] = resp
+                    while len(self._finished) > RECENT_KEYS:
+                        self._finished.popitem(last=False)
+            if was_full and not self._stop.is_set():
+                try:
+                    self.transport.wake()  # the reader is blocked on control only: take new work
+                except Exception:
+                    logger.debug("wake failed", exc_info=True)
+
+    # -- logs ----------------------------------------------------------------------------------
+    def _log(self, run: _Running, stream: str, line: str) -> None:
+        entry = LogLine(
+            task_execution_id=run.req.task_execution_id,
+            job_request_id=run.req.job_request_id,
+            attempt=run.req.attempt,
+            seq=run.next_seq(),
+            stream=stream,
+            line=line,
+            ts=time.time(),
+        )
+        with self._log_cond:
+            self._log_buf.append(entry)
+            if len(self._log_buf) >= LOG_FLUSH_LINES:
+                self._log_cond.notify_all()
+
+    def flush_logs(self) -> None:
+        with self._flush_lock:
+            with self._log_cond:
+                batch, self._log_buf = self._log_buf, []
+            if not batch:
+                return
+            try:
+                self.transport.publish_logs(batch)
+            except Exception:
+                with self._log_cond:
+                    # Keep them (in order, bounded) for the next flush.
+                    self._log_buf = (batch + self._log_buf)[-MAX_BUFFERED_LOG_LINES:]
+                raise
+
+    # -- background: heartbeats and log flushing -----------------------------------------------
+    def _background(self) -> None:
+        while not self._bg_stop.is_set():
+            with self._log_cond:
+                if len(self._log_buf) < LOG_FLUSH_LINES:
+                    self._log_cond.wait(LOG_FLUSH_SECS)
+            if self._bg_stop.is_set():
+                return
+            try:
+                self.flush_logs()
+                if time.monotonic() - self._last_heartbeat >= self.config.heartbeat_secs and not self._stop.is_set():
+                    self.heartbeat()
+            except TransportClosed:
+                return
+            except Exception:
+                logger.exception("ant %s: background publish failed", self.config.ant_id)
+                self._bg_stop.wait(1.0)
+
+    # -- shutdown ------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Let in-flight tasks finish while still handling CANCEL; cancel after the grace period."""
+        grace = self.config.shutdown_grace_secs
+        give_up = None if grace is None else time.monotonic() + grace
+        while self.current_load:
+            if give_up is not None and time.monotonic() >= give_up:
+                logger.warning("ant %s: grace period over; cancelling %d tasks", self.config.ant_id, self.current_load)
+                self.cancel_all(shutdown=True)
+                give_up = None
+            try:
+                self.run_once(block_ms=100)
+            except TransportClosed:
+                return
+            except Exception:
+                logger.exception("ant %s: reading control requests failed", self.config.ant_id)
+                time.sleep(0.1)
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: Any) -> None:
+            self._signals += 1
+            # Only set flags here: wake() takes locks the interrupted code may hold.
+            self._stop.set()
+            if self._signals > 1:
+                threading.Thread(target=self.cancel_all, daemon=True).start()
+            threading.Thread(target=self.transport.wake, daemon=True).start()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore

@@ -1,0 +1,116 @@
+from django.contrib import admin
+from django.http import HttpRequest
+
+from jobs.models import (
+    ErrorCode,
+    JobConfig,
+    JobDefinition,
+    JobExecution,
+    JobRequest,
+    JobRequestParam,
+    SystemConfig,
+    TaskExecution,
+)
+from orgs.admin_forms import SecretValueForm
+from orgs.admin_scoping import OrgScopedAdmin, ReadOnlyAdmin, ReadOnlyInline
+
+
+@admin.register(JobDefinition)
+class JobDefinitionAdmin(OrgScopedAdmin):
+    list_display = ["job_type", "version", "sem_version", "max_concurrency", "disabled", "is_latest", "public_plugin",
+                    "cron_trigger", "created_at"]  # fmt: skip
+    list_filter = ["disabled", "is_latest", "public_plugin"]
+    search_fields = ["job_type", "description"]
+    readonly_fields = ["job_type", "version", "raw_yaml", "spec", "content_sha256", "is_latest", "created_by",
+                       "created_at", "updated_at"]  # fmt: skip
+    fields = ["job_type", "version", "sem_version", "description", "max_concurrency", "disabled", "cron_trigger",
+              "public_plugin", "tags", "is_latest", "deleted_at", "raw_yaml", "spec", "content_sha256", "created_by",
+              "created_at", "updated_at"]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # uploads go through the API or UI so they are validated
+
+
+@admin.register(JobConfig)
+class JobConfigAdmin(OrgScopedAdmin):
+    list_display = ["job_type", "name", "display_value", "secret", "updated_at"]
+    list_filter = ["secret"]
+    search_fields = ["job_type", "name"]
+    form = SecretValueForm
+    exclude = ["value"]
+
+
+class ParamInline(ReadOnlyInline):
+    model = JobRequestParam
+    fields = ["name", "display_value", "secret"]
+    readonly_fields = fields
+
+
+class ExecutionInline(ReadOnlyInline):
+    model = JobExecution
+    fields = ["id", "job_state", "error_code", "started_at", "ended_at"]
+    readonly_fields = fields
+
+
+@admin.register(JobRequest)
+class JobRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "job_type", "job_version", "job_state", "job_priority", "scheduled_at", "retried",
+                    "user", "created_at"]  # fmt: skip
+    list_filter = ["job_state", "cron_triggered"]
+    search_fields = ["job_type", "user_key", "job_group", "=id"]
+    date_hierarchy = "created_at"
+    inlines = [ParamInline, ExecutionInline]
+
+
+class TaskInline(ReadOnlyInline):
+    model = TaskExecution
+    fields = ["task_type", "method", "task_state", "exit_code", "error_code", "ant_id", "retried", "started_at",
+              "ended_at"]  # fmt: skip
+    readonly_fields = fields
+
+
+@admin.register(JobExecution)
+class JobExecutionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "job_request", "job_state", "error_code", "started_at", "ended_at"]
+    list_filter = ["job_state"]
+    search_fields = ["=id", "job_request__job_type"]
+    inlines = [TaskInline]
+
+
+@admin.register(TaskExecution)
+class TaskExecutionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task_type", "method", "task_state", "exit_code", "error_code", "ant_id", "attempt",
+                    "started_at", "ended_at"]  # fmt: skip
+    list_filter = ["task_state", "method"]
+    search_fields = ["task_type", "ant_id", "=job_execution__job_request__id"]
+
+
+@admin.register(ErrorCode)
+class ErrorCodeAdmin(OrgScopedAdmin):
+    list_display = [
+        "error_code",
+        "exit_code",
+        "regex",
+        "job_type",
+        "task_type_scope",
+        "action",
+        "hard_failure",
+    ]
+    list_filter = ["hard_failure", "action"]
+    search_fields = ["error_code", "regex", "description"]
+
+
+@admin.register(SystemConfig)
+class SystemConfigAdmin(admin.ModelAdmin):
+    list_display = ["scope", "kind", "name", "display_value", "secret"]
+    list_filter = ["scope", "kind", "secret"]
+    search_fields = ["name"]
+    form = SecretValueForm
+    exclude = ["value"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    has_view_permission = has_change_permission = has_add_permission = has_delete_permission = (  # type: ignore[assignment]
+        lambda self, request, obj=None: bool(getattr(request.user, "is_superuser", False))
+    )

@@ -1,0 +1,208 @@
+"""REST API of job definitions and their configs (the reference system's paths)."""
+
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from formicary_site.api import OrgAPIView
+from jobs import selectors
+from jobs.api.parsers import RawBodyParser, is_yaml
+from jobs.api.serializers import (
+    ConcurrencyInput,
+    JobConfigInput,
+    JobConfigSerializer,
+    JobDefinitionSerializer,
+)
+from jobs.definition.dot import to_dot
+from jobs.definition.parser import load_definition
+from jobs.services import definitions as services
+
+
+def _bool(raw: str, name: str) -> bool:
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ValidationError({name: f"must be true or false, got {raw!r}"})
+
+
+class DefinitionListCreate(OrgAPIView):
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(
+        responses=JobDefinitionSerializer(many=True),
+        parameters=[
+            OpenApiParameter("job_type", str),
+            OpenApiParameter("q", str, description="search job_type and description"),
+            OpenApiParameter("public_plugin", bool),
+            OpenApiParameter("disabled", bool),
+            OpenApiParameter("tags", str, description="comma-separated; definitions with any of them"),
+            OpenApiParameter("page", int),
+            OpenApiParameter("pageSize", int),
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        qs = selectors.definitions_live(self.org_id).filter(is_latest=True).order_by("job_type")
+        params = request.query_params
+        if params.get("job_type"):
+            qs = qs.filter(job_type=params["job_type"])
+        if params.get("q"):
+            qs = qs.filter(Q(job_type__icontains=params["q"]) | Q(description__icontains=params["q"]))
+        for flag in ("public_plugin", "disabled"):
+            if params.get(flag):
+                qs = qs.filter(**{flag: _bool(params[flag], flag)})
+        if params.get("paused"):
+            qs = qs.filter(disabled=_bool(params["paused"], "paused"))
+        if params.get("tags"):
+            wanted = [t.strip() for t in params["tags"].split(",") if t.strip()]
+            ids = [d.pk for d in qs.only("pk", "tags") if set(d.tags) & set(wanted)]
+            qs = qs.filter(pk__in=ids)
+        return self.paginate(request, qs, JobDefinitionSerializer)
+
+    @extend_schema(
+        request={"application/yaml": str, "application/json": dict},
+        responses={201: JobDefinitionSerializer, 200: JobDefinitionSerializer},
+        description="Upload a definition as YAML (application/yaml, text/yaml, application/x-yaml) or JSON. "
+        "Uploading an existing job_type creates a new version; the same text again returns 200.",
+    )
+    def post(self, request: Request) -> Response:
+        body: bytes = request.data if isinstance(request.data, bytes) else b""
+        if not body.strip():
+            raise ValidationError("the request body is empty: send the job definition as YAML or JSON")
+        if is_yaml(request.content_type or ""):
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValidationError(f"the definition is not UTF-8 text (byte {exc.start})") from exc
+        else:
+            text = services.definition_text_from_json(body)
+        definition, created = services.definition_upload(org_id=self.org_id, user=request.user, text=text)
+        return Response(
+            JobDefinitionSerializer(definition).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class DefinitionDetail(OrgAPIView):
+    @extend_schema(
+        responses=JobDefinitionSerializer,
+        parameters=[OpenApiParameter("version", str, description="with a job type: that version")],
+    )
+    def get(self, request: Request, key: str) -> Response:
+        definition = selectors.definition_get(self.org_id, key, request.query_params.get("version"))
+        return Response(JobDefinitionSerializer(definition).data)
+
+    @extend_schema(responses={200: None})
+    def delete(self, request: Request, key: str) -> Response:
+        services.definition_delete(definition=selectors.definition_get(self.org_id, key))
+        return Response(status=status.HTTP_200_OK)
+
+
+class DefinitionYaml(OrgAPIView):
+    @extend_schema(responses={(200, "application/yaml"): str})
+    def get(self, request: Request, key: str) -> HttpResponse:
+        definition = selectors.definition_get(self.org_id, key, request.query_params.get("version"))
+        return HttpResponse(definition.raw_yaml, content_type="application/yaml; charset=utf-8")
+
+
+class DefinitionDot(OrgAPIView):
+    @extend_schema(responses={(200, "text/vnd.graphviz"): str})
+    def get(self, request: Request, key: str) -> HttpResponse:
+        definition = selectors.definition_get(self.org_id, key)
+        return HttpResponse(to_dot(load_definition(definition.raw_yaml)), content_type="text/vnd.graphviz")
+
+
+class DefinitionDisable(OrgAPIView):
+    disabled = True
+
+    @extend_schema(request=None, responses=JobDefinitionSerializer)
+    def post(self, request: Request, key: str) -> Response:
+        definition = selectors.definition_get(self.org_id, key)
+        definition = services.definition_set_disabled(definition=definition, disabled=self.disabled)
+        return Response(JobDefinitionSerializer(definition).data)
+
+
+class DefinitionEnable(DefinitionDisable):
+    disabled = False
+
+
+class DefinitionConcurrency(OrgAPIView):
+    @extend_schema(request=ConcurrencyInput, responses=JobDefinitionSerializer)
+    def put(self, request: Request, key: str) -> Response:
+        raw = request.data if hasattr(request.data, "get") else {}
+        if not raw:
+            raw = request.query_params
+        data = ConcurrencyInput(data={"concurrency": raw.get("concurrency") or raw.get("max_concurrency")})
+        data.is_valid(raise_exception=True)
+        definition = selectors.definition_get(self.org_id, key)
+        definition = services.definition_set_concurrency(
+            definition=definition, max_concurrency=data.validated_data["concurrency"]
+        )
+        return Response(JobDefinitionSerializer(definition).data)
+
+
+class DefinitionStats(OrgAPIView):
+    @extend_schema(responses=dict)
+    def get(self, request: Request, key: str) -> Response:
+        from jobs.stats import definition_stats
+
+        definition = selectors.definition_get(self.org_id, key)
+        return Response(definition_stats(definition))
+
+
+class PluginList(OrgAPIView):
+    @extend_schema(responses=JobDefinitionSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        qs = selectors.public_plugins().order_by("job_type", "-version")
+        if request.query_params.get("job_type"):
+            qs = qs.filter(job_type=request.query_params["job_type"])
+        return self.paginate(request, qs, JobDefinitionSerializer)
+
+
+class ConfigListCreate(OrgAPIView):
+    @extend_schema(responses=JobConfigSerializer(many=True))
+    def get(self, request: Request, key: str) -> Response:
+        definition = selectors.definition_get(self.org_id, key)
+        return self.paginate(
+            request, selectors.job_configs(self.org_id, definition.job_type), JobConfigSerializer
+        )
+
+    @extend_schema(request=JobConfigInput, responses={201: JobConfigSerializer})
+    def post(self, request: Request, key: str) -> Response:
+        definition = selectors.definition_get(self.org_id, key)
+        data = JobConfigInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        config = services.job_config_save(
+            org_id=self.org_id, job_type=definition.job_type, **data.validated_data
+        )
+        return Response(JobConfigSerializer(config).data, status=status.HTTP_201_CREATED)
+
+
+class ConfigDetail(OrgAPIView):
+    def _config(self, key: str, config_id: int):  # type: ignore[no-untyped-def]
+        definition = selectors.definition_get(self.org_id, key)
+        return get_object_or_404(selectors.job_configs(self.org_id, definition.job_type), pk=config_id)
+
+    @extend_schema(responses=JobConfigSerializer)
+    def get(self, request: Request, key: str, config_id: int) -> Response:
+        return Response(JobConfigSerializer(self._config(key, config_id)).data)
+
+    @extend_schema(request=JobConfigInput, responses=JobConfigSerializer)
+    def put(self, request: Request, key: str, config_id: int) -> Response:
+        config = self._config(key, config_id)
+        data = JobConfigInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        config = services.job_config_save(
+            org_id=self.org_id, job_type=config.job_type, config=config, **data.validated_data
+        )
+        return Response(JobConfigSerializer(config).data)
+
+    @extend_schema(responses={200: None})
+    def delete(self, request: Request, key: str, config_id: int) -> Response:
+        self._config(key, config_id).delete()
+        return Response(status=status.HTTP_200_OK)

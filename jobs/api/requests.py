@@ -1,0 +1,193 @@
+"""REST API of job requests (the reference system's paths)."""
+
+import subprocess
+from datetime import datetime
+
+from django.db.models import Count
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from formicary_site.api import OrgAPIView
+from jobs import selectors
+from jobs.api.request_serializers import JobRequestDetailSerializer, JobRequestInput, JobRequestSerializer
+from jobs.definition.dot import to_dot
+from jobs.queen.logs import task_log_text
+from jobs.queen.specs import graph_spec
+from jobs.services import control
+from jobs.services.requests import request_submit
+from jobs.states import JOB_TERMINAL, JobState
+
+
+def _date_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    value = parse_datetime(raw)
+    if value is None:
+        raise ValidationError({name: f"not an ISO 8601 date-time: {raw!r}"})
+    return value if value.tzinfo else timezone.make_aware(value)
+
+
+class RequestListCreate(OrgAPIView):
+    @extend_schema(
+        responses=JobRequestSerializer(many=True),
+        parameters=[
+            OpenApiParameter("job_type", str), OpenApiParameter("job_state", str), OpenApiParameter("job_group", str),
+            OpenApiParameter("user_key", str), OpenApiParameter("from", str, description="created at or after"),
+            OpenApiParameter("to", str, description="created before"), OpenApiParameter("page", int),
+            OpenApiParameter("pageSize", int),
+        ],
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        qs = selectors.requests_for(self.org_id).prefetch_related("params").order_by("-id")
+        params = request.query_params
+        for name in ("job_type", "job_group", "user_key", "platform"):
+            if params.get(name):
+                qs = qs.filter(**{name: params[name]})
+        if params.get("job_state"):
+            states = [s.strip().upper() for s in params["job_state"].split(",") if s.strip()]
+            unknown = [s for s in states if s not in JobState.__members__]
+            if unknown:
+                raise ValidationError({"job_state": f"unknown state {', '.join(unknown)}"})
+            qs = qs.filter(job_state__in=states)
+        if (start := _date_param(request, "from")) is not None:
+            qs = qs.filter(created_at__gte=start)
+        if (end := _date_param(request, "to")) is not None:
+            qs = qs.filter(created_at__lt=end)
+        return self.paginate(request, qs, JobRequestSerializer)
+
+    @extend_schema(request=JobRequestInput, responses={201: JobRequestSerializer})
+    def post(self, request: Request) -> Response:
+        data = JobRequestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        params = v["params"] or {"values": {}, "secret": set()}
+        job_request = request_submit(
+            org_id=self.org_id, user=request.user, job_type=v["job_type"], job_version=v["job_version"],
+            params=params["values"], secret_params=params["secret"], job_priority=v["job_priority"],
+            job_group=v["job_group"], user_key=v["user_key"], scheduled_at=v["scheduled_at"],
+        )  # fmt: skip
+        return Response(JobRequestSerializer(job_request).data, status=status.HTTP_201_CREATED)
+
+
+class RequestDetail(OrgAPIView):
+    @extend_schema(responses=JobRequestDetailSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(JobRequestDetailSerializer(selectors.request_get(self.org_id, pk)).data)
+
+
+class RequestCancel(OrgAPIView):
+    @extend_schema(request=None, responses=JobRequestSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        job_request = control.request_cancel(request=selectors.request_get(self.org_id, pk))
+        return Response(JobRequestSerializer(job_request).data)
+
+
+class RequestWaitTime(OrgAPIView):
+    @extend_schema(responses=dict)
+    def get(self, request: Request, pk: int) -> Response:
+        job_request = selectors.request_get(self.org_id, pk)
+        now = timezone.now()
+        body: dict = {
+            "job_request_id": job_request.pk, "job_type": job_request.job_type, "job_state": job_request.job_state,
+            "scheduled_at": job_request.scheduled_at, "reason": job_request.state_message,
+            "queue_number": 0, "estimated_wait_secs": 0.0,
+        }  # fmt: skip
+        if job_request.job_state == JobState.PENDING:
+            ahead = selectors.pending_ahead(job_request, now)
+            average = selectors.average_duration_secs(self.org_id, job_request.job_type) or 0.0
+            concurrency = max(job_request.job_definition.max_concurrency, 1)
+            until_scheduled = max(0.0, (job_request.scheduled_at - now).total_seconds())
+            body["queue_number"] = ahead
+            body["estimated_wait_secs"] = round(max(until_scheduled, ahead * average / concurrency), 3)
+            if not body["reason"]:
+                body["reason"] = (
+                    f"scheduled for {job_request.scheduled_at.isoformat()}" if until_scheduled
+                    else f"{ahead} runnable requests ahead"
+                )  # fmt: skip
+        return Response(body)
+
+
+class RequestDeadIds(OrgAPIView):
+    @extend_schema(responses=list[int], parameters=[OpenApiParameter("limit", int)])
+    def get(self, request: Request) -> Response:
+        try:
+            limit = min(max(int(request.query_params.get("limit", 200)), 1), 10_000)
+        except ValueError:
+            raise ValidationError({"limit": "must be a whole number"}) from None
+        since = timezone.now() - timezone.timedelta(hours=10)
+        ids = (
+            selectors.requests_for(self.org_id)
+            .filter(job_state__in=[s.value for s in JOB_TERMINAL], updated_at__gte=since)
+            .order_by("-updated_at").values_list("pk", flat=True)[:limit]
+        )  # fmt: skip
+        return Response(list(ids))
+
+
+class RequestStats(OrgAPIView):
+    @extend_schema(responses=dict, parameters=[OpenApiParameter("from", str), OpenApiParameter("to", str)])
+    def get(self, request: Request) -> Response:
+        qs = selectors.requests_for(self.org_id)
+        if (start := _date_param(request, "from")) is not None:
+            qs = qs.filter(created_at__gte=start)
+        if (end := _date_param(request, "to")) is not None:
+            qs = qs.filter(created_at__lt=end)
+        rows = (
+            qs.values("job_type", "job_state").annotate(counts=Count("id")).order_by("job_type", "job_state")
+        )
+        return Response([dict(r) for r in rows])
+
+
+class RequestDot(OrgAPIView):
+    def _dot(self, pk: int) -> str:
+        job_request = selectors.request_get(self.org_id, pk)
+        definition = job_request.job_definition
+        states = {}
+        if job_request.last_execution is not None:
+            states = {t.task_type: t.task_state for t in job_request.last_execution.tasks.all()}
+        return to_dot(graph_spec(definition.pk, definition.raw_yaml), states)
+
+    @extend_schema(responses={(200, "text/vnd.graphviz"): str})
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        return HttpResponse(self._dot(pk), content_type="text/vnd.graphviz")
+
+
+class RequestDotPng(RequestDot):
+    @extend_schema(responses={(200, "image/png"): bytes})
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        dot = self._dot(pk)
+        try:
+            png = subprocess.run(
+                ["dot", "-Tpng"], input=dot.encode(), capture_output=True, timeout=20, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return HttpResponse("graphviz 'dot' is not available", status=503, content_type="text/plain")
+        return HttpResponse(png.stdout, content_type="image/png")
+
+
+class RequestLogs(OrgAPIView):
+    @extend_schema(
+        responses={(200, "text/plain"): str},
+        parameters=[
+            OpenApiParameter("task_type", str, description="one task's output; all tasks without it")
+        ],
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        job_request = selectors.request_get(self.org_id, pk)
+        if job_request.last_execution is None:
+            return HttpResponse("", content_type="text/plain; charset=utf-8")
+        tasks = job_request.last_execution.tasks.all()
+        wanted = request.query_params.get("task_type")
+        parts = []
+        for task in tasks:
+            if wanted and task.task_type != wanted:
+                continue
+            text = task_log_text(task.pk, task.attempt)
+            parts.append(text if wanted else f"== {task.task_type} ({task.task_state})\n{text}")
+        return HttpResponse("\n".join(parts), content_type="text/plain; charset=utf-8")

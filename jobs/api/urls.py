@@ -1,0 +1,34 @@
+from django.urls import path
+
+from jobs.api import definitions as d
+from jobs.api import requests as r
+
+urlpatterns = [
+    path("jobs/definitions", d.DefinitionListCreate.as_view(), name="definitions"),
+    path("jobs/plugins", d.PluginList.as_view(), name="plugins"),
+    path("jobs/definitions/<str:key>", d.DefinitionDetail.as_view(), name="definition"),
+    path("jobs/definitions/<str:key>/yaml", d.DefinitionYaml.as_view(), name="definition-yaml"),
+    path("jobs/definitions/<str:key>/dot", d.DefinitionDot.as_view(), name="definition-dot"),
+    path("jobs/definitions/<str:key>/disable", d.DefinitionDisable.as_view(), name="definition-disable"),
+    path("jobs/definitions/<str:key>/enable", d.DefinitionEnable.as_view(), name="definition-enable"),
+    # the reference system's names for the same two actions
+    path("jobs/definitions/<str:key>/pause", d.DefinitionDisable.as_view(), name="definition-pause"),
+    path("jobs/definitions/<str:key>/unpause", d.DefinitionEnable.as_view(), name="definition-unpause"),
+    path(
+        "jobs/definitions/<str:key>/concurrency",
+        d.DefinitionConcurrency.as_view(),
+        name="definition-concurrency",
+    ),
+    path("jobs/definitions/<str:key>/stats", d.DefinitionStats.as_view(), name="definition-stats"),
+    path("jobs/definitions/<str:key>/configs", d.ConfigListCreate.as_view(), name="job-configs"),
+    path("jobs/definitions/<str:key>/configs/<int:config_id>", d.ConfigDetail.as_view(), name="job-config"),
+    path("jobs/requests", r.RequestListCreate.as_view(), name="requests"),
+    path("jobs/requests/dead_ids", r.RequestDeadIds.as_view(), name="request-dead-ids"),
+    path("jobs/requests/stats", r.RequestStats.as_view(), name="request-stats"),
+    path("jobs/requests/<int:pk>", r.RequestDetail.as_view(), name="request"),
+    path("jobs/requests/<int:pk>/cancel", r.RequestCancel.as_view(), name="request-cancel"),
+    path("jobs/requests/<int:pk>/wait_time", r.RequestWaitTime.as_view(), name="request-wait-time"),
+    path("jobs/requests/<int:pk>/dot", r.RequestDot.as_view(), name="request-dot"),
+    path("jobs/requests/<int:pk>/dot.png", r.RequestDotPng.as_view(), name="request-dot-png"),
+    path("jobs/requests/<int:pk>/logs", r.RequestLogs.as_view(), name="request-logs"),
+]

@@ -1,0 +1,66 @@
+"""``manage.py standalone``: the whole product in one process, nothing else to install."""
+
+import logging
+import threading
+
+import uvicorn
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from ants.config import AntConfig
+from ants.worker import AntWorker
+from jobs.queen.logs import LogWriter
+from jobs.queen.messaging import get_transport
+from jobs.queen.queen import Queen
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run Formicary in one process: the web app and API (ASGI), the queen and a local ant "
+        "(SHELL and HTTP methods), on the configured database (SQLite by default) with in-process "
+        "messaging. Migrates the database first."
+    )
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=7777)
+        parser.add_argument("--concurrency", type=int, default=4, help="tasks the local ant runs at once")
+        parser.add_argument("--no-ant", action="store_true", help="run no local ant (external ants only)")
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        logging.getLogger().setLevel(logging.INFO)
+        call_command("migrate", interactive=False, verbosity=0)
+        transport = get_transport()
+        queen = Queen(transport, queen_id="queen-standalone")
+        writer = LogWriter(transport, consumer="queen-standalone")
+        threads = [
+            threading.Thread(target=queen.run_forever, name="queen", daemon=True),
+            threading.Thread(target=writer.run_forever, name="log-writer", daemon=True),
+        ]
+        ant = None
+        if not opts["no_ant"]:
+            config = AntConfig(
+                ant_id="ant-standalone", concurrency=opts["concurrency"], tags=[],
+                methods=["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON",
+                         "HTTP_DELETE"],
+                work_root=settings.DATA_DIR / "work",
+            )  # fmt: skip
+            ant = AntWorker(config, transport)
+            threads.append(threading.Thread(target=ant.run_forever, name="ant", daemon=True))
+        for thread in threads:
+            thread.start()
+        self.stdout.write(f"Formicary standalone on http://{opts['host']}:{opts['port']}/ (API docs at /api/docs/)")
+        try:
+            uvicorn.run("formicary_site.asgi:application", host=opts["host"], port=opts["port"], log_level="warning",
+                        lifespan="off")  # fmt: skip
+        finally:
+            queen.stop()
+            writer.stop()
+            if ant is not None:
+                ant.stop()
+            for thread in threads:
+                thread.join(timeout=30)
+            transport.close()

@@ -1,0 +1,231 @@
+"""Job definitions, configs, requests, executions and tasks, error codes and system configs."""
+
+from django.conf import settings
+from django.db import models
+
+from jobs.states import JobState, TaskState, choices
+from orgs.models import SecretValueMixin, TenantModel
+
+
+class JobDefinition(TenantModel):
+    """One uploaded version of a job type. Every upload makes a new row; new requests use the latest."""
+
+    job_type = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    sem_version = models.CharField(max_length=50, blank=True)
+    description = models.TextField(blank=True)
+    raw_yaml = models.TextField(help_text="the definition text exactly as uploaded (a template)")
+    spec = models.JSONField(default=dict, help_text="the definition parsed at upload")
+    content_sha256 = models.CharField(max_length=64)
+    max_concurrency = models.PositiveIntegerField(default=1)
+    cron_trigger = models.CharField(max_length=100, blank=True)
+    public_plugin = models.BooleanField(default=False)
+    tags = models.JSONField(default=list, blank=True)
+    disabled = models.BooleanField(default=False)
+    is_latest = models.BooleanField(default=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job_type", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "job_type", "version"], name="uniq_job_version"),
+            models.UniqueConstraint(
+                fields=["organization", "job_type"],
+                condition=models.Q(is_latest=True),
+                name="one_latest_per_job_type",
+            ),
+        ]
+        indexes = [models.Index(fields=["public_plugin", "job_type"])]
+
+    def __str__(self) -> str:
+        return f"{self.job_type} v{self.version}"
+
+
+class JobConfig(TenantModel, SecretValueMixin):
+    """A name/value a job type's template sees; per job type so it survives new versions."""
+
+    job_type = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["job_type", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "job_type", "name"], name="uniq_job_config"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_type}.{self.name}"
+
+
+class JobRequest(TenantModel):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    job_definition = models.ForeignKey(JobDefinition, on_delete=models.PROTECT, related_name="requests")
+    job_type = models.CharField(max_length=200)
+    job_version = models.CharField(max_length=50, blank=True)
+    job_state = models.CharField(max_length=20, choices=choices(JobState), default=JobState.PENDING)
+    job_priority = models.IntegerField(default=0)
+    job_group = models.CharField(max_length=200, blank=True)
+    user_key = models.CharField(max_length=200, blank=True)
+    platform = models.CharField(max_length=100, blank=True)
+    scheduled_at = models.DateTimeField()
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    # set when a cron tick created this request; unique so two queens cannot create a tick twice
+    cron_key = models.CharField(max_length=250, null=True, blank=True, unique=True)
+    cron_triggered = models.BooleanField(default=False)
+    retried = models.PositiveIntegerField(default=0)
+    schedule_attempts = models.PositiveIntegerField(default=0)
+    # backoff for a request that could not start (no capable ant, concurrency full)
+    not_before = models.DateTimeField(null=True, blank=True)
+    state_message = models.CharField(max_length=500, blank=True, help_text="why it waits or how it ended")
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    last_execution = models.ForeignKey(
+        "JobExecution", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # the scheduler's pick: pending rows by priority then age
+            models.Index(
+                fields=["-job_priority", "id"],
+                condition=models.Q(job_state="PENDING"),
+                name="jobreq_pending_pick",
+            ),
+            models.Index(fields=["organization", "job_state", "-id"]),
+            models.Index(fields=["organization", "job_type", "-id"]),
+            models.Index(fields=["job_definition", "job_state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_type}#{self.pk}"
+
+
+class JobRequestParam(TenantModel, SecretValueMixin):
+    job_request = models.ForeignKey(JobRequest, on_delete=models.CASCADE, related_name="params")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["job_request", "name"], name="uniq_request_param")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobExecution(TenantModel):
+    job_request = models.ForeignKey(JobRequest, on_delete=models.CASCADE, related_name="executions")
+    job_state = models.CharField(max_length=20, choices=choices(JobState), default=JobState.READY)
+    exit_code = models.CharField(max_length=50, blank=True)
+    exit_message = models.TextField(blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    # outputs of tasks that later tasks and templates see
+    context = models.JSONField(default=dict, blank=True)
+    # set when the job has failed and only its always_run tasks are left to run
+    failed_task_type = models.CharField(max_length=200, blank=True)
+    cpu_secs = models.FloatField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"execution {self.pk} of request {self.job_request_id}"
+
+
+class TaskExecution(TenantModel):
+    job_execution = models.ForeignKey(JobExecution, on_delete=models.CASCADE, related_name="tasks")
+    task_type = models.CharField(max_length=200)
+    method = models.CharField(max_length=50)
+    task_state = models.CharField(max_length=20, choices=choices(TaskState), default=TaskState.READY)
+    task_order = models.PositiveIntegerField(default=0)
+    # each dispatch to an ant increments attempt; responses carry it so stale ones are ignored
+    attempt = models.PositiveIntegerField(default=0)
+    retried = models.PositiveIntegerField(default=0)
+    allow_failure = models.BooleanField(default=False)
+    exit_code = models.CharField(max_length=50, blank=True)
+    exit_message = models.TextField(blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    failed_command = models.TextField(blank=True)
+    ant_id = models.CharField(max_length=200, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    stdout = models.JSONField(default=list, blank=True)
+    cost_factor = models.FloatField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="retry delay: not dispatched before")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job_execution_id", "task_order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job_execution", "task_type"], name="uniq_task_per_execution"),
+        ]
+        indexes = [models.Index(fields=["task_state", "ant_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.task_type} ({self.task_state})"
+
+
+class TaskLogChunk(TenantModel):
+    """A batch of consecutive output lines of one task execution, as the ant printed them."""
+
+    task_execution = models.ForeignKey(TaskExecution, on_delete=models.CASCADE, related_name="log_chunks")
+    attempt = models.PositiveIntegerField(default=1)
+    first_seq = models.PositiveIntegerField()
+    last_seq = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task_execution_id", "attempt", "first_seq"]
+        indexes = [models.Index(fields=["task_execution", "attempt", "first_seq"])]
+
+
+class ErrorCode(models.Model):
+    """Maps task output or exit codes to an error code and what to do; global or per organization."""
+
+    organization = models.ForeignKey("orgs.Organization", null=True, blank=True, on_delete=models.CASCADE)
+    error_code = models.CharField(max_length=100)
+    regex = models.CharField(max_length=500, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    display_message = models.CharField(max_length=500, blank=True)
+    job_type = models.CharField(max_length=200, blank=True)
+    task_type_scope = models.CharField(max_length=200, blank=True)
+    platform_scope = models.CharField(max_length=100, blank=True)
+    command_scope = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=50, blank=True)
+    hard_failure = models.BooleanField(default=False)
+    retry = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["error_code"]
+
+    def __str__(self) -> str:
+        return self.error_code
+
+
+class SystemConfig(SecretValueMixin):
+    """Installation-wide settings (superusers only)."""
+
+    scope = models.CharField(max_length=100, default="default")
+    kind = models.CharField(max_length=100, default="setting")
+
+    class Meta:
+        ordering = ["scope", "kind", "name"]
+        constraints = [models.UniqueConstraint(fields=["scope", "kind", "name"], name="uniq_system_config")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}/{self.kind}/{self.name}"

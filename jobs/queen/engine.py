@@ -1,0 +1,515 @@
+"""The queen's work, in small steps the loop (and tests) call: schedule pending requests, send
+ready tasks to ants, apply the ants' responses, and recover from timeouts and lost ants.
+
+Decisions come from the pure core (``jobs.definition.dag``); every state change goes through
+``jobs.queen.transitions``; messages go out only after the transaction that decided them commits.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from ants.messaging.base import Transport
+from ants.protocol import (
+    ACTION_CANCEL,
+    STATUS_CANCELLED,
+    STATUS_COMPLETED,
+    STATUS_EXECUTING,
+    TaskRequest,
+    TaskResponse,
+)
+from jobs.definition import dag
+from jobs.definition.errors import DefinitionError, Problem, TemplateError
+from jobs.definition.model import JobSpec, TaskSpec
+from jobs.models import JobExecution, JobRequest, TaskExecution
+from jobs.queen import transitions
+from jobs.queen.context import secrets_and_values, template_data
+from jobs.queen.resources import ResourceManager
+from jobs.queen.specs import graph_spec, rendered_spec, task_of
+from jobs.states import JOB_RUNNING, JobState, TaskState
+
+log = logging.getLogger(__name__)
+
+# Methods the queen runs itself instead of sending to an ant.
+QUEEN_METHODS = frozenset({"FORK_JOB", "AWAIT_FORKED_JOB", "EXPIRE_ARTIFACTS", "MANUAL"})
+RUNNING = [TaskState.STARTED.value, TaskState.EXECUTING.value]
+JOB_RUNNING_VALUES = [s.value for s in JOB_RUNNING]
+# Grace on top of a task's own timeout before the queen gives up on the ant's answer.
+TIMEOUT_GRACE_SECS = 30.0
+
+
+@dataclass
+class Outbox:
+    """Messages decided inside a transaction, sent once it commits."""
+
+    sends: list[tuple[str, TaskRequest]] = field(default_factory=list)
+
+    def flush(self, transport: Transport) -> None:
+        for ant_id, req in self.sends:
+            transport.send_task(ant_id, req)
+        self.sends.clear()
+
+
+def _str_values(data: dict[str, Any]) -> dict[str, str]:
+    return {
+        k: v if isinstance(v, str) else str(v) for k, v in data.items() if isinstance(v, str | int | float)
+    }
+
+
+class Engine:
+    def __init__(
+        self,
+        transport: Transport,
+        resources: ResourceManager,
+        *,
+        clock: Callable[[], float] = time.time,
+        ack_timeout_secs: float = 60.0,
+    ) -> None:
+        self.transport = transport
+        self.resources = resources
+        self.clock = clock
+        self.ack_timeout_secs = ack_timeout_secs
+        self.started_at = clock()
+        self._wait_reasons: dict[int, str] = {}
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def _running_counts(self) -> dict[tuple[int, str], tuple[int, int]]:
+        """(org, job type) -> (running requests, max_concurrency)."""
+        rows = (
+            JobRequest.objects.filter(job_state__in=JOB_RUNNING_VALUES)
+            .values("organization_id", "job_type", "job_definition__max_concurrency")
+            .annotate(n=Count("id"))
+        )
+        counts: dict[tuple[int, str], tuple[int, int]] = {}
+        for row in rows:
+            key = (row["organization_id"], row["job_type"])
+            running, _ = counts.get(key, (0, 0))
+            counts[key] = (running + row["n"], row["job_definition__max_concurrency"])
+        return counts
+
+    def schedule(self, limit: int = 50) -> int:
+        """Start pending requests whose time has come: highest priority first, then oldest.
+
+        Job types at their max_concurrency are left out of the query, so they never hold up
+        the requests behind them.
+        """
+        now = timezone.now()
+        counts = self._running_counts()
+        full = [key for key, (running, limit_) in counts.items() if running >= limit_]
+        qs = JobRequest.objects.filter(job_state=JobState.PENDING, scheduled_at__lte=now).filter(
+            Q(not_before__isnull=True) | Q(not_before__lte=now)
+        )
+        for org_id, job_type in full:
+            qs = qs.exclude(organization_id=org_id, job_type=job_type)
+        started = 0
+        for request in qs.select_related("job_definition").order_by("-job_priority", "id")[:limit]:
+            key = (request.organization_id, request.job_type)
+            running, _ = counts.get(key, (0, request.job_definition.max_concurrency))
+            limit_now = request.job_definition.max_concurrency
+            if running >= limit_now:
+                self._wait(
+                    request, f"waiting: {running} of {limit_now} allowed {request.job_type} jobs are running"
+                )
+                continue
+            if request.job_definition.disabled:
+                self._wait(request, f"waiting: job type {request.job_type} is disabled")
+                continue
+            if self.start_request(request):
+                counts[key] = (running + 1, limit_now)
+                started += 1
+        return started
+
+    def _wait(self, request: JobRequest, reason: str, backoff_secs: float = 1.0) -> None:
+        if request.state_message != reason or not request.not_before:
+            secs = min(backoff_secs * (2 ** min(request.schedule_attempts, 3)), 5.0)
+            transitions.request_wait(request.pk, reason, timezone.now() + timedelta(seconds=secs))
+
+    def start_request(self, request: JobRequest) -> bool:
+        definition = request.job_definition
+        try:
+            graph = graph_spec(definition.pk, definition.raw_yaml)
+            first = dag.first_task(graph)
+            if first is None:
+                raise DefinitionError([Problem("the definition has no first task")])
+        except DefinitionError as exc:
+            with transaction.atomic():
+                if transitions.request_claim(request.pk):
+                    execution = transitions.execution_create(request)
+                    transitions.job_finish(request.pk, execution.pk, JobState.FAILED,
+                                           error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
+            return True
+        if first.method not in QUEEN_METHODS and not self.resources.capable(first.method, first.tags or []):
+            self._wait(request, "waiting: " + self.resources.waiting_reason(first.method, first.tags or []))
+            return False
+        with transaction.atomic():
+            if not transitions.request_claim(request.pk):
+                return False
+            execution = transitions.execution_create(request)
+            values, _ = secrets_and_values(request)
+            try:
+                spec = rendered_spec(definition.raw_yaml, template_data(request, execution, values))
+            except (DefinitionError, TemplateError) as exc:
+                transitions.job_finish(request.pk, execution.pk, JobState.FAILED,
+                                       error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
+                return True
+            if spec.is_skipped():
+                transitions.job_finish(request.pk, execution.pk, JobState.FILTERED,
+                                       error_message="skip_if is true: the request was filtered")  # fmt: skip
+                return True
+            transitions.task_ready(
+                execution, first.task_type, first.method, allow_failure=bool(first.allow_failure)
+            )
+        return True
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def dispatch_ready(self, limit: int = 100) -> int:
+        now = timezone.now()
+        tasks = list(
+            TaskExecution.objects.filter(task_state=TaskState.READY)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .select_related("job_execution__job_request__job_definition")
+            .order_by("id")[:limit]
+        )
+        sent = 0
+        for task in tasks:
+            outbox = Outbox()
+            try:
+                sent += self._dispatch(task, outbox)
+            except Exception:
+                log.exception("dispatching task %s failed", task.pk)
+                continue
+            outbox.flush(self.transport)
+        return sent
+
+    def _dispatch(self, task: TaskExecution, outbox: Outbox) -> int:
+        execution = task.job_execution
+        request = execution.job_request
+        if request.job_state not in JOB_RUNNING_VALUES:
+            transitions.tasks_cancel([execution.pk], request.pk)
+            return 0
+        graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
+        graph_task = task_of(graph, task.task_type)
+        if graph_task is None:
+            with transaction.atomic():
+                transitions.task_finish_ready(task.pk, request.pk, TaskState.FAILED, error_code="ERR_UNKNOWN_TASK",
+                                              error_message=f"task {task.task_type!r} is not in the definition")  # fmt: skip
+                self._end_job(
+                    request, execution, JobState.FAILED, "ERR_UNKNOWN_TASK", f"unknown task {task.task_type}"
+                )
+            return 0
+        method, tags = graph_task.method, list(graph_task.tags or [])
+        ant_id = None
+        if method not in QUEEN_METHODS:
+            ant_id = self.resources.choose(method, tags)
+            if ant_id is None:
+                self._note_waiting(task, request, self.resources.waiting_reason(method, tags))
+                return 0
+        self._wait_reasons.pop(task.pk, None)
+        values, secret_names = secrets_and_values(request)
+        data = template_data(request, execution, values)
+        with transaction.atomic():
+            try:
+                spec = rendered_spec(request.job_definition.raw_yaml, data)
+                rendered = task_of(spec, task.task_type) or graph_task
+            except (DefinitionError, TemplateError) as exc:
+                transitions.task_finish_ready(task.pk, request.pk, TaskState.FAILED,
+                                              error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
+                self._end_job(request, execution, JobState.FAILED, "ERR_INVALID_DEFINITION", str(exc))
+                return 0
+            if rendered.is_skipped_by_except():
+                if transitions.task_finish_ready(task.pk, request.pk, TaskState.SKIPPED, exit_code="SKIPPED"):
+                    self._advance(task, request, execution, graph, TaskState.COMPLETED, "SKIPPED")
+                return 0
+            if method in QUEEN_METHODS:
+                self._run_queen_task(task, request, execution, rendered)
+                return 1
+            assert ant_id is not None
+            attempt = transitions.task_dispatch(task.pk, request.pk, ant_id)
+            if attempt is None:
+                return 0
+            transitions.job_executing(request.pk, execution.pk)
+            self.resources.reserve(ant_id, task.pk)
+            outbox.sends.append((ant_id, self._task_request(task, request, execution, rendered, ant_id, attempt,
+                                                            data, secret_names)))  # fmt: skip
+        return 1
+
+    def _note_waiting(self, task: TaskExecution, request: JobRequest, reason: str) -> None:
+        if self._wait_reasons.get(task.pk) != reason:
+            self._wait_reasons[task.pk] = reason
+            JobRequest.objects.filter(pk=request.pk).update(
+                state_message=f"task {task.task_type}: {reason}"[:500]
+            )
+
+    def _task_request(
+        self, task: TaskExecution, request: JobRequest, execution: JobExecution, spec: TaskSpec, ant_id: str,
+        attempt: int, data: dict[str, Any], secret_names: set[str],
+    ) -> TaskRequest:  # fmt: skip
+        body = spec.to_dict()
+        body.pop("raw", None)
+        return TaskRequest(
+            task_execution_id=task.pk,
+            job_request_id=request.pk,
+            job_execution_id=execution.pk,
+            task_type=task.task_type,
+            attempt=attempt,
+            job_type=request.job_type,
+            job_version=request.job_version,
+            method=spec.method,
+            organization_id=str(request.organization_id),
+            user_id=str(request.user_id or ""),
+            ant_id=ant_id,
+            tags=list(spec.tags or []),
+            timeout_secs=float(spec.timeout) if spec.timeout else None,
+            spec=body,
+            variables=_str_values(data),
+            secret_names=sorted(secret_names),
+        )
+
+    def _run_queen_task(self, task: TaskExecution, request: JobRequest, execution: JobExecution,
+                        spec: TaskSpec) -> None:  # fmt: skip
+        """Methods that need no ant. FORK_JOB and AWAIT_FORKED_JOB come with scheduling control."""
+        if transitions.task_dispatch(task.pk, request.pk, "queen") is None:
+            return
+        transitions.job_executing(request.pk, execution.pk)
+        message = f"method {spec.method} is not supported yet"
+        transitions.task_finish(task.pk, request.pk, None, TaskState.FAILED, error_code="ERR_UNSUPPORTED_METHOD",
+                                error_message=message)  # fmt: skip
+        graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
+        self._advance(
+            task, request, execution, graph, TaskState.FAILED, None, "ERR_UNSUPPORTED_METHOD", message
+        )
+
+    # -- responses --------------------------------------------------------------------------------
+
+    def apply_response(self, resp: TaskResponse) -> bool:
+        """Apply one ant response; False when it was stale or a duplicate (nothing changed)."""
+        task = (
+            TaskExecution.objects.select_related("job_execution__job_request__job_definition")
+            .filter(pk=resp.task_execution_id)
+            .first()
+        )
+        if task is None or resp.job_request_id != task.job_execution.job_request_id:
+            log.warning("response for unknown task %s ignored", resp.task_execution_id)
+            return False
+        execution = task.job_execution
+        request = execution.job_request
+        if resp.status == STATUS_EXECUTING:
+            return transitions.task_executing(task.pk, request.pk, resp.attempt)
+        state = {STATUS_COMPLETED: TaskState.COMPLETED, STATUS_CANCELLED: TaskState.CANCELLED}.get(
+            resp.status, TaskState.FAILED
+        )
+        with transaction.atomic():
+            won = transitions.task_finish(
+                task.pk, request.pk, resp.attempt, state,
+                exit_code=resp.exit_code or "", exit_message=resp.exit_message[:10_000],
+                error_code=resp.error_code[:100], error_message=resp.error_message[:10_000],
+                failed_command=resp.failed_command[:10_000], context=resp.task_context,
+                stdout=resp.stdout[-100:], cost_factor=resp.cost_factor,
+            )  # fmt: skip
+            self.resources.release(task.ant_id, task.pk)
+            if not won:
+                return False
+            if resp.task_context or resp.job_context:
+                execution = JobExecution.objects.select_for_update().get(pk=execution.pk)
+                execution.context = {**execution.context, **resp.job_context, **resp.task_context}
+                JobExecution.objects.filter(pk=execution.pk).update(context=execution.context)
+            if state == TaskState.CANCELLED:
+                return True
+            graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
+            self._advance(task, request, execution, graph, state, resp.exit_code, resp.error_code,
+                          resp.error_message)  # fmt: skip
+        return True
+
+    def _advance(
+        self, task: TaskExecution, request: JobRequest, execution: JobExecution, graph: JobSpec, state: TaskState,
+        exit_code: str | None, error_code: str = "", error_message: str = "",
+    ) -> None:  # fmt: skip
+        """Decide what follows a finished task (inside the caller's transaction)."""
+        request.refresh_from_db(fields=["job_state", "retried"])
+        if request.job_state not in JOB_RUNNING_VALUES:
+            return
+        spec_task = task_of(graph, task.task_type)
+        assert spec_task is not None
+        step = dag.next_step(spec_task, str(state), exit_code)
+        effective = TaskState(step.task_state) if step.task_state in TaskState.__members__ else state
+        if effective != state and state != TaskState.SKIPPED:
+            TaskExecution.objects.filter(pk=task.pk).update(task_state=effective,
+                                                            error_code=step.error_code or error_code)  # fmt: skip
+        failed = effective == TaskState.FAILED
+        error_code = step.error_code or error_code
+        now = timezone.now()
+        if (
+            failed
+            and step.kind in ("task", "end")
+            and not step.no_retry
+            and task.retried < (spec_task.retry or 0)
+        ):
+            delay = timedelta(seconds=spec_task.delay_between_retries or 0)
+            transitions.task_requeue(task.pk, request.pk, from_states=[TaskState.FAILED], not_before=now + delay,
+                                     count_retry=True, reason=f"retry {task.retried + 1} of {spec_task.retry}")  # fmt: skip
+            return
+        if step.kind == "task":
+            self._ready_next(execution, graph, step.task_type)
+        elif step.kind in ("repeat", "restart_task"):
+            delay = timedelta(seconds=spec_task.delay_between_retries or 0)
+            transitions.task_requeue(task.pk, request.pk, from_states=[TaskState.COMPLETED, TaskState.FAILED,
+                                     TaskState.SKIPPED], not_before=now + delay,
+                                     count_retry=step.kind == "restart_task", reason=step.kind)  # fmt: skip
+        elif step.kind == "restart_job":
+            self._retry_job(request, execution, graph, "RESTART_JOB", force=True)
+        elif step.kind == "pause_job":
+            pause = timedelta(seconds=spec_task.pause_time or 0)
+            JobRequest.objects.filter(pk=request.pk, job_state__in=JOB_RUNNING_VALUES).update(
+                job_state=JobState.PAUSED,
+                not_before=now + pause,
+                state_message="paused by task " + task.task_type,
+            )
+            transitions.events.emit("job_state", {"job_request_id": request.pk, "job_state": JobState.PAUSED})
+        else:  # end of the path
+            if execution.failed_task_type or step.job_state == JobState.FAILED:
+                self._fail_path(task, request, execution, graph, error_code, error_message, step.no_retry)
+            else:
+                self._end_job(request, execution, JobState.COMPLETED)
+
+    def _ready_next(self, execution: JobExecution, graph: JobSpec, task_type: str) -> None:
+        nxt = task_of(graph, task_type)
+        assert nxt is not None, f"validated graphs only name known tasks ({task_type})"
+        transitions.task_ready(execution, nxt.task_type, nxt.method, allow_failure=bool(nxt.allow_failure))
+
+    def _fail_path(
+        self, task: TaskExecution, request: JobRequest, execution: JobExecution, graph: JobSpec, error_code: str,
+        error_message: str, no_retry: bool,
+    ) -> None:  # fmt: skip
+        """The job has failed: run its always_run tasks not yet run, then retry or fail the job."""
+        if not execution.failed_task_type:
+            execution.failed_task_type = task.task_type
+            JobExecution.objects.filter(pk=execution.pk).update(
+                failed_task_type=task.task_type, error_code=error_code or "ERR_TASK_FAILED",
+                error_message=error_message[:10_000],
+            )  # fmt: skip
+        executed = set(
+            TaskExecution.objects.filter(job_execution=execution).exclude(task_state=TaskState.READY)
+            .values_list("task_type", flat=True)
+        )  # fmt: skip
+        remaining = dag.always_run_tasks(graph, executed)
+        if remaining:
+            self._ready_next(execution, graph, remaining[0])
+            return
+        execution.refresh_from_db(fields=["error_code", "error_message"])
+        if not no_retry and self._retry_job(request, execution, graph, "job retry"):
+            return
+        self._end_job(request, execution, JobState.FAILED, execution.error_code or "ERR_TASK_FAILED",
+                      execution.error_message or f"task {execution.failed_task_type} failed")  # fmt: skip
+
+    def _retry_job(self, request: JobRequest, execution: JobExecution, graph: JobSpec, why: str,
+                   force: bool = False) -> bool:  # fmt: skip
+        limit = graph.retry or 0
+        if request.retried >= limit and not (force and request.retried < max(limit, 3)):
+            if force:
+                self._end_job(request, execution, JobState.FAILED, "ERR_RESTART_LIMIT",
+                              f"{why}: restarted {request.retried} times")  # fmt: skip
+            return False
+        delay = timedelta(seconds=graph.delay_between_retries or 0)
+        return transitions.job_requeue(request.pk, execution.pk, timezone.now() + delay,
+                                       f"{why} {request.retried + 1}")  # fmt: skip
+
+    def _end_job(self, request: JobRequest, execution: JobExecution, state: JobState, error_code: str = "",
+                 error_message: str = "") -> None:  # fmt: skip
+        transitions.job_finish(
+            request.pk, execution.pk, state, error_code=error_code, error_message=error_message
+        )
+
+    # -- recovery ---------------------------------------------------------------------------------
+
+    def cancel_tasks_on_ants(self, on_ants: list[tuple[int, str, int]], request_id: int) -> None:
+        for task_id, ant_id, attempt in on_ants:
+            self.resources.release(ant_id, task_id)
+            self.transport.send_task(
+                ant_id,
+                TaskRequest(task_execution_id=task_id, job_request_id=request_id, task_type="", attempt=attempt,
+                            action=ACTION_CANCEL, ant_id=ant_id),
+            )  # fmt: skip
+
+    def check_timeouts(self) -> int:
+        """Jobs past their timeout fail; tasks an ant never answered are given up or sent again."""
+        changed = 0
+        now = timezone.now()
+        for request in JobRequest.objects.filter(job_state=JobState.EXECUTING).select_related(
+            "job_definition", "last_execution"
+        ):
+            graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
+            execution = request.last_execution
+            if not graph.timeout or execution is None:
+                continue
+            if (now - execution.started_at).total_seconds() > graph.timeout:
+                with transaction.atomic():
+                    on_ants = transitions.tasks_cancel([execution.pk], request.pk)
+                    self._end_job(request, execution, JobState.FAILED, "ERR_JOB_TIMEOUT",
+                                  f"job timed out after {graph.timeout:g}s")  # fmt: skip
+                self.cancel_tasks_on_ants(on_ants, request.pk)
+                changed += 1
+        for task in TaskExecution.objects.filter(task_state__in=RUNNING).select_related(
+            "job_execution__job_request__job_definition"
+        ):
+            request = task.job_execution.job_request
+            graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
+            spec_task = task_of(graph, task.task_type)
+            started = task.started_at or now
+            age = (now - started).total_seconds()
+            if spec_task and spec_task.timeout and age > spec_task.timeout + TIMEOUT_GRACE_SECS:
+                with transaction.atomic():
+                    message = (
+                        f"task timed out after {spec_task.timeout:g}s (no answer from ant {task.ant_id})"
+                    )
+                    if transitions.task_finish(task.pk, request.pk, task.attempt, TaskState.FAILED,
+                                               error_code="ERR_TASK_TIMEOUT", error_message=message):  # fmt: skip
+                        self._advance(task, request, task.job_execution, graph, TaskState.FAILED, None,
+                                      "ERR_TASK_TIMEOUT", message)  # fmt: skip
+                self.cancel_tasks_on_ants([(task.pk, task.ant_id, task.attempt)], request.pk)
+                changed += 1
+            elif task.task_state == TaskState.STARTED and age > self.ack_timeout_secs:
+                # sent but never acknowledged: the message was lost (e.g. a queen died before sending)
+                if transitions.task_requeue(task.pk, request.pk, from_states=[TaskState.STARTED], not_before=None,
+                                            count_retry=False, reason="no acknowledgement from the ant"):  # fmt: skip
+                    self.resources.release(task.ant_id, task.pk)
+                    changed += 1
+        return changed
+
+    def recover_lost_tasks(self, ant_timeout_secs: float) -> int:
+        """Tasks on ants that stopped heartbeating go back to READY and run elsewhere."""
+        silent = set(self.resources.silent())
+        self.resources.expire()
+        if self.clock() - self.started_at < ant_timeout_secs:
+            # just started: ants that are alive have not all been heard from yet
+            lost_filter = Q(ant_id__in=list(silent))
+        else:
+            lost_filter = Q(ant_id__in=list(silent)) | ~Q(ant_id__in=[*self.resources.ants.keys(), "queen"])
+        changed = 0
+        for task in (
+            TaskExecution.objects.filter(task_state__in=RUNNING)
+            .filter(lost_filter)
+            .select_related("job_execution")
+        ):
+            if transitions.task_requeue(task.pk, task.job_execution.job_request_id, from_states=RUNNING,
+                                        not_before=None, count_retry=False,
+                                        reason=f"ant {task.ant_id} stopped answering"):  # fmt: skip
+                log.warning("task %s was on lost ant %s: sending it again", task.pk, task.ant_id)
+                changed += 1
+        return changed
+
+    def sync_reservations(self) -> None:
+        running: dict[str, set[int]] = {}
+        for task_id, ant_id in TaskExecution.objects.filter(task_state__in=RUNNING).values_list(
+            "pk", "ant_id"
+        ):
+            running.setdefault(ant_id, set()).add(task_id)
+        self.resources.sync_reservations(running)

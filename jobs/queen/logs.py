@@ -1,0 +1,75 @@
+"""Persisting task output: the ants stream log lines; the queen stores them in batches."""
+
+import logging
+from collections import defaultdict
+
+from django.db import close_old_connections
+
+from ants.messaging.base import Delivery, Transport
+from ants.protocol import LogLine
+from jobs.models import TaskExecution, TaskLogChunk
+
+log = logging.getLogger(__name__)
+
+
+def store_lines(deliveries: list[Delivery[LogLine]]) -> int:
+    """One chunk row per task execution and attempt in this batch."""
+    by_task: dict[tuple[int, int], list[LogLine]] = defaultdict(list)
+    for delivery in deliveries:
+        by_task[(delivery.message.task_execution_id, delivery.message.attempt)].append(delivery.message)
+    orgs = dict(
+        TaskExecution.objects.filter(pk__in={k[0] for k in by_task}).values_list("pk", "organization_id")
+    )
+    chunks = []
+    for (task_id, attempt), lines in by_task.items():
+        if task_id not in orgs:
+            continue  # a message about a task that does not exist: drop it
+        lines.sort(key=lambda line: line.seq)
+        chunks.append(
+            TaskLogChunk(
+                organization_id=orgs[task_id], task_execution_id=task_id, attempt=attempt,
+                first_seq=lines[0].seq, last_seq=lines[-1].seq, text="\n".join(line.line for line in lines),
+            )
+        )  # fmt: skip
+    TaskLogChunk.objects.bulk_create(chunks)
+    return sum(len(lines) for lines in by_task.values())
+
+
+class LogWriter:
+    """Reads the shared log stream as one of the ``log-writers`` group and stores what it reads."""
+
+    def __init__(self, transport: Transport, consumer: str) -> None:
+        self.transport = transport
+        self.consumer = consumer
+        self.stopping = False
+
+    def run_once(self, block_ms: int = 200) -> int:
+        deliveries = self.transport.read_all_logs(self.consumer, block_ms=block_ms, count=5000)
+        if not deliveries:
+            return 0
+        stored = store_lines(deliveries)
+        self.transport.ack_logs([d.id for d in deliveries])
+        return stored
+
+    def run_forever(self) -> None:
+        # lines a dead writer read but never stored are ours now
+        stale = self.transport.claim_stale_logs(self.consumer, min_idle_ms=30_000)
+        if stale:
+            store_lines(stale)
+            self.transport.ack_logs([d.id for d in stale])
+        while not self.stopping:
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("storing log lines failed")
+                close_old_connections()
+
+    def stop(self) -> None:
+        self.stopping = True
+
+
+def task_log_text(task_execution_id: int, attempt: int | None = None) -> str:
+    chunks = TaskLogChunk.objects.filter(task_execution_id=task_execution_id)
+    if attempt is not None:
+        chunks = chunks.filter(attempt=attempt)
+    return "\n".join(chunks.order_by("attempt", "first_seq").values_list("text", flat=True))

@@ -1,0 +1,28 @@
+"""The process-wide transport: Redis Streams when ``REDIS_URL`` is set, else in-process (standalone,
+where the web server, the queen and the local ant share one instance)."""
+
+import threading
+
+from django.conf import settings
+
+from ants.messaging import Transport, transport_from_url
+
+_transport: Transport | None = None
+_lock = threading.Lock()
+
+
+def get_transport() -> Transport:
+    global _transport
+    with _lock:
+        if _transport is None:
+            _transport = transport_from_url(settings.REDIS_URL, prefix=settings.FORMICARY_REDIS_PREFIX)
+        return _transport
+
+
+def reset_transport() -> None:
+    """Close and forget the transport (tests and process shutdown)."""
+    global _transport
+    with _lock:
+        if _transport is not None:
+            _transport.close()
+        _transport = None

@@ -1,0 +1,127 @@
+"""The resource manager: which ants are alive, what they can run, and how much room they have.
+
+Live state comes from heartbeats (``AntRegistration`` messages). Capacity is reserved here
+before a task is sent, so the queen never sends an ant more than it has room for; the ant
+also enforces its own limit, so several queens at worst make a task wait in an ant's stream.
+"""
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ants.models import AntRegistration as AntRow
+from ants.protocol import AntRegistration
+
+# Heartbeats are persisted for the API and UI at most this often per ant.
+PERSIST_EVERY_SECS = 2.0
+
+
+@dataclass
+class AntState:
+    reg: AntRegistration
+    last_seen: float
+    reserved: set[int] = field(default_factory=set)  # task execution ids sent and not finished
+    persisted_at: float = 0.0
+
+    @property
+    def free(self) -> int:
+        return self.reg.max_capacity - len(self.reserved)
+
+
+def _ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+class ResourceManager:
+    def __init__(self, ant_timeout_secs: float = 15.0, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+        self.ant_timeout_secs = ant_timeout_secs
+        self.clock = clock
+        self.ants: dict[str, AntState] = {}
+
+    # -- heartbeats ---------------------------------------------------------------------------------
+    def heard(self, reg: AntRegistration) -> None:
+        now = self.clock()
+        state = self.ants.get(reg.ant_id)
+        if state is None:
+            state = self.ants[reg.ant_id] = AntState(reg=reg, last_seen=now)
+        elif reg.created_at < state.reg.created_at:
+            return  # an older heartbeat arriving late
+        state.reg, state.last_seen = reg, now
+        if now - state.persisted_at >= PERSIST_EVERY_SECS or reg.shutting_down:
+            self._persist(state, alive=not reg.shutting_down)
+            state.persisted_at = now
+
+    def _persist(self, state: AntState, alive: bool) -> None:
+        reg = state.reg
+        AntRow.objects.update_or_create(
+            ant_id=reg.ant_id,
+            defaults={
+                "ant_topic": reg.ant_topic, "tags": reg.tags, "methods": reg.methods,
+                "max_capacity": reg.max_capacity, "current_load": reg.current_load,
+                "total_executed": reg.total_executed, "allocations": reg.allocations, "alive": alive,
+                "shutting_down": reg.shutting_down, "ant_started_at": _ts(reg.ant_started_at),
+                "last_heartbeat_at": _ts(state.last_seen),
+            },
+        )  # fmt: skip
+
+    def expire(self) -> list[str]:
+        """Forget ants silent longer than the timeout (or that said they are leaving)."""
+        now = self.clock()
+        gone = [
+            ant_id for ant_id, s in self.ants.items()
+            if now - s.last_seen > self.ant_timeout_secs or s.reg.shutting_down
+        ]  # fmt: skip
+        for ant_id in gone:
+            state = self.ants.pop(ant_id)
+            if now - state.last_seen > self.ant_timeout_secs:
+                AntRow.objects.filter(ant_id=ant_id).update(alive=False)
+        return [a for a in gone]
+
+    def silent(self) -> list[str]:
+        """Ants that stopped heartbeating (not those that left politely): their tasks are lost."""
+        now = self.clock()
+        return [a for a, s in self.ants.items() if now - s.last_seen > self.ant_timeout_secs]
+
+    # -- placement ----------------------------------------------------------------------------------
+    def _fits(self, state: AntState, method: str, tags: list[str]) -> bool:
+        return (
+            not state.reg.shutting_down
+            and method in state.reg.methods
+            and set(tags) <= set(state.reg.tags)
+            and self.clock() - state.last_seen <= self.ant_timeout_secs
+        )
+
+    def capable(self, method: str, tags: list[str]) -> bool:
+        return any(self._fits(s, method, tags) for s in self.ants.values())
+
+    def choose(self, method: str, tags: list[str]) -> str | None:
+        """The fitting ant with the most free room, or None when every fitting ant is full."""
+        best: AntState | None = None
+        for state in self.ants.values():
+            if (
+                self._fits(state, method, tags)
+                and state.free > 0
+                and (best is None or state.free > best.free)
+            ):
+                best = state
+        return best.reg.ant_id if best else None
+
+    def reserve(self, ant_id: str, task_id: int) -> None:
+        if ant_id in self.ants:
+            self.ants[ant_id].reserved.add(task_id)
+
+    def release(self, ant_id: str, task_id: int) -> None:
+        state = self.ants.get(ant_id)
+        if state is not None:
+            state.reserved.discard(task_id)
+
+    def sync_reservations(self, running: dict[str, set[int]]) -> None:
+        """Reset reservations from the database's running tasks (after restart, or periodically)."""
+        for ant_id, state in self.ants.items():
+            state.reserved = set(running.get(ant_id, set()))
+
+    def waiting_reason(self, method: str, tags: list[str]) -> str:
+        wanted = f"method {method}" + (f" and tags {', '.join(tags)}" if tags else "")
+        if self.capable(method, tags):
+            return f"waiting for room on an ant with {wanted}"
+        return f"no live ant with {wanted}"

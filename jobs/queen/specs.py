@@ -1,0 +1,31 @@
+"""Loading a job's definition for execution.
+
+The graph (edges, retries, always_run) is read from the definition as uploaded and cached per
+version: versions never change. Task bodies (scripts, urls, variables) are rendered at dispatch
+with the live template data, so ``JobElapsedSecs`` and outputs of earlier tasks are current.
+"""
+
+from functools import lru_cache
+from typing import Any
+
+from jobs.definition.model import JobSpec, TaskSpec
+from jobs.definition.parser import load_definition
+
+
+@lru_cache(maxsize=512)
+def graph_spec(definition_id: int, raw_yaml: str) -> JobSpec:
+    return load_definition(raw_yaml)
+
+
+def rendered_spec(raw_yaml: str, data: dict[str, Any]) -> JobSpec:
+    """Render with ``data``; ``job_variables`` the definition declares are defaults that params
+    override, so a second pass makes them visible to the rest of the template."""
+    spec = load_definition(raw_yaml, data)
+    if spec.job_variables:
+        merged = {**{k: v for k, v in spec.job_variables.items()}, **data}
+        spec = load_definition(raw_yaml, merged)
+    return spec
+
+
+def task_of(spec: JobSpec, task_type: str) -> TaskSpec | None:
+    return spec.task(task_type)

@@ -1,0 +1,84 @@
+"""Reads of jobs data, always through the organization scope."""
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest
+from jobs.states import JobState
+from orgs.scoping import scoped
+
+
+def definitions_live(org_id: int) -> QuerySet[JobDefinition]:
+    return scoped(JobDefinition, org_id).filter(deleted_at__isnull=True)
+
+
+def definition_get(org_id: int, key: str, version: str | None = None) -> JobDefinition:
+    """A definition by numeric id, or the latest (or given version) of a job type."""
+    qs = definitions_live(org_id)
+    if key.isdigit():
+        found = qs.filter(pk=int(key)).first()
+        if found is not None:
+            return found
+    by_type = qs.filter(job_type=key)
+    if version:
+        by_type = (
+            by_type.filter(version=int(version)) if version.isdigit() else by_type.filter(sem_version=version)
+        )
+    else:
+        by_type = by_type.filter(is_latest=True)
+    return by_type.get()
+
+
+def latest_definition(org_id: int, job_type: str) -> JobDefinition | None:
+    return definitions_live(org_id).filter(job_type=job_type, is_latest=True).first()
+
+
+def public_plugins() -> QuerySet[JobDefinition]:
+    """Public plugins of every organization: the one cross-organization read, by design."""
+    return JobDefinition.objects.filter(public_plugin=True, deleted_at__isnull=True, is_latest=True)
+
+
+def plugin_versions(job_type: str) -> QuerySet[JobDefinition]:
+    """Every live version of a public plugin, whichever organization published it."""
+    return JobDefinition.objects.filter(job_type=job_type, public_plugin=True, deleted_at__isnull=True)
+
+
+def job_configs(org_id: int, job_type: str) -> QuerySet[JobConfig]:
+    return scoped(JobConfig, org_id).filter(job_type=job_type)
+
+
+def requests_for(org_id: int) -> QuerySet[JobRequest]:
+    return scoped(JobRequest, org_id)
+
+
+def request_get(org_id: int, request_id: int) -> JobRequest:
+    return (
+        requests_for(org_id)
+        .select_related("last_execution")
+        .prefetch_related("params", "last_execution__tasks")
+        .get(pk=request_id)
+    )
+
+
+def pending_ahead(request: JobRequest, now: datetime) -> int:
+    """Runnable pending requests the scheduler takes before this one."""
+    return (
+        JobRequest.objects.filter(job_state=JobState.PENDING, scheduled_at__lte=now)
+        .filter(
+            Q(job_priority__gt=request.job_priority) | Q(job_priority=request.job_priority, pk__lt=request.pk)
+        )
+        .count()
+    )
+
+
+def average_duration_secs(org_id: int, job_type: str, sample: int = 20) -> float | None:
+    rows = list(
+        JobExecution.objects.filter(
+            organization_id=org_id, job_request__job_type=job_type, job_state=JobState.COMPLETED,
+            ended_at__isnull=False,
+        ).order_by("-id").values_list("started_at", "ended_at")[:sample]
+    )  # fmt: skip
+    if not rows:
+        return None
+    return sum((end - start).total_seconds() for start, end in rows) / len(rows)

@@ -1,0 +1,32 @@
+"""Admin form for name/value configs: the value is typed in plain and stored encrypted if secret."""
+
+from typing import Any
+
+from django import forms
+
+
+class SecretValueForm(forms.ModelForm):
+    new_value = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Leave empty to keep the current value. Secret values are encrypted and never shown.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            self.fields["new_value"].required = True
+        elif not self.instance.secret:
+            self.fields["new_value"].initial = self.instance.value
+
+    def save(self, commit: bool = True) -> Any:
+        instance = super().save(commit=False)
+        new_value = self.cleaned_data.get("new_value")
+        secret_changed = "secret" in self.changed_data
+        if new_value:
+            instance.set_value(new_value)
+        elif secret_changed and instance.pk:
+            raise forms.ValidationError("enter the value again when changing whether it is secret")
+        if commit:
+            instance.save()
+        return instance

@@ -1,0 +1,75 @@
+"""Admin classes that show a staff user only their organization's rows."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+
+class OrgScopedAdmin(admin.ModelAdmin):
+    """Superusers see every organization; other staff only their own."""
+
+    org_field = "organization"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)
+        user: Any = request.user
+        if user.is_superuser:
+            return qs
+        if not getattr(user, "organization_id", None):
+            return qs.none()
+        return qs.filter(**{f"{self.org_field}_id": user.organization_id})
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = list(super().get_list_filter(request))
+        user: Any = request.user
+        if user.is_superuser and self.org_field not in filters:
+            filters.append(self.org_field)
+        return filters
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        excluded = list(super().get_exclude(request, obj) or [])
+        user: Any = request.user
+        if not user.is_superuser and self.org_field == "organization":
+            excluded.append("organization")
+        return excluded
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        user: Any = request.user
+        if not user.is_superuser and self.org_field == "organization":
+            obj.organization_id = user.organization_id
+        super().save_model(request, obj, form, change)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        user: Any = request.user
+        related = db_field.related_model
+        if (
+            not user.is_superuser
+            and hasattr(related, "organization_id")
+            and related.__name__ != "Organization"
+        ):
+            kwargs["queryset"] = related._default_manager.filter(organization_id=user.organization_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ReadOnlyAdmin(OrgScopedAdmin):
+    """Execution history: viewable and deletable, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,310 @@
+"""One suite, both transports (in-process and Redis Streams): identical semantics."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ants.messaging.base import TransportClosed
+from ants.protocol import AntRegistration, LogLine, TaskRequest, TaskResponse
+
+
+def req(n: int, action: str = "EXECUTE", attempt: int = 1) -> TaskRequest:
+    return TaskRequest(task_execution_id=n, job_request_id=100 + n, task_type=f"t{n}", action=action, attempt=attempt)
+
+
+def resp(n: int, status: str = "COMPLETED") -> TaskResponse:
+    return TaskResponse(task_execution_id=n, job_request_id=100 + n, status=status)
+
+
+def log(n: int, seq: int, task: int = 1) -> LogLine:
+    return LogLine(task_execution_id=task, job_request_id=5, seq=seq, line=f"line {n}")
+
+
+# -- task requests ------------------------------------------------------------------------------
+
+
+def test_tasks_are_read_in_order_and_acked(transport) -> None:
+    for n in range(20):
+        transport.send_task("a1", req(n))
+    got = []
+    while True:
+        batch = transport.read_tasks("a1", "c1", 0, 7)
+        if not batch:
+            break
+        assert len(batch) <= 7
+        got += batch
+    assert [d.message.task_execution_id for d in got] == list(range(20))
+    for d in got:
+        transport.ack_task("a1", d.id)
+    assert transport.claim_stale_tasks("a1", "c2", 0) == []
+
+
+def test_tasks_are_routed_per_ant(transport) -> None:
+    transport.send_task("a1", req(1))
+    transport.send_task("a2", req(2))
+    assert [d.message.task_execution_id for d in transport.read_tasks("a2", "c", 0, 10)] == [2]
+    assert [d.message.task_execution_id for d in transport.read_tasks("a1", "c", 0, 10)] == [1]
+
+
+def test_control_requests_are_read_even_at_full_capacity(transport) -> None:
+    transport.send_task("a1", req(1))
+    transport.send_task("a1", req(1, action="CANCEL"))
+    transport.send_task("a1", req(2, action="PING"))
+    batch = transport.read_tasks("a1", "c1", 0, 0)  # full: control only
+    assert [(d.message.action, d.message.task_execution_id) for d in batch] == [("CANCEL", 1), ("PING", 2)]
+    for d in batch:
+        transport.ack_task("a1", d.id)
+    batch = transport.read_tasks("a1", "c1", 0, 5)
+    assert [(d.message.action, d.message.task_execution_id) for d in batch] == [("EXECUTE", 1)]
+    # Control entry ids never get confused with task ids when acking.
+    transport.ack_task("a1", batch[0].id)
+    assert transport.claim_stale_tasks("a1", "c2", 0) == []
+
+
+def test_unacked_requests_are_redelivered_to_a_claimer(transport) -> None:
+    transport.send_task("a1", req(1))
+    transport.send_task("a1", req(2, action="CANCEL"))
+    first = transport.read_tasks("a1", "dead", 0, 10)
+    assert len(first) == 2
+    assert transport.read_tasks("a1", "live", 0, 10) == []  # delivered once per group
+    assert transport.claim_stale_tasks("a1", "live", 60_000) == []  # not idle long enough
+    time.sleep(0.02)
+    claimed = transport.claim_stale_tasks("a1", "live", 10)
+    assert sorted((d.message.action, d.id) for d in claimed) == sorted((d.message.action, d.id) for d in first)
+    for d in claimed:
+        transport.ack_task("a1", d.id)
+    assert transport.claim_stale_tasks("a1", "other", 0) == []
+
+
+def test_send_response_and_ack(transport) -> None:
+    transport.send_task("a1", req(1))
+    (d,) = transport.read_tasks("a1", "c", 0, 1)
+    transport.send_response_and_ack("a1", d.id, resp(1))
+    assert [x.message.task_execution_id for x in transport.read_responses("q", 0, 10)] == [1]
+    assert transport.claim_stale_tasks("a1", "c2", 0) == []
+
+
+# -- responses ----------------------------------------------------------------------------------
+
+
+def test_responses_are_shared_by_the_queens_group(backend) -> None:
+    t1, t2 = backend.transport, backend.peer()
+    for n in range(10):
+        t1.send_response(resp(n))
+    a = t1.read_responses("queen-1", 0, 4)
+    b = t2.read_responses("queen-2", 0, 100)
+    ids = [d.message.task_execution_id for d in a + b]
+    assert ids == list(range(10))  # each response to exactly one queen, in order
+    t1.ack_responses([d.id for d in a])
+    t2.ack_responses([d.id for d in b])
+    assert t1.claim_stale_responses("queen-3", 0) == []
+
+
+def test_responses_of_a_dead_queen_are_claimed(transport) -> None:
+    transport.send_response(resp(1))
+    transport.send_response(resp(2))
+    dead = transport.read_responses("dead-queen", 0, 10)
+    assert len(dead) == 2
+    transport.ack_response(dead[0].id)
+    time.sleep(0.02)
+    claimed = transport.claim_stale_responses("live-queen", 10)
+    assert [d.message.task_execution_id for d in claimed] == [2]
+    assert claimed[0].id == dead[1].id
+    # Claimed entries are now the live queen's: another claim with a long idle gets nothing.
+    assert transport.claim_stale_responses("third", 60_000) == []
+    transport.ack_response(claimed[0].id)
+    assert transport.claim_stale_responses("third", 0) == []
+
+
+# -- malformed entries --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xfe", b"not json", b'{"version": 99}', b"[]"])
+def test_malformed_entries_are_skipped_and_acked(backend, payload) -> None:
+    t = backend.transport
+    backend.raw_add(t.key_responses, payload)
+    t.send_response(resp(1))
+    backend.raw_add(t.key_tasks("a1"), payload)
+    backend.raw_add(t.key_control("a1"), payload)
+    t.send_task("a1", req(2))
+    backend.raw_add(t.key_all_logs, payload)
+    backend.raw_add(t.key_logs(9), payload)
+    t.publish_logs([log(1, 1, task=9)])
+    assert [d.message.task_execution_id for d in t.read_responses("q", 0, 10)] == [1]
+    assert [d.message.task_execution_id for d in t.read_tasks("a1", "c", 0, 10)] == [2]
+    assert [d.message.line for d in t.read_all_logs("w", 0)] == ["line 1"]
+    assert [line.line for _, line in t.read_logs(9, "0", 0)] == ["line 1"]
+    # The bad entries were acked: nothing of them is left to claim.
+    assert [d.message.task_execution_id for d in t.claim_stale_responses("q2", 0)] == [1]
+    assert [d.message.task_execution_id for d in t.claim_stale_tasks("a1", "c2", 0)] == [2]
+    assert [d.message.line for d in t.claim_stale_logs("w2", 0)] == ["line 1"]
+
+
+def test_malformed_registration_is_skipped(backend) -> None:
+    t = backend.transport
+    assert t.read_registrations(0) == []  # sets this reader's cursor
+    backend.raw_add(t.key_registrations, b"garbage")
+    t.publish_registration(AntRegistration(ant_id="a1"))
+    assert [r.ant_id for r in t.read_registrations(0)] == ["a1"]
+
+
+# -- blocking and wake-ups ----------------------------------------------------------------------
+
+
+def _timed_read(fn, results: dict) -> threading.Thread:
+    def run() -> None:
+        start = time.monotonic()
+        results["value"] = fn()
+        results["returned_at"] = time.monotonic()
+        results["elapsed"] = results["returned_at"] - start
+
+    th = threading.Thread(target=run)
+    th.start()
+    return th
+
+
+@pytest.mark.parametrize("kind", ["tasks", "responses", "logs", "all_logs", "registrations"])
+def test_blocked_reader_wakes_on_new_entry_within_milliseconds(backend, kind) -> None:
+    t, sender = backend.transport, backend.peer()
+    readers = {
+        "tasks": (lambda: t.read_tasks("a1", "c", 5000, 1), lambda: sender.send_task("a1", req(1))),
+        "responses": (lambda: t.read_responses("q", 5000, 10), lambda: sender.send_response(resp(1))),
+        "logs": (lambda: t.read_logs(1, "0", 5000), lambda: sender.publish_log(log(1, 1))),
+        "all_logs": (lambda: t.read_all_logs("w", 5000), lambda: sender.publish_log(log(1, 1))),
+        "registrations": (lambda: t.read_registrations(5000), lambda: sender.publish_registration(AntRegistration("a1"))),
+    }
+    read, send = readers[kind]
+    if kind == "registrations":
+        t.read_registrations(0)
+    results: dict = {}
+    th = _timed_read(read, results)
+    time.sleep(0.15)
+    sent_at = time.monotonic()
+    send()
+    th.join(5)
+    assert len(results["value"]) == 1
+    latency = results["returned_at"] - sent_at
+    assert latency < 0.05, f"{kind} reader woke after {latency * 1000:.1f} ms"
+
+
+def test_wake_interrupts_blocked_reads(transport) -> None:
+    results: dict = {}
+    th = _timed_read(lambda: transport.read_tasks("a1", "c", 10_000, 1), results)
+    time.sleep(0.15)
+    transport.wake()
+    th.join(5)
+    assert results["value"] == []
+    assert results["elapsed"] < 1.0
+    # Later reads block normally again.
+    start = time.monotonic()
+    assert transport.read_responses("q", 100, 1) == []
+    assert time.monotonic() - start >= 0.09
+
+
+def test_non_blocking_reads_return_at_once(transport) -> None:
+    start = time.monotonic()
+    assert transport.read_tasks("a1", "c", 0, 5) == []
+    assert transport.read_responses("q", 0, 5) == []
+    assert transport.read_logs(1, "0", 0) == []
+    assert transport.read_all_logs("w", 0) == []
+    assert transport.read_registrations(0) == []
+    assert time.monotonic() - start < 0.5
+
+
+def test_close_wakes_readers_and_rejects_calls(backend) -> None:
+    t = backend.peer() if backend.kind == "redis" else backend.transport
+    results: dict = {}
+
+    def read() -> None:
+        try:
+            results["value"] = t.read_responses("q", 10_000, 1)
+        except TransportClosed as exc:
+            results["value"] = exc
+
+    th = threading.Thread(target=read)
+    th.start()
+    time.sleep(0.15)
+    t.close()
+    th.join(5)
+    assert not th.is_alive()
+    with pytest.raises(TransportClosed):
+        t.send_response(resp(1))
+
+
+# -- registrations ------------------------------------------------------------------------------
+
+
+def test_registrations_fan_out_and_snapshot(backend) -> None:
+    t = backend.transport
+    queen = backend.peer()
+    assert queen.read_registrations(0) == []
+    t.publish_registration(AntRegistration(ant_id="a1", current_load=0))
+    t.publish_registration(AntRegistration(ant_id="a2", current_load=0))
+    t.publish_registration(AntRegistration(ant_id="a1", current_load=3))
+    seen = queen.read_registrations(0)
+    assert [(r.ant_id, r.current_load) for r in seen] == [("a1", 0), ("a2", 0), ("a1", 3)]
+    assert queen.read_registrations(0) == []
+    if backend.kind == "redis":
+        # Fan-out: a second queen sees the same heartbeats (independent cursor).
+        other = backend.peer()
+        other.read_registrations(0)
+        t.publish_registration(AntRegistration(ant_id="a3"))
+        assert [r.ant_id for r in other.read_registrations(0)] == ["a3"]
+        assert [r.ant_id for r in queen.read_registrations(0)] == ["a3"]
+    snap = queen.ant_registrations()
+    assert snap["a1"].current_load == 3 and "a2" in snap
+
+
+def test_snapshot_drops_stale_and_shutting_down_ants(transport) -> None:
+    transport.publish_registration(AntRegistration(ant_id="old", created_at=time.time() - 60))
+    transport.publish_registration(AntRegistration(ant_id="live"))
+    transport.publish_registration(AntRegistration(ant_id="leaving", shutting_down=True))
+    assert set(transport.ant_registrations()) == {"live"}
+    assert set(transport.ant_registrations(include_shutting_down=True)) == {"live", "leaving"}
+    assert set(transport.ant_registrations(max_age_secs=3600)) == {"live", "old"}
+
+
+# -- logs ---------------------------------------------------------------------------------------
+
+
+def test_logs_per_task_and_fan_in(transport) -> None:
+    transport.publish_logs([log(n, n, task=1) for n in range(5)] + [log(99, 1, task=2)])
+    first = transport.read_logs(1, "0", 0)
+    assert [line.seq for _, line in first] == [0, 1, 2, 3, 4]
+    transport.publish_logs([log(5, 5, task=1)])
+    rest = transport.read_logs(1, first[-1][0], 0)
+    assert [line.seq for _, line in rest] == [5]
+    assert [line.line for _, line in transport.read_logs(2, "0", 0)] == ["line 99"]
+    fan_in = transport.read_all_logs("writer-1", 0, count=100)
+    assert [(d.message.task_execution_id, d.message.seq) for d in fan_in] == [(1, n) for n in range(5)] + [(2, 1), (1, 5)]
+    transport.ack_logs([d.id for d in fan_in[:3]])
+    time.sleep(0.02)
+    assert len(transport.claim_stale_logs("writer-2", 10)) == 4
+
+
+def test_concurrent_senders_lose_nothing(backend) -> None:
+    t = backend.transport
+    senders = [backend.peer() for _ in range(4)]
+
+    def send(i: int, s) -> None:
+        for n in range(50):
+            s.send_response(resp(i * 1000 + n))
+
+    threads = [threading.Thread(target=send, args=(i, s)) for i, s in enumerate(senders)]
+    for th in threads:
+        th.start()
+    got: list[int] = []
+    deadline = time.monotonic() + 10
+    while len(got) < 200 and time.monotonic() < deadline:
+        batch = t.read_responses("q", 200, 64)
+        got += [d.message.task_execution_id for d in batch]
+        t.ack_responses([d.id for d in batch])
+    for th in threads:
+        th.join()
+    assert sorted(got) == sorted(i * 1000 + n for i in range(4) for n in range(50))
+    for i in range(4):  # per-sender order is kept
+        mine = [x for x in got if x // 1000 == i]
+        assert mine == sorted(mine)
