@@ -26,7 +26,15 @@ from typing import Any
 
 import yaml
 
-DEFAULT_METHODS = ["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON", "HTTP_DELETE"]
+DEFAULT_METHODS = [
+    "SHELL",
+    "HTTP_GET",
+    "HTTP_POST_FORM",
+    "HTTP_POST_JSON",
+    "HTTP_PUT_FORM",
+    "HTTP_PUT_JSON",
+    "HTTP_DELETE",
+]
 ANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 ENV_PREFIX = "FORMICARY_ANT_"
 # Names accepted in YAML besides the field names (the reference's spelling).
@@ -78,7 +86,11 @@ class AntConfig:
         self.methods = [m.upper() for m in self.methods]
         if not self.methods:
             raise bad("methods", "at least one method is required")
-        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
+        if (
+            isinstance(self.concurrency, bool)
+            or not isinstance(self.concurrency, int)
+            or self.concurrency < 1
+        ):
             raise bad("concurrency", f"{self.concurrency!r} must be an integer >= 1")
         if isinstance(self.heartbeat_secs, bool) or not isinstance(self.heartbeat_secs, int | float):
             raise bad("heartbeat_secs", "must be a number")
@@ -108,7 +120,9 @@ class AntConfig:
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], source: str = "config", base: AntConfig | None = None) -> AntConfig:
+    def from_mapping(
+        cls, data: Mapping[str, Any], source: str = "config", base: AntConfig | None = None
+    ) -> AntConfig:
         """Values from ``data`` on top of ``base`` (or defaults); unknown keys are errors."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = dataclasses.asdict(base) if base is not None else {}
@@ -141,7 +155,9 @@ class AntConfig:
             try:
                 return kind(text)
             except ValueError:
-                raise ConfigError(f"environment: {ENV_PREFIX}{name}: {text!r} is not a valid {kind.__name__}") from None
+                raise ConfigError(
+                    f"environment: {ENV_PREFIX}{name}: {text!r} is not a valid {kind.__name__}"
+                ) from None
 
         def as_list(text: str) -> list[str]:
             return [v.strip() for v in text.split(",") if v.strip()]

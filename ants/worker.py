@@ -37,7 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from ants.config import AntConfig
-from ants.executors.base import ERR_EXECUTOR, ExecutionContext, ExecutionResult, UnsupportedMethod, executor_for
+from ants.executors.base import (
+    ERR_EXECUTOR,
+    ExecutionContext,
+    ExecutionResult,
+    UnsupportedMethod,
+    executor_for,
+)
 from ants.messaging.base import Delivery, Transport, TransportClosed
 from ants.protocol import (
     ACTION_CANCEL,
@@ -122,7 +128,9 @@ class AntWorker:
         self._backlog: deque[Delivery[TaskRequest]] = deque()
         self._cancelled: OrderedDict[Key, None] = OrderedDict()
         self._finished: OrderedDict[Key, TaskResponse] = OrderedDict()
-        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix=f"ant-{config.ant_id}")
+        self._pool = ThreadPoolExecutor(
+            max_workers=config.concurrency, thread_name_prefix=f"ant-{config.ant_id}"
+        )
 
         self._log_cond = threading.Condition()
         self._log_buf: list[LogLine] = []
@@ -186,7 +194,9 @@ class AntWorker:
     def start(self) -> None:
         """Start the background thread (heartbeats, log flushing); idempotent."""
         if self._bg is None:
-            self._bg = threading.Thread(target=self._background, name=f"ant-{self.config.ant_id}-bg", daemon=True)
+            self._bg = threading.Thread(
+                target=self._background, name=f"ant-{self.config.ant_id}-bg", daemon=True
+            )
             self._bg.start()
 
     def run_once(self, block_ms: int | None = None) -> int:
@@ -225,7 +235,9 @@ class AntWorker:
                 except TransportClosed:
                     break
                 except Exception:
-                    logger.exception("ant %s: reading requests failed; retrying in %.1fs", self.config.ant_id, backoff)
+                    logger.exception(
+                        "ant %s: reading requests failed; retrying in %.1fs", self.config.ant_id, backoff
+                    )
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
             self._drain()
@@ -386,12 +398,17 @@ class AntWorker:
             self.after_execute(req, workdir, result)
         except UnsupportedMethod as exc:
             result = ExecutionResult(
-                status=STATUS_FAILED, exit_message=str(exc), error_code=ERR_UNSUPPORTED_METHOD, error_message=str(exc)
+                status=STATUS_FAILED,
+                exit_message=str(exc),
+                error_code=ERR_UNSUPPORTED_METHOD,
+                error_message=str(exc),
             )
         except Exception as exc:
             logger.exception("ant %s: task %s raised", cfg.ant_id, req.key)
             msg = f"{type(exc).__name__}: {exc}"
-            result = ExecutionResult(status=STATUS_FAILED, exit_message=msg, error_code=ERR_ANT_EXCEPTION, error_message=msg)
+            result = ExecutionResult(
+                status=STATUS_FAILED, exit_message=msg, error_code=ERR_ANT_EXCEPTION, error_message=msg
+            )
         if run.shutdown_cancel and result.status == STATUS_CANCELLED:
             # Not the user's cancel: report a retryable failure instead.
             result.status, result.error_code = STATUS_FAILED, ERR_ANT_SHUTDOWN
@@ -420,16 +437,18 @@ class AntWorker:
             started_at=run.started_at,
             ended_at=time.time(),
         )
+        if not cfg.keep_workdirs:
+            shutil.rmtree(workdir, ignore_errors=True)  # done before the queen hears "finished"
         sent = False
         try:
             self.flush_logs()  # every line lands before the response that ends the task
             self.transport.send_response_and_ack(cfg.ant_id, run.delivery_id, resp)
             sent = True
         except Exception:
-            logger.exception("ant %s: response for %s not sent; the request stays pending", cfg.ant_id, req.key)
+            logger.exception(
+                "ant %s: response for %s not sent; the request stays pending", cfg.ant_id, req.key
+            )
         finally:
-            if not cfg.keep_workdirs:
-                shutil.rmtree(workdir, ignore_errors=True)
             with self._lock:
                 was_full = len(self._running) >= cfg.concurrency
                 self._running.pop(req.key, None)
@@ -484,7 +503,10 @@ class AntWorker:
                 return
             try:
                 self.flush_logs()
-                if time.monotonic() - self._last_heartbeat >= self.config.heartbeat_secs and not self._stop.is_set():
+                if (
+                    time.monotonic() - self._last_heartbeat >= self.config.heartbeat_secs
+                    and not self._stop.is_set()
+                ):
                     self.heartbeat()
             except TransportClosed:
                 return
@@ -499,7 +521,9 @@ class AntWorker:
         give_up = None if grace is None else time.monotonic() + grace
         while self.current_load:
             if give_up is not None and time.monotonic() >= give_up:
-                logger.warning("ant %s: grace period over; cancelling %d tasks", self.config.ant_id, self.current_load)
+                logger.warning(
+                    "ant %s: grace period over; cancelling %d tasks", self.config.ant_id, self.current_load
+                )
                 self.cancel_all(shutdown=True)
                 give_up = None
             try:

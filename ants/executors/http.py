@@ -69,14 +69,24 @@ class HttpExecutor:
         if verb is None or urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
             msg = f"unsupported method {method!r}" if verb is None else f"invalid url {redact(url)!r}"
             ctx.log("system", msg)
-            return ExecutionResult(status=STATUS_FAILED, exit_message=msg, error_code=ERR_VALIDATION, error_message=msg)
+            return ExecutionResult(
+                status=STATUS_FAILED, exit_message=msg, error_code=ERR_VALIDATION, error_message=msg
+            )
 
         headers = {str(k): as_str(v) for k, v in as_dict(spec.get("headers")).items()}
         params = {str(k): as_str(v) for k, v in as_dict(spec.get("query")).items()}
         kwargs: dict[str, Any] = {"headers": headers, "params": params}
-        body = spec["body"] if "body" in spec else {str(k): as_str(v) for k, v in as_dict(spec.get("variables")).items()}
+        body = (
+            spec["body"]
+            if "body" in spec
+            else {str(k): as_str(v) for k, v in as_dict(spec.get("variables")).items()}
+        )
         if encoding == "form":
-            kwargs["data"] = {str(k): as_str(v) for k, v in as_dict(body).items()} if isinstance(body, dict) else as_str(body)
+            kwargs["data"] = (
+                {str(k): as_str(v) for k, v in as_dict(body).items()}
+                if isinstance(body, dict)
+                else as_str(body)
+            )
         elif encoding == "json" and (body or method != "HTTP_DELETE"):
             kwargs["json"] = body
 

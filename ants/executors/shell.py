@@ -39,6 +39,7 @@ wins over markers for the same key.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -123,10 +124,8 @@ def resolve_working_dir(workdir: Path, working_dir: Any) -> Path:
 
 
 def _killpg(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class ShellExecutor:
@@ -200,7 +199,11 @@ class ShellExecutor:
                     )
                     break
                 if outcome.timed_out:
-                    msg = f"task timed out after {req.timeout_secs or 0:g}s" if req.timeout_secs else "task timed out"
+                    msg = (
+                        f"task timed out after {req.timeout_secs or 0:g}s"
+                        if req.timeout_secs
+                        else "task timed out"
+                    )
                     emit("system", msg)
                     result = ExecutionResult(
                         status=STATUS_FAILED,
@@ -279,7 +282,11 @@ class ShellExecutor:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "SHELL": "/bin/sh",
         }
-        for source in (req.variables, as_dict(req.spec.get("variables")), as_dict(req.spec.get("environment"))):
+        for source in (
+            req.variables,
+            as_dict(req.spec.get("variables")),
+            as_dict(req.spec.get("environment")),
+        ):
             for name, value in source.items():
                 text = as_str(value)
                 if ENV_NAME_RE.match(str(name)) and "\0" not in text:
@@ -342,41 +349,63 @@ class ShellExecutor:
                 emit("stdout", bytes(buf).decode("utf-8", "replace"))
                 buf.clear()
 
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while True:
-                timeout = TICK_SECS
-                if deadline is not None and not kill_stage:
-                    timeout = max(0.0, min(timeout, deadline - time.monotonic()))
-                if sel.select(timeout):
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break  # EOF: the command and everything holding its output are done
-                    buf += chunk
-                    flush_lines()
-                now = time.monotonic()
-                if kill_stage == 0:
-                    if ctx.cancel_event.is_set():
-                        outcome.cancelled = True
-                    elif deadline is not None and now >= deadline:
-                        outcome.timed_out = True
-                    if outcome.cancelled or outcome.timed_out:
-                        _killpg(pgid, signal.SIGTERM)
-                        kill_stage, kill_at = 1, now
-                elif kill_stage == 1 and now - kill_at >= self.kill_grace_secs:
-                    _killpg(pgid, signal.SIGKILL)
-                    kill_stage, kill_at = 2, now
-                elif kill_stage == 2 and now - kill_at >= 1.0:
-                    break  # something outside the group holds the pipe; give up on it
-                if proc.poll() is not None:
-                    if exited_at is None:
+        # Wait on the pipe and, where the kernel has pidfds, on the process exit itself: no
+        # polling on the normal path (a pidfd is readable once the process has exited).
+        try:
+            pidfd: int | None = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        pipe_open, exited = True, False
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(fd, selectors.EVENT_READ, "pipe")
+                if pidfd is not None:
+                    sel.register(pidfd, selectors.EVENT_READ, "exit")
+                while True:
+                    timeout = TICK_SECS
+                    if deadline is not None and not kill_stage:
+                        timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+                    for key, _ in sel.select(timeout):
+                        if key.data == "exit":
+                            exited = True
+                            sel.unregister(pidfd)
+                            continue
+                        chunk = os.read(fd, 65536)
+                        if chunk:
+                            buf += chunk
+                            flush_lines()
+                        else:
+                            pipe_open = False
+                            sel.unregister(fd)
+                    if not exited and pidfd is None and proc.poll() is not None:
+                        exited = True
+                    now = time.monotonic()
+                    if exited and exited_at is None:
                         exited_at = now
-                    elif now - exited_at >= ORPHAN_GRACE_SECS and kill_stage == 0:
+                    if exited and not pipe_open:
+                        break  # the command and everything holding its output are done
+                    if kill_stage == 0:
+                        if ctx.cancel_event.is_set():
+                            outcome.cancelled = True
+                        elif deadline is not None and now >= deadline:
+                            outcome.timed_out = True
+                        if outcome.cancelled or outcome.timed_out:
+                            _killpg(pgid, signal.SIGTERM)
+                            kill_stage, kill_at = 1, now
+                    elif kill_stage == 1 and now - kill_at >= self.kill_grace_secs:
+                        _killpg(pgid, signal.SIGKILL)
+                        kill_stage, kill_at = 2, now
+                    elif kill_stage == 2 and now - kill_at >= 1.0:
+                        break  # something outside the group holds the pipe; give up on it
+                    if exited_at is not None and kill_stage == 0 and now - exited_at >= ORPHAN_GRACE_SECS:
                         break  # a background child keeps the pipe open; the command is done
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
         flush_lines(final=True)
         proc.stdout.close()
         try:
-            outcome.returncode = proc.wait(timeout=5)
+            outcome.returncode = proc.wait() if exited else proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             _killpg(pgid, signal.SIGKILL)
             outcome.returncode = proc.wait()

@@ -20,6 +20,12 @@ Semantics common to every transport:
 - Acked entries are deleted: each group stream has a single group, so an acked entry is done.
 - A malformed entry is logged, acked and skipped; it never breaks a reader.
 - ``wake()`` makes every blocked read of this transport return (possibly empty) now.
+- Delivery ids are opaque strings; control-stream deliveries carry a ``ctl/`` prefix because
+  ids of two streams can be equal, and ``ack_task`` must know which stream to ack.
+- Registrations fan out through a plain stream read with XREAD from a per-transport cursor
+  (not pub/sub): a queen that blinks for a moment still gets every heartbeat, and the capped
+  stream costs nothing to keep. ``ant_registrations()`` filters the hash by ``created_at`` (the
+  ant's clock) since Redis 7.0 has no per-field hash expiry.
 """
 
 from __future__ import annotations
@@ -87,9 +93,7 @@ class Transport(abc.ABC):
         """Mark a request handled (it is then deleted)."""
 
     @abc.abstractmethod
-    def claim_stale_tasks(
-        self, ant_id: str, consumer: str, min_idle_ms: int
-    ) -> list[Delivery[TaskRequest]]:
+    def claim_stale_tasks(self, ant_id: str, consumer: str, min_idle_ms: int) -> list[Delivery[TaskRequest]]:
         """Take over requests of ``ant_id`` pending (unacked) longer than ``min_idle_ms``.
 
         An ant restarting after a crash calls this with ``min_idle_ms=0`` to get back what it

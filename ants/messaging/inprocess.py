@@ -146,9 +146,10 @@ class InProcessTransport(Transport):
 
     def _stream(self, key: str, maxlen: int | None = None) -> _Stream:
         stream = self._streams.get(key)
-        if stream is None:
-            stream = self._streams[key] = _Stream(maxlen)
-        elif stream.expires_at is not None and stream.expires_at < time.monotonic():
+        expired = (
+            stream is not None and stream.expires_at is not None and stream.expires_at < time.monotonic()
+        )
+        if stream is None or expired:  # like Redis EXPIRE on per-task log streams
             stream = self._streams[key] = _Stream(maxlen)
         return stream
 
@@ -213,7 +214,9 @@ class InProcessTransport(Transport):
             self._stream(key).add(payload)
             self._cond.notify_all()
 
-    def read_tasks(self, ant_id: str, consumer: str, block_ms: int, count: int) -> list[Delivery[TaskRequest]]:
+    def read_tasks(
+        self, ant_id: str, consumer: str, block_ms: int, count: int
+    ) -> list[Delivery[TaskRequest]]:
         ctl_key, task_key = self.key_control(ant_id), self.key_tasks(ant_id)
 
         def attempt() -> list[Delivery[TaskRequest]]:
@@ -381,7 +384,9 @@ class InProcessTransport(Transport):
         with self._cond:
             self._check_open()
             stream = self._stream(self.key_all_logs, SHARED_LOG_MAXLEN)
-            return self._decode_group(LogLine, stream, self.key_all_logs, stream.claim(consumer, min_idle_ms, 1000))
+            return self._decode_group(
+                LogLine, stream, self.key_all_logs, stream.claim(consumer, min_idle_ms, 1000)
+            )
 
     # -- lifecycle -----------------------------------------------------------------------------
     def wake(self) -> None:

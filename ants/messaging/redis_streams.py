@@ -245,12 +245,26 @@ class RedisStreamsTransport(Transport):
             return self.key_control(ant_id), delivery_id[len(CONTROL_ID_PREFIX) :]
         return self.key_tasks(ant_id), delivery_id
 
-    def read_tasks(self, ant_id: str, consumer: str, block_ms: int, count: int) -> list[Delivery[TaskRequest]]:
+    def read_tasks(
+        self, ant_id: str, consumer: str, block_ms: int, count: int
+    ) -> list[Delivery[TaskRequest]]:
         ctl, tasks = self.key_control(ant_id), self.key_tasks(ant_id)
         groups = [(ctl, TASKS_GROUP), (tasks, TASKS_GROUP)]
         if count > 0:
             # COUNT applies per stream: up to `count` EXECUTEs plus as many control entries.
-            args = ["XREADGROUP", "GROUP", TASKS_GROUP, consumer, "COUNT", count, "STREAMS", ctl, tasks, ">", ">"]
+            args = [
+                "XREADGROUP",
+                "GROUP",
+                TASKS_GROUP,
+                consumer,
+                "COUNT",
+                count,
+                "STREAMS",
+                ctl,
+                tasks,
+                ">",
+                ">",
+            ]
         else:
             args = ["XREADGROUP", "GROUP", TASKS_GROUP, consumer, "COUNT", CONTROL_BATCH, "STREAMS", ctl, ">"]
         reply = self._read(args, block_ms, groups)
@@ -285,7 +299,17 @@ class RedisStreamsTransport(Transport):
 
     def read_responses(self, group_consumer: str, block_ms: int, count: int) -> list[Delivery[TaskResponse]]:
         key = self.key_responses
-        args = ["XREADGROUP", "GROUP", RESPONSES_GROUP, group_consumer, "COUNT", max(count, 1), "STREAMS", key, ">"]
+        args = [
+            "XREADGROUP",
+            "GROUP",
+            RESPONSES_GROUP,
+            group_consumer,
+            "COUNT",
+            max(count, 1),
+            "STREAMS",
+            key,
+            ">",
+        ]
         reply = self._read(args, block_ms, [(key, RESPONSES_GROUP)])
         return self._decode_group(TaskResponse, key, RESPONSES_GROUP, reply.get(key, []))
 
@@ -321,7 +345,9 @@ class RedisStreamsTransport(Transport):
             self._reg_cursor = items[-1][0]
         out = []
         for entry_id, fields in items:
-            reg = decode_entry(AntRegistration, None if fields is None else fields.get(FIELD), f"{key} {entry_id}")
+            reg = decode_entry(
+                AntRegistration, None if fields is None else fields.get(FIELD), f"{key} {entry_id}"
+            )
             if reg is not None:
                 out.append(reg)
         return out
@@ -379,7 +405,9 @@ class RedisStreamsTransport(Transport):
 
     def claim_stale_logs(self, consumer: str, min_idle_ms: int) -> list[Delivery[LogLine]]:
         key = self.key_all_logs
-        return self._decode_group(LogLine, key, LOGS_GROUP, self._claim(key, LOGS_GROUP, consumer, min_idle_ms))
+        return self._decode_group(
+            LogLine, key, LOGS_GROUP, self._claim(key, LOGS_GROUP, consumer, min_idle_ms)
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     def wake(self) -> None:

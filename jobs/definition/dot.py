@@ -27,7 +27,11 @@ def quote(text: str) -> str:
 
 def to_dot(spec: JobSpec, task_states: Mapping[str, str] | None = None) -> str:
     states = task_states or {}
-    lines = [f"digraph {quote(spec.job_type or 'job')} {{", "  rankdir=TB;", '  node [shape=box, style="rounded,filled", fillcolor=white];']
+    lines = [
+        f"digraph {quote(spec.job_type or 'job')} {{",
+        "  rankdir=TB;",
+        '  node [shape=box, style="rounded,filled", fillcolor=white];',
+    ]
     first = dag.first_task(spec)
     specials: set[str] = set()
     for task in spec.tasks:
@@ -39,18 +43,26 @@ def to_dot(spec: JobSpec, task_states: Mapping[str, str] | None = None) -> str:
         if first is not None and task is first:
             attrs.append("penwidth=2")
         if task.always_run:
-            attrs.append('peripheries=2')
+            attrs.append("peripheries=2")
         lines.append(f"  {quote(task.task_type)} [{', '.join(attrs)}];")
     for task in spec.tasks:
         for label, target in dag.labelled_edges(task):
             node = target
             if is_special_target(target):
                 # Own ids (a task could be called "COMPLETED"); per-task for actions that loop back.
-                node = f"__{task.task_type}:{target}" if target in ("EXECUTING", "RESTART_TASK") else f"__{target}"
+                node = (
+                    f"__{task.task_type}:{target}"
+                    if target in ("EXECUTING", "RESTART_TASK")
+                    else f"__{target}"
+                )
                 if node not in specials:
                     specials.add(node)
                     lines.append(f"  {quote(node)} [label={quote(target)}, shape=ellipse, style=dashed];")
-            style = ", style=dashed" if label == "on_failed" or (label != "on_completed" and target != task.on_completed) else ""
+            style = (
+                ", style=dashed"
+                if label == "on_failed" or (label != "on_completed" and target != task.on_completed)
+                else ""
+            )
             lines.append(f"  {quote(task.task_type)} -> {quote(node)} [label={quote(label)}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -56,5 +56,7 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:g}s"
     h, rest = divmod(whole, 3600)
     m, s = divmod(rest, 60)
-    out = (f"{h}h" if h else "") + (f"{m}m" if m or (h and s) else "") + (f"{s}s" if s or not (h or m) else "")
+    out = (
+        (f"{h}h" if h else "") + (f"{m}m" if m or (h and s) else "") + (f"{s}s" if s or not (h or m) else "")
+    )
     return out

@@ -34,7 +34,9 @@ def builtin_params(job_type: str = "", now: dt.datetime | None = None) -> dict[s
     }
 
 
-def load_definition(text: str | bytes, data: Mapping[str, Any] | None = None, *, strict: bool = True) -> JobSpec:
+def load_definition(
+    text: str | bytes, data: Mapping[str, Any] | None = None, *, strict: bool = True
+) -> JobSpec:
     """Render, parse and validate a definition. Raises DefinitionError listing every problem.
 
     strict=False turns unknown keys into `spec.warnings` instead of errors.
@@ -43,7 +45,9 @@ def load_definition(text: str | bytes, data: Mapping[str, Any] | None = None, *,
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as e:
-            raise DefinitionError([Problem(f"definition is not UTF-8 text: {e.reason} at byte {e.start}")]) from None
+            raise DefinitionError(
+                [Problem(f"definition is not UTF-8 text: {e.reason} at byte {e.start}")]
+            ) from None
     if not isinstance(text, str):
         raise DefinitionError([Problem("definition must be text")])
     if len(text) > MAX_TEXT:
@@ -186,7 +190,12 @@ class _Builder:
                 line = lines[i] if i < len(lines) else None
                 hint = " (quote it: 'a: b' reads as a mapping)" if isinstance(item, Mapping) else ""
                 self.problems.append(
-                    Problem(f"item {i + 1} must be text{hint}", task=self.task_name, field=key, line=line or _line(m, key))
+                    Problem(
+                        f"item {i + 1} must be text{hint}",
+                        task=self.task_name,
+                        field=key,
+                        line=line or _line(m, key),
+                    )
                 )
                 continue
             text = texts[i] if i < len(texts) and texts[i] is not None else _scalar_text(item)
@@ -231,7 +240,12 @@ class _Builder:
             code = str(k).strip().upper()
             if not _is_scalar(target) or target is None or not _text(v, k).strip():
                 self.problems.append(
-                    Problem(f"exit code '{k}' needs a target task or state", task=self.task_name, field=key, line=_line(v, k))
+                    Problem(
+                        f"exit code '{k}' needs a target task or state",
+                        task=self.task_name,
+                        field=key,
+                        line=_line(v, k),
+                    )
                 )
                 continue
             out[code] = _text(v, k).strip()
@@ -274,7 +288,9 @@ class _Builder:
 
     # -- the two levels
 
-    def fill(self, target: Any, m: Mapping[str, Any], table: dict[str, tuple[str, Callable[..., Any]]], skip: str) -> None:
+    def fill(
+        self, target: Any, m: Mapping[str, Any], table: dict[str, tuple[str, Callable[..., Any]]], skip: str
+    ) -> None:
         for key in m:
             if key == skip:
                 continue
@@ -292,7 +308,9 @@ class _Builder:
             self.problems.append(Problem("empty definition"))
             return None
         if not isinstance(value, Mapping):
-            self.problems.append(Problem("definition must be a mapping of keys (job_type, tasks, ...)", line=_line(value)))
+            self.problems.append(
+                Problem("definition must be a mapping of keys (job_type, tasks, ...)", line=_line(value))
+            )
             return None
         job_type = self.r_str(value, "job_type") if "job_type" in value else None
         spec = JobSpec(job_type=job_type or "", raw=value if isinstance(value, dict) else dict(value))

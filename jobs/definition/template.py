@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import TemplateError
-from .gofmt import MISSING, format_value
+from .gofmt import MISSING, format_value, type_name
 from .template_funcs import FUNCS, SPECIAL_FORMS, FuncError, truth
 
 __all__ = ["MISSING", "Template", "TemplateError", "compile_template", "render", "render_with_line_map"]
@@ -26,9 +26,22 @@ MAX_STEPS = 2_000_000
 MAX_DEPTH = 50
 
 _WS = " \t\r\n"
-_KEYWORDS = frozenset({"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"})
+_KEYWORDS = frozenset(
+    {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"}
+)
 _NUMBER = re.compile(r"[+-]?(?:0[xXbBoO][0-9a-fA-F_]*|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)")
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"', "'": "'"}
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
 
 
 # ---------------------------------------------------------------- lexing
@@ -256,7 +269,9 @@ def _lex(text: str) -> list[_Item]:
 
 # ---------------------------------------------------------------- parse tree
 
-Operand = tuple[Any, ...]  # ("field", names) ("var", name, names) ("dot",) ("lit", v) ("nil",) ("ident", name) ("pipe", Pipe, names)
+Operand = tuple[
+    Any, ...
+]  # ("field", names) ("var", name, names) ("dot",) ("lit", v) ("nil",) ("ident", name) ("pipe", Pipe, names)
 
 
 @dataclass(slots=True)
@@ -666,18 +681,12 @@ class _Exec:
                 value = MISSING  # lenient: `.A.B` with A missing is missing, not an error
             elif isinstance(value, Mapping):
                 try:
-                    value = value[name] if name in value else MISSING
+                    value = value.get(name, MISSING)
                 except Exception:  # a caller-supplied Mapping misbehaving is the template's problem
                     raise self.err(f"can't evaluate field {name}") from None
             else:
-                raise self.err(f"can't evaluate field {name} in type {_type(value)}")
+                raise self.err(f"can't evaluate field {name} in type {type_name(value)}")
         return value
-
-
-def _type(v: Any) -> str:
-    from .gofmt import type_name
-
-    return type_name(v)
 
 
 def _describe(op: Operand) -> str:

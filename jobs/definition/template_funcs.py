@@ -284,7 +284,9 @@ def f_format_time(t: Any) -> str:
         except (OverflowError, OSError, ValueError):
             raise FuncError(f"formatTime: not a time: {t!r}") from None
     if isinstance(t, dt.datetime | dt.date):
-        return t.strftime("%Y-%m-%d %H:%M:%S") if isinstance(t, dt.datetime) else t.strftime("%Y-%m-%d 00:00:00")
+        return (
+            t.strftime("%Y-%m-%d %H:%M:%S") if isinstance(t, dt.datetime) else t.strftime("%Y-%m-%d 00:00:00")
+        )
     raise FuncError(f"formatTime: not a time: {type_name(t)}")
 
 

@@ -51,10 +51,15 @@ def _job_fields(spec: JobSpec) -> list[Problem]:
             out.append(Problem(error, field="cron_trigger"))
     if spec.public_plugin:
         if not spec.sem_version:
-            out.append(Problem("a public plugin needs a sem_version such as 1.0 or 1.0.1-dev", field="sem_version"))
+            out.append(
+                Problem("a public plugin needs a sem_version such as 1.0 or 1.0.1-dev", field="sem_version")
+            )
         if spec.job_type and len(spec.job_type.split(".")) < 3:
             out.append(
-                Problem("a public plugin's job_type starts with a bundle id such as io.formicary.my-job", field="job_type")
+                Problem(
+                    "a public plugin's job_type starts with a bundle id such as io.formicary.my-job",
+                    field="job_type",
+                )
             )
     if spec.sem_version:
         error = sem_version_problem(spec.sem_version)
@@ -186,8 +191,14 @@ def _graph(spec: JobSpec) -> list[Problem]:
     seen = dag.reachable(spec, first.task_type)
     for task in named:
         if task.task_type not in seen:
-            out.append(Problem(f"task {task.task_type} is not reachable from the first task {first.task_type}",
-                               task=task.task_type, line=task.line))
-    if not any(not dag.task_edges(t) for t in named) and not cycles:
+            out.append(
+                Problem(
+                    f"task {task.task_type} is not reachable from the first task {first.task_type}",
+                    task=task.task_type,
+                    line=task.line,
+                )
+            )
+    known = {t.task_type for t in named}
+    if not any(not (dag.task_edges(t) & known) for t in named) and not cycles:
         out.append(Problem("no task ends the job: every task has a next task"))
     return out

@@ -77,13 +77,22 @@ def echoed(result) -> dict:
 
 
 def test_registry_maps_every_http_method() -> None:
-    for m in ("HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON", "HTTP_DELETE"):
+    for m in (
+        "HTTP_GET",
+        "HTTP_POST_FORM",
+        "HTTP_POST_JSON",
+        "HTTP_PUT_FORM",
+        "HTTP_PUT_JSON",
+        "HTTP_DELETE",
+    ):
         assert isinstance(executor_for(m), HttpExecutor)
 
 
 def test_get_with_query_and_headers(server, tmp_path) -> None:
     result, lines = execute(
-        tmp_path, "HTTP_GET", {"url": f"{server}/get?fixed=1", "query": {"q": "a b", "n": 2}, "headers": {"X-Test": "yes"}}
+        tmp_path,
+        "HTTP_GET",
+        {"url": f"{server}/get?fixed=1", "query": {"q": "a b", "n": 2}, "headers": {"X-Test": "yes"}},
     )
     assert result.status == "COMPLETED" and result.exit_code == "200"
     data = echoed(result)

@@ -70,7 +70,9 @@ FULL_REGISTRATION = AntRegistration(
     encryption_key="",
     shutting_down=True,
 )
-FULL_LOG = LogLine(task_execution_id=11, attempt=2, job_request_id=7, seq=3, stream="stderr", line="oops", ts=4.0)
+FULL_LOG = LogLine(
+    task_execution_id=11, attempt=2, job_request_id=7, seq=3, stream="stderr", line="oops", ts=4.0
+)
 ALL = [FULL_REQUEST, FULL_RESPONSE, FULL_REGISTRATION, FULL_LOG]
 
 
@@ -84,7 +86,9 @@ def test_round_trip(msg) -> None:
 
 
 def test_defaults_round_trip_and_minimal_messages() -> None:
-    req = TaskRequest.from_json(json.dumps({"version": 1, "task_execution_id": 1, "job_request_id": 2, "task_type": "t"}))
+    req = TaskRequest.from_json(
+        json.dumps({"version": 1, "task_execution_id": 1, "job_request_id": 2, "task_type": "t"})
+    )
     assert req.action == "EXECUTE" and req.attempt == 1 and req.spec == {} and req.timeout_secs is None
     resp = TaskResponse(task_execution_id=1, job_request_id=2, status="EXECUTING")
     assert TaskResponse.from_json(resp.to_json()) == resp
@@ -92,7 +96,15 @@ def test_defaults_round_trip_and_minimal_messages() -> None:
 
 def test_snake_case_field_names() -> None:
     data = json.loads(FULL_RESPONSE.to_json())
-    for name in ("exit_code", "exit_message", "error_code", "failed_command", "task_context", "job_context", "cost_factor"):
+    for name in (
+        "exit_code",
+        "exit_message",
+        "error_code",
+        "failed_command",
+        "task_context",
+        "job_context",
+        "cost_factor",
+    ):
         assert name in data
 
 
@@ -140,7 +152,11 @@ _DELETE = object()
         (TaskResponse, _mutated(FULL_RESPONSE, exit_code=3), "TaskResponse.exit_code"),
         (TaskResponse, _mutated(FULL_RESPONSE, artifacts=["x"]), "TaskResponse.artifacts[0]"),
         (TaskResponse, _mutated(FULL_RESPONSE, cost_factor="1"), "TaskResponse.cost_factor"),
-        (AntRegistration, _mutated(FULL_REGISTRATION, allocations={"7": {"b": 1}}), "AntRegistration.allocations.7.b"),
+        (
+            AntRegistration,
+            _mutated(FULL_REGISTRATION, allocations={"7": {"b": 1}}),
+            "AntRegistration.allocations.7.b",
+        ),
         (AntRegistration, _mutated(FULL_REGISTRATION, shutting_down="yes"), "AntRegistration.shutting_down"),
         (AntRegistration, _mutated(FULL_REGISTRATION, ant_id=_DELETE), "AntRegistration.ant_id"),
         (LogLine, _mutated(FULL_LOG, stream="stdin"), "LogLine.stream"),

@@ -65,7 +65,9 @@ def test_registry_returns_shell_executor() -> None:
 
 
 def test_success_runs_before_script_script_after_script_in_order(tmp_path) -> None:
-    result, c = run(tmp_path, {"before_script": ["echo b"], "script": ["echo s1", "echo s2"], "after_script": "echo a"})
+    result, c = run(
+        tmp_path, {"before_script": ["echo b"], "script": ["echo s1", "echo s2"], "after_script": "echo a"}
+    )
     assert result.status == "COMPLETED" and result.exit_code == "0"
     assert c.out() == ["b", "s1", "s2", "a"]
     assert result.stdout == ["b", "s1", "s2", "a"]
@@ -202,7 +204,9 @@ def test_cancel_kills_and_skips_after_script(tmp_path) -> None:
     threading.Timer(0.3, c.cancel.set).start()
     start = time.monotonic()
     result = ShellExecutor().execute(
-        make_req({"script": [f"sleep 60 & echo $! > {pidfile}; wait", "echo next"], "after_script": ["echo after"]}),
+        make_req(
+            {"script": [f"sleep 60 & echo $! > {pidfile}; wait", "echo next"], "after_script": ["echo after"]}
+        ),
         c.ctx,
     )
     assert result.status == "CANCELLED"

@@ -12,7 +12,9 @@ from ants.protocol import AntRegistration, LogLine, TaskRequest, TaskResponse
 
 
 def req(n: int, action: str = "EXECUTE", attempt: int = 1) -> TaskRequest:
-    return TaskRequest(task_execution_id=n, job_request_id=100 + n, task_type=f"t{n}", action=action, attempt=attempt)
+    return TaskRequest(
+        task_execution_id=n, job_request_id=100 + n, task_type=f"t{n}", action=action, attempt=attempt
+    )
 
 
 def resp(n: int, status: str = "COMPLETED") -> TaskResponse:
@@ -73,7 +75,9 @@ def test_unacked_requests_are_redelivered_to_a_claimer(transport) -> None:
     assert transport.claim_stale_tasks("a1", "live", 60_000) == []  # not idle long enough
     time.sleep(0.02)
     claimed = transport.claim_stale_tasks("a1", "live", 10)
-    assert sorted((d.message.action, d.id) for d in claimed) == sorted((d.message.action, d.id) for d in first)
+    assert sorted((d.message.action, d.id) for d in claimed) == sorted(
+        (d.message.action, d.id) for d in first
+    )
     for d in claimed:
         transport.ack_task("a1", d.id)
     assert transport.claim_stale_tasks("a1", "other", 0) == []
@@ -174,7 +178,10 @@ def test_blocked_reader_wakes_on_new_entry_within_milliseconds(backend, kind) ->
         "responses": (lambda: t.read_responses("q", 5000, 10), lambda: sender.send_response(resp(1))),
         "logs": (lambda: t.read_logs(1, "0", 5000), lambda: sender.publish_log(log(1, 1))),
         "all_logs": (lambda: t.read_all_logs("w", 5000), lambda: sender.publish_log(log(1, 1))),
-        "registrations": (lambda: t.read_registrations(5000), lambda: sender.publish_registration(AntRegistration("a1"))),
+        "registrations": (
+            lambda: t.read_registrations(5000),
+            lambda: sender.publish_registration(AntRegistration("a1")),
+        ),
     }
     read, send = readers[kind]
     if kind == "registrations":
@@ -279,7 +286,10 @@ def test_logs_per_task_and_fan_in(transport) -> None:
     assert [line.seq for _, line in rest] == [5]
     assert [line.line for _, line in transport.read_logs(2, "0", 0)] == ["line 99"]
     fan_in = transport.read_all_logs("writer-1", 0, count=100)
-    assert [(d.message.task_execution_id, d.message.seq) for d in fan_in] == [(1, n) for n in range(5)] + [(2, 1), (1, 5)]
+    assert [(d.message.task_execution_id, d.message.seq) for d in fan_in] == [(1, n) for n in range(5)] + [
+        (2, 1),
+        (1, 5),
+    ]
     transport.ack_logs([d.id for d in fan_in[:3]])
     time.sleep(0.02)
     assert len(transport.claim_stale_logs("writer-2", 10)) == 4

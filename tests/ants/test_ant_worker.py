@@ -117,7 +117,11 @@ def test_task_runs_and_reports(ants, queen, backend) -> None:
     # Logs were all published before the final response, in order.
     lines = backend.transport.read_logs(1, "0", 0)
     assert [ll.seq for _, ll in lines] == list(range(1, len(lines) + 1))
-    assert [ll.line for _, ll in lines if ll.stream == "stdout"] == ["hello", "##formicary:context OUT=42", "bye"]
+    assert [ll.line for _, ll in lines if ll.stream == "stdout"] == [
+        "hello",
+        "##formicary:context OUT=42",
+        "bye",
+    ]
     fan_in = backend.transport.read_all_logs("writer", 0)
     assert len(fan_in) == len(lines)
 
@@ -142,7 +146,9 @@ def test_capacity_is_never_exceeded(ants, queen) -> None:
     assert all(r.status == "COMPLETED" for r in finals.values())
     assert worker.peak_load == 2
     # No instant has more than 2 tasks running (from the ant's own timings).
-    events = sorted([(r.started_at, 1) for r in finals.values()] + [(r.ended_at, -1) for r in finals.values()])
+    events = sorted(
+        [(r.started_at, 1) for r in finals.values()] + [(r.ended_at, -1) for r in finals.values()]
+    )
     load = peak = 0
     for _, delta in events:
         load += delta

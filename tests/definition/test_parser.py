@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import random
@@ -67,18 +68,31 @@ def test_sensor_job_template_chooses_script() -> None:
     assert early.tasks[0].script == ["https://jsonplaceholder.typicode.com/blaaaaahtodos/1"]
     assert late.tasks[0].script == ["https://jsonplaceholder.typicode.com/todos/1"]
     assert early.tasks[0].timeout == 15 and early.tasks[0].delay_between_retries == 5
-    assert early.tasks[1].on_exit_code == {"1": "FAILED", "2": "RESTART_JOB", "3": "COMPLETED", "4": "ERR_BLAH", "5": "RESTART_TASK"}
+    assert early.tasks[1].on_exit_code == {
+        "1": "FAILED",
+        "2": "RESTART_JOB",
+        "3": "COMPLETED",
+        "4": "ERR_BLAH",
+        "5": "RESTART_TASK",
+    }
 
 
 def test_method_default_is_visible() -> None:
-    spec = load("job_type: j\ntasks:\n- task_type: a\n- task_type: b\n  method: SHELL\n".replace("- task_type: a\n", "- task_type: a\n  on_completed: b\n"))
+    spec = load(
+        "job_type: j\ntasks:\n- task_type: a\n- task_type: b\n  method: SHELL\n".replace(
+            "- task_type: a\n", "- task_type: a\n  on_completed: b\n"
+        )
+    )
     a, b = spec.tasks
     assert (a.method, a.method_given) == ("KUBERNETES", False)
     assert (b.method, b.method_given) == ("SHELL", True)
 
 
 def test_json_text_and_dict_are_accepted() -> None:
-    doc = {"job_type": "j", "tasks": [{"task_type": "a", "method": "SHELL", "script": ["echo"], "except": "{{false}}"}]}
+    doc = {
+        "job_type": "j",
+        "tasks": [{"task_type": "a", "method": "SHELL", "script": ["echo"], "except": "{{false}}"}],
+    }
     assert load(json.dumps(doc)).tasks[0].script == ["echo"]
     spec = spec_from_dict(doc)
     assert spec.tasks[0].except_ == "{{false}}"
@@ -91,20 +105,35 @@ def test_bytes_input() -> None:
 
 
 def test_exit_code_keys_are_upper_cased_strings() -> None:
-    spec = load("job_type: j\ntasks:\n- task_type: a\n  on_exit_code:\n    404: b\n    failed: b\n- task_type: b\n")
+    spec = load(
+        "job_type: j\ntasks:\n- task_type: a\n  on_exit_code:\n    404: b\n    failed: b\n- task_type: b\n"
+    )
     assert spec.tasks[0].on_exit_code == {"404": "b", "FAILED": "b"}
 
 
 def test_durations_in_fields() -> None:
-    spec = load("job_type: j\ntimeout: 1h\ndelay_between_retries: 90\ntasks:\n- task_type: a\n  timeout: 1m30s\n  pause_time: 500ms\n")
+    spec = load(
+        "job_type: j\ntimeout: 1h\ndelay_between_retries: 90\ntasks:\n- task_type: a\n  timeout: 1m30s\n  pause_time: 500ms\n"
+    )
     assert (spec.timeout, spec.delay_between_retries) == (3600, 90)
     assert (spec.tasks[0].timeout, spec.tasks[0].pause_time) == (90, 0.5)
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("15s", 15), ("1m30s", 90), ("2h", 7200), ("500ms", 0.5), ("1.5h", 5400), ("0", 0), (30, 30), ("10", 10),
-     ("-1s", -1), ("1h2m3s4ms", 3723.004), ("250us", 0.00025)],
+    [
+        ("15s", 15),
+        ("1m30s", 90),
+        ("2h", 7200),
+        ("500ms", 0.5),
+        ("1.5h", 5400),
+        ("0", 0),
+        (30, 30),
+        ("10", 10),
+        ("-1s", -1),
+        ("1h2m3s4ms", 3723.004),
+        ("250us", 0.00025),
+    ],
 )
 def test_parse_duration(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
@@ -168,7 +197,10 @@ def test_wrong_task_field_types(line: str, field: str, fragment: str) -> None:
 def test_problem_text_names_task_field_and_line() -> None:
     text = "job_type: j\ntasks:\n- task_type: check-date\n  on_exit_code:\n    1: mondy\n"
     found = [p for p in problems(text) if "mondy" in p.message]
-    assert str(found[0]) == "task 'check-date': field 'on_exit_code': unknown target 'mondy' for exit code 1 (line 4)"
+    assert (
+        str(found[0])
+        == "task 'check-date': field 'on_exit_code': unknown target 'mondy' for exit code 1 (line 4)"
+    )
 
 
 def test_unknown_keys_strict_and_lenient() -> None:
@@ -256,23 +288,43 @@ def test_random_bytes_only_definition_errors() -> None:
     rng = random.Random(20240501)
     for _ in range(200):
         blob = bytes(rng.randrange(256) for _ in range(rng.randint(0, 400)))
-        try:
+        with contextlib.suppress(DefinitionError):
             load_definition(blob.decode("latin-1"))
-        except DefinitionError:
-            pass
 
 
 def test_random_yaml_shaped_input_only_definition_errors() -> None:
     rng = random.Random(7)
-    pieces = ["job_type: j\n", "tasks:\n", "- task_type: a\n", "  on_completed: b\n", "  script: [x]\n", "  retry: -1\n",
-              "- task_type: b\n", "  method: FORK_JOB\n", "  : \n", "&a ", "*a ", "{{.X}}", "[", "]", "{", "}", "- ", "  ",
-              "on_exit_code: {1: a}\n", "'", '"', "\t", "---\n", "!!str ", "<<: *a\n"]
+    pieces = [
+        "job_type: j\n",
+        "tasks:\n",
+        "- task_type: a\n",
+        "  on_completed: b\n",
+        "  script: [x]\n",
+        "  retry: -1\n",
+        "- task_type: b\n",
+        "  method: FORK_JOB\n",
+        "  : \n",
+        "&a ",
+        "*a ",
+        "{{.X}}",
+        "[",
+        "]",
+        "{",
+        "}",
+        "- ",
+        "  ",
+        "on_exit_code: {1: a}\n",
+        "'",
+        '"',
+        "\t",
+        "---\n",
+        "!!str ",
+        "<<: *a\n",
+    ]
     for _ in range(400):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 25)))
-        try:
+        with contextlib.suppress(DefinitionError):
             load_definition(text)
-        except DefinitionError:
-            pass
 
 
 def test_spec_from_dict_rejects_non_mapping() -> None:
@@ -284,4 +336,9 @@ def test_definition_error_to_dict() -> None:
     with pytest.raises(DefinitionError) as info:
         load_definition("job_type: j\nretry: x\ntasks:\n- task_type: a\n")
     data = info.value.to_dict()
-    assert data["problems"][0] == {"message": "expected a whole number, got 'x'", "task": None, "field": "retry", "line": 2}
+    assert data["problems"][0] == {
+        "message": "expected a whole number, got 'x'",
+        "task": None,
+        "field": "retry",
+        "line": 2,
+    }

@@ -1,6 +1,7 @@
 """``manage.py ant``: a worker that needs only Redis (it reads no database)."""
 
 import logging
+import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -40,7 +41,9 @@ class Command(BaseCommand):
         url = config.redis_url or settings.REDIS_URL
         if not url:
             raise CommandError("an ant needs Redis: set REDIS_URL (or use 'manage.py standalone')")
-        transport = transport_from_url(url, prefix=config.prefix or settings.FORMICARY_REDIS_PREFIX)
+        # FORMICARY_ANT_PREFIX (config.prefix) wins; else the deployment's FORMICARY_REDIS_PREFIX
+        prefix = config.prefix if os.environ.get("FORMICARY_ANT_PREFIX") else settings.FORMICARY_REDIS_PREFIX
+        transport = transport_from_url(url, prefix=prefix)
         self.stdout.write(f"ant {config.ant_id}: methods {' '.join(config.methods)}, tags {' '.join(config.tags)}, "
                           f"concurrency {config.concurrency}")  # fmt: skip
         try:

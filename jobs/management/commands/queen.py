@@ -20,7 +20,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
-        parser.add_argument("--id", dest="queen_id", default=None, help="queen id (default: queen-<hostname>)")
+        parser.add_argument(
+            "--id", dest="queen_id", default=None, help="queen id (default: queen-<hostname>)"
+        )
         parser.add_argument("--ant-timeout", type=float, default=15.0,
                             help="seconds without a heartbeat before an ant is considered gone")  # fmt: skip
 

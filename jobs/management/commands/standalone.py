@@ -52,7 +52,9 @@ class Command(BaseCommand):
             threads.append(threading.Thread(target=ant.run_forever, name="ant", daemon=True))
         for thread in threads:
             thread.start()
-        self.stdout.write(f"Formicary standalone on http://{opts['host']}:{opts['port']}/ (API docs at /api/docs/)")
+        self.stdout.write(
+            f"Formicary standalone on http://{opts['host']}:{opts['port']}/ (API docs at /api/docs/)"
+        )
         try:
             uvicorn.run("formicary_site.asgi:application", host=opts["host"], port=opts["port"], log_level="warning",
                         lifespan="off")  # fmt: skip

@@ -1,0 +1,139 @@
+"""Clusters for engine scenarios: ``standalone`` (queen and ants in threads over the in-process
+transport) and ``distributed`` (queen and ants as separate processes over Redis and the test
+database). Both have ant-a (tags a, shared) and ant-b (tags b, shared), concurrency 2."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from ants.messaging import InProcessTransport, transport_from_url
+from jobs.models import TaskExecution
+from jobs.queen import messaging
+from tests.engine.harness import SHELL_AND_HTTP, Harness
+
+ROOT = Path(__file__).resolve().parents[2]
+ANTS = {"ant-a": ["a", "shared"], "ant-b": ["b", "shared"]}
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}:{s.get('PASSWORD') or ''}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+class Processes:
+    """The distributed deployment: every part its own process, talking through Redis."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.prefix = f"t{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **os.environ, "DATABASE_URL": database_url(), "FORMICARY_REDIS_PREFIX": self.prefix,
+            "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start_queen(self, name: str = "queen") -> subprocess.Popen:
+        return self._spawn(name, ["queen", "--id", "queen-test", "--ant-timeout", "3"])
+
+    def start_ant(self, ant_id: str, tags: list[str], concurrency: int = 2) -> subprocess.Popen:
+        args = ["ant", "--id", ant_id, "--concurrency", str(concurrency), "--heartbeat-secs", "0.5",
+                "--work-root", str(self.tmp / ant_id), "--tags", *tags, "--methods", *SHELL_AND_HTTP]  # fmt: skip
+        return self._spawn(ant_id, args)
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.tmp.glob("*.log")
+        )
+
+
+class Cluster:
+    def __init__(self, mode: str, tmp: Path) -> None:
+        self.mode = mode
+        self.tmp = tmp
+        self.harness: Harness | None = None
+        self.processes: Processes | None = None
+
+    def start(self) -> "Cluster":
+        if self.mode == "standalone":
+            self.harness = Harness(InProcessTransport(), self.tmp).start()
+            messaging._transport = self.harness.transport
+            for ant_id, tags in ANTS.items():
+                self.harness.add_ant(ant_id, tags=tags)
+        else:
+            self.processes = Processes(self.tmp)
+            messaging._transport = transport_from_url(os.environ["REDIS_URL"], prefix=self.processes.prefix)
+            self.processes.start_queen()
+            for ant_id, tags in ANTS.items():
+                self.processes.start_ant(ant_id, tags)
+            time.sleep(0.5)
+        return self
+
+    def stop(self) -> None:
+        if self.harness:
+            self.harness.stop()
+        if self.processes:
+            self.processes.stop()
+        messaging.reset_transport()
+
+    def peak_load(self, ant_id: str) -> int:
+        """Highest number of tasks the ant ran at once, from the task rows' time spans."""
+        spans = sorted(
+            TaskExecution.objects.filter(ant_id=ant_id, started_at__isnull=False, ended_at__isnull=False)
+            .values_list("started_at", "ended_at")
+        )  # fmt: skip
+        events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1]))
+        load = peak = 0
+        for _, delta in events:
+            load += delta
+            peak = max(peak, load)
+        return peak
+
+
+@pytest.fixture(params=["standalone", "distributed"])
+def cluster(request, tmp_path, transactional_db):  # type: ignore[no-untyped-def]
+    if request.param == "distributed" and not os.environ.get("REDIS_URL"):
+        pytest.skip("distributed mode needs REDIS_URL (scripts/test starts Redis)")
+    c = Cluster(request.param, tmp_path).start()
+    yield c
+    c.stop()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        if c.processes:
+            print(c.processes.logs())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

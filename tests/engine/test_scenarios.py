@@ -1,0 +1,316 @@
+"""The engine end to end, in standalone mode (threads, in-process messaging) and distributed
+mode (queen and two ants as processes over Redis): pipelines, routing, retries, timeouts,
+cancel, tags and capacity."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.models import JobRequest, TaskExecution
+from jobs.queen.logs import task_log_text
+from jobs.services.control import request_cancel
+from jobs.services.requests import request_submit
+from tests.conftest import upload
+from tests.engine.harness import wait_for_state
+
+
+def submit(api, member, definition: str, **params):  # type: ignore[no-untyped-def]
+    resp = upload(api, definition)
+    assert resp.status_code in (200, 201), resp.content
+    job_type = resp.json()["job_type"]
+    return request_submit(org_id=member.org_id, user=member.user, job_type=job_type, params=params)
+
+
+def tasks_of(request: JobRequest) -> dict[str, TaskExecution]:
+    return {t.task_type: t for t in TaskExecution.objects.filter(job_execution__job_request=request)}
+
+
+PIPELINE = """\
+job_type: pipeline
+tasks:
+- task_type: produce
+  method: SHELL
+  script:
+    - echo "produced {{.Word}}"
+    - echo "Color=blue" >> "$FORMICARY_CONTEXT_FILE"
+  on_completed: consume
+- task_type: consume
+  method: SHELL
+  script:
+    - echo "consumer saw {{.Color}} and $Word"
+  on_completed: report
+- task_type: report
+  method: SHELL
+  script: ["echo job {{.JobID}} type {{.JobType}}"]
+"""
+
+
+def test_multi_task_pipeline_passes_context(cluster, api, alice):
+    request = submit(api, alice, PIPELINE, Word="ant")
+    done = wait_for_state(request.pk)
+    assert done.job_state == "COMPLETED", (done.error_code, done.error_message)
+    tasks = tasks_of(request)
+    assert [t.task_state for t in sorted(tasks.values(), key=lambda t: t.task_order)] == ["COMPLETED"] * 3
+    assert tasks["produce"].context.get("Color") == "blue"
+    deadline = time.monotonic() + 10
+    while (
+        "consumer saw blue and ant" not in task_log_text(tasks["consume"].pk) and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert "consumer saw blue and ant" in task_log_text(tasks["consume"].pk)
+    assert f"job {request.pk} type pipeline" in task_log_text(tasks["report"].pk)
+
+
+ROUTING = """\
+job_type: routing
+tasks:
+- task_type: check
+  method: SHELL
+  script: ["exit {{.Code}}"]
+  on_exit_code:
+    1: monday
+    2: tuesday
+    3: COMPLETED
+  on_completed: done
+- task_type: monday
+  method: SHELL
+  script: ["echo monday"]
+  on_completed: done
+- task_type: tuesday
+  method: SHELL
+  script: ["echo tuesday"]
+  on_completed: done
+- task_type: done
+  method: SHELL
+  always_run: true
+  script: ["echo done"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("code", "ran", "state"),
+    [("0", {"check", "done"}, "COMPLETED"), ("1", {"check", "monday", "done"}, "COMPLETED"),
+     ("2", {"check", "tuesday", "done"}, "COMPLETED"), ("3", {"check", "done"}, "COMPLETED"),
+     ("7", {"check", "done"}, "FAILED")],
+)  # fmt: skip
+def test_exit_code_routing_and_always_run(cluster, api, alice, code, ran, state):
+    request = submit(api, alice, ROUTING, Code=code)
+    done = wait_for_state(request.pk)
+    assert done.job_state == state
+    tasks = tasks_of(request)
+    assert set(tasks) == ran
+    assert tasks["check"].exit_code == code
+    assert tasks["done"].task_state == "COMPLETED"  # always_run: it runs even when the job failed
+
+
+OPTIONAL = """\
+job_type: optional
+tasks:
+- task_type: flaky
+  method: SHELL
+  allow_failure: true
+  script: ["exit 3"]
+  on_completed: after
+- task_type: after
+  method: SHELL
+  script: ["echo after"]
+"""
+
+
+def test_allow_failure_task_continues_to_on_completed(cluster, api, alice):
+    request = submit(api, alice, OPTIONAL)
+    done = wait_for_state(request.pk)
+    assert done.job_state == "COMPLETED"
+    tasks = tasks_of(request)
+    assert tasks["flaky"].task_state == "FAILED" and tasks["after"].task_state == "COMPLETED"
+
+
+RETRY = """\
+job_type: retry
+tasks:
+- task_type: wobbly
+  method: SHELL
+  retry: 2
+  delay_between_retries: 200ms
+  script:
+    - n=$(cat {{.Counter}} 2>/dev/null || echo 0); echo $((n+1)) > {{.Counter}}; [ "$n" -ge 2 ]
+"""
+
+
+def test_task_retry_until_success(cluster, api, alice, tmp_path):
+    request = submit(api, alice, RETRY, Counter=str(tmp_path / "count"))
+    done = wait_for_state(request.pk)
+    assert done.job_state == "COMPLETED", done.error_message
+    assert tasks_of(request)["wobbly"].retried == 2
+    assert (tmp_path / "count").read_text().strip() == "3"
+
+
+def test_task_retry_exhausted_fails_job(cluster, api, alice, tmp_path):
+    request = submit(api, alice, RETRY.replace("retry: 2", "retry: 1"), Counter=str(tmp_path / "count"))
+    done = wait_for_state(request.pk)
+    assert done.job_state == "FAILED"
+    assert (tmp_path / "count").read_text().strip() == "2"
+
+
+SLOW = """\
+job_type: slow
+tasks:
+- task_type: sleeper
+  method: SHELL
+  timeout: 1s
+  script:
+    - sh -c 'echo $$ > {{.PidFile}}; exec sleep 60'
+"""
+
+
+def _pid_gone(pid_file: Path, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pid_file.read_text().strip())
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_task_timeout_kills_the_process(cluster, api, alice, tmp_path):
+    pid_file = tmp_path / "pid"
+    request = submit(api, alice, SLOW, PidFile=str(pid_file))
+    done = wait_for_state(request.pk, timeout=30)
+    assert done.job_state == "FAILED"
+    assert tasks_of(request)["sleeper"].error_code == "ERR_TASK_TIMEOUT"
+    assert _pid_gone(pid_file)
+
+
+def test_cancel_running_job_kills_the_process(cluster, api, alice, tmp_path):
+    pid_file = tmp_path / "pid"
+    request = submit(api, alice, SLOW.replace("timeout: 1s", "timeout: 5m"), PidFile=str(pid_file))
+    wait_for_state(request.pk, ["EXECUTING"])
+    deadline = time.monotonic() + 15
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    request_cancel(request=JobRequest.objects.get(pk=request.pk))
+    assert wait_for_state(request.pk).job_state == "CANCELLED"
+    assert tasks_of(request)["sleeper"].task_state == "CANCELLED"
+    assert _pid_gone(pid_file)
+
+
+def test_cancel_pending_job(cluster, api, alice):
+    future = submit(api, alice, PIPELINE, Word="later")
+    JobRequest.objects.filter(pk=future.pk).update(scheduled_at="2099-01-01T00:00:00Z")
+    request_cancel(request=JobRequest.objects.get(pk=future.pk))
+    assert JobRequest.objects.get(pk=future.pk).job_state == "CANCELLED"
+
+
+TAGGED = """\
+job_type: tagged
+tasks:
+- task_type: on-a
+  method: SHELL
+  tags: [a]
+  script: ["echo a"]
+  on_completed: on-b
+- task_type: on-b
+  method: SHELL
+  tags: [b]
+  script: ["echo b"]
+"""
+
+
+def test_tag_routing(cluster, api, alice):
+    requests = [submit(api, alice, TAGGED) for _ in range(4)]
+    for request in requests:
+        assert wait_for_state(request.pk).job_state == "COMPLETED"
+    for request in requests:
+        tasks = tasks_of(request)
+        assert tasks["on-a"].ant_id == "ant-a" and tasks["on-b"].ant_id == "ant-b"
+
+
+NOBODY = """\
+job_type: nobody
+tasks:
+- task_type: lonely
+  method: SHELL
+  tags: [gpu]
+  script: ["echo never"]
+"""
+
+
+def test_request_no_ant_can_run_waits_with_a_reason(cluster, api, alice):
+    request = submit(api, alice, NOBODY)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        request.refresh_from_db()
+        if "no live ant" in request.state_message:
+            break
+        time.sleep(0.1)
+    assert request.job_state == "PENDING"
+    assert "gpu" in request.state_message
+    wait = api.get(f"/api/jobs/requests/{request.pk}/wait_time").json()
+    assert "no live ant" in wait["reason"]
+
+
+BUSY = """\
+job_type: busy
+max_concurrency: 20
+tasks:
+- task_type: work
+  method: SHELL
+  tags: [shared]
+  script: ["sleep 0.3"]
+"""
+
+
+def test_capacity_is_never_exceeded(cluster, api, alice):
+    requests = [submit(api, alice, BUSY) for _ in range(10)]
+    for request in requests:
+        assert wait_for_state(request.pk, timeout=60).job_state == "COMPLETED"
+    for ant_id in ("ant-a", "ant-b"):
+        assert cluster.peak_load(ant_id) <= 2
+    assert {t.ant_id for r in requests for t in tasks_of(r).values()} == {"ant-a", "ant-b"}
+
+
+SKIPPY = """\
+job_type: skippy
+skip_if: {{if eq .Branch "main"}}false{{else}}true{{end}}
+tasks:
+- task_type: maybe
+  method: SHELL
+  except: "{{if eq .Mode "fast"}}true{{end}}"
+  script: ["echo maybe"]
+  on_completed: last
+- task_type: last
+  method: SHELL
+  script: ["echo last"]
+"""
+
+
+def test_skip_if_filters_and_except_skips(cluster, api, alice):
+    filtered = submit(api, alice, SKIPPY, Branch="dev", Mode="slow")
+    assert wait_for_state(filtered.pk).job_state == "FILTERED"
+    skipped = submit(api, alice, SKIPPY, Branch="main", Mode="fast")
+    assert wait_for_state(skipped.pk).job_state == "COMPLETED"
+    tasks = tasks_of(skipped)
+    assert tasks["maybe"].task_state == "SKIPPED" and tasks["last"].task_state == "COMPLETED"
+
+
+JOB_TIMEOUT = """\
+job_type: job-timeout
+timeout: 1s
+tasks:
+- task_type: long
+  method: SHELL
+  script: ["sleep 30"]
+"""
+
+
+def test_job_timeout(cluster, api, alice):
+    request = submit(api, alice, JOB_TIMEOUT)
+    done = wait_for_state(request.pk, timeout=30)
+    assert done.job_state == "FAILED" and done.error_code == "ERR_JOB_TIMEOUT"
