@@ -4,6 +4,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from artifacts import services as artifact_services
 from jobs.models import JobConfig, JobExecution, JobRequest, JobRequestParam
 from orgs.models import OrgConfig
 
@@ -61,6 +62,7 @@ def template_data(
     data: dict[str, Any] = {}
     if execution is not None:
         data.update({k: v for k, v in (execution.context or {}).items() if isinstance(k, str)})
+        data.update(artifact_services.template_variables(request, execution))
     data.update(values)
     data.update(builtins(request, execution, now))
     return data

@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from ants.messaging.base import Transport
+from artifacts import services as artifact_services
 from ants.protocol import (
     ACTION_CANCEL,
     STATUS_CANCELLED,
@@ -269,7 +270,7 @@ class Engine:
             ant_id=ant_id,
             tags=list(spec.tags or []),
             timeout_secs=float(spec.timeout) if spec.timeout else None,
-            spec=body,
+            spec={**body, "artifact_downloads": artifact_services.downloads_for(request, execution, spec)},
             variables=_str_values(data),
             secret_names=sorted(secret_names),
         )
@@ -318,6 +319,7 @@ class Engine:
             self.resources.release(task.ant_id, task.pk)
             if not won:
                 return False
+            artifact_services.record_from_response(task, request, resp)
             if resp.task_context or resp.job_context:
                 execution = JobExecution.objects.select_for_update().get(pk=execution.pk)
                 execution.context = {**execution.context, **resp.job_context, **resp.task_context}

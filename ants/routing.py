@@ -1,0 +1,3 @@
+"""Websocket routes for WEBSOCKET ants."""
+
+websocket_urlpatterns: list = []
