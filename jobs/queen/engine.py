@@ -17,7 +17,6 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from ants.messaging.base import Transport
-from artifacts import services as artifact_services
 from ants.protocol import (
     ACTION_CANCEL,
     STATUS_CANCELLED,
@@ -26,6 +25,7 @@ from ants.protocol import (
     TaskRequest,
     TaskResponse,
 )
+from artifacts import services as artifact_services
 from jobs.definition import dag
 from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
