@@ -113,7 +113,38 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 MEDIA_ROOT = Path(env.str("FORMICARY_ARTIFACTS_DIR", default=str(DATA_DIR / "artifacts")))
 
-LOGIN_URL = "/admin/login/"
+# --- Web UI login (django-allauth): local accounts; GitHub and Google only when configured ----------
+# GITHUB_CLIENT_ID/GITHUB_CLIENT_SECRET and GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET enable the buttons.
+INSTALLED_APPS += [
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
+]
+MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+SOCIALACCOUNT_PROVIDERS: dict = {}
+for _provider, _scope in (("github", ["read:user", "user:email"]), ("google", ["profile", "email"])):
+    _client_id = env.str(f"{_provider.upper()}_CLIENT_ID", default="")
+    _secret = env.str(f"{_provider.upper()}_CLIENT_SECRET", default="")
+    if _client_id and _secret:
+        SOCIALACCOUNT_PROVIDERS[_provider] = {
+            "APP": {"client_id": _client_id, "secret": _secret, "key": ""},
+            "SCOPE": _scope,
+        }
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email", "username*", "password1*", "password2*"]
+# standalone has no mail server: accounts work without confirming an address
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
+SOCIALACCOUNT_LOGIN_ON_GET = False
+# --- end of web UI login -------------------------------------------------------------------------
 
 # Messaging between queen and ants: Redis when REDIS_URL is set, else in-process (standalone).
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -19,6 +19,7 @@ from django.utils import timezone
 from ants.messaging.base import Transport
 from ants.protocol import (
     ACTION_CANCEL,
+    ACTION_EXECUTE,
     STATUS_CANCELLED,
     STATUS_COMPLETED,
     STATUS_EXECUTING,
@@ -293,6 +294,8 @@ class Engine:
 
     def apply_response(self, resp: TaskResponse) -> bool:
         """Apply one ant response; False when it was stale or a duplicate (nothing changed)."""
+        if resp.action != ACTION_EXECUTE:
+            return False  # a PING or container-listing reply, not a task result
         task = (
             TaskExecution.objects.select_related("job_execution__job_request__job_definition")
             .filter(pk=resp.task_execution_id)

@@ -120,6 +120,18 @@ class Cluster:
         return peak
 
 
+@pytest.fixture
+def processes(tmp_path, transactional_db):  # type: ignore[no-untyped-def]
+    """Distributed parts started by the test itself (for killing and restarting them)."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs REDIS_URL (scripts/test starts Redis)")
+    p = Processes(tmp_path)
+    messaging._transport = transport_from_url(os.environ["REDIS_URL"], prefix=p.prefix)
+    yield p
+    p.stop()
+    messaging.reset_transport()
+
+
 @pytest.fixture(params=["standalone", "distributed"])
 def cluster(request, tmp_path, transactional_db):  # type: ignore[no-untyped-def]
     if request.param == "distributed" and not os.environ.get("REDIS_URL"):
@@ -127,9 +139,9 @@ def cluster(request, tmp_path, transactional_db):  # type: ignore[no-untyped-def
     c = Cluster(request.param, tmp_path).start()
     yield c
     c.stop()
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-        if c.processes:
-            print(c.processes.logs())
+    failed = getattr(getattr(request.node, "rep_call", None), "failed", False)
+    if failed and c.processes:
+        print(c.processes.logs())
 
 
 @pytest.hookimpl(hookwrapper=True)
