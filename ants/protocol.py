@@ -263,6 +263,9 @@ class AntRegistration(Message):
     ant_started_at: float = field(default_factory=time.time)
     encryption_key: str = ""
     shutting_down: bool = False
+    # Set for an ant that serves one organization only (a WEBSOCKET ant a user connected):
+    # the queen sends it that organization's tasks and no other's. Empty: a shared ant.
+    organization_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -148,8 +148,9 @@ class Engine:
                     transitions.job_finish(request.pk, execution.pk, JobState.FAILED,
                                            error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
             return True
-        if first.method not in QUEEN_METHODS and not self.resources.capable(first.method, first.tags or []):
-            self._wait(request, "waiting: " + self.resources.waiting_reason(first.method, first.tags or []))
+        org_id = request.organization_id
+        if first.method not in QUEEN_METHODS and not self.resources.capable(first.method, first.tags, org_id):
+            self._wait(request, "waiting: " + self.resources.waiting_reason(first.method, first.tags, org_id))
             return False
         with transaction.atomic():
             if not transitions.request_claim(request.pk):
@@ -211,9 +212,10 @@ class Engine:
         method, tags = graph_task.method, list(graph_task.tags or [])
         ant_id = None
         if method not in QUEEN_METHODS:
-            ant_id = self.resources.choose(method, tags)
+            ant_id = self.resources.choose(method, tags, request.organization_id)
             if ant_id is None:
-                self._note_waiting(task, request, self.resources.waiting_reason(method, tags))
+                reason = self.resources.waiting_reason(method, tags, request.organization_id)
+                self._note_waiting(task, request, reason)
                 return 0
         self._wait_reasons.pop(task.pk, None)
         values, secret_names = secrets_and_values(request)

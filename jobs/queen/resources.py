@@ -83,9 +83,11 @@ class ResourceManager:
         return [a for a, s in self.ants.items() if now - s.last_seen > self.ant_timeout_secs]
 
     # -- placement ----------------------------------------------------------------------------------
-    def _fits(self, state: AntState, method: str, tags: list[str]) -> bool:
+    def _fits(self, state: AntState, method: str, tags: list[str], org_id: int | None = None) -> bool:
+        owner = state.reg.organization_id
         return (
             not state.reg.shutting_down
+            and (not owner or owner == str(org_id))
             and method in state.reg.methods
             and set(tags) <= set(state.reg.tags)
             and self.clock() - state.last_seen <= self.ant_timeout_secs
@@ -120,8 +122,8 @@ class ResourceManager:
         for ant_id, state in self.ants.items():
             state.reserved = set(running.get(ant_id, set()))
 
-    def waiting_reason(self, method: str, tags: list[str]) -> str:
+    def waiting_reason(self, method: str, tags: list[str], org_id: int | None = None) -> str:
         wanted = f"method {method}" + (f" and tags {', '.join(tags)}" if tags else "")
-        if self.capable(method, tags):
+        if self.capable(method, tags, org_id):
             return f"waiting for room on an ant with {wanted}"
         return f"no live ant with {wanted}"
