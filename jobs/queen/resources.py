@@ -93,15 +93,15 @@ class ResourceManager:
             and self.clock() - state.last_seen <= self.ant_timeout_secs
         )
 
-    def capable(self, method: str, tags: list[str]) -> bool:
-        return any(self._fits(s, method, tags) for s in self.ants.values())
+    def capable(self, method: str, tags: list[str], org_id: int | None = None) -> bool:
+        return any(self._fits(s, method, tags, org_id) for s in self.ants.values())
 
-    def choose(self, method: str, tags: list[str]) -> str | None:
+    def choose(self, method: str, tags: list[str], org_id: int | None = None) -> str | None:
         """The fitting ant with the most free room, or None when every fitting ant is full."""
         best: AntState | None = None
         for state in self.ants.values():
             if (
-                self._fits(state, method, tags)
+                self._fits(state, method, tags, org_id)
                 and state.free > 0
                 and (best is None or state.free > best.free)
             ):
