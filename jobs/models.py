@@ -78,8 +78,11 @@ class JobRequest(TenantModel):
     cron_triggered = models.BooleanField(default=False)
     retried = models.PositiveIntegerField(default=0)
     schedule_attempts = models.PositiveIntegerField(default=0)
-    # backoff for a request that could not start (no capable ant, concurrency full)
+    # backoff for a request that could not start (no capable ant, concurrency full); for a
+    # PAUSED request, when it resumes by itself (PAUSE_JOB with pause_time)
     not_before = models.DateTimeField(null=True, blank=True)
+    # the next execution re-runs every task instead of reusing the last one's completed tasks
+    hard_reset = models.BooleanField(default=False)
     state_message = models.CharField(max_length=500, blank=True, help_text="why it waits or how it ended")
     error_code = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
@@ -129,6 +132,10 @@ class JobExecution(TenantModel):
     context = models.JSONField(default=dict, blank=True)
     # set when the job has failed and only its always_run tasks are left to run
     failed_task_type = models.CharField(max_length=200, blank=True)
+    # a restart or retry reuses the results of tasks that completed in this earlier execution
+    reuse_execution = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     cpu_secs = models.FloatField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -189,6 +196,17 @@ class TaskLogChunk(TenantModel):
     class Meta:
         ordering = ["task_execution_id", "attempt", "first_seq"]
         indexes = [models.Index(fields=["task_execution", "attempt", "first_seq"])]
+
+
+class QueenLease(models.Model):
+    """A named lease one queen holds at a time (the scheduler's leadership)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    holder = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder}"
 
 
 class ErrorCode(models.Model):

@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest
-from jobs.states import JobState
+from jobs.states import JOB_RUNNING, JobState
 from orgs.scoping import scoped
 
 
@@ -59,6 +59,11 @@ def request_get(org_id: int, request_id: int) -> JobRequest:
         .prefetch_related("params", "last_execution__tasks")
         .get(pk=request_id)
     )
+
+
+def running_count(org_id: int, job_type: str) -> int:
+    running = [s.value for s in JOB_RUNNING]
+    return JobRequest.objects.filter(organization_id=org_id, job_type=job_type, job_state__in=running).count()
 
 
 def pending_ahead(request: JobRequest, now: datetime) -> int:

@@ -89,6 +89,41 @@ class RequestCancel(OrgAPIView):
         return Response(JobRequestSerializer(job_request).data)
 
 
+class RequestPause(OrgAPIView):
+    @extend_schema(request=None, responses=JobRequestSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        job_request = control.request_pause(request=selectors.request_get(self.org_id, pk))
+        return Response(JobRequestSerializer(job_request).data)
+
+
+class RequestResume(OrgAPIView):
+    @extend_schema(request=None, responses=JobRequestSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        job_request = control.request_resume(request=selectors.request_get(self.org_id, pk))
+        return Response(JobRequestSerializer(job_request).data)
+
+
+class RequestRestart(OrgAPIView):
+    @extend_schema(
+        request=None,
+        responses=JobRequestSerializer,
+        parameters=[
+            OpenApiParameter("hard", bool, description="re-run every task, not only unfinished ones")
+        ],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        hard = request.query_params.get("hard", "").lower() in ("1", "true", "yes")
+        job_request = control.request_restart(request=selectors.request_get(self.org_id, pk), hard=hard)
+        return Response(JobRequestSerializer(job_request).data)
+
+
+class RequestTrigger(OrgAPIView):
+    @extend_schema(request=None, responses=JobRequestSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        job_request = control.request_trigger(request=selectors.request_get(self.org_id, pk))
+        return Response(JobRequestSerializer(job_request).data)
+
+
 class RequestWaitTime(OrgAPIView):
     @extend_schema(responses=dict)
     def get(self, request: Request, pk: int) -> Response:
@@ -106,11 +141,16 @@ class RequestWaitTime(OrgAPIView):
             until_scheduled = max(0.0, (job_request.scheduled_at - now).total_seconds())
             body["queue_number"] = ahead
             body["estimated_wait_secs"] = round(max(until_scheduled, ahead * average / concurrency), 3)
-            if not body["reason"]:
+            running = selectors.running_count(self.org_id, job_request.job_type)
+            limit = job_request.job_definition.max_concurrency
+            if until_scheduled:
+                body["reason"] = f"scheduled for {job_request.scheduled_at.isoformat()}"
+            elif running >= limit:
                 body["reason"] = (
-                    f"scheduled for {job_request.scheduled_at.isoformat()}" if until_scheduled
-                    else f"{ahead} runnable requests ahead"
-                )  # fmt: skip
+                    f"waiting: {running} of {limit} allowed {job_request.job_type} jobs are running"
+                )
+            elif not body["reason"]:
+                body["reason"] = f"{ahead} runnable requests ahead"
         return Response(body)
 
 

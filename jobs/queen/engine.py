@@ -30,8 +30,8 @@ from artifacts import services as artifact_services
 from jobs.definition import dag
 from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
-from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import transitions
+from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
+from jobs.queen import forks, transitions
 from jobs.queen.context import secrets_and_values, template_data
 from jobs.queen.resources import ResourceManager
 from jobs.queen.specs import graph_spec, rendered_spec, task_of
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 QUEEN_METHODS = frozenset({"FORK_JOB", "AWAIT_FORKED_JOB", "EXPIRE_ARTIFACTS", "MANUAL"})
 RUNNING = [TaskState.STARTED.value, TaskState.EXECUTING.value]
 JOB_RUNNING_VALUES = [s.value for s in JOB_RUNNING]
+# The ant id recorded for tasks the queen runs itself.
+QUEEN_ANT = "queen"
 # Grace on top of a task's own timeout before the queen gives up on the ant's answer.
 TIMEOUT_GRACE_SECS = 30.0
 
@@ -80,6 +82,7 @@ class Engine:
         self.ack_timeout_secs = ack_timeout_secs
         self.started_at = clock()
         self._wait_reasons: dict[int, str] = {}
+        self._full_noted: dict[tuple[int, str], float] = {}
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class Engine:
         )
         for org_id, job_type in full:
             qs = qs.exclude(organization_id=org_id, job_type=job_type)
+        self._note_full(full, counts)
         started = 0
         for request in qs.select_related("job_definition").order_by("-job_priority", "id")[:limit]:
             key = (request.organization_id, request.job_type)
@@ -128,6 +132,22 @@ class Engine:
                 counts[key] = (running + 1, limit_now)
                 started += 1
         return started
+
+    def _note_full(self, full: list[tuple[int, str]], counts: dict[tuple[int, str], tuple[int, int]]) -> None:
+        """Pending requests of a job type at its limit say so (at most twice a second per type)."""
+        now = time.monotonic()
+        for key in full:
+            running, limit = counts[key]
+            if now - self._full_noted.get(key, 0.0) < 0.5:
+                continue
+            self._full_noted[key] = now
+            reason = f"waiting: {running} of {limit} allowed {key[1]} jobs are running"
+            JobRequest.objects.filter(
+                job_state=JobState.PENDING, organization_id=key[0], job_type=key[1]
+            ).exclude(state_message=reason).update(state_message=reason)
+        for key in list(self._full_noted):
+            if key not in full:
+                del self._full_noted[key]
 
     def _wait(self, request: JobRequest, reason: str, backoff_secs: float = 1.0) -> None:
         if request.state_message != reason or not request.not_before:
@@ -153,9 +173,27 @@ class Engine:
             self._wait(request, "waiting: " + self.resources.waiting_reason(first.method, first.tags, org_id))
             return False
         with transaction.atomic():
+            # the latest version's row serialises starts of one job type, so the count below
+            # holds even with several schedulers (a leader handing over, or a forced restart)
+            limit = (
+                JobDefinition.objects.select_for_update()
+                .filter(organization_id=org_id, job_type=request.job_type, is_latest=True)
+                .values_list("max_concurrency", flat=True)
+                .first()
+            )
+            limit = definition.max_concurrency if limit is None else limit
+            running = JobRequest.objects.filter(
+                organization_id=org_id, job_type=request.job_type, job_state__in=JOB_RUNNING_VALUES
+            ).count()
+            if running >= limit:
+                self._wait(
+                    request, f"waiting: {running} of {limit} allowed {request.job_type} jobs are running"
+                )
+                return False
+            previous = request.last_execution_id
             if not transitions.request_claim(request.pk):
                 return False
-            execution = transitions.execution_create(request)
+            execution = transitions.execution_create(request, reuse_execution_id=previous)
             values, _ = secrets_and_values(request)
             try:
                 spec = rendered_spec(definition.raw_yaml, template_data(request, execution, values))
@@ -196,6 +234,8 @@ class Engine:
     def _dispatch(self, task: TaskExecution, outbox: Outbox) -> int:
         execution = task.job_execution
         request = execution.job_request
+        if request.job_state == JobState.PAUSED:
+            return 0  # it stays READY and runs when the job resumes
         if request.job_state not in JOB_RUNNING_VALUES:
             transitions.tasks_cancel([execution.pk], request.pk)
             return 0
@@ -233,6 +273,8 @@ class Engine:
                 if transitions.task_finish_ready(task.pk, request.pk, TaskState.SKIPPED, exit_code="SKIPPED"):
                     self._advance(task, request, execution, graph, TaskState.COMPLETED, "SKIPPED")
                 return 0
+            if self._reuse_completed(task, request, execution, graph, rendered):
+                return 0
             if method in QUEEN_METHODS:
                 self._run_queen_task(task, request, execution, rendered)
                 return 1
@@ -245,6 +287,38 @@ class Engine:
             outbox.sends.append((ant_id, self._task_request(task, request, execution, rendered, ant_id, attempt,
                                                             data, secret_names)))  # fmt: skip
         return 1
+
+    def _reuse_completed(
+        self,
+        task: TaskExecution,
+        request: JobRequest,
+        execution: JobExecution,
+        graph: JobSpec,
+        spec: TaskSpec,
+    ) -> bool:
+        """A restarted or retried job keeps what its last execution completed (unless the task
+        says ``allow_start_if_completed``, or the restart is hard)."""
+        if not execution.reuse_execution_id or spec.allow_start_if_completed:
+            return False
+        done = TaskExecution.objects.filter(
+            job_execution_id=execution.reuse_execution_id, task_type=task.task_type,
+            task_state__in=[TaskState.COMPLETED, TaskState.SKIPPED],
+        ).first()  # fmt: skip
+        if done is None:
+            return False
+        reused = transitions.task_finish_ready(
+            task.pk, request.pk, TaskState(done.task_state), exit_code=done.exit_code, exit_message=done.exit_message,
+            context=done.context, stdout=done.stdout, ant_id=done.ant_id,
+        )  # fmt: skip
+        if reused:
+            if done.context:
+                self._merge_context(execution, done.context)
+            self._advance(task, request, execution, graph, TaskState.COMPLETED, done.exit_code or None)
+        return True
+
+    def _merge_context(self, execution: JobExecution, values: dict[str, Any]) -> None:
+        execution = JobExecution.objects.select_for_update().get(pk=execution.pk)
+        JobExecution.objects.filter(pk=execution.pk).update(context={**execution.context, **values})
 
     def _note_waiting(self, task: TaskExecution, request: JobRequest, reason: str) -> None:
         if self._wait_reasons.get(task.pk) != reason:
@@ -280,17 +354,56 @@ class Engine:
 
     def _run_queen_task(self, task: TaskExecution, request: JobRequest, execution: JobExecution,
                         spec: TaskSpec) -> None:  # fmt: skip
-        """Methods that need no ant. FORK_JOB and AWAIT_FORKED_JOB come with scheduling control."""
-        if transitions.task_dispatch(task.pk, request.pk, "queen") is None:
+        """Methods that need no ant: forking and awaiting child jobs."""
+        attempt = transitions.task_dispatch(task.pk, request.pk, QUEEN_ANT)
+        if attempt is None:
             return
         transitions.job_executing(request.pk, execution.pk)
-        message = f"method {spec.method} is not supported yet"
-        transitions.task_finish(task.pk, request.pk, None, TaskState.FAILED, error_code="ERR_UNSUPPORTED_METHOD",
-                                error_message=message)  # fmt: skip
+        if spec.method == "FORK_JOB":
+            self._queen_task_done(task, request, execution, forks.fork(request, task, spec))
+        elif spec.method == "AWAIT_FORKED_JOB":
+            # it stays EXECUTING; check_awaits() finishes it when the children have ended
+            transitions.task_executing(task.pk, request.pk, attempt)
+        else:
+            message = f"method {spec.method} is not supported by this queen"
+            self._queen_task_done(task, request, execution, forks.Outcome(
+                TaskState.FAILED, error_code="ERR_UNSUPPORTED_METHOD", error_message=message))  # fmt: skip
+
+    def _queen_task_done(self, task: TaskExecution, request: JobRequest, execution: JobExecution,
+                         outcome: "forks.Outcome") -> None:  # fmt: skip
+        if not transitions.task_finish(task.pk, request.pk, None, outcome.state, exit_code=outcome.exit_code,
+                                       error_code=outcome.error_code, error_message=outcome.error_message,
+                                       context=outcome.context):  # fmt: skip
+            return
+        if outcome.context:
+            self._merge_context(execution, outcome.context)
         graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
-        self._advance(
-            task, request, execution, graph, TaskState.FAILED, None, "ERR_UNSUPPORTED_METHOD", message
-        )
+        self._advance(task, request, execution, graph, outcome.state, outcome.exit_code or None,
+                      outcome.error_code, outcome.error_message)  # fmt: skip
+
+    def check_awaits(self) -> int:
+        """Finish AWAIT_FORKED_JOB tasks whose children have all ended."""
+        done = 0
+        for task in TaskExecution.objects.filter(
+            task_state=TaskState.EXECUTING, method="AWAIT_FORKED_JOB", ant_id=QUEEN_ANT
+        ).select_related("job_execution__job_request__job_definition"):
+            execution = task.job_execution
+            request = execution.job_request
+            graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
+            spec = task_of(graph, task.task_type)
+            if spec is None:
+                continue
+            outcome = forks.await_forked(task, spec)
+            if outcome is not None:
+                with transaction.atomic():
+                    self._queen_task_done(task, request, execution, outcome)
+                done += 1
+        return done
+
+    def resume_due(self) -> int:
+        """Jobs a PAUSE_JOB target paused for ``pause_time`` resume when it has passed."""
+        due = JobRequest.objects.filter(job_state=JobState.PAUSED, not_before__lte=timezone.now())
+        return sum(1 for pk in due.values_list("pk", flat=True) if transitions.job_resume(pk))
 
     # -- responses --------------------------------------------------------------------------------
 
@@ -326,9 +439,7 @@ class Engine:
                 return False
             artifact_services.record_from_response(task, request, resp)
             if resp.task_context or resp.job_context:
-                execution = JobExecution.objects.select_for_update().get(pk=execution.pk)
-                execution.context = {**execution.context, **resp.job_context, **resp.task_context}
-                JobExecution.objects.filter(pk=execution.pk).update(context=execution.context)
+                self._merge_context(execution, {**resp.job_context, **resp.task_context})
             if state == TaskState.CANCELLED:
                 return True
             graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
@@ -341,8 +452,8 @@ class Engine:
         exit_code: str | None, error_code: str = "", error_message: str = "",
     ) -> None:  # fmt: skip
         """Decide what follows a finished task (inside the caller's transaction)."""
-        request.refresh_from_db(fields=["job_state", "retried"])
-        if request.job_state not in JOB_RUNNING_VALUES:
+        request.refresh_from_db(fields=["job_state", "retried", "hard_reset"])
+        if request.job_state not in JOB_RUNNING_VALUES and request.job_state != JobState.PAUSED:
             return
         spec_task = task_of(graph, task.task_type)
         assert spec_task is not None
@@ -374,13 +485,11 @@ class Engine:
         elif step.kind == "restart_job":
             self._retry_job(request, execution, graph, "RESTART_JOB", force=True)
         elif step.kind == "pause_job":
+            # the job waits pause_time, then goes on to the task's on_completed (if any)
             pause = timedelta(seconds=spec_task.pause_time or 0)
-            JobRequest.objects.filter(pk=request.pk, job_state__in=JOB_RUNNING_VALUES).update(
-                job_state=JobState.PAUSED,
-                not_before=now + pause,
-                state_message="paused by task " + task.task_type,
-            )
-            transitions.events.emit("job_state", {"job_request_id": request.pk, "job_state": JobState.PAUSED})
+            transitions.job_pause(request.pk, f"paused by task {task.task_type}", resume_at=now + pause)
+            if spec_task.on_completed and task_of(graph, spec_task.on_completed):
+                self._ready_next(execution, graph, spec_task.on_completed)
         else:  # end of the path
             if execution.failed_task_type or step.job_state == JobState.FAILED:
                 self._fail_path(task, request, execution, graph, error_code, error_message, step.no_retry)
@@ -426,19 +535,28 @@ class Engine:
                               f"{why}: restarted {request.retried} times")  # fmt: skip
             return False
         delay = timedelta(seconds=graph.delay_between_retries or 0)
+        every = graph.hard_reset_after_retries or 0
+        hard = force or bool(every and (request.retried + 1) % every == 0)
         return transitions.job_requeue(request.pk, execution.pk, timezone.now() + delay,
-                                       f"{why} {request.retried + 1}")  # fmt: skip
+                                       f"{why} {request.retried + 1}", hard=hard)  # fmt: skip
 
     def _end_job(self, request: JobRequest, execution: JobExecution, state: JobState, error_code: str = "",
                  error_message: str = "") -> None:  # fmt: skip
         transitions.job_finish(
-            request.pk, execution.pk, state, error_code=error_code, error_message=error_message
+            request.pk,
+            execution.pk,
+            state,
+            error_code=error_code,
+            error_message=error_message,
+            from_states=[*JOB_RUNNING_VALUES, JobState.PAUSED],
         )
 
     # -- recovery ---------------------------------------------------------------------------------
 
     def cancel_tasks_on_ants(self, on_ants: list[tuple[int, str, int]], request_id: int) -> None:
         for task_id, ant_id, attempt in on_ants:
+            if ant_id == QUEEN_ANT:
+                continue
             self.resources.release(ant_id, task_id)
             self.transport.send_task(
                 ant_id,
@@ -499,7 +617,7 @@ class Engine:
             # just started: ants that are alive have not all been heard from yet
             lost_filter = Q(ant_id__in=list(silent))
         else:
-            lost_filter = Q(ant_id__in=list(silent)) | ~Q(ant_id__in=[*self.resources.ants.keys(), "queen"])
+            lost_filter = Q(ant_id__in=list(silent)) | ~Q(ant_id__in=[*self.resources.ants.keys(), QUEEN_ANT])
         changed = 0
         for task in (
             TaskExecution.objects.filter(task_state__in=RUNNING)

@@ -3,7 +3,7 @@
 import logging
 from collections import defaultdict
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from ants.messaging.base import Delivery, Transport
 from ants.protocol import LogLine
@@ -63,6 +63,7 @@ class LogWriter:
             except Exception:
                 log.exception("storing log lines failed")
                 close_old_connections()
+        connections.close_all()
 
     def stop(self) -> None:
         self.stopping = True

@@ -10,11 +10,13 @@ import socket
 import threading
 import time
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from ants.messaging.base import Transport
 from jobs.queen import events
+from jobs.queen.cron import CronScheduler
 from jobs.queen.engine import Engine
+from jobs.queen.leader import Lease
 from jobs.queen.resources import ResourceManager
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ class Queen:
         block_ms: int = 50,
         housekeeping_secs: float = 1.0,
         ack_timeout_secs: float = 60.0,
+        lease_ttl_secs: float = 6.0,
     ) -> None:
         self.transport = transport
         self.queen_id = queen_id or default_queen_id()
@@ -42,8 +45,13 @@ class Queen:
         self.housekeeping_secs = housekeeping_secs
         self.resources = ResourceManager(ant_timeout_secs=ant_timeout_secs)
         self.engine = Engine(transport, self.resources, ack_timeout_secs=ack_timeout_secs)
+        self.lease = Lease(self.queen_id, ttl_secs=lease_ttl_secs)
+        self.cron = CronScheduler()
+        self.is_leader = False
         self.stopping = threading.Event()
         self._last_housekeeping = 0.0
+        self._last_lease = 0.0
+        self._last_cron = 0.0
         self._unsubscribe = events.subscribe(self._on_event)
 
     def _on_event(self, kind: str, payload: dict) -> None:
@@ -70,6 +78,32 @@ class Queen:
             self.transport.ack_response(delivery.id)
         return len(deliveries)
 
+    def leadership(self) -> None:
+        """Take or renew the scheduler lease (a third of its lifetime between tries)."""
+        now = time.monotonic()
+        if now - self._last_lease >= self.lease.ttl.total_seconds() / 3 or not self.lease.is_held():
+            self._last_lease = now
+            was_leader = self.is_leader
+            self.is_leader = self.lease.try_acquire()
+            if self.is_leader != was_leader:
+                log.info(
+                    "queen %s %s the scheduler",
+                    self.queen_id,
+                    "now leads" if self.is_leader else "stopped leading",
+                )
+
+    def scheduling(self) -> int:
+        """Only the leader starts requests, fires cron ticks and resumes paused jobs."""
+        if not self.is_leader:
+            return 0
+        done = self.engine.schedule()
+        now = time.monotonic()
+        if now - self._last_cron >= 0.5:
+            self._last_cron = now
+            done += self.cron.run_once()
+            done += self.engine.resume_due()
+        return done
+
     def housekeeping(self) -> int:
         now = time.monotonic()
         if now - self._last_housekeeping < self.housekeeping_secs:
@@ -77,6 +111,7 @@ class Queen:
         self._last_housekeeping = now
         done = self.engine.recover_lost_tasks(self.ant_timeout_secs)
         done += self.engine.check_timeouts()
+        done += self.engine.check_awaits()
         for delivery in self.transport.claim_stale_responses(self.queen_id, min_idle_ms=10_000):
             self.engine.apply_response(delivery.message)
             self.transport.ack_response(delivery.id)
@@ -84,9 +119,10 @@ class Queen:
         return done
 
     def run_once(self, block_ms: int = 0) -> int:
+        self.leadership()
         done = self.heartbeats()
         done += self.responses(block_ms=0)
-        done += self.engine.schedule()
+        done += self.scheduling()
         done += self.engine.dispatch_ready()
         done += self.housekeeping()
         if not done and block_ms:
@@ -118,6 +154,9 @@ class Queen:
                 log.exception("queen step failed")
                 close_old_connections()
                 time.sleep(0.5)
+        if self.is_leader:
+            self.lease.release()  # hand over at once instead of after the lease expires
+        connections.close_all()  # this thread's connections: a stopped queen holds none
         log.info("queen %s stopped", self.queen_id)
 
     def stop(self) -> None:

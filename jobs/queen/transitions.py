@@ -58,11 +58,15 @@ def request_wait(request_id: int, reason: str, not_before: datetime) -> None:
     )
 
 
-def execution_create(request: JobRequest) -> JobExecution:
+def execution_create(request: JobRequest, reuse_execution_id: int | None = None) -> JobExecution:
+    """A new execution of a claimed request; after a soft restart or retry it may reuse the
+    completed tasks of ``reuse_execution_id``."""
+    request.refresh_from_db(fields=["hard_reset"])
     execution = JobExecution.objects.create(
-        organization_id=request.organization_id, job_request=request, job_state=JobState.READY
-    )
-    JobRequest.objects.filter(pk=request.pk).update(last_execution=execution)
+        organization_id=request.organization_id, job_request=request, job_state=JobState.READY,
+        reuse_execution_id=None if request.hard_reset else reuse_execution_id,
+    )  # fmt: skip
+    JobRequest.objects.filter(pk=request.pk).update(last_execution=execution, hard_reset=False)
     request.last_execution = execution
     return execution
 
@@ -115,29 +119,90 @@ def job_finish(
     return won
 
 
-def job_requeue(request_id: int, execution_id: int | None, not_before: datetime, reason: str) -> bool:
-    """Running or failed -> PENDING for a job retry or RESTART_JOB; a new execution follows."""
+def job_requeue(
+    request_id: int,
+    execution_id: int | None,
+    not_before: datetime | None,
+    reason: str,
+    *,
+    hard: bool = False,
+    count_retry: bool = True,
+    from_states: Iterable[str] | None = None,
+) -> bool:
+    """Running or finished -> PENDING for a job retry, RESTART_JOB or a user restart; a new
+    execution follows (``hard``: it re-runs every task)."""
     now = timezone.now()
-    won = (
-        JobRequest.objects.filter(
-            pk=request_id, job_state__in=_values({*JOB_RUNNING, JobState.FAILED, JobState.CANCELLED})
-        ).update(
-            job_state=JobState.PENDING,
-            retried=F("retried") + 1,
-            not_before=not_before,
-            state_message=reason[:500],
-            error_code="",
-            error_message="",
-            updated_at=now,
-        )  # fmt: skip
-        == 1
-    )
+    fields: dict[str, Any] = {
+        "job_state": JobState.PENDING,
+        "not_before": not_before,
+        "state_message": reason[:500],
+        "error_code": "",
+        "error_message": "",
+        "hard_reset": hard,
+        "updated_at": now,
+    }
+    if count_retry:
+        fields["retried"] = F("retried") + 1
+    allowed = from_states or {*JOB_RUNNING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED}
+    won = JobRequest.objects.filter(pk=request_id, job_state__in=_values(allowed)).update(**fields) == 1
     if won:
         if execution_id:
             JobExecution.objects.filter(pk=execution_id, job_state__in=_values(JOB_RUNNING)).update(
                 job_state=JobState.FAILED, ended_at=now, updated_at=now
             )
         _job_event(request_id, JobState.PENDING, reason=reason)
+    return won
+
+
+def job_pause(request_id: int, reason: str, resume_at: datetime | None = None) -> bool:
+    """Waiting or running -> PAUSED: no new task starts (one on an ant finishes). ``resume_at``
+    resumes it by itself (PAUSE_JOB); without it the user resumes it."""
+    won = (
+        JobRequest.objects.filter(
+            pk=request_id, job_state__in=_values({JobState.PENDING, *JOB_RUNNING})
+        ).update(
+            job_state=JobState.PAUSED,
+            not_before=resume_at,
+            state_message=reason[:500],
+            updated_at=timezone.now(),
+        )
+        == 1
+    )
+    if won:
+        _job_event(request_id, JobState.PAUSED, reason=reason)
+    return won
+
+
+def job_resume(request_id: int) -> bool:
+    """PAUSED -> EXECUTING when it has an unfinished execution, else back to PENDING."""
+    request = JobRequest.objects.filter(pk=request_id).select_related("last_execution").first()
+    if request is None:
+        return False
+    execution = request.last_execution
+    running = execution is not None and execution.job_state not in _values(JOB_TERMINAL)
+    target = JobState.EXECUTING if running else JobState.PENDING
+    won = (
+        JobRequest.objects.filter(pk=request_id, job_state=JobState.PAUSED).update(
+            job_state=target, not_before=None, state_message="", updated_at=timezone.now()
+        )
+        == 1
+    )
+    if won:
+        _job_event(request_id, target)
+    return won
+
+
+def job_trigger(request_id: int) -> bool:
+    """A PENDING request scheduled for later runs now."""
+    now = timezone.now()
+    won = (
+        JobRequest.objects.filter(pk=request_id, job_state=JobState.PENDING).update(
+            scheduled_at=now, not_before=None, updated_at=now
+        )
+        == 1
+    )
+    if won:
+        _job_event(request_id, JobState.PENDING, reason="triggered")
     return won
 
 

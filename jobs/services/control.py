@@ -1,4 +1,4 @@
-"""User control of running work: cancel (pause, restart and trigger come with scheduling control)."""
+"""User control of work: cancel, pause, resume, restart and trigger."""
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -7,19 +7,28 @@ from ants.protocol import ACTION_CANCEL, TaskRequest
 from jobs.models import JobRequest
 from jobs.queen import transitions
 from jobs.queen.messaging import get_transport
-from jobs.states import JOB_TERMINAL
+from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
+
+
+def _refuse(request: JobRequest, action: str) -> ValidationError:
+    request.refresh_from_db(fields=["job_state"])
+    return ValidationError(f"cannot {action} job request {request.pk}: it is {request.job_state}")
 
 
 def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") -> JobRequest:
-    """Cancel a pending or running request; tasks running on ants are killed there."""
+    """Cancel a pending, paused or running request and its forked children; tasks running on
+    ants are killed there."""
     if request.job_state in JOB_TERMINAL:
-        raise ValidationError(f"job request {request.pk} is already {request.job_state}")
+        raise _refuse(request, "cancel")
     with transaction.atomic():
         if not transitions.job_cancel(request.pk, reason):
-            request.refresh_from_db()
-            raise ValidationError(f"job request {request.pk} is already {request.job_state}")
+            raise _refuse(request, "cancel")
         on_ants = transitions.tasks_cancel(request.executions.values_list("pk", flat=True), request.pk)
         transaction.on_commit(lambda: _tell_ants(on_ants, request.pk))
+    for child in JobRequest.objects.filter(parent=request).exclude(
+        job_state__in=[s.value for s in JOB_TERMINAL]
+    ):
+        request_cancel(request=child, reason=f"parent job {request.pk} was cancelled")
     request.refresh_from_db()
     return request
 
@@ -27,8 +36,49 @@ def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") ->
 def _tell_ants(on_ants: list[tuple[int, str, int]], request_id: int) -> None:
     transport = get_transport()
     for task_id, ant_id, attempt in on_ants:
+        if ant_id == "queen":
+            continue
         transport.send_task(
             ant_id,
             TaskRequest(task_execution_id=task_id, job_request_id=request_id, task_type="", attempt=attempt,
                         action=ACTION_CANCEL, ant_id=ant_id),
         )  # fmt: skip
+
+
+def request_pause(*, request: JobRequest) -> JobRequest:
+    """No new task of this request starts until it is resumed; a task on an ant finishes."""
+    if request.job_state not in {JobState.PENDING, *JOB_RUNNING} or not transitions.job_pause(
+        request.pk, "paused by user"
+    ):
+        raise _refuse(request, "pause")
+    request.refresh_from_db()
+    return request
+
+
+def request_resume(*, request: JobRequest) -> JobRequest:
+    if request.job_state != JobState.PAUSED or not transitions.job_resume(request.pk):
+        raise _refuse(request, "resume")
+    request.refresh_from_db()
+    return request
+
+
+def request_restart(*, request: JobRequest, hard: bool = False) -> JobRequest:
+    """Run a finished request again. A soft restart reuses the tasks its last execution
+    completed (except ``allow_start_if_completed`` ones); ``hard`` re-runs every task."""
+    if request.job_state == JobState.PAUSED:
+        return request_resume(request=request)
+    allowed = [JobState.FAILED, JobState.CANCELLED, JobState.COMPLETED]
+    if request.job_state not in allowed or not transitions.job_requeue(
+        request.pk, None, None, "restarted by user", hard=hard, count_retry=False, from_states=allowed
+    ):
+        raise _refuse(request, "restart")
+    request.refresh_from_db()
+    return request
+
+
+def request_trigger(*, request: JobRequest) -> JobRequest:
+    """A request scheduled for later (e.g. a scheduled or cron job) runs now."""
+    if request.job_state != JobState.PENDING or not transitions.job_trigger(request.pk):
+        raise _refuse(request, "trigger")
+    request.refresh_from_db()
+    return request

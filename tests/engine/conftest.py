@@ -41,8 +41,8 @@ class Processes:
         }  # fmt: skip
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start_queen(self, name: str = "queen") -> subprocess.Popen:
-        return self._spawn(name, ["queen", "--id", "queen-test", "--ant-timeout", "3"])
+    def start_queen(self, name: str = "queen", queen_id: str = "queen-test") -> subprocess.Popen:
+        return self._spawn(name, ["queen", "--id", queen_id, "--ant-timeout", "3"])
 
     def start_ant(self, ant_id: str, tags: list[str], concurrency: int = 2) -> subprocess.Popen:
         args = ["ant", "--id", ant_id, "--concurrency", str(concurrency), "--heartbeat-secs", "0.5",
