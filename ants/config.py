@@ -67,6 +67,9 @@ class AntConfig:
     # Opaque settings for the DOCKER / KUBERNETES executors (other modules interpret them).
     docker: dict[str, Any] = field(default_factory=dict)
     kubernetes: dict[str, Any] = field(default_factory=dict)
+    # Set for an ant that serves one organization only (a WEBSOCKET ant a user connected); it
+    # goes into every registration so the queen sends it that organization's tasks only.
+    organization_id: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -117,6 +120,10 @@ class AntConfig:
         for name in ("docker", "kubernetes"):
             if not isinstance(getattr(self, name), dict):
                 raise bad(name, "must be a mapping")
+        if isinstance(self.organization_id, int) and not isinstance(self.organization_id, bool):
+            self.organization_id = str(self.organization_id)
+        if not isinstance(self.organization_id, str):
+            raise bad("organization_id", "must be a string (empty: a shared ant)")
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod

@@ -185,6 +185,7 @@ class AntWorker:
             created_at=time.time(),
             ant_started_at=self.started_at,
             shutting_down=shutting_down,
+            organization_id=self.config.organization_id,
         )
 
     def heartbeat(self, shutting_down: bool = False) -> None:

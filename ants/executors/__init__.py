@@ -2,8 +2,11 @@
 
 ``executor_for(method)`` returns the executor for a task method; built-ins (SHELL, HTTP_*) are
 imported lazily, and DOCKER/KUBERNETES resolve to ``ants.executors.docker`` /
-``ants.executors.kubernetes`` once those modules exist. ``register_executor`` adds others.
+``ants.executors.kubernetes`` once those modules exist. ``register_executor`` adds others
+(WEBSOCKET and MESSAGING below).
 """
+
+from typing import Any
 
 from ants.executors.base import (
     ExecutionContext,
@@ -14,6 +17,23 @@ from ants.executors.base import (
     known_methods,
     register_executor,
 )
+
+
+def _websocket_executor(config: Any) -> Executor:
+    # Per-connection executors are created by ants.consumers; a plain ant only says where to go.
+    from ants.executors.websocket import WebsocketExecutor
+
+    return WebsocketExecutor(config)
+
+
+def _messaging_executor(config: Any) -> Executor:
+    from ants.executors.messaging import MessagingExecutor
+
+    return MessagingExecutor(config)
+
+
+register_executor("WEBSOCKET", _websocket_executor)
+register_executor("MESSAGING", _messaging_executor)
 
 __all__ = [
     "ExecutionContext",

@@ -361,6 +361,10 @@ class Engine:
         transitions.job_executing(request.pk, execution.pk)
         if spec.method == "FORK_JOB":
             self._queen_task_done(task, request, execution, forks.fork(request, task, spec))
+        elif spec.method == "EXPIRE_ARTIFACTS":
+            expired = artifact_services.artifacts_expire(organization_id=request.organization_id)
+            outcome = forks.Outcome(TaskState.COMPLETED, exit_code="0", context={"ExpiredArtifacts": expired})
+            self._queen_task_done(task, request, execution, outcome)
         elif spec.method == "AWAIT_FORKED_JOB":
             # it stays EXECUTING; check_awaits() finishes it when the children have ended
             transitions.task_executing(task.pk, request.pk, attempt)

@@ -1,0 +1,335 @@
+"""Helpers shared by the container executors (DOCKER, KUBERNETES).
+
+- Kubernetes-style quantities (``2Gi``, ``500m``, ``1.5``) for CPU and memory limits.
+- The task environment inside a container (the shell executor's rules without the host's
+  PATH/HOME: the image's own environment stays in charge of those).
+- A step script with status markers (used where commands cannot be run one by one, e.g. a pod's
+  main container): each command runs in its own ``sh -c`` and a marker line after it reports its
+  exit status, so ``exit_code`` and ``failed_command`` are exact.
+- ``LineSplitter``: bytes in, complete text lines out.
+- Container labels that tie a container to its task and organization (for listing/cancel).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ants.executors.base import MAX_LINE_CHARS, as_dict, as_str
+from ants.protocol import TaskRequest
+
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CONTEXT_DIR = "/.formicary"
+CONTEXT_FILE = f"{CONTEXT_DIR}/context.env"
+DEFAULT_WORKING_DIR = "/workspace"
+
+# Labels put on every container/pod the ants start (values are plain strings).
+LABEL_MANAGED = "formicary.io/managed-by"
+LABEL_ANT = "formicary.io/ant-id"
+LABEL_TASK = "formicary.io/task-execution-id"
+LABEL_ATTEMPT = "formicary.io/attempt"
+LABEL_REQUEST = "formicary.io/job-request-id"
+LABEL_ORG = "formicary.io/organization-id"
+LABEL_TASK_TYPE = "formicary.io/task-type"
+LABEL_ROLE = "formicary.io/role"  # main | service | helper
+
+# -- quantities -----------------------------------------------------------------------------
+
+_SUFFIXES = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3,
+    "K": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+_QUANTITY_RE = re.compile(r"^\s*([+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]{0,2})\s*$")
+
+
+class QuantityError(ValueError):
+    """A resource quantity that cannot be parsed."""
+
+
+def parse_quantity(value: Any, what: str = "quantity") -> Decimal:
+    """``"2Gi"`` -> 2147483648, ``"500m"`` -> 0.5, ``1`` -> 1 (Kubernetes quantity syntax)."""
+    if isinstance(value, bool) or value is None:
+        raise QuantityError(f"{what}: {value!r} is not a quantity")
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    match = _QUANTITY_RE.match(str(value))
+    if not match or match.group(2) not in _SUFFIXES:
+        raise QuantityError(f"{what}: {value!r} is not a quantity (e.g. 500m, 2, 512Mi, 2Gi)")
+    try:
+        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
+    except InvalidOperation as exc:  # pragma: no cover - the regex rules this out
+        raise QuantityError(f"{what}: {value!r}: {exc}") from None
+
+
+def memory_bytes(value: Any, what: str = "memory") -> int:
+    q = parse_quantity(value, what)
+    if q <= 0:
+        raise QuantityError(f"{what}: {value!r} must be > 0")
+    return int(q.to_integral_value(rounding="ROUND_CEILING"))
+
+
+def cpu_nano(value: Any, what: str = "cpu") -> int:
+    """CPUs as Docker's ``nano_cpus`` (``"500m"`` -> 500000000)."""
+    q = parse_quantity(value, what)
+    if q <= 0:
+        raise QuantityError(f"{what}: {value!r} must be > 0")
+    return int((q * Decimal(10) ** 9).to_integral_value(rounding="ROUND_CEILING"))
+
+
+def is_quantity(value: Any) -> bool:
+    try:
+        parse_quantity(value)
+        return True
+    except QuantityError:
+        return False
+
+
+# -- environment ----------------------------------------------------------------------------
+
+
+def task_environment(req: TaskRequest, working_dir: str, context_file: str = CONTEXT_FILE) -> dict[str, str]:
+    """Variables for a task's container: request variables < spec variables < environment,
+    then the ``FORMICARY_*`` values (as the shell executor, without host PATH/HOME)."""
+    env: dict[str, str] = {}
+    for source in (req.variables, as_dict(req.spec.get("variables")), as_dict(req.spec.get("environment"))):
+        for name, value in source.items():
+            text = as_str(value)
+            if ENV_NAME_RE.match(str(name)) and "\0" not in text:
+                env[str(name)] = text
+    env.update(
+        {
+            "FORMICARY_TASK_EXECUTION_ID": str(req.task_execution_id),
+            "FORMICARY_ATTEMPT": str(req.attempt),
+            "FORMICARY_JOB_REQUEST_ID": str(req.job_request_id),
+            "FORMICARY_JOB_EXECUTION_ID": str(req.job_execution_id),
+            "FORMICARY_JOB_TYPE": req.job_type,
+            "FORMICARY_TASK_TYPE": req.task_type,
+            "FORMICARY_WORKDIR": working_dir,
+            "FORMICARY_CONTEXT_FILE": context_file,
+        }
+    )
+    return env
+
+
+def container_working_dir(spec: dict[str, Any], default: str = DEFAULT_WORKING_DIR) -> str:
+    wd = as_str(spec.get("working_dir") or (as_dict(spec.get("container")).get("working_dir")) or default)
+    if not wd.startswith("/"):
+        wd = f"{default.rstrip('/')}/{wd}"
+    parts: list[str] = []
+    for part in wd.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise ValueError(f"working_dir {wd!r} must not contain '..'")
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def task_labels(req: TaskRequest, ant_id: str, role: str = "main") -> dict[str, str]:
+    return {
+        LABEL_MANAGED: "formicary",
+        LABEL_ANT: ant_id,
+        LABEL_TASK: str(req.task_execution_id),
+        LABEL_ATTEMPT: str(req.attempt),
+        LABEL_REQUEST: str(req.job_request_id),
+        LABEL_ORG: req.organization_id or "",
+        LABEL_TASK_TYPE: req.task_type,
+        LABEL_ROLE: role,
+    }
+
+
+# -- step script with markers ---------------------------------------------------------------
+
+STEP_MAIN = "main"
+STEP_AFTER = "after"
+
+
+def new_marker() -> str:
+    return f"##formicary-step-{secrets.token_hex(8)}"
+
+
+def step_script(
+    commands: list[str],
+    after: list[str],
+    marker: str,
+    working_dir: str | None = None,
+    context_file: str | None = None,
+) -> str:
+    """A POSIX sh script: each command in its own ``sh -c``; the first failure stops ``commands``;
+    ``after`` always runs (its failures are ignored); exits with the first failure's status.
+
+    After each command it prints ``<marker> <step> <index> <status>`` on a line of its own; at
+    the end each line of ``context_file`` (when given and present) as ``<marker> ctx <line>``.
+    """
+    lines = ["__fc_rc=0"]
+    marker = shlex.quote(marker)
+    if working_dir:
+        lines.append(f"mkdir -p {shlex.quote(working_dir)} && cd {shlex.quote(working_dir)} || exit 126")
+    for i, cmd in enumerate(commands):
+        lines.append(
+            f"if [ $__fc_rc -eq 0 ]; then sh -c {shlex.quote(cmd)} </dev/null; __fc_rc=$?; "
+            f"printf '\\n%s %s %s %s\\n' {marker} {STEP_MAIN} {i} $__fc_rc; fi"
+        )
+    for i, cmd in enumerate(after):
+        lines.append(
+            f"sh -c {shlex.quote(cmd)} </dev/null; printf '\\n%s %s %s %s\\n' {marker} {STEP_AFTER} {i} $?"
+        )
+    if context_file:
+        q = shlex.quote(context_file)
+        lines.append(
+            f'if [ -f {q} ]; then while IFS= read -r __fc_l || [ -n "$__fc_l" ]; do '
+            f"printf '%s ctx %s\\n' {marker} \"$__fc_l\"; done < {q}; fi"
+        )
+    lines.append("exit $__fc_rc")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class StepTracker:
+    """Reads output lines of a ``step_script`` run: forwards real output, records statuses.
+
+    A marker is preceded by a newline, so a command's last line without one is not lost;
+    the empty line that newline makes after output that did end with one is dropped.
+    """
+
+    marker: str
+    emit: Callable[[str], None]
+    main: dict[int, int] = field(default_factory=dict)
+    after: dict[int, int] = field(default_factory=dict)
+    context_lines: list[str] = field(default_factory=list)
+    _pending_blank: bool = False
+
+    def feed(self, line: str) -> None:
+        if line.startswith(self.marker + " "):
+            self._pending_blank = False
+            rest = line[len(self.marker) + 1 :]
+            if rest.startswith("ctx "):
+                self.context_lines.append(rest[4:])
+                return
+            parts = rest.split()
+            if len(parts) == 3 and parts[1].isdigit() and parts[2].lstrip("-").isdigit():
+                (self.main if parts[0] == STEP_MAIN else self.after)[int(parts[1])] = int(parts[2])
+            return
+        if self._pending_blank:
+            self.emit("")
+        self._pending_blank = line == ""
+        if line != "":
+            self.emit(line)
+
+    def finish(self) -> None:
+        if self._pending_blank:
+            self.emit("")
+            self._pending_blank = False
+
+
+class LineSplitter:
+    """Accumulates bytes and yields decoded lines (long lines are cut at MAX_LINE_CHARS)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, chunk: bytes) -> Iterable[str]:
+        self._buf += chunk
+        out = []
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                break
+            out.append(bytes(self._buf[:nl]).rstrip(b"\r").decode("utf-8", "replace"))
+            del self._buf[: nl + 1]
+        if len(self._buf) > MAX_LINE_CHARS:
+            out.append(bytes(self._buf).decode("utf-8", "replace"))
+            self._buf.clear()
+        return out
+
+    def flush(self) -> Iterable[str]:
+        if not self._buf:
+            return []
+        text = bytes(self._buf).rstrip(b"\r").decode("utf-8", "replace")
+        self._buf.clear()
+        return [text]
+
+
+# -- LIST_CONTAINERS / TERMINATE_CONTAINER on the ant -----------------------------------------
+
+
+def install_container_handlers(worker: Any) -> None:
+    """Register the worker's LIST_CONTAINERS / TERMINATE_CONTAINER handlers for the container
+    methods enabled on the ant. Replies are COMPLETED TaskResponses; LIST_CONTAINERS carries
+    ``task_context["containers"]`` (dicts with id, name, method, state, task and organization
+    ids), TERMINATE_CONTAINER reads ``spec["container_id"]`` and answers FAILED when this ant has
+    no such container. A non-empty ``organization_id`` on the request limits both to that
+    organization's containers.
+    """
+    import time as _time
+
+    from ants.executors.base import executor_for
+    from ants.protocol import (
+        ACTION_LIST_CONTAINERS,
+        ACTION_TERMINATE_CONTAINER,
+        STATUS_COMPLETED,
+        STATUS_FAILED,
+        TaskResponse,
+    )
+
+    def executors() -> list[Any]:
+        out = []
+        for method in ("DOCKER", "KUBERNETES"):
+            if method in worker.config.methods:
+                try:
+                    out.append(executor_for(method, worker.config))
+                except Exception:  # the SDK is missing: nothing of that kind runs here
+                    continue
+        return out
+
+    def reply(req: TaskRequest, status: str, **kw: Any) -> TaskResponse:
+        return TaskResponse(
+            task_execution_id=req.task_execution_id, job_request_id=req.job_request_id, attempt=req.attempt,
+            ant_id=worker.config.ant_id, action=req.action, task_type=req.task_type, status=status,
+            ended_at=_time.time(), **kw,
+        )  # fmt: skip
+
+    def list_containers(req: TaskRequest) -> TaskResponse:
+        found: list[dict[str, Any]] = []
+        errors = []
+        for ex in executors():
+            try:
+                found.extend(ex.list_containers(req.organization_id))
+            except Exception as exc:
+                errors.append(f"{type(ex).__name__}: {exc}")
+        return reply(req, STATUS_COMPLETED, task_context={"containers": found}, warnings=errors)
+
+    def terminate(req: TaskRequest) -> TaskResponse:
+        cid = as_str(req.spec.get("container_id"))
+        for ex in executors():
+            try:
+                if ex.terminate(cid, req.organization_id):
+                    return reply(req, STATUS_COMPLETED, exit_message=f"container {cid} terminated")
+            except Exception as exc:
+                return reply(req, STATUS_FAILED, error_code="ERR_EXECUTOR", error_message=str(exc))
+        return reply(
+            req, STATUS_FAILED, error_code="ERR_NOT_FOUND", error_message=f"no container {cid!r} here"
+        )
+
+    worker.action_handlers[ACTION_LIST_CONTAINERS] = list_containers
+    worker.action_handlers[ACTION_TERMINATE_CONTAINER] = terminate
