@@ -148,6 +148,9 @@ SOCIALACCOUNT_LOGIN_ON_GET = False
 
 # Messaging between queen and ants: Redis when REDIS_URL is set, else in-process (standalone).
 REDIS_URL = env.str("REDIS_URL", default="")
+# The method of a task whose definition names none: KUBERNETES as in the reference system;
+# `manage.py standalone` uses SHELL unless this is set.
+FORMICARY_DEFAULT_METHOD = env.str("FORMICARY_DEFAULT_METHOD", default="KUBERNETES").upper()
 FORMICARY_REDIS_PREFIX = env.str("FORMICARY_REDIS_PREFIX", default="formicary")
 
 if REDIS_URL:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -47,6 +48,12 @@ JOB_RUNNING_VALUES = [s.value for s in JOB_RUNNING]
 QUEEN_ANT = "queen"
 # Grace on top of a task's own timeout before the queen gives up on the ant's answer.
 TIMEOUT_GRACE_SECS = 30.0
+
+
+def method_of(task: TaskSpec) -> str:
+    """The task's method; one the definition does not name is the deployment's default
+    (KUBERNETES, as in the reference; standalone uses SHELL)."""
+    return task.method if task.method_given else settings.FORMICARY_DEFAULT_METHOD
 
 
 @dataclass
@@ -169,8 +176,9 @@ class Engine:
                                            error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
             return True
         org_id = request.organization_id
-        if first.method not in QUEEN_METHODS and not self.resources.capable(first.method, first.tags, org_id):
-            self._wait(request, "waiting: " + self.resources.waiting_reason(first.method, first.tags, org_id))
+        first_method = method_of(first)
+        if first_method not in QUEEN_METHODS and not self.resources.capable(first_method, first.tags, org_id):
+            self._wait(request, "waiting: " + self.resources.waiting_reason(first_method, first.tags, org_id))
             return False
         with transaction.atomic():
             # the latest version's row serialises starts of one job type, so the count below
@@ -206,7 +214,7 @@ class Engine:
                                        error_message="skip_if is true: the request was filtered")  # fmt: skip
                 return True
             transitions.task_ready(
-                execution, first.task_type, first.method, allow_failure=bool(first.allow_failure)
+                execution, first.task_type, first_method, allow_failure=bool(first.allow_failure)
             )
         return True
 
@@ -249,7 +257,7 @@ class Engine:
                     request, execution, JobState.FAILED, "ERR_UNKNOWN_TASK", f"unknown task {task.task_type}"
                 )
             return 0
-        method, tags = graph_task.method, list(graph_task.tags or [])
+        method, tags = method_of(graph_task), list(graph_task.tags or [])
         ant_id = None
         if method not in QUEEN_METHODS:
             ant_id = self.resources.choose(method, tags, request.organization_id)
@@ -341,7 +349,7 @@ class Engine:
             attempt=attempt,
             job_type=request.job_type,
             job_version=request.job_version,
-            method=spec.method,
+            method=method_of(spec),
             organization_id=str(request.organization_id),
             user_id=str(request.user_id or ""),
             ant_id=ant_id,
@@ -503,7 +511,9 @@ class Engine:
     def _ready_next(self, execution: JobExecution, graph: JobSpec, task_type: str) -> None:
         nxt = task_of(graph, task_type)
         assert nxt is not None, f"validated graphs only name known tasks ({task_type})"
-        transitions.task_ready(execution, nxt.task_type, nxt.method, allow_failure=bool(nxt.allow_failure))
+        transitions.task_ready(
+            execution, nxt.task_type, method_of(nxt), allow_failure=bool(nxt.allow_failure)
+        )
 
     def _fail_path(
         self, task: TaskExecution, request: JobRequest, execution: JobExecution, graph: JobSpec, error_code: str,

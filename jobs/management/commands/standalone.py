@@ -1,6 +1,7 @@
 """``manage.py standalone``: the whole product in one process, nothing else to install."""
 
 import logging
+import os
 import threading
 
 import uvicorn
@@ -33,6 +34,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         logging.getLogger().setLevel(logging.INFO)
         call_command("migrate", interactive=False, verbosity=0)
+        if "FORMICARY_DEFAULT_METHOD" not in os.environ:
+            settings.FORMICARY_DEFAULT_METHOD = "SHELL"  # the local ant runs tasks that name no method
         transport = get_transport()
         queen = Queen(transport, queen_id="queen-standalone")
         writer = LogWriter(transport, consumer="queen-standalone")
@@ -45,7 +48,7 @@ class Command(BaseCommand):
             config = AntConfig(
                 ant_id="ant-standalone", concurrency=opts["concurrency"], tags=[],
                 methods=["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON",
-                         "HTTP_DELETE"],
+                         "HTTP_DELETE", "MESSAGING"],
                 work_root=settings.DATA_DIR / "work",
             )  # fmt: skip
             ant = AntWorker(config, transport)
