@@ -8,8 +8,10 @@ from jobs.models import (
     JobExecution,
     JobRequest,
     JobRequestParam,
+    QueenLease,
     SystemConfig,
     TaskExecution,
+    TaskLogChunk,
 )
 from orgs.admin_forms import SecretValueForm
 from orgs.admin_scoping import OrgScopedAdmin, ReadOnlyAdmin, ReadOnlyInline
@@ -83,6 +85,24 @@ class TaskExecutionAdmin(ReadOnlyAdmin):
                     "started_at", "ended_at"]  # fmt: skip
     list_filter = ["task_state", "method"]
     search_fields = ["task_type", "ant_id", "=job_execution__job_request__id"]
+
+
+@admin.register(TaskLogChunk)
+class TaskLogChunkAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task_execution", "attempt", "first_seq", "last_seq", "created_at"]
+    search_fields = ["=task_execution__id", "text"]
+
+
+@admin.register(QueenLease)
+class QueenLeaseAdmin(admin.ModelAdmin):
+    list_display = ["name", "holder", "expires_at"]
+    readonly_fields = ["name", "holder", "expires_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # queens take leases themselves
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
 
 
 @admin.register(ErrorCode)

@@ -2,11 +2,16 @@
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.models import JobExecution, JobRequest, TaskExecution
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "object", "additionalProperties": {"type": "string"}},
+               {"type": "array", "items": {"type": "object"}}]}
+)  # fmt: skip
 class ParamsField(serializers.Field):
     """``params`` as an object ``{"name": value}`` or the reference's list of ``{name, value, secret}``."""
 

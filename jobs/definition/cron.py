@@ -1,9 +1,11 @@
 """Cron expressions as the reference writes them (seconds first: ``0 * * * * * *``, 6 or 7
 fields, the 7th a year) and the standard 5-field form. Pure Python (croniter), no Django."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from croniter import croniter
+
+from jobs.definition.durations import parse_duration
 
 
 class CronError(ValueError):
@@ -30,8 +32,24 @@ def _iter(expr: str, base: datetime) -> croniter:
         raise CronError(f"invalid cron expression {expr!r}: {exc}") from exc
 
 
+def _every(expr: str) -> float | None:
+    """Seconds of an ``@every <duration>`` expression (ticks aligned to the epoch), else None."""
+    text = " ".join(expr.split())
+    if not text.startswith("@every "):
+        return None
+    try:
+        secs = parse_duration(text.removeprefix("@every "))
+    except ValueError as exc:
+        raise CronError(f"invalid cron expression {expr!r}: {exc}") from exc
+    if not secs or secs < 1:
+        raise CronError(f"invalid cron expression {expr!r}: the interval must be at least 1s")
+    return secs
+
+
 def previous_fire(expr: str, now: datetime) -> datetime:
     """The latest fire time at or before ``now``."""
+    if (every := _every(expr)) is not None:
+        return datetime.fromtimestamp((now.timestamp() // every) * every, tz=now.tzinfo)
     it = _iter(expr, now)
     nxt = it.get_next(datetime)
     if nxt == now:
@@ -40,13 +58,15 @@ def previous_fire(expr: str, now: datetime) -> datetime:
 
 
 def next_fire(expr: str, after: datetime) -> datetime:
+    if (every := _every(expr)) is not None:
+        return datetime.fromtimestamp((after.timestamp() // every + 1) * every, tz=after.tzinfo)
     return _iter(expr, after).get_next(datetime)
 
 
 def check(expr: str) -> str | None:
     """None when ``expr`` is valid, else why not."""
     try:
-        next_fire(expr, datetime(2000, 1, 1))
+        next_fire(expr, datetime(2000, 1, 1, tzinfo=UTC))
     except CronError as exc:
         return str(exc)
     return None

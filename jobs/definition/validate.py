@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from . import dag
+from . import cron, dag
 from .errors import Problem
 from .model import HTTP_METHODS, METHODS, JobSpec, TaskSpec, is_special_target
 
@@ -81,7 +81,7 @@ def cron_problem(expr: str) -> str | None:
     for part in parts:
         if not _CRON_FIELD.fullmatch(part):
             return f"invalid cron field '{part}' in '{text}'"
-    return None
+    return cron.check(text)  # values in range, names known
 
 
 def sem_version_problem(version: str) -> str | None:

@@ -314,3 +314,67 @@ def test_job_timeout(cluster, api, alice):
     request = submit(api, alice, JOB_TIMEOUT)
     done = wait_for_state(request.pk, timeout=30)
     assert done.job_state == "FAILED" and done.error_code == "ERR_JOB_TIMEOUT"
+
+
+HTTP = """\
+job_type: http-calls
+tasks:
+- task_type: get
+  method: HTTP_GET
+  url: {{.Base}}/item
+  on_completed: post
+- task_type: post
+  method: HTTP_POST_JSON
+  url: {{.Base}}/items
+  variables:
+    name: widget
+  on_completed: missing
+- task_type: missing
+  method: HTTP_GET
+  allow_failure: true
+  script:
+    - {{.Base}}/nothing-here
+"""
+
+
+def test_http_tasks_status_is_the_exit_code(cluster, api, alice):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append((self.command, self.path, body))
+            status = 404 if "nothing" in self.path else (201 if self.command == "POST" else 200)
+            payload = json.dumps({"ok": self.path}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _reply
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        request = submit(api, alice, HTTP, Base=f"http://127.0.0.1:{server.server_port}")
+        done = wait_for_state(request.pk)
+        assert done.job_state == "COMPLETED", done.error_message
+        tasks = tasks_of(request)
+        assert (tasks["get"].exit_code, tasks["post"].exit_code, tasks["missing"].exit_code) == (
+            "200",
+            "201",
+            "404",
+        )
+        assert tasks["missing"].task_state == "FAILED"
+        post = next(s for s in seen if s[0] == "POST")
+        assert json.loads(post[2]) == {"name": "widget"}
+    finally:
+        server.shutdown()

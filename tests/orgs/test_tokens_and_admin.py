@@ -69,7 +69,7 @@ def test_superuser_admin_pages_all_render(admin_client, api):
                 "/admin/jobs/taskexecution/", "/admin/jobs/jobconfig/", "/admin/jobs/errorcode/",
                 "/admin/jobs/systemconfig/", "/admin/orgs/organization/", "/admin/orgs/user/",
                 "/admin/orgs/apitoken/", "/admin/orgs/orgconfig/", "/admin/ants/antregistration/",
-                "/admin/artifacts/artifact/", "/admin/jobs/jobconfig/add/", "/admin/orgs/orgconfig/add/"):  # fmt: skip
+                "/admin/artifacts/artifact/", "/admin/jobs/tasklogchunk/", "/admin/jobs/queenlease/", "/admin/jobs/jobconfig/add/", "/admin/orgs/orgconfig/add/"):  # fmt: skip
         assert admin_client.get(url).status_code == 200, url
     acme_def = JobDefinition.objects.get(job_type="acme-job")
     assert admin_client.get(f"/admin/jobs/jobdefinition/{acme_def.pk}/change/").status_code == 200
