@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.models import JobExecution, JobRequest, TaskExecution
+from jobs.redaction import redact, secret_values
 
 
 @extend_schema_field(
@@ -106,4 +107,5 @@ class JobRequestDetailSerializer(JobRequestSerializer):
         execution = obj.last_execution
         if execution is None:
             return None
-        return JobExecutionSerializer(execution).data
+        # a task may print or export a secret: mask every secret value of this request
+        return redact(JobExecutionSerializer(execution).data, secret_values(obj))

@@ -378,3 +378,28 @@ def test_http_tasks_status_is_the_exit_code(cluster, api, alice):
         assert json.loads(post[2]) == {"name": "widget"}
     finally:
         server.shutdown()
+
+
+SECRETIVE = """\
+job_type: secretive
+tasks:
+- task_type: leak
+  method: SHELL
+  script:
+    - echo "the token is {{.ApiToken}} and $ApiToken"
+    - echo "Leaked={{.ApiToken}}" >> "$FORMICARY_CONTEXT_FILE"
+"""
+
+
+def test_secrets_never_reach_logs_or_api(cluster, api, alice):
+    assert upload(api, SECRETIVE).status_code == 201
+    params = [{"name": "ApiToken", "value": "tok-9f8e7d6c", "secret": True}]
+    resp = api.post("/api/jobs/requests", {"job_type": "secretive", "params": params}, format="json")
+    assert resp.status_code == 201
+    request_id = resp.json()["id"]
+    assert wait_for_state(request_id).job_state == "COMPLETED"
+    detail = api.get(f"/api/jobs/requests/{request_id}").content.decode()
+    assert "tok-9f8e7d6c" not in detail and "****" in detail
+    time.sleep(0.5)
+    logs = api.get(f"/api/jobs/requests/{request_id}/logs").content.decode()
+    assert "the token is ****" in logs and "tok-9f8e7d6c" not in logs
