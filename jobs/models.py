@@ -101,6 +101,9 @@ class JobRequest(TenantModel):
                 condition=models.Q(job_state="PENDING"),
                 name="jobreq_pending_pick",
             ),
+            # by state: the scheduler's running counts (every pass) and, as the partial index
+            # above, its pick in order (SQLite cannot match a bound state to the partial index)
+            models.Index(fields=["job_state", "-job_priority", "id"], name="jobreq_state_pick"),
             models.Index(fields=["organization", "job_state", "-id"]),
             models.Index(fields=["organization", "job_type", "-id"]),
             models.Index(fields=["job_definition", "job_state"]),

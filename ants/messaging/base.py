@@ -170,6 +170,11 @@ class Transport(abc.ABC):
     def wake(self) -> None:
         """Make every blocked read of this transport return now."""
 
+    def wake_queens(self) -> None:
+        """Make the queens' blocked reads of responses return now (a request was submitted), in
+        this process or, over a shared broker, in any other. In-process: ``wake()``."""
+        self.wake()
+
     @abc.abstractmethod
     def close(self) -> None:
         """Wake blocked readers and release resources; later calls raise ``TransportClosed``."""

@@ -40,6 +40,9 @@ from ants.protocol import ACTION_EXECUTE, AntRegistration, LogLine, TaskRequest,
 logger = logging.getLogger(__name__)
 
 FIELD = b"m"
+# An entry with this field instead of FIELD on the responses stream only wakes the queen that
+# reads it (a request was submitted in another process); it is acked and dropped, never returned.
+WAKE_FIELD = b"w"
 CLAIM_BATCH = 100
 RawEntries = list[tuple[str, dict[bytes, bytes] | None]]
 
@@ -311,7 +314,19 @@ class RedisStreamsTransport(Transport):
             ">",
         ]
         reply = self._read(args, block_ms, [(key, RESPONSES_GROUP)])
-        return self._decode_group(TaskResponse, key, RESPONSES_GROUP, reply.get(key, []))
+        return self._decode_responses(reply.get(key, []))
+
+    def _decode_responses(self, items: RawEntries) -> list[Delivery[TaskResponse]]:
+        key = self.key_responses
+        wakes = [entry_id for entry_id, fields in items if fields is not None and WAKE_FIELD in fields]
+        if wakes:
+            self._ack(key, RESPONSES_GROUP, wakes)
+            items = [item for item in items if item[1] is None or WAKE_FIELD not in item[1]]
+        return self._decode_group(TaskResponse, key, RESPONSES_GROUP, items)
+
+    def wake_queens(self) -> None:
+        self._check_open()
+        self._r.xadd(self.key_responses, {WAKE_FIELD: b"1"})
 
     def ack_response(self, delivery_id: str) -> None:
         self._ack(self.key_responses, RESPONSES_GROUP, [delivery_id])
@@ -321,8 +336,7 @@ class RedisStreamsTransport(Transport):
 
     def claim_stale_responses(self, consumer: str, min_idle_ms: int) -> list[Delivery[TaskResponse]]:
         key = self.key_responses
-        items = self._claim(key, RESPONSES_GROUP, consumer, min_idle_ms)
-        return self._decode_group(TaskResponse, key, RESPONSES_GROUP, items)
+        return self._decode_responses(self._claim(key, RESPONSES_GROUP, consumer, min_idle_ms))
 
     # -- registrations -------------------------------------------------------------------------
     def publish_registration(self, reg: AntRegistration) -> None:

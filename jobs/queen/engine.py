@@ -35,7 +35,7 @@ from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
 from jobs.queen import forks, transitions
 from jobs.queen.context import secrets_and_values, template_data
 from jobs.queen.resources import ResourceManager
-from jobs.queen.specs import graph_spec, rendered_spec, task_of
+from jobs.queen.specs import graph_spec, is_static, rendered_spec, task_of
 from jobs.states import JOB_RUNNING, JobState, TaskState
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ RUNNING = [TaskState.STARTED.value, TaskState.EXECUTING.value]
 JOB_RUNNING_VALUES = [s.value for s in JOB_RUNNING]
 # The ant id recorded for tasks the queen runs itself.
 QUEEN_ANT = "queen"
+# Columns the hot paths never read: the parsed definition (the queen parses the text once per
+# version) and the task's own results (stdout tail, context); deferring them saves decoding JSON.
+HEAVY_TASK_FIELDS = ("job_execution__job_request__job_definition__spec", "stdout", "context")
 # Grace on top of a task's own timeout before the queen gives up on the ant's answer.
 TIMEOUT_GRACE_SECS = 30.0
 
@@ -202,9 +205,12 @@ class Engine:
             if not transitions.request_claim(request.pk):
                 return False
             execution = transitions.execution_create(request, reuse_execution_id=previous)
-            values, _ = secrets_and_values(request)
             try:
-                spec = rendered_spec(definition.raw_yaml, template_data(request, execution, values))
+                if is_static(definition.raw_yaml):
+                    spec = rendered_spec(definition.raw_yaml, {})  # renders the same with any data
+                else:
+                    values, _ = secrets_and_values(request)
+                    spec = rendered_spec(definition.raw_yaml, template_data(request, execution, values))
             except (DefinitionError, TemplateError) as exc:
                 transitions.job_finish(request.pk, execution.pk, JobState.FAILED,
                                        error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
@@ -214,22 +220,51 @@ class Engine:
                                        error_message="skip_if is true: the request was filtered")  # fmt: skip
                 return True
             transitions.task_ready(
-                execution, first.task_type, first_method, allow_failure=bool(first.allow_failure)
+                execution, first.task_type, first_method, allow_failure=bool(first.allow_failure), first=True
             )
         return True
 
     # -- dispatch ---------------------------------------------------------------------------------
 
     def dispatch_ready(self, limit: int = 100) -> int:
+        """Send READY tasks to ants with room. Candidates are read as a few columns; only the
+        tasks that go now are loaded in full (loading the whole READY backlog on every pass was
+        most of the queen's work per task when requests queue up)."""
         now = timezone.now()
-        tasks = list(
-            TaskExecution.objects.filter(task_state=TaskState.READY)
-            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-            .select_related("job_execution__job_request__job_definition")
-            .order_by("id")[:limit]
+        qs = TaskExecution.objects.filter(task_state=TaskState.READY).filter(
+            Q(not_before__isnull=True) | Q(not_before__lte=now)
         )
+        if self.resources.all_full():
+            # every ant is busy: only tasks the queen runs itself can go now, and tasks not yet
+            # told why they wait
+            noted = list(self._wait_reasons)
+            not_told = ~Q(pk__in=noted) if len(noted) <= 1000 else Q(pk__in=[])
+            qs = qs.filter(Q(method__in=QUEEN_METHODS) | not_told)
+        rows = list(
+            qs.order_by("id").values_list(
+                "pk", "task_type", "job_execution__job_request_id", "job_execution__job_request__job_state",
+                "job_execution__job_request__organization_id", "job_execution__job_request__job_definition_id",
+                "job_execution__job_request__job_definition__raw_yaml",
+            )[:limit]
+        )  # fmt: skip
         sent = 0
-        for task in tasks:
+        for pk, task_type, request_id, job_state, org_id, definition_id, raw_yaml in rows:
+            if job_state in JOB_RUNNING_VALUES:
+                graph_task = task_of(graph_spec(definition_id, raw_yaml), task_type)
+                if graph_task is not None:
+                    method, tags = method_of(graph_task), list(graph_task.tags or [])
+                    if method not in QUEEN_METHODS and self.resources.choose(method, tags, org_id) is None:
+                        reason = self.resources.waiting_reason(method, tags, org_id)
+                        self._note_waiting(pk, task_type, request_id, reason)
+                        continue
+            task = (
+                TaskExecution.objects.select_related("job_execution__job_request__job_definition")
+                .defer(*HEAVY_TASK_FIELDS)
+                .filter(pk=pk, task_state=TaskState.READY)
+                .first()
+            )
+            if task is None:
+                continue
             outbox = Outbox()
             try:
                 sent += self._dispatch(task, outbox)
@@ -263,7 +298,7 @@ class Engine:
             ant_id = self.resources.choose(method, tags, request.organization_id)
             if ant_id is None:
                 reason = self.resources.waiting_reason(method, tags, request.organization_id)
-                self._note_waiting(task, request, reason)
+                self._note_waiting(task.pk, task.task_type, request.pk, reason)
                 return 0
         self._wait_reasons.pop(task.pk, None)
         values, secret_names = secrets_and_values(request)
@@ -287,10 +322,13 @@ class Engine:
                 self._run_queen_task(task, request, execution, rendered)
                 return 1
             assert ant_id is not None
-            attempt = transitions.task_dispatch(task.pk, request.pk, ant_id)
+            attempt = transitions.task_dispatch(task.pk, request.pk, ant_id, task.attempt)
             if attempt is None:
                 return 0
-            transitions.job_executing(request.pk, execution.pk)
+            if (
+                request.job_state != JobState.EXECUTING
+            ):  # the first task of the job (or its first after a resume)
+                transitions.job_executing(request.pk, execution.pk)
             self.resources.reserve(ant_id, task.pk)
             outbox.sends.append((ant_id, self._task_request(task, request, execution, rendered, ant_id, attempt,
                                                             data, secret_names)))  # fmt: skip
@@ -328,12 +366,10 @@ class Engine:
         execution = JobExecution.objects.select_for_update().get(pk=execution.pk)
         JobExecution.objects.filter(pk=execution.pk).update(context={**execution.context, **values})
 
-    def _note_waiting(self, task: TaskExecution, request: JobRequest, reason: str) -> None:
-        if self._wait_reasons.get(task.pk) != reason:
-            self._wait_reasons[task.pk] = reason
-            JobRequest.objects.filter(pk=request.pk).update(
-                state_message=f"task {task.task_type}: {reason}"[:500]
-            )
+    def _note_waiting(self, task_id: int, task_type: str, request_id: int, reason: str) -> None:
+        if self._wait_reasons.get(task_id) != reason:
+            self._wait_reasons[task_id] = reason
+            JobRequest.objects.filter(pk=request_id).update(state_message=f"task {task_type}: {reason}"[:500])
 
     def _task_request(
         self, task: TaskExecution, request: JobRequest, execution: JobExecution, spec: TaskSpec, ant_id: str,
@@ -363,7 +399,7 @@ class Engine:
     def _run_queen_task(self, task: TaskExecution, request: JobRequest, execution: JobExecution,
                         spec: TaskSpec) -> None:  # fmt: skip
         """Methods that need no ant: forking and awaiting child jobs."""
-        attempt = transitions.task_dispatch(task.pk, request.pk, QUEEN_ANT)
+        attempt = transitions.task_dispatch(task.pk, request.pk, QUEEN_ANT, task.attempt)
         if attempt is None:
             return
         transitions.job_executing(request.pk, execution.pk)
@@ -425,6 +461,7 @@ class Engine:
             return False  # a PING or container-listing reply, not a task result
         task = (
             TaskExecution.objects.select_related("job_execution__job_request__job_definition")
+            .defer(*HEAVY_TASK_FIELDS)
             .filter(pk=resp.task_execution_id)
             .first()
         )

@@ -38,23 +38,99 @@ def _deliver(kind: str, payload: dict[str, Any]) -> None:
             listener(kind, payload)
         except Exception:  # a broken listener must not break the state change that emitted
             log.exception("event listener failed for %s", kind)
-    _to_channel_layer(kind, payload)
+    if kind == "request_submitted":
+        _wake_queens()
+    if payload.get("job_request_id") is not None:
+        _sender.put(kind, payload)
 
 
-def _to_channel_layer(kind: str, payload: dict[str, Any]) -> None:
-    request_id = payload.get("job_request_id")
-    if request_id is None:
-        return
+def _wake_queens() -> None:
+    """A request submitted in this process (web server, API, cron) wakes the queens of other
+    processes at once instead of after their next blocking read times out."""
     try:
-        from asgiref.sync import async_to_sync
+        from jobs.queen.messaging import get_transport
+
+        get_transport().wake_queens()
+    except Exception:  # the queens find the request on their next pass anyway
+        log.debug("waking the queens failed", exc_info=True)
+
+
+class _ChannelSender:
+    """Sends events to the channel layer from one background thread with its own event loop.
+
+    The state change that emitted never waits for the channel layer (a send through
+    ``async_to_sync`` costs a new event loop, and with Redis a new connection, per event);
+    events queued close together go out back to back on one connection.
+    """
+
+    MAX_QUEUED = 10_000  # live display only: beyond this, events are dropped
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[tuple[str, dict[str, Any]]] = []
+        self._thread: threading.Thread | None = None
+        self._busy = False
+
+    def put(self, kind: str, payload: dict[str, Any]) -> None:
+        with self._cond:
+            if len(self._queue) >= self.MAX_QUEUED:
+                return
+            self._queue.append((kind, payload))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="channel-events", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued event was handed to the channel layer (tests)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def _run(self) -> None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: bool(self._queue))
+                    batch, self._queue = self._queue, []
+                    self._busy = True
+                try:
+                    loop.run_until_complete(_send_all(batch))
+                finally:
+                    with self._cond:
+                        self._busy = False
+                        self._cond.notify_all()
+        finally:  # pragma: no cover - a daemon thread ends with the process
+            loop.close()
+
+
+async def _send_all(batch: list[tuple[str, dict[str, Any]]]) -> None:
+    try:
         from channels.layers import get_channel_layer
 
         layer = get_channel_layer()
-        if layer is None:
-            return
-        async_to_sync(layer.group_send)(f"job-{request_id}", {"type": "job.event", "kind": kind, **payload})
-    except Exception:  # live display only: never fail the caller
-        log.debug("channel layer send failed for %s", kind, exc_info=True)
+    except Exception:
+        log.debug("no channel layer", exc_info=True)
+        return
+    if layer is None:
+        return
+    for kind, payload in batch:
+        try:
+            await layer.group_send(
+                f"job-{payload['job_request_id']}", {"type": "job.event", "kind": kind, **payload}
+            )
+        except Exception:  # live display only: never fail
+            log.debug("channel layer send failed for %s", kind, exc_info=True)
+
+
+_sender = _ChannelSender()
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until the events emitted so far reached the channel layer."""
+    return _sender.flush(timeout)
 
 
 def emit(kind: str, payload: dict[str, Any]) -> None:

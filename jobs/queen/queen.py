@@ -96,7 +96,7 @@ class Queen:
         """Only the leader starts requests, fires cron ticks and resumes paused jobs."""
         if not self.is_leader:
             return 0
-        done = self.engine.schedule()
+        done = self.engine.schedule(limit=10)  # small batches: dispatching goes on in between
         now = time.monotonic()
         if now - self._last_cron >= 0.5:
             self._last_cron = now

@@ -17,9 +17,24 @@ def graph_spec(definition_id: int, raw_yaml: str) -> JobSpec:
     return load_definition(raw_yaml)
 
 
+def is_static(raw_yaml: str) -> bool:
+    """A definition without template actions renders the same with any data."""
+    return "{{" not in raw_yaml
+
+
+@lru_cache(maxsize=512)
+def _static_spec(raw_yaml: str) -> JobSpec:
+    return load_definition(raw_yaml, {})
+
+
 def rendered_spec(raw_yaml: str, data: dict[str, Any]) -> JobSpec:
     """Render with ``data``; ``job_variables`` the definition declares are defaults that params
-    override, so a second pass makes them visible to the rest of the template."""
+    override, so a second pass makes them visible to the rest of the template.
+
+    A definition without template actions is parsed once and the result shared (callers treat
+    specs as read-only): rendering, YAML parsing and validation were most of a dispatch's CPU."""
+    if is_static(raw_yaml):
+        return _static_spec(raw_yaml)
     spec = load_definition(raw_yaml, data)
     if spec.job_variables:
         merged = {**{k: v for k, v in spec.job_variables.items()}, **data}

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -228,18 +229,32 @@ def job_cancel(request_id: int, reason: str = "cancelled") -> bool:
 
 def task_ready(
     execution: JobExecution, task_type: str, method: str, *, allow_failure: bool = False,
-    not_before: datetime | None = None,
+    not_before: datetime | None = None, first: bool = False,
 ) -> TaskExecution:  # fmt: skip
-    """Create the task's row, or make a finished one READY again (a graph may revisit a task)."""
-    task, created = TaskExecution.objects.get_or_create(
-        job_execution=execution,
-        task_type=task_type,
-        defaults={
-            "organization_id": execution.organization_id, "method": method, "allow_failure": allow_failure,
-            "task_state": TaskState.READY, "not_before": not_before,
-            "task_order": TaskExecution.objects.filter(job_execution=execution).count(),
-        },
-    )  # fmt: skip
+    """Create the task's row, or make a finished one READY again (a graph may revisit a task).
+
+    ``first``: the execution was just created in this transaction, so it has no task yet (one
+    INSERT instead of a look-up, a count and a savepoint-guarded insert)."""
+    fields = {"organization_id": execution.organization_id, "method": method, "allow_failure": allow_failure,
+              "task_state": TaskState.READY, "not_before": not_before}  # fmt: skip
+    if first:
+        task = TaskExecution.objects.create(
+            job_execution=execution, task_type=task_type, task_order=0, **fields
+        )
+        _task_event(task, execution.job_request_id, TaskState.READY, task_type=task_type)
+        return task
+    # one query tells whether the task exists and how many the execution has (its order)
+    existing = dict(TaskExecution.objects.filter(job_execution=execution).values_list("task_type", "pk"))
+    created = task_type not in existing
+    if created:
+        try:
+            with transaction.atomic():  # a savepoint: another queen may have inserted it meanwhile
+                task = TaskExecution.objects.create(job_execution=execution, task_type=task_type,
+                                                    task_order=len(existing), **fields)  # fmt: skip
+        except IntegrityError:
+            task, created = TaskExecution.objects.get(job_execution=execution, task_type=task_type), False
+    else:
+        task = TaskExecution.objects.get(pk=existing[task_type])
     if not created:
         TaskExecution.objects.filter(pk=task.pk).exclude(task_state__in=_values(TASK_ACTIVE)).update(
             task_state=TaskState.READY, method=method, ant_id="", not_before=not_before, exit_code="",
@@ -250,16 +265,16 @@ def task_ready(
     return task
 
 
-def task_dispatch(task_id: int, request_id: int, ant_id: str) -> int | None:
-    """READY -> STARTED on ``ant_id``; returns the new attempt number, None if another queen won."""
+def task_dispatch(task_id: int, request_id: int, ant_id: str, attempt: int) -> int | None:
+    """READY (at ``attempt``, as the caller read it) -> STARTED on ``ant_id`` at ``attempt + 1``;
+    returns the new attempt number, None if another queen won (or the row moved on meanwhile)."""
     now = timezone.now()
-    updated = TaskExecution.objects.filter(pk=task_id, task_state=TaskState.READY).update(
-        task_state=TaskState.STARTED, ant_id=ant_id, attempt=F("attempt") + 1, updated_at=now,
-        started_at=now,
+    updated = TaskExecution.objects.filter(pk=task_id, task_state=TaskState.READY, attempt=attempt).update(
+        task_state=TaskState.STARTED, ant_id=ant_id, attempt=attempt + 1, updated_at=now, started_at=now,
     )  # fmt: skip
     if updated != 1:
         return None
-    attempt = TaskExecution.objects.filter(pk=task_id).values_list("attempt", flat=True).get()
+    attempt += 1
     _task_event(task_id, request_id, TaskState.STARTED, ant_id=ant_id)
     return attempt
 

@@ -1,0 +1,369 @@
+"""``python -m bench``: the orchestration-overhead benchmark, in one go, on this machine.
+
+It measures the floor (``sh -c true`` spawned from Python at the same concurrency, a Redis
+round trip, a PostgreSQL UPDATE + COMMIT), then each workload in standalone mode (threads, SQLite
+in a temp dir, in-process messaging) and in distributed mode (``manage.py queen`` and
+``manage.py ant`` processes, throw-away PostgreSQL and Redis started by scripts/services.sh):
+
+- W1 chain: requests of a 5-task chain of SHELL ``true`` tasks, submitted at once;
+- W2 fan: single-task requests of SHELL ``true``, submitted at once;
+- W3 backlog: the scheduler's pick (``Engine.schedule(limit=1)``) with few and many pending
+  requests in the table: time and queries;
+- W4 logs: one task printing many lines: all stored in order, memory growth of queen and ant;
+- L latency: submit-to-start with an idle ant (the task writes the time it began).
+
+Worker concurrency is 2 everywhere. ``--smoke`` runs tiny sizes (CI proves the suite works).
+Results are printed as a table and written as JSON (``--out``).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCURRENCY = 2
+
+FULL = {"w1": 20, "w2": 200, "w3_small": 100, "w3_big": 10_000, "w3_picks": 20, "w4": 200_000, "probe": 20,
+        "floor_spawns": 2000, "floor_rtts": 2000}  # fmt: skip
+SMOKE = {"w1": 2, "w2": 6, "w3_small": 10, "w3_big": 60, "w3_picks": 3, "w4": 2000, "probe": 2,
+         "floor_spawns": 40, "floor_rtts": 50}  # fmt: skip
+WORKLOADS = ["W1", "W2", "W3", "W4", "L"]
+
+
+# -- the floor -----------------------------------------------------------------------------------
+
+
+def floor_spawn(n: int, concurrency: int = CONCURRENCY) -> dict[str, float]:
+    """``sh -c true`` from Python, ``concurrency`` at a time: what a task costs with no orchestrator."""
+    left = [n]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    return
+                left[0] -= 1
+            subprocess.run(["sh", "-c", "true"], check=True)
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    return {"spawns_per_s": n / wall, "ms_per_task": wall * 1000 * concurrency / n}
+
+
+def floor_redis(url: str, n: int) -> float:
+    """Median ms of XADD + XREADGROUP + XACK on one stream (a message handed over and acked)."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    key = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    r.xgroup_create(key, "g", id="0", mkstream=True)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r.xadd(key, {"m": b"x" * 200})
+        reply = r.xreadgroup("g", "c", {key: ">"}, count=1)
+        r.xack(key, "g", reply[0][1][0][0])
+        times.append((time.perf_counter() - t) * 1000)
+    r.delete(key)
+    return statistics.median(times)
+
+
+def floor_postgres(url: str, n: int) -> float:
+    """Median ms of a single-row UPDATE + COMMIT."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_floor (id int primary key, n int)")
+        conn.execute("INSERT INTO bench_floor VALUES (1, 0) ON CONFLICT DO NOTHING")
+        conn.commit()
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            conn.execute("UPDATE bench_floor SET n = n + 1 WHERE id = 1")
+            conn.commit()
+            times.append((time.perf_counter() - t) * 1000)
+        conn.execute("DROP TABLE bench_floor")
+        conn.commit()
+    return statistics.median(times)
+
+
+# -- services ------------------------------------------------------------------------------------
+
+
+class Services:
+    """Throw-away PostgreSQL and Redis from scripts/services.sh; stopped when this object closes
+    (the helper shell waits on its stdin and its EXIT trap removes everything)."""
+
+    def __init__(self) -> None:
+        script = (
+            ". scripts/services.sh; trap stop_services EXIT; start_services postgres redis >&2; "
+            'echo "DATABASE_URL=$DATABASE_URL"; echo "REDIS_URL=$REDIS_URL"; echo READY; read _'
+        )
+        self.proc = subprocess.Popen(["bash", "-c", script], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)  # fmt: skip
+        self.env: dict[str, str] = {}
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line == "READY":
+                break
+            key, _, value = line.partition("=")
+            self.env[key] = value
+        if "DATABASE_URL" not in self.env:
+            raise SystemExit("could not start PostgreSQL and Redis (scripts/services.sh)")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def _pg_admin(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _with_db(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+# -- running the workloads -----------------------------------------------------------------------
+
+
+def run_child(workload: str, mode: str, env: dict[str, str], sizes: dict[str, int], tmp: Path,
+              profile: str | None = None) -> dict[str, Any]:  # fmt: skip
+    cmd = [sys.executable, "-m", "bench.workload", "--mode", mode, "--workload", workload, "--sizes",
+           json.dumps(sizes), "--tmp", str(tmp)]  # fmt: skip
+    if profile:
+        cmd += ["--profile", profile]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(
+        f"{workload} {mode} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    )
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["LOG_LEVEL"] = "WARNING"
+    return env
+
+
+def run_standalone(workloads: list[str], sizes: dict[str, int], tmp: Path, log: Any,
+                   profile_dir: Path | None) -> dict[str, Any]:  # fmt: skip
+    env = base_env()
+    template = tmp / "standalone-template"
+    template.mkdir()
+    env["FORMICARY_DATA_DIR"] = str(template)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    out = {}
+    for w in workloads:
+        data = tmp / f"standalone-{w}"
+        shutil.copytree(template, data)
+        env["FORMICARY_DATA_DIR"] = str(data)
+        log(f"standalone {w} ...")
+        profile = str(profile_dir / f"standalone-{w}.txt") if profile_dir else None
+        out[w] = run_child(w, "standalone", dict(env), sizes, data, profile)
+        log(f"standalone {w}: {summary(w, out[w])}")
+    return out
+
+
+def run_distributed(workloads: list[str], sizes: dict[str, int], tmp: Path, urls: dict[str, str],
+                    log: Any) -> dict[str, Any]:  # fmt: skip
+    env = base_env()
+    env["REDIS_URL"] = urls["REDIS_URL"]
+    admin = urls["DATABASE_URL"]
+    tag = uuid.uuid4().hex[:6]
+    template = f"bench_{tag}_template"
+    _pg_admin(admin, f"CREATE DATABASE {template}")
+    env["DATABASE_URL"] = _with_db(admin, template)
+    env["FORMICARY_DATA_DIR"] = str(tmp / "distributed-data")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    out = {}
+    try:
+        for w in workloads:
+            name = f"bench_{tag}_{w.lower()}"
+            _pg_admin(admin, f"CREATE DATABASE {name} TEMPLATE {template}")
+            data = tmp / f"distributed-{w}"
+            data.mkdir()
+            child_env = {**env, "DATABASE_URL": _with_db(admin, name), "FORMICARY_DATA_DIR": str(data),
+                         "FORMICARY_REDIS_PREFIX": f"bench{tag}{w.lower()}"}  # fmt: skip
+            log(f"distributed {w} ...")
+            out[w] = run_child(w, "distributed", child_env, sizes, data)
+            log(f"distributed {w}: {summary(w, out[w])}")
+            _pg_admin(admin, f"DROP DATABASE IF EXISTS {name}")
+    finally:
+        _pg_admin(admin, f"DROP DATABASE IF EXISTS {template}")
+    return out
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def summary(w: str, r: dict[str, Any]) -> str:
+    if w == "W3":
+        keys = [k for k in r if k.isdigit()]
+        return ", ".join(f"{r[k]['pending']} pending: {r[k]['schedule_ms_p50']:.2f} ms, {r[k]['queries']} queries"
+                         for k in keys) + f"; ratio {r['ratio']:.2f}"  # fmt: skip
+    if w == "W4":
+        return (f"{r['lines_stored']}/{r['lines']} lines in order={r['all_stored_in_order']}, {r['lines_per_s']:.0f} "
+                f"lines/s, RSS growth queen {r['rss_growth_mb']['queen']:.1f} MB ant {r['rss_growth_mb']['ant']:.1f} MB")  # fmt: skip
+    if w == "L":
+        return f"submit-to-start p50 {r['latency_p50_ms']:.1f} ms p95 {r['latency_p95_ms']:.1f} ms"
+    return f"{r['tasks_per_s']:.1f} tasks/s, p50 {r['latency_p50_ms']:.1f} ms"
+
+
+def derive(report: dict[str, Any]) -> None:
+    """Overhead per task and ratio to the floor for the batch workloads."""
+    floor = report["floor"]["spawn"]["ms_per_task"]
+    for mode in ("standalone", "distributed"):
+        for w in ("W1", "W2"):
+            r = report.get(mode, {}).get(w)
+            if r:
+                r["overhead_ms_per_task"] = r["wall_ms_per_task"] - floor
+                r["ratio_to_floor"] = r["wall_ms_per_task"] / floor
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = ["| workload | mode | tasks/s | overhead ms/task | submit-to-start p50 / p95 ms | queen CPU ms/task | "
+            "peak RSS queen / ant MB | x floor | notes |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for w in WORKLOADS:
+        for mode in ("standalone", "distributed"):
+            r = report.get(mode, {}).get(w)
+            if not r:
+                continue
+            if w in ("W1", "W2"):
+                rows.append(
+                    f"| {w} | {mode} | {r['tasks_per_s']:.1f} | {r['overhead_ms_per_task']:.2f} | "
+                    f"{r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | {r['queen_cpu_ms_per_task']:.2f} | "
+                    f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | {r['ratio_to_floor']:.1f} | "
+                    f"{r['tasks']} tasks in {r['wall_s']:.2f} s |"
+                )
+            elif w == "W3":
+                keys = [k for k in r if k.isdigit()]
+                small, big = r[keys[0]], r[keys[-1]]
+                rows.append(
+                    f"| {w} | {mode} | | | | | | | pick+start {small['schedule_ms_p50']:.2f} ms with {small['pending']} "
+                    f"pending, {big['schedule_ms_p50']:.2f} ms with {big['pending']} (x{r['ratio']:.2f}); "
+                    f"{big['queries']} queries; pick query alone x{r['pick_ratio']:.2f} |"
+                )
+            elif w == "W4":
+                rows.append(
+                    f"| {w} | {mode} | | | | {r['queen_cpu_s'] * 1000 / r['lines']:.3f} per line | "
+                    f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | | "
+                    f"{r['lines_stored']} of {r['lines']} lines stored in order: {r['all_stored_in_order']}; "
+                    f"{r['lines_per_s']:.0f} lines/s; RSS growth queen {r['rss_growth_mb']['queen']:.1f} MB, "
+                    f"ant {r['rss_growth_mb']['ant']:.1f} MB |"
+                )
+            else:
+                rows.append(
+                    f"| {w} | {mode} | | | {r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | | | | "
+                    f"idle ant, {r['requests']} requests one at a time, to the task's first instruction |"
+                )
+    return "\n".join(rows)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    except OSError:
+        mem = 0
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes: proves the suite works, measures nothing"
+    )
+    parser.add_argument("--modes", nargs="+", default=["standalone", "distributed"],
+                        choices=["standalone", "distributed"])  # fmt: skip
+    parser.add_argument("--workloads", nargs="+", default=WORKLOADS, choices=WORKLOADS)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"), help="JSON report")
+    parser.add_argument("--use-env", action="store_true",
+                        help="distributed mode on DATABASE_URL and REDIS_URL from the environment instead of "
+                             "starting throw-away servers")  # fmt: skip
+    parser.add_argument("--profile", help="folder for pyinstrument profiles of the standalone queen thread")
+    args = parser.parse_args()
+    sizes = SMOKE if args.smoke else FULL
+    started = time.time()
+
+    def log(msg: str) -> None:
+        print(f"[{time.time() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    report: dict[str, Any] = {"date": datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+                              "sizes": sizes, "concurrency": CONCURRENCY, "smoke": args.smoke}  # fmt: skip
+    spawn = floor_spawn(sizes["floor_spawns"])
+    report["floor"] = {"spawn": spawn}
+    log(f"floor: sh -c true {spawn['ms_per_task']:.2f} ms per task at concurrency {CONCURRENCY} "
+        f"({spawn['spawns_per_s']:.0f}/s)")  # fmt: skip
+    profile_dir = Path(args.profile) if args.profile else None
+    if profile_dir:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="formicary-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        if "standalone" in args.modes:
+            report["standalone"] = run_standalone(args.workloads, sizes, tmp, log, profile_dir)
+        if "distributed" in args.modes:
+            services = None
+            if args.use_env:
+                urls = {"DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": os.environ["REDIS_URL"]}
+            else:
+                services = Services()
+                urls = services.env
+            try:
+                report["floor"]["redis_rtt_ms"] = floor_redis(urls["REDIS_URL"], sizes["floor_rtts"])
+                report["floor"]["postgres_update_commit_ms"] = floor_postgres(urls["DATABASE_URL"],
+                                                                              sizes["floor_rtts"])  # fmt: skip
+                log(f"floor: Redis round trip {report['floor']['redis_rtt_ms']:.3f} ms, PostgreSQL UPDATE+COMMIT "
+                    f"{report['floor']['postgres_update_commit_ms']:.3f} ms")  # fmt: skip
+                report["distributed"] = run_distributed(args.workloads, sizes, tmp, urls, log)
+            finally:
+                if services:
+                    services.close()
+    derive(report)
+    text = table(report)
+    report["table"] = text
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    f = report["floor"]
+    print(f"\n{report['date']}, {report['machine']}")
+    print(f"floor: sh -c true {f['spawn']['ms_per_task']:.2f} ms/task at concurrency {CONCURRENCY} "
+          f"({f['spawn']['spawns_per_s']:.0f} spawns/s)" + (f"; Redis round trip {f['redis_rtt_ms']:.3f} ms; "
+          f"PostgreSQL UPDATE+COMMIT {f['postgres_update_commit_ms']:.3f} ms" if "redis_rtt_ms" in f else ""))  # fmt: skip
+    print(text)
+    print(f"\nreport: {out}  ({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

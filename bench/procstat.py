@@ -1,0 +1,53 @@
+"""CPU time and memory of processes and threads, read from /proc (Linux)."""
+
+import os
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_cpu(path: str) -> float:
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def cpu_secs(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    return _stat_cpu(f"/proc/{pid}/stat")
+
+
+def thread_cpu_secs(tid: int, pid: int | None = None) -> float:
+    """User + system CPU seconds of one thread (native id) of ``pid`` (default: this process)."""
+    return _stat_cpu(f"/proc/{pid or os.getpid()}/task/{tid}/stat")
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_mb(pid: int) -> float:
+    return _status_kb(pid, "VmRSS") / 1024
+
+
+def peak_rss_mb(pid: int) -> float:
+    return _status_kb(pid, "VmHWM") / 1024
+
+
+def reset_peak(pid: int) -> None:
+    """Start a new peak-RSS window (writing 5 to clear_refs resets VmHWM to the current RSS)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass

@@ -1,0 +1,219 @@
+"""Query budgets of the hot paths: submit, schedule (start a request), dispatch a task, apply an
+ant's EXECUTING and final responses. A change that adds a query per task fails here instead of
+silently slowing every job down (docs/performance.md has the measurements behind the budgets).
+
+Each budget is the exact count today; the comment lists what each query is. Counts are the
+same on SQLite and PostgreSQL (savepoints are counted as queries by Django's capture).
+"""
+
+import os
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from ants.messaging import InProcessTransport
+from ants.protocol import STATUS_COMPLETED, STATUS_EXECUTING, AntRegistration, TaskResponse
+from jobs.models import JobRequest, TaskExecution
+from jobs.queen.engine import Engine
+from jobs.queen.resources import ResourceManager
+from jobs.services.definitions import definition_upload
+from jobs.services.requests import request_submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MARKER = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.I)
+
+CHAIN = """\
+job_type: qc-chain
+max_concurrency: 100
+tasks:
+- task_type: one
+  method: SHELL
+  script: ["true"]
+  on_completed: two
+- task_type: two
+  method: SHELL
+  script: ["true"]
+"""
+
+TEMPLATED = """\
+job_type: qc-templated
+max_concurrency: 100
+tasks:
+- task_type: one
+  method: SHELL
+  script: ["echo {{.Name}}"]
+"""
+
+
+class Budget:
+    """``with Budget(n, "what"):`` fails with the captured SQL when more than ``n`` queries ran."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit, self.what = limit, what
+        self.ctx = CaptureQueriesContext(connection)
+
+    def __enter__(self) -> "Budget":
+        self.ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.__exit__(*exc)
+        if exc[0] is None:
+            queries = self.statements
+            if os.environ.get("QUERY_COUNTS_REPORT"):
+                print(f"\nQC {self.what}: {len(queries)}\n" + "\n".join(f"  {q[:160]}" for q in queries))
+            listing = "\n".join(f"{i + 1}. {q[:300]}" for i, q in enumerate(queries))
+            assert len(queries) <= self.limit, (
+                f"{self.what}: {len(queries)} queries > {self.limit}:\n{listing}"
+            )
+
+    @property
+    def statements(self) -> list[str]:
+        """The SQL statements run, without transaction markers (BEGIN, COMMIT, savepoints), which
+        SQLite and PostgreSQL report differently."""
+        return [q["sql"] for q in self.ctx.captured_queries if not MARKER.match(q["sql"])]
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def engine(alice):  # type: ignore[no-untyped-def]
+    for text in (CHAIN, TEMPLATED):
+        definition_upload(org_id=alice.org_id, user=alice.user, text=text)
+    resources = ResourceManager()
+    resources.heard(AntRegistration(ant_id="ant-q", max_capacity=10, methods=["SHELL"]))
+    return Engine(InProcessTransport(), resources)
+
+
+def submit(alice, job_type: str = "qc-chain", **params: str) -> JobRequest:  # type: ignore[no-untyped-def]
+    return request_submit(org_id=alice.org_id, user=alice.user, job_type=job_type, params=params)
+
+
+def ready_task(request: JobRequest) -> TaskExecution:
+    return TaskExecution.objects.get(job_execution__job_request=request, task_state="READY")
+
+
+def response(task: TaskExecution, status: str) -> TaskResponse:
+    task = TaskExecution.objects.select_related("job_execution").get(pk=task.pk)
+    return TaskResponse(
+        task_execution_id=task.pk, job_request_id=task.job_execution.job_request_id, attempt=task.attempt,
+        ant_id="ant-q", task_type=task.task_type, status=status, exit_code="0" if status != STATUS_EXECUTING else None,
+    )  # fmt: skip
+
+
+def respond(engine: Engine, task: TaskExecution, status: str) -> bool:
+    return engine.apply_response(response(task, status))
+
+
+def test_submit(alice, engine):  # type: ignore[no-untyped-def]
+    submit(alice)  # warm caches (content types, the user's organization)
+    with Budget(3, "submit without params"):
+        # 1. does the organization have this job type (else public plugins are looked up)
+        # 2. its latest version
+        # 3. INSERT the request (bulk_create of no params runs no query)
+        submit(alice)
+    with Budget(4, "submit with params"):
+        # as above, plus 3. one bulk INSERT of all params
+        submit(alice, A="1", B="2", C="3")
+
+
+def test_schedule_starts_a_request(alice, engine):  # type: ignore[no-untyped-def]
+    submit(alice)
+    with Budget(9, "schedule one pending request"):
+        # 1. running requests per job type (concurrency limits)
+        # 2. the pick: pending requests due, by priority then age, with their definitions
+        # 3. lock the job type's latest definition (SELECT ... FOR UPDATE; serialises starts)
+        # 4. running requests of that job type
+        # 5. claim: UPDATE request PENDING -> READY
+        # 6. the request's hard_reset flag (set by a restart racing with this start)
+        # 7. INSERT the execution
+        # 8. UPDATE request.last_execution
+        # 9. INSERT the first task (READY)
+        # A definition without template actions is not rendered: no template data is loaded.
+        assert engine.schedule() == 1
+
+
+def test_schedule_with_templates_loads_template_data(alice, engine):  # type: ignore[no-untyped-def]
+    submit(alice, "qc-templated", Name="x")
+    with Budget(13, "schedule a templated request"):
+        # as above, plus the template data of the render: org configs, job configs, params and
+        # the artifact URLs of earlier tasks
+        assert engine.schedule() == 1
+
+
+def test_dispatch_a_task(alice, engine):  # type: ignore[no-untyped-def]
+    submit(alice)
+    engine.schedule()
+    with Budget(9, "dispatch the first task"):
+        # 1. READY tasks due: a few columns each (state of the request, definition text)
+        # 2. the task that goes, in full, with its execution, request and definition
+        # 3-5. template data: org configs, job configs, request params (the ant gets them as
+        #      variables)
+        # 6. artifact URLs of earlier tasks (template variables)
+        # 7. UPDATE task READY -> STARTED (attempt + 1, conditional on the attempt read)
+        # 8-9. UPDATE execution and request READY -> EXECUTING (first task only)
+        assert engine.dispatch_ready() == 1
+
+
+def test_dispatch_a_later_task_skips_job_executing(alice, engine):  # type: ignore[no-untyped-def]
+    request = submit(alice)
+    engine.schedule()
+    engine.dispatch_ready()
+    first = TaskExecution.objects.get(job_execution__job_request=request)
+    respond(engine, first, STATUS_COMPLETED)
+    with Budget(7, "dispatch a later task"):
+        # as for the first task without the two READY -> EXECUTING updates
+        assert engine.dispatch_ready() == 1
+
+
+def test_apply_executing(alice, engine):  # type: ignore[no-untyped-def]
+    request = submit(alice)
+    engine.schedule()
+    engine.dispatch_ready()
+    task = TaskExecution.objects.get(job_execution__job_request=request)
+    resp = response(task, STATUS_EXECUTING)
+    with Budget(2, "apply EXECUTING"):
+        # 1. the task with its execution, request and definition
+        # 2. UPDATE task STARTED -> EXECUTING (conditional on the attempt)
+        assert engine.apply_response(resp)
+
+
+def test_apply_completed_readies_the_next_task(alice, engine):  # type: ignore[no-untyped-def]
+    request = submit(alice)
+    engine.schedule()
+    engine.dispatch_ready()
+    task = TaskExecution.objects.get(job_execution__job_request=request)
+    respond(engine, task, STATUS_EXECUTING)
+    resp = response(task, STATUS_COMPLETED)
+    with Budget(5, "apply COMPLETED with a next task"):
+        # 1. the task with its execution, request and definition
+        # 2. UPDATE task -> COMPLETED (conditional on state and attempt)
+        # 3. the request's state (has it been cancelled meanwhile?)
+        # 4. the execution's tasks (is the next one a revisit? its order)
+        # 5. INSERT the next task (READY), in a savepoint
+        assert engine.apply_response(resp)
+    assert ready_task(request).task_type == "two"
+
+
+def test_apply_completed_ends_the_job(alice, engine):  # type: ignore[no-untyped-def]
+    request = submit(alice)
+    engine.schedule()
+    engine.dispatch_ready()
+    first = TaskExecution.objects.get(job_execution__job_request=request)
+    respond(engine, first, STATUS_COMPLETED)
+    engine.dispatch_ready()
+    second = TaskExecution.objects.get(job_execution__job_request=request, task_type="two")
+    resp = response(second, STATUS_COMPLETED)
+    with Budget(5, "apply COMPLETED of the last task"):
+        # 1. the task with its execution, request and definition
+        # 2. UPDATE task -> COMPLETED
+        # 3. the request's state
+        # 4. UPDATE request -> COMPLETED (conditional on a running state)
+        # 5. UPDATE execution -> COMPLETED
+        assert engine.apply_response(resp)
+    request.refresh_from_db()
+    assert request.job_state == "COMPLETED"
