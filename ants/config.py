@@ -8,7 +8,10 @@ Environment variables: FORMICARY_ANT_ID, FORMICARY_ANT_TAGS and FORMICARY_ANT_ME
 separated), FORMICARY_ANT_CONCURRENCY, FORMICARY_ANT_HEARTBEAT_SECS, FORMICARY_ANT_WORK_ROOT,
 FORMICARY_ANT_DEFAULT_METHOD, FORMICARY_ANT_KEEP_WORKDIRS, FORMICARY_ANT_SHUTDOWN_GRACE_SECS,
 FORMICARY_ANT_REDIS_URL (or REDIS_URL), FORMICARY_ANT_PREFIX, FORMICARY_ANT_DOCKER and
-FORMICARY_ANT_KUBERNETES (JSON objects).
+FORMICARY_ANT_KUBERNETES (JSON objects), and one variable per DOCKER / KUBERNETES setting
+(``DOCKER_ENV`` / ``KUBERNETES_ENV`` below, e.g. FORMICARY_ANT_DOCKER_HOST,
+FORMICARY_ANT_KUBERNETES_NAMESPACE, FORMICARY_ANT_KUBECONFIG) merged into those mappings.
+docs/ants.md lists them all with an example YAML file.
 """
 
 from __future__ import annotations
@@ -39,6 +42,61 @@ ANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 ENV_PREFIX = "FORMICARY_ANT_"
 # Names accepted in YAML besides the field names (the reference's spelling).
 ALIASES = {"id": "ant_id", "max_capacity": "concurrency", "redis": "redis_url"}
+
+# One environment variable per executor setting: variable -> (path in the mapping, kind).
+# Kinds: str, bool, float, list (comma separated), quantity (Kubernetes syntax: 500m, 2Gi).
+DOCKER_ENV: dict[str, tuple[str, str]] = {
+    "FORMICARY_ANT_DOCKER_HOST": ("host", "str"),
+    "FORMICARY_ANT_DOCKER_TLS_CA_CERT": ("tls.ca_cert", "str"),
+    "FORMICARY_ANT_DOCKER_TLS_CLIENT_CERT": ("tls.client_cert", "str"),
+    "FORMICARY_ANT_DOCKER_TLS_CLIENT_KEY": ("tls.client_key", "str"),
+    "FORMICARY_ANT_DOCKER_TLS_VERIFY": ("tls.verify", "bool"),
+    "FORMICARY_ANT_DOCKER_REGISTRY": ("registry.server", "str"),
+    "FORMICARY_ANT_DOCKER_REGISTRY_USERNAME": ("registry.username", "str"),
+    "FORMICARY_ANT_DOCKER_REGISTRY_PASSWORD": ("registry.password", "str"),
+    "FORMICARY_ANT_DOCKER_PULL_POLICY": ("pull_policy", "str"),
+    "FORMICARY_ANT_DOCKER_NETWORK_MODE": ("network_mode", "str"),
+    "FORMICARY_ANT_DOCKER_WORKING_DIR": ("working_dir", "str"),
+    "FORMICARY_ANT_DOCKER_DEFAULT_IMAGE": ("default_image", "str"),
+    "FORMICARY_ANT_DOCKER_DEFAULT_MEMORY_LIMIT": ("default_memory_limit", "quantity"),
+    "FORMICARY_ANT_DOCKER_DEFAULT_CPU_LIMIT": ("default_cpu_limit", "quantity"),
+    "FORMICARY_ANT_DOCKER_MAX_MEMORY_LIMIT": ("max_memory_limit", "quantity"),
+    "FORMICARY_ANT_DOCKER_MAX_CPU_LIMIT": ("max_cpu_limit", "quantity"),
+    "FORMICARY_ANT_DOCKER_ALLOW_PRIVILEGED": ("allow_privileged", "bool"),
+    "FORMICARY_ANT_DOCKER_ALLOW_HOST_PATHS": ("allow_host_paths", "bool"),
+    "FORMICARY_ANT_DOCKER_COPY_BACK": ("copy_back", "str"),
+    "FORMICARY_ANT_DOCKER_API_TIMEOUT_SECS": ("api_timeout_secs", "float"),
+}
+KUBERNETES_ENV: dict[str, tuple[str, str]] = {
+    "FORMICARY_ANT_KUBECONFIG": ("kubeconfig", "str"),
+    "FORMICARY_ANT_KUBERNETES_CONTEXT": ("context", "str"),
+    "FORMICARY_ANT_KUBERNETES_IN_CLUSTER": ("in_cluster", "bool"),
+    "FORMICARY_ANT_KUBERNETES_HOST": ("host", "str"),
+    "FORMICARY_ANT_KUBERNETES_TOKEN": ("token", "str"),
+    "FORMICARY_ANT_KUBERNETES_CA_FILE": ("ca_file", "str"),
+    "FORMICARY_ANT_KUBERNETES_VERIFY_SSL": ("verify_ssl", "bool"),
+    "FORMICARY_ANT_KUBERNETES_NAMESPACE": ("namespace", "str"),
+    "FORMICARY_ANT_KUBERNETES_PULL_POLICY": ("pull_policy", "str"),
+    "FORMICARY_ANT_KUBERNETES_IMAGE_PULL_SECRETS": ("image_pull_secrets", "list"),
+    "FORMICARY_ANT_KUBERNETES_SERVICE_ACCOUNT": ("service_account", "str"),
+    "FORMICARY_ANT_KUBERNETES_ALLOW_PRIVILEGED": ("allow_privileged", "bool"),
+    "FORMICARY_ANT_KUBERNETES_DEFAULT_CPU_LIMIT": ("default_resources.cpu_limit", "quantity"),
+    "FORMICARY_ANT_KUBERNETES_DEFAULT_CPU_REQUEST": ("default_resources.cpu_request", "quantity"),
+    "FORMICARY_ANT_KUBERNETES_DEFAULT_MEMORY_LIMIT": ("default_resources.memory_limit", "quantity"),
+    "FORMICARY_ANT_KUBERNETES_DEFAULT_MEMORY_REQUEST": ("default_resources.memory_request", "quantity"),
+    "FORMICARY_ANT_KUBERNETES_MAX_CPU_LIMIT": ("max_resources.cpu_limit", "quantity"),
+    "FORMICARY_ANT_KUBERNETES_MAX_MEMORY_LIMIT": ("max_resources.memory_limit", "quantity"),
+    "FORMICARY_ANT_KUBERNETES_START_TIMEOUT_SECS": ("start_timeout_secs", "float"),
+    "FORMICARY_ANT_KUBERNETES_WATCH_SECS": ("watch_secs", "float"),
+    "FORMICARY_ANT_KUBERNETES_TERMINATION_GRACE_SECS": ("termination_grace_secs", "float"),
+    "FORMICARY_ANT_KUBERNETES_DEADLINE_SLACK_SECS": ("deadline_slack_secs", "float"),
+    "FORMICARY_ANT_KUBERNETES_MAX_INPUT_BYTES": ("max_input_bytes", "float"),
+    "FORMICARY_ANT_KUBERNETES_COPY_BACK": ("copy_back", "str"),
+}
+PULL_POLICIES = ("if_not_present", "always", "never")
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+TRUE_WORDS = ("1", "true", "yes", "on")
+BOOL_WORDS = TRUE_WORDS + ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -120,6 +178,8 @@ class AntConfig:
         for name in ("docker", "kubernetes"):
             if not isinstance(getattr(self, name), dict):
                 raise bad(name, "must be a mapping")
+        _validate_docker(self.docker, bad)
+        _validate_kubernetes(self.kubernetes, bad)
         if isinstance(self.organization_id, int) and not isinstance(self.organization_id, bool):
             self.organization_id = str(self.organization_id)
         if not isinstance(self.organization_id, str):
@@ -195,13 +255,31 @@ class AntConfig:
         redis_url = get("REDIS_URL") or env.get("REDIS_URL") or None
         if redis_url:
             data["redis_url"] = redis_url
-        for name in ("DOCKER", "KUBERNETES"):
+        origins: dict[str, str] = {}  # "docker.pull_policy" -> the variable that set it
+        for name, table in (("DOCKER", DOCKER_ENV), ("KUBERNETES", KUBERNETES_ENV)):
+            section = name.lower()
+            merged: dict[str, Any] = _deep_copy(getattr(base, section) if base is not None else {})
             if (v := get(name)) is not None:
                 try:
-                    data[name.lower()] = json.loads(v)
+                    loaded = json.loads(v)
                 except ValueError as exc:
                     raise ConfigError(f"environment: {ENV_PREFIX}{name}: not valid JSON: {exc}") from None
-        return cls.from_mapping(data, source="environment", base=base)
+                if not isinstance(loaded, dict):
+                    raise ConfigError(f"environment: {ENV_PREFIX}{name}: must be a JSON object")
+                merged.update(loaded)
+                origins.update({f"{section}.{k}": ENV_PREFIX + name for k in loaded})
+            for var, (path, kind) in table.items():
+                text = env.get(var)
+                if text in (None, ""):
+                    continue
+                _set_path(merged, path, _env_value(var, text, kind), var)
+                origins[f"{section}.{path}"] = var
+            if merged or get(name) is not None:
+                data[section] = merged
+        try:
+            return cls.from_mapping(data, source="environment", base=base)
+        except ConfigError as exc:
+            raise ConfigError(_name_variable(str(exc), origins)) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path, environ: Mapping[str, str] | None = None) -> AntConfig:
@@ -224,3 +302,146 @@ class AntConfig:
         return AntConfig.from_mapping(
             {k: v for k, v in overrides.items() if v is not None}, source="arguments", base=self
         )
+
+
+# -- executor settings ---------------------------------------------------------------------------
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data)) if data else {}
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any, var: str) -> None:
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"environment: {var}: {part} is already set and is not a mapping")
+        node = child
+    node[last] = value
+
+
+def _env_value(var: str, text: str, kind: str) -> Any:
+    text = text.strip()
+    if kind == "bool":
+        if text.lower() not in BOOL_WORDS:
+            raise ConfigError(f"environment: {var}: {text!r} is not a boolean (true/false)")
+        return text.lower() in TRUE_WORDS
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"environment: {var}: {text!r} is not a number") from None
+    if kind == "list":
+        return [v.strip() for v in text.split(",") if v.strip()]
+    return text
+
+
+def _name_variable(message: str, origins: Mapping[str, str]) -> str:
+    """``environment: docker.pull_policy: ...`` -> ``... docker.pull_policy (FORMICARY_ANT_DOCKER_PULL_POLICY)``."""
+    for path in sorted(origins, key=len, reverse=True):
+        marker = f": {path}:"
+        if marker in message:
+            return message.replace(marker, f": {path} ({origins[path]}):", 1)
+    return message
+
+
+def _pull_policy_ok(policy: Any) -> bool:
+    """``if_not_present`` / ``always`` / ``never`` in any case, or the Kubernetes spelling."""
+    if not isinstance(policy, str):
+        return False
+    return policy.lower().replace("-", "_") in PULL_POLICIES + ("ifnotpresent",)
+
+
+def _check_quantity(value: Any, name: str, bad: Any) -> None:
+    from ants.containers import QuantityError, parse_quantity
+
+    try:
+        if parse_quantity(value, name) <= 0:
+            raise bad(name, f"{value!r} must be > 0")
+    except QuantityError:
+        raise bad(name, f"{value!r} is not a quantity (e.g. 500m, 2, 512Mi, 2Gi)") from None
+
+
+def _check_common(section: str, cfg: Mapping[str, Any], bad: Any, numbers: tuple[str, ...]) -> None:
+    for key in numbers:
+        value = cfg.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise bad(f"{section}.{key}", f"{value!r} must be a number > 0")
+    for key in ("allow_privileged", "allow_host_paths", "in_cluster", "verify_ssl"):
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise bad(f"{section}.{key}", f"{cfg[key]!r} must be true or false")
+    for key in ("host", "kubeconfig", "context", "token", "ca_file", "network_mode", "working_dir",
+                "default_image", "service_account"):  # fmt: skip
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise bad(f"{section}.{key}", "must be a string")
+    labels = cfg.get("labels")
+    if labels is not None and not isinstance(labels, dict):
+        raise bad(f"{section}.labels", "must be a mapping of names to values")
+
+
+def _validate_docker(cfg: Mapping[str, Any], bad: Any) -> None:
+    _check_common("docker", cfg, bad, ("api_timeout_secs",))
+    policy = cfg.get("pull_policy")
+    if policy is not None and not _pull_policy_ok(policy):
+        raise bad("docker.pull_policy", f"{policy!r} must be one of {', '.join(PULL_POLICIES)}")
+    for key in ("default_memory_limit", "default_cpu_limit", "max_memory_limit", "max_cpu_limit"):
+        if cfg.get(key) not in (None, ""):
+            _check_quantity(cfg[key], f"docker.{key}", bad)
+    if cfg.get("copy_back") not in (None, "declared", "all"):
+        raise bad("docker.copy_back", f"{cfg['copy_back']!r} must be declared or all")
+    tls = cfg.get("tls")
+    if tls is not None:
+        if not isinstance(tls, dict):
+            raise bad("docker.tls", "must be a mapping (ca_cert, client_cert, client_key, verify)")
+        if bool(tls.get("client_cert")) != bool(tls.get("client_key")):
+            raise bad("docker.tls", "client_cert and client_key go together")
+    registries = cfg.get("registries")
+    entries = [("docker.registry", cfg["registry"])] if cfg.get("registry") is not None else []
+    if registries is not None:
+        if not isinstance(registries, list):
+            raise bad("docker.registries", "must be a list of {server, username, password}")
+        entries += [(f"docker.registries[{i}]", r) for i, r in enumerate(registries)]
+    for where, reg in entries:
+        if not isinstance(reg, dict):
+            raise bad(where, "must be a mapping {server, username, password}")
+        if reg.get("password") and not reg.get("username"):
+            raise bad(f"{where}.username", "is required with a password")
+
+
+def _validate_kubernetes(cfg: Mapping[str, Any], bad: Any) -> None:
+    _check_common(
+        "kubernetes", cfg, bad,
+        ("start_timeout_secs", "watch_secs", "final_state_secs", "max_input_bytes"),
+    )  # fmt: skip
+    for key in ("termination_grace_secs", "deadline_slack_secs"):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise bad(f"kubernetes.{key}", f"{value!r} must be a number >= 0")
+    ns = cfg.get("namespace")
+    if ns is not None and (not isinstance(ns, str) or not NAMESPACE_RE.match(ns)):
+        raise bad("kubernetes.namespace", f"{ns!r} is not a namespace name (lower-case letters, digits, '-')")
+    policy = cfg.get("pull_policy")
+    if policy is not None and not _pull_policy_ok(policy):
+        raise bad("kubernetes.pull_policy", f"{policy!r} must be one of {', '.join(PULL_POLICIES)}")
+    secrets = cfg.get("image_pull_secrets")
+    if secrets is not None and (
+        not isinstance(secrets, list) or not all(isinstance(x, str) for x in secrets)
+    ):
+        raise bad("kubernetes.image_pull_secrets", "must be a list of secret names")
+    for group in ("default_resources", "max_resources"):
+        values = cfg.get(group)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise bad(f"kubernetes.{group}", "must be a mapping like {cpu_limit: 500m, memory_limit: 1Gi}")
+        for key, value in values.items():
+            if value not in (None, ""):
+                _check_quantity(value, f"kubernetes.{group}.{key}", bad)
+    if cfg.get("copy_back") not in (None, "declared", "all"):
+        raise bad("kubernetes.copy_back", f"{cfg['copy_back']!r} must be declared or all")
+    if cfg.get("in_cluster") and cfg.get("host"):
+        raise bad("kubernetes.in_cluster", "use either in_cluster or host, not both")

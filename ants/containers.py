@@ -12,9 +12,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import shlex
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -27,6 +30,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONTEXT_DIR = "/.formicary"
 CONTEXT_FILE = f"{CONTEXT_DIR}/context.env"
 DEFAULT_WORKING_DIR = "/workspace"
+logger = logging.getLogger(__name__)
 
 # Labels put on every container/pod the ants start (values are plain strings).
 LABEL_MANAGED = "formicary.io/managed-by"
@@ -174,9 +178,13 @@ def step_script(
     marker: str,
     working_dir: str | None = None,
     context_file: str | None = None,
+    prologue: str = "",
+    epilogue: str = "",
 ) -> str:
     """A POSIX sh script: each command in its own ``sh -c``; the first failure stops ``commands``;
     ``after`` always runs (its failures are ignored); exits with the first failure's status.
+    ``prologue`` (raw sh, in the working dir) runs before the commands, ``epilogue`` after
+    ``after`` (the KUBERNETES executor copies files in and out there).
 
     After each command it prints ``<marker> <step> <index> <status>`` on a line of its own; at
     the end each line of ``context_file`` (when given and present) as ``<marker> ctx <line>``.
@@ -185,6 +193,8 @@ def step_script(
     marker = shlex.quote(marker)
     if working_dir:
         lines.append(f"mkdir -p {shlex.quote(working_dir)} && cd {shlex.quote(working_dir)} || exit 126")
+    if prologue:
+        lines.append(prologue)
     for i, cmd in enumerate(commands):
         lines.append(
             f"if [ $__fc_rc -eq 0 ]; then sh -c {shlex.quote(cmd)} </dev/null; __fc_rc=$?; "
@@ -194,6 +204,8 @@ def step_script(
         lines.append(
             f"sh -c {shlex.quote(cmd)} </dev/null; printf '\\n%s %s %s %s\\n' {marker} {STEP_AFTER} {i} $?"
         )
+    if epilogue:
+        lines.append(epilogue)
     if context_file:
         q = shlex.quote(context_file)
         lines.append(
@@ -217,6 +229,8 @@ class StepTracker:
     main: dict[int, int] = field(default_factory=dict)
     after: dict[int, int] = field(default_factory=dict)
     context_lines: list[str] = field(default_factory=list)
+    # ``<marker> out <base64>`` lines: files the script sends back (KUBERNETES copy-back)
+    out_lines: list[str] = field(default_factory=list)
     _pending_blank: bool = False
 
     def feed(self, line: str) -> None:
@@ -225,6 +239,9 @@ class StepTracker:
             rest = line[len(self.marker) + 1 :]
             if rest.startswith("ctx "):
                 self.context_lines.append(rest[4:])
+                return
+            if rest.startswith("out "):
+                self.out_lines.append(rest[4:])
                 return
             parts = rest.split()
             if len(parts) == 3 and parts[1].isdigit() and parts[2].lstrip("-").isdigit():
@@ -270,20 +287,69 @@ class LineSplitter:
         return [text]
 
 
-# -- LIST_CONTAINERS / TERMINATE_CONTAINER on the ant -----------------------------------------
+# -- LIST_CONTAINERS / TERMINATE_CONTAINER and the heartbeat's container list -----------------
+
+# What a heartbeat carries per container (``AntRegistration.containers``), and at most how many.
+HEARTBEAT_CONTAINER_KEYS = (
+    "id", "name", "method", "ant_id", "image", "state", "started_at", "role", "task_execution_id",
+    "attempt", "job_request_id", "task_type", "organization_id",
+)  # fmt: skip
+MAX_HEARTBEAT_CONTAINERS = 200
+# A heartbeat waits this long for a fresh list; a slow engine/API server gets the previous one,
+# so a hung Docker or Kubernetes call never makes the ant miss heartbeats and look dead.
+HEARTBEAT_LIST_WAIT_SECS = 1.0
+
+
+def compact_container(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: info.get(k) for k in HEARTBEAT_CONTAINER_KEYS if info.get(k) not in (None, "")}
+
+
+class HeartbeatContainers:
+    """``worker.heartbeat_containers``: the ant's running containers, listed on a helper thread
+    (at most one listing at a time) and awaited for ``wait_secs``; else the last known list."""
+
+    def __init__(
+        self, list_all: Callable[[], list[dict[str, Any]]], wait_secs: float = HEARTBEAT_LIST_WAIT_SECS
+    ):
+        self._list_all = list_all
+        self.wait_secs = wait_secs
+        self._lock = threading.Lock()
+        self._last: list[dict[str, Any]] = []
+        self._running: threading.Event | None = None
+
+    def _refresh(self, done: threading.Event) -> None:
+        try:
+            found = self._list_all()
+            with self._lock:
+                self._last = [compact_container(c) for c in found[:MAX_HEARTBEAT_CONTAINERS]]
+        except Exception:
+            logger.debug("listing containers failed", exc_info=True)
+        finally:
+            done.set()
+
+    def __call__(self) -> list[dict[str, Any]]:
+        with self._lock:
+            done = self._running
+            if done is None or done.is_set():
+                done = self._running = threading.Event()
+                threading.Thread(
+                    target=self._refresh, args=(done,), name="ant-list-containers", daemon=True
+                ).start()
+        done.wait(self.wait_secs)
+        with self._lock:
+            return list(self._last)
 
 
 def install_container_handlers(worker: Any) -> None:
     """Register the worker's LIST_CONTAINERS / TERMINATE_CONTAINER handlers for the container
-    methods enabled on the ant. Replies are COMPLETED TaskResponses; LIST_CONTAINERS carries
-    ``task_context["containers"]`` (dicts with id, name, method, state, task and organization
-    ids), TERMINATE_CONTAINER reads ``spec["container_id"]`` and answers FAILED when this ant has
-    no such container. A non-empty ``organization_id`` on the request limits both to that
-    organization's containers.
-    """
-    import time as _time
+    methods enabled on the ant, and make its heartbeats carry its running containers.
 
-    from ants.executors.base import executor_for
+    Replies are TaskResponses (``action`` echoed; the queens ignore them): LIST_CONTAINERS is
+    COMPLETED with ``task_context["containers"]`` (dicts with id, name, method, state, task and
+    organization ids); TERMINATE_CONTAINER reads ``spec["container_id"]`` and answers FAILED
+    (``ERR_NOT_FOUND``) when this ant has no such container. A non-empty ``organization_id`` on
+    the request limits both to that organization's containers (the container's label decides).
+    """
     from ants.protocol import (
         ACTION_LIST_CONTAINERS,
         ACTION_TERMINATE_CONTAINER,
@@ -292,38 +358,47 @@ def install_container_handlers(worker: Any) -> None:
         TaskResponse,
     )
 
+    lookup = getattr(worker, "executor_lookup", None)
+    if lookup is None:
+        from ants.executors.base import executor_for as lookup
+
     def executors() -> list[Any]:
         out = []
         for method in ("DOCKER", "KUBERNETES"):
             if method in worker.config.methods:
                 try:
-                    out.append(executor_for(method, worker.config))
+                    out.append(lookup(method, worker.config))
                 except Exception:  # the SDK is missing: nothing of that kind runs here
                     continue
         return out
+
+    def list_all(organization_id: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+        found: list[dict[str, Any]] = []
+        errors = []
+        for ex in executors():
+            try:
+                found.extend(ex.list_containers(organization_id))
+            except Exception as exc:
+                errors.append(f"{type(ex).__name__}: {exc}")
+        return found, errors
 
     def reply(req: TaskRequest, status: str, **kw: Any) -> TaskResponse:
         return TaskResponse(
             task_execution_id=req.task_execution_id, job_request_id=req.job_request_id, attempt=req.attempt,
             ant_id=worker.config.ant_id, action=req.action, task_type=req.task_type, status=status,
-            ended_at=_time.time(), **kw,
+            ended_at=time.time(), **kw,
         )  # fmt: skip
 
     def list_containers(req: TaskRequest) -> TaskResponse:
-        found: list[dict[str, Any]] = []
-        errors = []
-        for ex in executors():
-            try:
-                found.extend(ex.list_containers(req.organization_id))
-            except Exception as exc:
-                errors.append(f"{type(ex).__name__}: {exc}")
+        found, errors = list_all(req.organization_id)
         return reply(req, STATUS_COMPLETED, task_context={"containers": found}, warnings=errors)
 
     def terminate(req: TaskRequest) -> TaskResponse:
         cid = as_str(req.spec.get("container_id"))
         for ex in executors():
             try:
-                if ex.terminate(cid, req.organization_id):
+                if cid and ex.terminate(cid, req.organization_id):
+                    logger.info("ant %s: container %s terminated on request", worker.config.ant_id, cid)
                     return reply(req, STATUS_COMPLETED, exit_message=f"container {cid} terminated")
             except Exception as exc:
                 return reply(req, STATUS_FAILED, error_code="ERR_EXECUTOR", error_message=str(exc))
@@ -333,3 +408,30 @@ def install_container_handlers(worker: Any) -> None:
 
     worker.action_handlers[ACTION_LIST_CONTAINERS] = list_containers
     worker.action_handlers[ACTION_TERMINATE_CONTAINER] = terminate
+    if any(m in worker.config.methods for m in ("DOCKER", "KUBERNETES")):
+        worker.heartbeat_containers = HeartbeatContainers(lambda: list_all()[0])
+
+
+def terminate_request(container: dict[str, Any], organization_id: str, user_id: str = "") -> TaskRequest:
+    """The TERMINATE_CONTAINER request the API sends to the container's ant (control stream).
+
+    It names the container's task and request so the ant's reply (ignored by the queens) says
+    what it was about; ``organization_id`` makes the ant check the container's label too."""
+    from ants.protocol import ACTION_TERMINATE_CONTAINER
+
+    def number(name: str) -> int:
+        text = str(container.get(name) or "")
+        return int(text) if text.isdigit() else 0
+
+    return TaskRequest(
+        task_execution_id=number("task_execution_id"),
+        job_request_id=number("job_request_id"),
+        attempt=max(number("attempt"), 1),
+        task_type=as_str(container.get("task_type")),
+        action=ACTION_TERMINATE_CONTAINER,
+        method=as_str(container.get("method") or "DOCKER"),
+        organization_id=organization_id,
+        user_id=user_id,
+        ant_id=as_str(container.get("ant_id")),
+        spec={"container_id": as_str(container.get("id"))},
+    )

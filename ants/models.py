@@ -12,6 +12,11 @@ class AntRegistration(models.Model):
     current_load = models.PositiveIntegerField(default=0)
     total_executed = models.PositiveIntegerField(default=0)
     allocations = models.JSONField(default=dict, blank=True)
+    # Running containers from the last persisted heartbeat (see ants.protocol.AntRegistration).
+    containers = models.JSONField(default=list, blank=True)
+    # Set for an ant dedicated to one organization (a WEBSOCKET ant a user connected); empty:
+    # a shared ant. Only that organization (and superusers) see a dedicated ant in the API.
+    organization_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     alive = models.BooleanField(default=True)
     shutting_down = models.BooleanField(default=False)
     ant_started_at = models.DateTimeField(null=True, blank=True)

@@ -266,6 +266,9 @@ class AntRegistration(Message):
     # Set for an ant that serves one organization only (a WEBSOCKET ant a user connected):
     # the queen sends it that organization's tasks and no other's. Empty: a shared ant.
     organization_id: str = ""
+    # The ant's running DOCKER/KUBERNETES containers, compact (id, name, method, image, state,
+    # task/request/organization ids from their labels): what ``GET /api/executors`` shows.
+    containers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,11 @@ logger = logging.getLogger(__name__)
 LOG_FLUSH_SECS = 0.05
 LOG_FLUSH_LINES = 500  # flush early when this many lines are waiting
 MAX_BUFFERED_LOG_LINES = 100_000  # kept for retry while the transport is down
+LOG_PUBLISH_CHUNK = 2000  # lines per publish (one pipeline): a failure re-sends at most this many
+# A task printing faster than its lines can be sent waits here (its pipe fills, the process
+# blocks): the ant's memory stays flat however much a task prints.
+LOG_BACKPRESSURE_LINES = 20_000
+LOG_BACKPRESSURE_MAX_WAIT_SECS = 1.0
 FULL_BLOCK_MS = 200  # a full ant re-checks its slots at least this often (wake() is the fast path)
 ERR_UNSUPPORTED_METHOD = "ERR_UNSUPPORTED_METHOD"
 ERR_UNSUPPORTED_ACTION = "ERR_UNSUPPORTED_ACTION"
@@ -119,6 +124,8 @@ class AntWorker:
         self.after_execute: Callable[[TaskRequest, Path, ExecutionResult], None] = _noop_after
         # Handlers for TERMINATE_CONTAINER / LIST_CONTAINERS etc. (docker/k8s modules add them).
         self.action_handlers: dict[str, Callable[[TaskRequest], TaskResponse | None]] = {}
+        # The running containers each heartbeat carries (ants.containers installs a bounded one).
+        self.heartbeat_containers: Callable[[], list[dict[str, Any]]] = list
 
         self.started_at = time.time()
         self.total_executed = 0
@@ -173,6 +180,11 @@ class AntWorker:
             load = len(self._running)
             total = self.total_executed
         topic_fn = getattr(self.transport, "key_tasks", None)
+        try:
+            containers = self.heartbeat_containers()
+        except Exception:
+            logger.exception("ant %s: listing containers for the heartbeat failed", self.config.ant_id)
+            containers = []
         return AntRegistration(
             ant_id=self.config.ant_id,
             ant_topic=topic_fn(self.config.ant_id) if callable(topic_fn) else "",
@@ -186,6 +198,7 @@ class AntWorker:
             ant_started_at=self.started_at,
             shutting_down=shutting_down,
             organization_id=self.config.organization_id,
+            containers=containers,
         )
 
     def heartbeat(self, shutting_down: bool = False) -> None:
@@ -479,20 +492,30 @@ class AntWorker:
             self._log_buf.append(entry)
             if len(self._log_buf) >= LOG_FLUSH_LINES:
                 self._log_cond.notify_all()
+            if len(self._log_buf) >= LOG_BACKPRESSURE_LINES:
+                # bounded: with the transport down the buffer is trimmed instead (flush_logs)
+                deadline = time.monotonic() + LOG_BACKPRESSURE_MAX_WAIT_SECS
+                while len(self._log_buf) >= LOG_BACKPRESSURE_LINES and not self._bg_stop.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._log_cond.wait(left)
 
     def flush_logs(self) -> None:
         with self._flush_lock:
             with self._log_cond:
                 batch, self._log_buf = self._log_buf, []
+                self._log_cond.notify_all()  # writers waiting on a full buffer go on
             if not batch:
                 return
-            try:
-                self.transport.publish_logs(batch)
-            except Exception:
-                with self._log_cond:
-                    # Keep them (in order, bounded) for the next flush.
-                    self._log_buf = (batch + self._log_buf)[-MAX_BUFFERED_LOG_LINES:]
-                raise
+            for start in range(0, len(batch), LOG_PUBLISH_CHUNK):
+                try:
+                    self.transport.publish_logs(batch[start : start + LOG_PUBLISH_CHUNK])
+                except Exception:
+                    with self._log_cond:
+                        # Keep the unsent ones (in order, bounded) for the next flush.
+                        self._log_buf = (batch[start:] + self._log_buf)[-MAX_BUFFERED_LOG_LINES:]
+                    raise
 
     # -- background: heartbeats and log flushing -----------------------------------------------
     def _background(self) -> None:

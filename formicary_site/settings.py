@@ -113,6 +113,27 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 MEDIA_ROOT = Path(env.str("FORMICARY_ARTIFACTS_DIR", default=str(DATA_DIR / "artifacts")))
 
+# --- Artifacts: the object store (artifacts/storage.py, ants/artifact_store.py) -----------------------
+# A local folder (MEDIA_ROOT) by default; S3 or MinIO when FORMICARY_S3_BUCKET is set. Ants read the
+# same variables, so one deployment config serves web, queen and ants.
+FORMICARY_S3_BUCKET = env.str("FORMICARY_S3_BUCKET", default="")
+FORMICARY_S3_ENDPOINT = env.str("FORMICARY_S3_ENDPOINT", default="")  # e.g. http://minio:9000
+FORMICARY_S3_PREFIX = env.str("FORMICARY_S3_PREFIX", default="")
+FORMICARY_S3_REGION = env.str("FORMICARY_S3_REGION", default="")
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="")
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="")
+# <task>_ArtifactURL_<n> and the API's download_url: signed links that work without a token
+FORMICARY_BASE_URL = env.str("FORMICARY_BASE_URL", default="http://localhost:7777")
+FORMICARY_ARTIFACT_URL_TTL_SECS = env.int("FORMICARY_ARTIFACT_URL_TTL_SECS", default=3600)
+# artifacts and logs without expires_after are kept this long (0: until deleted)
+FORMICARY_ARTIFACT_DEFAULT_EXPIRY_DAYS = env.int("FORMICARY_ARTIFACT_DEFAULT_EXPIRY_DAYS", default=0)
+# uploads beyond this go to a temporary file, never whole into memory
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+CELERY_BEAT_SCHEDULE = {
+    "expire-artifacts": {"task": "artifacts.tasks.expire_artifacts", "schedule": 3600.0},
+}
+# --- end of artifacts ------------------------------------------------------------------------------
+
 # --- Web UI login (django-allauth): local accounts; GitHub and Google only when configured ----------
 # GITHUB_CLIENT_ID/GITHUB_CLIENT_SECRET and GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET enable the buttons.
 INSTALLED_APPS += [
@@ -161,7 +182,8 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # thread-safe: the standalone queen sends events from its own threads to the web server's loop
+    CHANNEL_LAYERS = {"default": {"BACKEND": "formicary_site.channel_layers.ThreadSafeInMemoryChannelLayer"}}
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL

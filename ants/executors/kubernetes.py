@@ -12,21 +12,42 @@ The main container runs ``ants.containers.step_script``: each command in its own
 with a status marker after it, so ``exit_code`` and ``failed_command`` are exact; after_script
 runs in the pod after the commands (not after a timeout or cancel: the pod is gone then). The
 task context file is printed by the script at the end and parsed like the SHELL executor's.
-Artifacts: Kubernetes pods do not share the ant's work directory; tasks that need artifacts
-there should use DOCKER or SHELL (a copy through ``exec``/tar is future work).
+Files (artifacts, dependencies, cache): the ant's work directory is the source of truth, as for
+DOCKER. The pod does not share it, and no exec/tar round trip is needed: the work directory
+(where the artifact hooks put downloaded dependencies and restored cache) travels *in the pod
+manifest* as a gzipped tar, base64 in ``FORMICARY_INPUT_<n>`` environment variables (each under
+the kernel's 128 KiB limit for one variable), which the script's prologue unpacks into the
+working dir and unsets before the first command. After ``after_script`` the script's epilogue
+tars the declared ``artifacts.paths`` and ``cache.paths`` (the whole working dir when one is a
+glob, or ``kubernetes.copy_back: all``) and prints it base64 on marker lines of its log, which
+the ant decodes back into the same relative paths of the work directory, where
+``ants.artifact_hooks.collect`` looks for them. Limits: the packed input may not exceed
+``max_input_bytes`` (default 768 KiB of base64; a pod manifest must stay well under etcd's
+1.5 MiB), else the task fails before a pod is created; the output is bounded by what the
+kubelet keeps of a container log (``containerLogMaxSize``, 10 MiB by default). The image needs
+``sh``, ``tar``, ``gzip`` and ``base64`` (busybox has them) only when there are files to copy.
+Input files are visible to anyone who may read the pod's spec in its namespace.
 
 Ant settings (``AntConfig.kubernetes``): ``namespace``, ``kubeconfig`` (path) and ``context``,
 ``in_cluster`` (use the pod's service account), or ``host`` + ``token`` (+ ``verify_ssl``,
 ``ca_file``); ``watch_secs`` (one watch call, default 10), ``start_timeout_secs`` (default 600)
-and the pod settings documented in ``kube_pod``.
+``max_input_bytes``, ``copy_back`` (``declared`` | ``all``) and the pod settings documented
+in ``kube_pod``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import io
+import os
+import shlex
+import tarfile
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from ants.containers import (
@@ -51,6 +72,7 @@ from ants.executors.base import (
     ExecutionContext,
     ExecutionResult,
     Redactor,
+    as_dict,
     as_list,
     as_str,
     clip,
@@ -197,12 +219,25 @@ class KubernetesExecutor:
         commands = as_list(req.spec.get("before_script")) + as_list(req.spec.get("script"))
         after = as_list(req.spec.get("after_script"))
         marker = new_marker()
+        copy_warnings: list[str] = []
         try:
             wd = container_working_dir(req.spec)
-            script = step_script(commands, after, marker, wd, CONTEXT_FILE)
+            inputs = pack_input(ctx.workdir, int(self.settings.get("max_input_bytes", MAX_INPUT_BYTES)))
+            paths = declared_paths(
+                req.spec, as_str(self.settings.get("copy_back") or "declared"), copy_warnings
+            )
+            script = step_script(
+                commands, after, marker, wd, CONTEXT_FILE,
+                prologue=unpack_script(len(inputs)), epilogue=pack_script(paths, marker),
+            )  # fmt: skip
             pod = build_pod(req, self.settings, ant_id=self.ant_id, script=script, name=pod_name(req))
+            pod["spec"]["containers"][0].setdefault("env", []).extend(
+                {"name": f"{INPUT_ENV}{i}", "value": chunk} for i, chunk in enumerate(inputs)
+            )
         except (PodSpecError, ValueError) as exc:
             return failed(ERR_VALIDATION, str(exc))
+        if inputs:
+            emit("system", f"copying the work directory into the pod ({sum(map(len, inputs))} bytes packed)")
         name = pod["metadata"]["name"]
         tracker = StepTracker(marker, lambda line: emit("stdout", line))
         core = None
@@ -286,6 +321,16 @@ class KubernetesExecutor:
         context = dict(markers)
         context.update(parse_dotenv("\n".join(tracker.context_lines)))
         result.task_context.update(context)
+        if paths is None or paths:
+            try:
+                unpacked = unpack_output(tracker.out_lines, ctx.workdir)
+                if unpacked:
+                    emit("system", f"copied {unpacked} files back from the pod")
+            except (ValueError, OSError, tarfile.TarError) as exc:
+                copy_warnings.append(f"cannot copy files out of the pod: {exc}")
+        for warning in copy_warnings:
+            emit("system", warning)
+        result.warnings.extend(copy_warnings)
         result.stdout = list(tail)
         return result
 
@@ -391,6 +436,94 @@ class KubernetesExecutor:
                 return "", None
             self._check(ctx, deadline)
             time.sleep(0.2)
+
+
+# -- files in and out of the pod ---------------------------------------------------------------
+
+INPUT_ENV = "FORMICARY_INPUT_"
+INPUT_CHUNK_CHARS = 96 * 1024  # one environment string may not exceed 128 KiB (MAX_ARG_STRLEN)
+MAX_INPUT_BYTES = 768 * 1024
+GLOB_CHARS = set("*?[")
+
+
+def pack_input(workdir: Path, limit: int) -> list[str]:
+    """The work directory's contents as base64 chunks of a tar.gz; [] when it is empty."""
+    workdir = Path(workdir)
+    if not workdir.is_dir() or not any(workdir.iterdir()):
+        return []
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for item in sorted(workdir.iterdir()):
+            tar.add(item, arcname=item.name)
+    text = base64.b64encode(buf.getvalue()).decode("ascii")
+    if len(text) > limit:
+        raise ValueError(
+            f"the work directory (dependencies, cache) packs to {len(text)} bytes, more than a pod "
+            f"manifest may carry (kubernetes.max_input_bytes = {limit}); use DOCKER for such tasks"
+        )
+    return [text[i : i + INPUT_CHUNK_CHARS] for i in range(0, len(text), INPUT_CHUNK_CHARS)]
+
+
+def unpack_script(chunks: int) -> str:
+    """sh that unpacks ``FORMICARY_INPUT_<n>`` into the working dir and forgets the variables."""
+    if not chunks:
+        return ""
+    names = [f"{INPUT_ENV}{i}" for i in range(chunks)]
+    parts = "; ".join(f'printf %s "${n}"' for n in names)
+    return (
+        f"{{ {parts}; }} | base64 -d | tar -xzf - || "
+        "{ echo 'formicary: cannot unpack the work directory (the image needs tar, gzip, base64)'; exit 125; }\n"
+        f"unset {' '.join(names)}"
+    )
+
+
+def declared_paths(spec: dict[str, Any], copy_back: str, warnings: list[str]) -> list[str] | None:
+    """Relative paths to send back after the script; None for the whole working dir."""
+    if copy_back == "all":
+        return None
+    paths: list[str] = []
+    for key in ("artifacts", "cache"):
+        for p in as_dict(spec.get(key)).get("paths") or []:
+            text = as_str(p).strip()
+            if not text:
+                continue
+            if set(text) & GLOB_CHARS:
+                return None
+            clean = os.path.normpath(text.lstrip("/"))
+            if clean == ".." or clean.startswith("../"):
+                warnings.append(f"artifact path {text!r} is outside the working directory; not copied")
+                continue
+            if clean not in paths:
+                paths.append(clean)
+    return paths
+
+
+def pack_script(paths: list[str] | None, marker: str) -> str:
+    """sh that prints a tar.gz of ``paths`` (None: the working dir) as ``<marker> out`` lines."""
+    if paths == []:
+        return ""
+    emit = f"base64 | sed 's/^/{marker} out /'"
+    if paths is None:
+        return f"tar -czf - . | {emit}"
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    return (
+        f'set --; for __fc_p in {quoted}; do [ -e "$__fc_p" ] && set -- "$@" "$__fc_p"; done\n'
+        f'if [ $# -gt 0 ]; then tar -czf - "$@" | {emit}; fi'
+    )
+
+
+def unpack_output(lines: list[str], workdir: Path) -> int:
+    """Extract what ``pack_script`` printed into ``workdir``; the number of files."""
+    if not lines:
+        return 0
+    try:
+        data = base64.b64decode("".join(lines), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"the copied files are damaged ({exc}); was the pod log truncated?") from None
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        members = tar.getmembers()
+        tar.extractall(workdir, filter="data")
+    return sum(1 for m in members if m.isfile())
 
 
 def _close_quietly(resp: Any) -> None:

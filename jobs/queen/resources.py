@@ -59,6 +59,7 @@ class ResourceManager:
                 "ant_topic": reg.ant_topic, "tags": reg.tags, "methods": reg.methods,
                 "max_capacity": reg.max_capacity, "current_load": reg.current_load,
                 "total_executed": reg.total_executed, "allocations": reg.allocations, "alive": alive,
+                "containers": reg.containers, "organization_id": reg.organization_id,
                 "shutting_down": reg.shutting_down, "ant_started_at": _ts(reg.ant_started_at),
                 "last_heartbeat_at": _ts(state.last_seen),
             },
@@ -107,6 +108,10 @@ class ResourceManager:
             ):
                 best = state
         return best.reg.ant_id if best else None
+
+    def all_full(self) -> bool:
+        """Ants are known and none has a free slot: no task for an ant can be sent now."""
+        return bool(self.ants) and all(s.free <= 0 for s in self.ants.values())
 
     def reserve(self, ant_id: str, task_id: int) -> None:
         if ant_id in self.ants:

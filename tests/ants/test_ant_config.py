@@ -78,3 +78,121 @@ def test_ant_side_imports_no_django() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+# -- DOCKER / KUBERNETES settings from the environment -------------------------------------------
+
+
+def test_executor_settings_from_env_merge_over_the_yaml_file(tmp_path) -> None:
+    path = tmp_path / "ant.yaml"
+    path.write_text(
+        "docker:\n  host: tcp://file:2375\n  network_mode: none\n  registry: {server: r.example, username: u}\n"
+        "kubernetes:\n  namespace: ci\n  default_resources: {cpu_limit: 1}\n"
+    )
+    env = {
+        "FORMICARY_ANT_DOCKER_HOST": "unix:///tmp/d.sock",
+        "FORMICARY_ANT_DOCKER_REGISTRY_PASSWORD": "s3cret",
+        "FORMICARY_ANT_DOCKER_PULL_POLICY": "always",
+        "FORMICARY_ANT_DOCKER_MAX_MEMORY_LIMIT": "2Gi",
+        "FORMICARY_ANT_DOCKER_ALLOW_PRIVILEGED": "false",
+        "FORMICARY_ANT_DOCKER_API_TIMEOUT_SECS": "60",
+        "FORMICARY_ANT_DOCKER_TLS_VERIFY": "no",
+        "FORMICARY_ANT_KUBERNETES_NAMESPACE": "builds",
+        "FORMICARY_ANT_KUBECONFIG": "/etc/kube/config",
+        "FORMICARY_ANT_KUBERNETES_IMAGE_PULL_SECRETS": "regcred, other",
+        "FORMICARY_ANT_KUBERNETES_DEFAULT_MEMORY_LIMIT": "512Mi",
+        "FORMICARY_ANT_KUBERNETES_MAX_CPU_LIMIT": "4",
+        "FORMICARY_ANT_KUBERNETES_PULL_POLICY": "IfNotPresent",
+    }
+    cfg = AntConfig.from_yaml(path, environ=env)
+    assert cfg.docker == {
+        "host": "unix:///tmp/d.sock",
+        "network_mode": "none",
+        "registry": {"server": "r.example", "username": "u", "password": "s3cret"},
+        "pull_policy": "always",
+        "max_memory_limit": "2Gi",
+        "allow_privileged": False,
+        "api_timeout_secs": 60.0,
+        "tls": {"verify": False},
+    }
+    assert cfg.kubernetes == {
+        "namespace": "builds",
+        "kubeconfig": "/etc/kube/config",
+        "image_pull_secrets": ["regcred", "other"],
+        "default_resources": {"cpu_limit": 1, "memory_limit": "512Mi"},
+        "max_resources": {"cpu_limit": "4"},
+        "pull_policy": "IfNotPresent",
+    }
+
+
+def test_executor_json_and_single_variables_combine() -> None:
+    env = {
+        "FORMICARY_ANT_DOCKER": '{"host": "tcp://json:2375", "copy_back": "all"}',
+        "FORMICARY_ANT_DOCKER_HOST": "tcp://var:2375",
+    }
+    cfg = AntConfig.from_env(env)
+    assert cfg.docker == {"host": "tcp://var:2375", "copy_back": "all"}
+    assert AntConfig.from_env({}).docker == {} and AntConfig.from_env({}).kubernetes == {}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"FORMICARY_ANT_DOCKER_PULL_POLICY": "sometimes"},
+            "docker.pull_policy (FORMICARY_ANT_DOCKER_PULL_POLICY)",
+        ),
+        ({"FORMICARY_ANT_DOCKER_MAX_MEMORY_LIMIT": "lots"}, "FORMICARY_ANT_DOCKER_MAX_MEMORY_LIMIT"),
+        ({"FORMICARY_ANT_DOCKER_DEFAULT_CPU_LIMIT": "0"}, "docker.default_cpu_limit"),
+        ({"FORMICARY_ANT_DOCKER_ALLOW_PRIVILEGED": "perhaps"}, "FORMICARY_ANT_DOCKER_ALLOW_PRIVILEGED"),
+        ({"FORMICARY_ANT_DOCKER_API_TIMEOUT_SECS": "soon"}, "FORMICARY_ANT_DOCKER_API_TIMEOUT_SECS"),
+        ({"FORMICARY_ANT_DOCKER_API_TIMEOUT_SECS": "-1"}, "docker.api_timeout_secs"),
+        ({"FORMICARY_ANT_DOCKER_COPY_BACK": "some"}, "docker.copy_back"),
+        ({"FORMICARY_ANT_DOCKER_REGISTRY_PASSWORD": "x"}, "docker.registry.username"),
+        ({"FORMICARY_ANT_DOCKER_TLS_CLIENT_CERT": "/c.pem"}, "docker.tls"),
+        (
+            {"FORMICARY_ANT_KUBERNETES_NAMESPACE": "Not_Valid"},
+            "kubernetes.namespace (FORMICARY_ANT_KUBERNETES_NAMESPACE)",
+        ),
+        ({"FORMICARY_ANT_KUBERNETES_MAX_MEMORY_LIMIT": "big"}, "kubernetes.max_resources.memory_limit"),
+        ({"FORMICARY_ANT_KUBERNETES_PULL_POLICY": "maybe"}, "kubernetes.pull_policy"),
+        ({"FORMICARY_ANT_KUBERNETES_WATCH_SECS": "0"}, "kubernetes.watch_secs"),
+        (
+            {"FORMICARY_ANT_KUBERNETES_IN_CLUSTER": "1", "FORMICARY_ANT_KUBERNETES_HOST": "https://k"},
+            "in_cluster",
+        ),
+        ({"FORMICARY_ANT_DOCKER": "[1]"}, "must be a JSON object"),
+        ({"FORMICARY_ANT_DOCKER": '{"pull_policy": "x"}'}, "docker.pull_policy (FORMICARY_ANT_DOCKER)"),
+    ],
+)
+def test_executor_setting_errors_name_the_setting_and_variable(env, message) -> None:
+    with pytest.raises(ConfigError) as exc:
+        AntConfig.from_env(env)
+    assert message in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("docker: {pull_policy: later}\n", "docker.pull_policy"),
+        ("docker: {registries: [{password: p}]}\n", "docker.registries[0].username"),
+        ("docker: {labels: [a]}\n", "docker.labels"),
+        ("kubernetes: {namespace: 'UPPER'}\n", "kubernetes.namespace"),
+        ("kubernetes: {default_resources: {cpu_limit: many}}\n", "kubernetes.default_resources.cpu_limit"),
+        ("kubernetes: {image_pull_secrets: regcred}\n", "kubernetes.image_pull_secrets"),
+        ("kubernetes: {verify_ssl: 'no'}\n", "kubernetes.verify_ssl"),
+    ],
+)
+def test_executor_setting_errors_in_yaml(tmp_path, text, message) -> None:
+    path = tmp_path / "ant.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        AntConfig.from_yaml(path, environ={})
+    assert message in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_ant_command_help_points_at_the_settings() -> None:
+    from ants.management.commands.ant import Command
+
+    text = Command().create_parser("manage.py", "ant").format_help()
+    assert "docs/ants.md" in text and "FORMICARY_ANT_" in text

@@ -5,9 +5,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from ants.artifact_hooks import install_artifact_hooks
 from ants.config import AntConfig
 from ants.messaging.base import Transport
 from ants.worker import AntWorker
+from artifacts.storage import ant_store
 from jobs.models import JobRequest
 from jobs.queen.logs import LogWriter
 from jobs.queen.queen import Queen
@@ -32,6 +34,7 @@ class Harness:
         config = AntConfig(ant_id=ant_id, tags=list(tags), methods=list(methods), concurrency=concurrency,
                            heartbeat_secs=0.5, work_root=self.work_root / ant_id)  # fmt: skip
         ant = AntWorker(config, self.transport, block_ms=100)
+        install_artifact_hooks(ant, ant_store())
         self.ants[ant_id] = ant
         self._spawn(ant.run_forever, ant_id)
         ant.heartbeat()

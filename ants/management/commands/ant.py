@@ -6,16 +6,21 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from ants.artifact_hooks import install_artifact_hooks
 from ants.config import AntConfig, ConfigError
+from ants.containers import install_container_handlers
 from ants.messaging import transport_from_url
 from ants.worker import AntWorker
+from artifacts.storage import ant_store
 
 
 class Command(BaseCommand):
     help = (
         "Run an ant worker: it registers with the queens over Redis, runs up to --concurrency tasks "
         "at once and reports back. Settings come from --config (YAML), FORMICARY_ANT_* environment "
-        "variables, then these options. SIGTERM stops it taking work; in-flight tasks finish first."
+        "variables, then these options. SIGTERM stops it taking work; in-flight tasks finish first. "
+        "Every setting (YAML keys, FORMICARY_ANT_* variables such as FORMICARY_ANT_DOCKER_HOST or "
+        "FORMICARY_ANT_KUBERNETES_NAMESPACE, an example file) is listed in docs/ants.md."
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
@@ -47,6 +52,10 @@ class Command(BaseCommand):
         self.stdout.write(f"ant {config.ant_id}: methods {' '.join(config.methods)}, tags {' '.join(config.tags)}, "
                           f"concurrency {config.concurrency}")  # fmt: skip
         try:
-            AntWorker(config, transport).run_forever()
+            worker = AntWorker(config, transport)
+            # the object store from FORMICARY_S3_* (or the local data folder), as the web server uses
+            install_artifact_hooks(worker, ant_store())
+            install_container_handlers(worker)  # LIST/TERMINATE_CONTAINER; heartbeats list containers
+            worker.run_forever()
         finally:
             transport.close()

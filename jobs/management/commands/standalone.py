@@ -9,8 +9,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from ants.artifact_hooks import install_artifact_hooks
 from ants.config import AntConfig
 from ants.worker import AntWorker
+from artifacts.storage import ant_store
 from jobs.queen.logs import LogWriter
 from jobs.queen.messaging import get_transport
 from jobs.queen.queen import Queen
@@ -52,6 +54,7 @@ class Command(BaseCommand):
                 work_root=settings.DATA_DIR / "work",
             )  # fmt: skip
             ant = AntWorker(config, transport)
+            install_artifact_hooks(ant, ant_store())
             threads.append(threading.Thread(target=ant.run_forever, name="ant", daemon=True))
         for thread in threads:
             thread.start()

@@ -1,0 +1,68 @@
+"""Forms of the job pages: upload a definition, submit a request, save a job config."""
+
+import json
+from typing import Any
+
+from django import forms
+
+
+class UploadForm(forms.Form):
+    text = forms.CharField(
+        label="Definition (YAML)", required=False,
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
+    )  # fmt: skip
+    file = forms.FileField(label="or a file", required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload = data.get("file")
+        if upload is not None:
+            try:
+                data["text"] = upload.read().decode()
+            except UnicodeDecodeError as exc:
+                raise forms.ValidationError("the file is not UTF-8 text") from exc
+        if not (data.get("text") or "").strip():
+            raise forms.ValidationError("paste a definition or choose a file")
+        return data
+
+
+class SubmitForm(forms.Form):
+    """One field per required param of the definition, then the optional extras."""
+
+    job_priority = forms.IntegerField(label="priority", initial=0, required=False)
+    extra_params = forms.CharField(
+        label="more params (JSON object)", required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"Name": "value"}', "class": "code"}),
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, required_params: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.required_params = required_params
+        fields = {
+            f"param_{name}": forms.CharField(label=name, max_length=64 * 1024) for name in required_params
+        }
+        self.fields = {**fields, **self.fields}
+
+    def clean_extra_params(self) -> dict[str, Any]:
+        raw = (self.cleaned_data.get("extra_params") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object of name to value")
+        return value
+
+    def params(self) -> dict[str, Any]:
+        named = {name: self.cleaned_data[f"param_{name}"] for name in self.required_params}
+        return {**self.cleaned_data.get("extra_params", {}), **named}
+
+
+class JobConfigForm(forms.Form):
+    name = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"placeholder": "name"}))
+    value = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "value"})
+    )
+    secret = forms.BooleanField(required=False)

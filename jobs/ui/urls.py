@@ -1,0 +1,31 @@
+"""Pages of the web UI (the REST API lives under /api)."""
+
+from django.urls import path
+
+from jobs.ui import views
+
+app_name = "ui"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("jobs/definitions", views.definition_list, name="definitions"),
+    path("jobs/definitions/upload", views.definition_upload_view, name="definition-upload"),
+    path("jobs/definitions/<int:pk>", views.definition_detail, name="definition"),
+    path("jobs/definitions/<int:pk>/graph.svg", views.definition_graph, name="definition-graph"),
+    path("jobs/definitions/<int:pk>/submit", views.definition_submit, name="definition-submit"),
+    path("jobs/definitions/<int:pk>/toggle", views.definition_toggle, name="definition-toggle"),
+    path("jobs/definitions/<int:pk>/configs", views.definition_config_add, name="definition-config-add"),
+    path(
+        "jobs/definitions/<int:pk>/configs/<int:config_id>/delete",
+        views.definition_config_delete,
+        name="definition-config-delete",
+    ),
+    path("jobs/requests", views.request_list, name="requests"),
+    path("jobs/requests/<int:pk>", views.request_detail, name="request"),
+    path("jobs/requests/<int:pk>/state.json", views.request_state, name="request-state"),
+    path("jobs/requests/<int:pk>/<str:action>", views.request_action, name="request-action"),
+    path("artifacts", views.artifact_list, name="artifacts"),
+    path("ants", views.ant_list, name="ants"),
+    path("errors", views.error_code_list, name="error-codes"),
+    path("configs", views.system_config_list, name="system-configs"),
+]

@@ -1,0 +1,395 @@
+"""Server-rendered pages of the web UI. Every read goes through the organization scope: another
+organization's object is a 404. Writes call the same services as the REST API."""
+
+import functools
+import subprocess
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from ants.models import AntRegistration
+from artifacts.models import Artifact
+from jobs import selectors
+from jobs.consumers import request_snapshot
+from jobs.definition.dot import to_dot
+from jobs.models import ErrorCode, JobDefinition, JobRequest, SystemConfig
+from jobs.queen.specs import graph_spec
+from jobs.services import control
+from jobs.services.definitions import definition_set_disabled, definition_upload, job_config_save
+from jobs.services.requests import request_submit
+from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
+from jobs.stats import definition_stats
+from jobs.ui.forms import JobConfigForm, SubmitForm, UploadForm
+from orgs.scoping import for_user
+
+PAGE_SIZE = 25
+REQUEST_TABS = {
+    "running": [str(s) for s in JOB_RUNNING],
+    "waiting": [JobState.PENDING, JobState.PAUSED],
+    "done": [str(s) for s in JOB_TERMINAL],
+}
+# User actions on a request; pause and restart appear once the control services provide them.
+REQUEST_ACTIONS = {"cancel": "request_cancel", "pause": "request_pause", "restart": "request_restart"}
+
+
+def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Logged in and in an organization; a new user first creates or joins one."""
+
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.organization_id:  # type: ignore[union-attr]
+            return redirect("orgs:setup")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _org_id(request: HttpRequest) -> int:
+    return int(request.user.organization_id)  # type: ignore[union-attr]
+
+
+def _errors(exc: ValidationError) -> list[str]:
+    return list(exc.messages)
+
+
+# -- graph pictures -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _svg_of(definition_id: int, raw_yaml: str) -> str | None:
+    """The task graph as inline SVG (``dot -Tsvg``); versions never change, so it is cached."""
+    dot = to_dot(graph_spec(definition_id, raw_yaml))
+    try:
+        out = subprocess.run(
+            ["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    svg = out.stdout.decode()
+    # drop the XML prolog and doctype: the picture is inlined into the page
+    return svg[svg.find("<svg") :]
+
+
+def graph_svg(definition: JobDefinition) -> str | None:
+    return _svg_of(definition.pk, definition.raw_yaml)
+
+
+@member_required
+def definition_graph(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
+    svg = graph_svg(definition)
+    if svg is None:
+        return HttpResponse("graphviz 'dot' is not available", status=503, content_type="text/plain")
+    return HttpResponse(svg, content_type="image/svg+xml")
+
+
+# -- dashboard ------------------------------------------------------------------------------------
+
+
+@member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    requests = selectors.requests_for(_org_id(request))
+    by_state = dict(requests.values_list("job_state").annotate(n=Count("id")).values_list("job_state", "n"))
+    since = timezone.now() - timedelta(hours=24)
+    day = requests.filter(updated_at__gte=since, job_state__in=[JobState.COMPLETED, JobState.FAILED])
+    day_counts = day.aggregate(ok=Count("id", filter=Q(job_state=JobState.COMPLETED)), all=Count("id"))
+    context = {
+        "running": sum(by_state.get(s, 0) for s in REQUEST_TABS["running"]),
+        "waiting": sum(by_state.get(s, 0) for s in REQUEST_TABS["waiting"]),
+        "finished": sum(by_state.get(s, 0) for s in REQUEST_TABS["done"]),
+        "failed": by_state.get(JobState.FAILED, 0),
+        "success_pct": round(100 * day_counts["ok"] / day_counts["all"]) if day_counts["all"] else None,
+        "recent": requests.select_related("job_definition")[:12],
+        "ants": _ants(),
+        "definitions": selectors.definitions_live(_org_id(request)).filter(is_latest=True).count(),
+    }
+    return render(request, "jobs/dashboard.html", context)
+
+
+def _ants() -> list[dict[str, Any]]:
+    """Ants are shared infrastructure: names, capacity and load, never other tenants' work."""
+    rows = []
+    stale = timezone.now() - timedelta(seconds=30)
+    for ant in AntRegistration.objects.all():
+        alive = ant.alive and ant.last_heartbeat_at >= stale
+        pct = round(100 * ant.current_load / ant.max_capacity) if ant.max_capacity else 0
+        rows.append({"ant": ant, "alive": alive, "load_pct": min(pct, 100)})
+    return rows
+
+
+# -- job definitions ------------------------------------------------------------------------------
+
+
+@member_required
+def definition_list(request: HttpRequest) -> HttpResponse:
+    qs = selectors.definitions_live(_org_id(request)).filter(is_latest=True)
+    q = request.GET.get("q", "").strip()
+    if q:
+        qs = qs.filter(Q(job_type__icontains=q) | Q(description__icontains=q) | Q(tags__icontains=q))
+    qs = qs.annotate(
+        total=Count("requests"),
+        running=Count("requests", filter=Q(requests__job_state__in=REQUEST_TABS["running"])),
+    ).order_by("job_type")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "jobs/definition_list.html", {"page": page, "q": q})
+
+
+@member_required
+def definition_upload_view(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST or None, request.FILES or None)
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            definition, created = definition_upload(
+                org_id=_org_id(request), user=request.user, text=form.cleaned_data["text"]
+            )
+        except ValidationError as exc:
+            errors = _errors(exc)
+        else:
+            note = "uploaded as version" if created else "unchanged: same text as version"
+            messages.success(request, f"{definition.job_type} {note} {definition.version}")
+            return redirect("ui:definition", pk=definition.pk)
+    return render(request, "jobs/definition_upload.html", {"form": form, "errors": errors})
+
+
+def _definition_context(request: HttpRequest, definition: JobDefinition, **extra: Any) -> dict[str, Any]:
+    org_id = _org_id(request)
+    required = list(definition.spec.get("required_params") or [])
+    return {
+        "definition": definition,
+        "svg": graph_svg(definition),
+        "versions": selectors.definitions_live(org_id)
+        .filter(job_type=definition.job_type)
+        .order_by("-version"),
+        "configs": selectors.job_configs(org_id, definition.job_type),
+        "stats": definition_stats(definition),
+        "recent": selectors.requests_for(org_id).filter(job_type=definition.job_type)[:10],
+        "submit_form": extra.pop("submit_form", None) or SubmitForm(required_params=required),
+        "config_form": extra.pop("config_form", None) or JobConfigForm(),
+        "tasks": definition.spec.get("tasks") or [],
+        **extra,
+    }
+
+
+@member_required
+def definition_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
+    return render(request, "jobs/definition_detail.html", _definition_context(request, definition))
+
+
+@member_required
+def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
+    form = SubmitForm(
+        request.POST or None, required_params=list(definition.spec.get("required_params") or [])
+    )
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            job_request = request_submit(
+                org_id=_org_id(request), user=request.user, job_type=definition.job_type,
+                job_version=str(definition.version), params=form.params(),
+                job_priority=form.cleaned_data.get("job_priority") or 0,
+            )  # fmt: skip
+        except ValidationError as exc:
+            errors = _errors(exc)
+        else:
+            return redirect("ui:request", pk=job_request.pk)
+    context = _definition_context(request, definition, submit_form=form, submit_errors=errors)
+    return render(
+        request, "jobs/definition_detail.html", context, status=400 if request.method == "POST" else 200
+    )
+
+
+@member_required
+@require_POST
+def definition_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
+    definition = definition_set_disabled(definition=definition, disabled=not definition.disabled)
+    messages.success(request, f"{definition.job_type} {'disabled' if definition.disabled else 'enabled'}")
+    return redirect("ui:definition", pk=pk)
+
+
+@member_required
+@require_POST
+def definition_config_add(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
+    form = JobConfigForm(request.POST)
+    if form.is_valid():
+        try:
+            job_config_save(org_id=_org_id(request), job_type=definition.job_type, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"config {form.cleaned_data['name']} saved")
+            return redirect(reverse("ui:definition", args=[pk]) + "#configs")
+    context = _definition_context(request, definition, config_form=form)
+    return render(request, "jobs/definition_detail.html", context, status=400)
+
+
+@member_required
+@require_POST
+def definition_config_delete(request: HttpRequest, pk: int, config_id: int) -> HttpResponse:
+    definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
+    config = get_object_or_404(selectors.job_configs(_org_id(request), definition.job_type), pk=config_id)
+    config.delete()
+    messages.success(request, f"config {config.name} deleted")
+    return redirect(reverse("ui:definition", args=[pk]) + "#configs")
+
+
+# -- job requests ---------------------------------------------------------------------------------
+
+
+@member_required
+def request_list(request: HttpRequest) -> HttpResponse:
+    tab = request.GET.get("tab", "running")
+    if tab not in REQUEST_TABS:
+        tab = "running"
+    base = selectors.requests_for(_org_id(request))
+    counts = {name: base.filter(job_state__in=states).count() for name, states in REQUEST_TABS.items()}
+    qs = base.filter(job_state__in=REQUEST_TABS[tab])
+    job_type = request.GET.get("job_type", "")
+    state = request.GET.get("state", "")
+    if job_type:
+        qs = qs.filter(job_type=job_type)
+    if state:
+        qs = qs.filter(job_state=state)
+    page = Paginator(qs.order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page, "tab": tab, "counts": counts, "job_type": job_type, "state": state,
+        "job_types": base.order_by("job_type").values_list("job_type", flat=True).distinct(),
+        "states": REQUEST_TABS[tab],
+    }  # fmt: skip
+    return render(request, "jobs/request_list.html", context)
+
+
+def _available_actions(job_request: JobRequest) -> list[str]:
+    state = job_request.job_state
+    terminal = state in JOB_TERMINAL
+    applies = {
+        "cancel": not terminal,
+        "pause": state in JOB_RUNNING or state == JobState.PENDING,
+        "restart": terminal or state == JobState.PAUSED,
+    }
+    return [
+        a for a, func in REQUEST_ACTIONS.items() if applies[a] and getattr(control, func, None) is not None
+    ]
+
+
+@member_required
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job_request = get_object_or_404(
+        selectors.requests_for(_org_id(request)).select_related("job_definition", "last_execution", "user"),
+        pk=pk,
+    )
+    definition = job_request.job_definition
+    executed = {}
+    if job_request.last_execution is not None:
+        executed = {t.task_type: t for t in job_request.last_execution.tasks.all()}
+    # every task of the graph, in definition order, with its execution once it has one
+    tasks = [{"task_type": t["task_type"], "execution": executed.pop(t["task_type"], None)}
+             for t in definition.spec.get("tasks") or []]  # fmt: skip
+    tasks += [{"task_type": name, "execution": te} for name, te in executed.items()]
+    context = {
+        "job_request": job_request,
+        "definition": definition,
+        "svg": graph_svg(definition),
+        "tasks": tasks,
+        "params": [(p.name, p.display_value()) for p in job_request.params.all()],
+        "artifacts": for_user(Artifact, request.user)
+        .filter(job_request=job_request)
+        .order_by("task_type", "name"),
+        "actions": _available_actions(job_request),
+        "snapshot": request_snapshot(request.user, job_request.pk),
+        "terminal": job_request.job_state in JOB_TERMINAL,
+    }
+    return render(request, "jobs/request_detail.html", context)
+
+
+@member_required
+def request_state(request: HttpRequest, pk: int) -> JsonResponse:
+    """The same snapshot the events socket sends first; the page refetches it for new tasks."""
+    snapshot = request_snapshot(request.user, pk)
+    if snapshot is None:
+        raise Http404()
+    return JsonResponse(snapshot)
+
+
+@member_required
+@require_POST
+def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    job_request = get_object_or_404(selectors.requests_for(_org_id(request)), pk=pk)
+    func = getattr(control, REQUEST_ACTIONS.get(action, ""), None)
+    if func is None:
+        raise Http404()
+    try:
+        result = func(request=job_request)
+    except ValidationError as exc:
+        messages.error(request, "; ".join(_errors(exc)))
+    else:
+        target = result.pk if isinstance(result, JobRequest) else job_request.pk
+        verb = {"cancel": "cancelled", "pause": "paused", "restart": "restarted"}[action]
+        messages.success(request, f"{job_request.job_type} #{job_request.pk} {verb}")
+        return redirect("ui:request", pk=target)
+    return redirect("ui:request", pk=pk)
+
+
+# -- artifacts, ants, error codes, system configs -----------------------------------------------------
+
+
+@member_required
+def artifact_list(request: HttpRequest) -> HttpResponse:
+    qs = for_user(Artifact, request.user).select_related("job_request")
+    name = request.GET.get("name", "").strip()
+    kind = request.GET.get("kind", "")
+    request_id = request.GET.get("request", "").strip()
+    if name:
+        qs = qs.filter(name__icontains=name)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if request_id.isdigit():
+        qs = qs.filter(job_request_id=int(request_id))
+    page = Paginator(qs.order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "name": name,
+        "kind": kind,
+        "request_id": request_id,
+        "kinds": Artifact.Kind.values,
+    }
+    return render(request, "jobs/artifact_list.html", context)
+
+
+@member_required
+def ant_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/ant_list.html", {"ants": _ants()})
+
+
+@member_required
+def error_code_list(request: HttpRequest) -> HttpResponse:
+    qs = ErrorCode.objects.filter(Q(organization__isnull=True) | Q(organization_id=_org_id(request)))
+    q = request.GET.get("q", "").strip()
+    if q:
+        qs = qs.filter(Q(error_code__icontains=q) | Q(description__icontains=q) | Q(regex__icontains=q))
+    page = Paginator(qs.order_by("error_code"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "jobs/error_code_list.html", {"page": page, "q": q})
+
+
+@member_required
+def system_config_list(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_superuser:  # type: ignore[union-attr]
+        return render(request, "jobs/system_config_list.html", {"forbidden": True}, status=403)
+    configs = [(c, c.display_value()) for c in SystemConfig.objects.all()]
+    return render(request, "jobs/system_config_list.html", {"configs": configs})

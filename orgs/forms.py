@@ -1,0 +1,73 @@
+"""Forms of the account pages: create or join an organization, invite, name a new API token."""
+
+import secrets
+from datetime import timedelta
+
+from django import forms
+from django.db import transaction
+from django.utils import timezone
+
+from orgs.models import Invitation, Organization, User
+
+INVITATION_TTL = timedelta(days=7)
+
+
+class CreateOrganizationForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Organization name")
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if Organization.objects.filter(name__iexact=name).exists():
+            raise forms.ValidationError("that name is taken; ask a member for an invitation")
+        return name
+
+    @transaction.atomic
+    def save(self, user: User) -> Organization:
+        org = Organization.objects.create(name=self.cleaned_data["name"])
+        User.objects.filter(pk=user.pk, organization__isnull=True).update(organization=org)
+        return org
+
+
+class JoinOrganizationForm(forms.Form):
+    code = forms.CharField(max_length=64, label="Invitation code")
+
+    def clean_code(self) -> Invitation:
+        invitation = (
+            Invitation.objects.select_related("organization")
+            .filter(
+                code=self.cleaned_data["code"].strip(),
+                accepted_at__isnull=True,
+                expires_at__gt=timezone.now(),
+            )
+            .first()
+        )
+        if invitation is None:
+            raise forms.ValidationError("unknown, used or expired invitation code")
+        return invitation
+
+    @transaction.atomic
+    def save(self, user: User) -> Organization:
+        invitation: Invitation = self.cleaned_data["code"]
+        # conditional: an invitation is used once even when two people submit it at the same time
+        if not Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
+            accepted_at=timezone.now()
+        ):
+            raise forms.ValidationError("this invitation was just used")
+        User.objects.filter(pk=user.pk, organization__isnull=True).update(
+            organization=invitation.organization
+        )
+        return invitation.organization
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+
+    def save(self, user: User) -> Invitation:
+        return Invitation.objects.create(
+            organization_id=user.organization_id, email=self.cleaned_data["email"], invited_by=user,
+            code=secrets.token_urlsafe(24), expires_at=timezone.now() + INVITATION_TTL,
+        )  # fmt: skip
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, initial="default")

@@ -1,0 +1,272 @@
+/* Formicary web UI: YAML highlighting, the task graph, and live request pages over websockets.
+   Plain browser JavaScript, no libraries: the product works offline. */
+"use strict";
+
+(function () {
+  // -- YAML highlighting (keys, strings, numbers, comments, {{ template }} actions) ---------------
+  function esc(s) {
+    return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+  function highlightValue(v) {
+    var out = esc(v).replace(/\{\{.*?\}\}/g, function (m) { return '<span class="t">' + m + "</span>"; });
+    if (/^\s*(["']).*\1\s*$/.test(v)) return '<span class="s">' + out + "</span>";
+    if (/^\s*(-?\d+(\.\d+)?|true|false|null|~)\s*$/.test(v)) return '<span class="n">' + out + "</span>";
+    return out;
+  }
+  function highlightYamlLine(line) {
+    var m = line.match(/^(\s*)(#.*)$/);
+    if (m) return m[1] + '<span class="c">' + esc(m[2]) + "</span>";
+    var comment = "";
+    var hash = line.search(/\s#\s/);
+    if (hash >= 0 && line.slice(0, hash).split('"').length % 2 === 1) {
+      comment = '<span class="c">' + esc(line.slice(hash)) + "</span>";
+      line = line.slice(0, hash);
+    }
+    m = line.match(/^(\s*)(- )?([A-Za-z0-9_.\-]+)(:)(\s.*|$)/);
+    if (m) {
+      return m[1] + (m[2] ? '<span class="p">- </span>' : "") + '<span class="k">' + esc(m[3]) + "</span>" +
+        '<span class="p">:</span>' + highlightValue(m[5]) + comment;
+    }
+    m = line.match(/^(\s*)(- )(.*)$/);
+    if (m) return m[1] + '<span class="p">- </span>' + highlightValue(m[3]) + comment;
+    return highlightValue(line) + comment;
+  }
+  function highlightYaml(pre) {
+    pre.innerHTML = pre.textContent.split("\n").map(highlightYamlLine).join("\n");
+  }
+
+  // -- the task graph: an inline Graphviz SVG whose nodes are found by their <title> -------------
+  function Graph(container, onPick) {
+    this.nodes = {};
+    if (!container) return;
+    var self = this;
+    container.querySelectorAll("g.node").forEach(function (g) {
+      var title = g.querySelector("title");
+      if (!title) return;
+      var name = title.textContent;
+      self.nodes[name] = g;
+      g.removeAttribute("fill");
+      if (onPick && name.indexOf("__") !== 0) {
+        g.addEventListener("click", function () { onPick(name); });
+      }
+    });
+  }
+  Graph.prototype.setState = function (taskType, state) {
+    var g = this.nodes[taskType];
+    if (!g) return;
+    g.setAttribute("class", g.getAttribute("class").replace(/\s*st-\w+/g, "") + " st-" + state);
+    g.setAttribute("data-state", state);
+  };
+  Graph.prototype.select = function (taskType) {
+    Object.keys(this.nodes).forEach(function (k) {
+      var g = this.nodes[k];
+      g.setAttribute("class", g.getAttribute("class").replace(/\s*selected/g, "") + (k === taskType ? " selected" : ""));
+    }, this);
+  };
+
+  function wsUrl(path) {
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
+  }
+
+  // -- live log of one task -------------------------------------------------------------------
+  // Arrival times of lines, read by the browser tests to measure print-to-screen latency.
+  window.formicaryLogArrivals = [];
+
+  function LogView(pre) {
+    this.pre = pre;
+    this.socket = null;
+    this.taskId = null;
+  }
+  LogView.prototype.show = function (taskId) {
+    if (this.taskId === taskId) return;
+    this.close();
+    this.taskId = taskId;
+    this.pre.textContent = "";
+    this.lastAttempt = null;
+    if (!taskId) {
+      this.note("no output yet: the task has not started");
+      return;
+    }
+    var self = this;
+    var socket = new WebSocket(wsUrl("/ws/jobs/tasks/" + taskId + "/logs"));
+    this.socket = socket;
+    socket.onmessage = function (ev) {
+      if (self.socket !== socket) return;
+      var msg = JSON.parse(ev.data);
+      if (msg.kind === "lines") self.append(msg.lines);
+      else if (msg.kind === "end") { self.note("end of output"); socket.close(); }
+    };
+    socket.onclose = function (ev) {
+      if (self.socket === socket && ev.code === 4403) self.note("not allowed");
+    };
+  };
+  LogView.prototype.close = function () {
+    if (this.socket) { var s = this.socket; this.socket = null; s.close(); }
+  };
+  LogView.prototype.append = function (lines) {
+    var now = Date.now();
+    var pinned = this.pre.scrollTop + this.pre.clientHeight >= this.pre.scrollHeight - 30;
+    var frag = document.createDocumentFragment();
+    lines.forEach(function (l) {
+      if (this.lastAttempt !== null && l.attempt !== this.lastAttempt) {
+        var sep = document.createElement("span");
+        sep.className = "sep";
+        sep.textContent = "── attempt " + l.attempt + " ──";
+        frag.appendChild(sep);
+      }
+      this.lastAttempt = l.attempt;
+      var span = document.createElement("span");
+      span.className = "ln" + (l.stream === "stderr" ? " stderr" : "");
+      span.textContent = l.line;
+      frag.appendChild(span);
+      if (window.formicaryLogArrivals.length < 20000) window.formicaryLogArrivals.push({ line: l.line, at: now });
+    }, this);
+    this.pre.appendChild(frag);
+    if (pinned) this.pre.scrollTop = this.pre.scrollHeight;
+  };
+  LogView.prototype.note = function (text) {
+    var span = document.createElement("span");
+    span.className = "end";
+    span.textContent = text;
+    this.pre.appendChild(span);
+  };
+
+  // -- a job request page: graph, tasks table and logs move with lifecycle events ----------------
+  var TERMINAL = ["COMPLETED", "FAILED", "CANCELLED", "FILTERED"];
+
+  function RequestPage(root) {
+    this.root = root;
+    this.requestId = root.getAttribute("data-request-id");
+    this.tasks = {}; // task_type -> {id, state, exit_code}
+    this.byId = {}; // task execution id -> task_type
+    this.picked = null; // task_type the user clicked; otherwise the log follows the running task
+    var self = this;
+    this.graph = new Graph(root.querySelector(".graph"), function (t) { self.pick(t, true); });
+    this.log = new LogView(root.querySelector("pre.log"));
+    root.querySelectorAll("tr[data-task]").forEach(function (tr) {
+      tr.addEventListener("click", function () { self.pick(tr.getAttribute("data-task"), true); });
+    });
+    root.querySelectorAll(".log-tabs button").forEach(function (b) {
+      b.addEventListener("click", function () { self.pick(b.getAttribute("data-task"), true); });
+    });
+    var initial = JSON.parse(document.getElementById("snapshot").textContent);
+    this.apply(initial);
+    this.connect(0);
+  }
+  RequestPage.prototype.connect = function (attempt) {
+    var self = this;
+    var socket = new WebSocket(wsUrl("/ws/jobs/requests/" + this.requestId + "/events"));
+    socket.onopen = function () { attempt = 0; self.setLive(true); };
+    socket.onmessage = function (ev) { self.apply(JSON.parse(ev.data)); };
+    socket.onclose = function (ev) {
+      self.setLive(false);
+      if (ev.code === 4403 || self.finished) return;
+      setTimeout(function () { self.connect(attempt + 1); }, Math.min(500 * Math.pow(2, attempt), 8000));
+    };
+  };
+  RequestPage.prototype.setLive = function (live) {
+    var el = this.root.querySelector(".live-indicator");
+    if (!el) return;
+    el.querySelector(".dot").className = "dot" + (live ? " live" : "");
+    el.querySelector(".txt").textContent = live ? "live" : (this.finished ? "finished" : "reconnecting…");
+  };
+  RequestPage.prototype.apply = function (msg) {
+    var self = this;
+    if (msg.kind === "snapshot") {
+      msg.tasks.forEach(function (t) { self.setTask(t.task_type, t.task_execution_id, t.task_state, t.exit_code); });
+      this.setJob(msg.job_state);
+      this.followRunning(); // events before the socket opened are only in the snapshot
+      return;
+    }
+    if (msg.kind === "task_state") {
+      var type = msg.task_type || this.byId[msg.task_execution_id];
+      if (!type) { this.refetch(); return; }
+      this.setTask(type, msg.task_execution_id, msg.task_state, msg.exit_code);
+      if (!this.picked && (msg.task_state === "STARTED" || msg.task_state === "EXECUTING")) this.pick(type, false);
+    } else if (msg.kind === "job_state") {
+      this.setJob(msg.job_state);
+    }
+  };
+  RequestPage.prototype.refetch = function () {
+    var self = this;
+    fetch("/jobs/requests/" + this.requestId + "/state.json", { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (s) { self.apply(s); });
+  };
+  RequestPage.prototype.setTask = function (type, id, state, exitCode) {
+    var prev = this.tasks[type] || {};
+    this.tasks[type] = { id: id || prev.id, state: state, exit_code: exitCode !== undefined ? exitCode : prev.exit_code };
+    if (id) this.byId[id] = type;
+    this.graph.setState(type, state);
+    var row = this.root.querySelector('tr[data-task="' + CSS.escape(type) + '"]');
+    if (row) {
+      var badge = row.querySelector(".task-state");
+      badge.textContent = state;
+      badge.className = "badge task-state " + state;
+      if (exitCode !== undefined && exitCode !== "") row.querySelector(".exit-code").textContent = exitCode;
+    }
+    var tab = this.root.querySelector('.log-tabs button[data-task="' + CSS.escape(type) + '"]');
+    if (tab) tab.disabled = false;
+    if (this.current === type && !this.log.taskId && id) this.log.show(id);
+  };
+  RequestPage.prototype.setJob = function (state) {
+    var badge = this.root.querySelector(".job-state");
+    if (badge) { badge.textContent = state; badge.className = "badge job-state " + state; }
+    var wasFinished = this.finished;
+    this.finished = TERMINAL.indexOf(state) >= 0;
+    if (this.finished && !wasFinished && this.root.getAttribute("data-terminal") !== "true") {
+      this.root.setAttribute("data-terminal", "true");
+      this.refreshPanels();
+    }
+  };
+  // After the job ends, buttons, timings and artifacts come from the server once more.
+  RequestPage.prototype.refreshPanels = function () {
+    var self = this;
+    setTimeout(function () {
+      fetch(location.pathname, { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        ["#request-actions", "#request-artifacts", "#request-timings"].forEach(function (sel) {
+          var fresh = doc.querySelector(sel), old = self.root.querySelector(sel);
+          if (fresh && old) old.innerHTML = fresh.innerHTML;
+        });
+        self.root.querySelectorAll("tr[data-task]").forEach(function (tr) {
+          var fresh = doc.querySelector('tr[data-task="' + CSS.escape(tr.getAttribute("data-task")) + '"]');
+          if (fresh) tr.innerHTML = fresh.innerHTML;
+        });
+        self.setLive(false);
+      });
+    }, 300);
+  };
+  RequestPage.prototype.followRunning = function () {
+    if (this.picked) return;
+    var types = Object.keys(this.tasks);
+    var running = types.filter(function (t) { return ["STARTED", "EXECUTING"].indexOf(this.tasks[t].state) >= 0; }, this);
+    var target = running[0] || types.filter(function (t) { return this.tasks[t].id; }, this).pop();
+    if (target) this.pick(target, false);
+  };
+  RequestPage.prototype.pick = function (type, byUser) {
+    if (byUser) this.picked = type;
+    this.current = type;
+    this.graph.select(type);
+    this.root.querySelectorAll("tr[data-task]").forEach(function (tr) {
+      tr.classList.toggle("selected", tr.getAttribute("data-task") === type);
+    });
+    this.root.querySelectorAll(".log-tabs button").forEach(function (b) {
+      b.classList.toggle("active", b.getAttribute("data-task") === type);
+    });
+    var title = this.root.querySelector(".log-title");
+    if (title) title.textContent = type;
+    var t = this.tasks[type];
+    this.log.show(t && t.id ? t.id : null);
+  };
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("pre.yaml").forEach(highlightYaml);
+    var page = document.querySelector("[data-request-id]");
+    if (page) window.formicaryPage = new RequestPage(page);
+    document.querySelectorAll(".graph[data-static]").forEach(function (g) { new Graph(g, null); });
+    document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+      f.addEventListener("submit", function (ev) { if (!confirm(f.getAttribute("data-confirm"))) ev.preventDefault(); });
+    });
+  });
+})();
