@@ -107,6 +107,8 @@ class ArtifactHooks:
 
     # -- before -----------------------------------------------------------------------------------
     def before(self, req: TaskRequest, workdir: Path) -> None:
+        workdir = task_dir(req, workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._forget_stale()
         fd, log_path = tempfile.mkstemp(
@@ -179,6 +181,7 @@ class ArtifactHooks:
 
     # -- after ------------------------------------------------------------------------------------
     def after(self, req: TaskRequest, workdir: Path, result: ExecutionResult) -> None:
+        workdir = task_dir(req, workdir)
         with self._lock:
             files = self._tasks.pop(req.key, None)
         uploaded: list[dict[str, Any]] = []
@@ -379,6 +382,23 @@ def safe_extract(archive: Path, dest: Path) -> None:
             except (tarfile.FilterError, UnsafePath) as exc:
                 raise UnsafePath(f"archive member {member.name!r} refused: {exc}") from None
         tar.extractall(dest_s, members=members, filter="data")
+
+
+# Executors that mirror the container's working_dir onto the ant's work directory root.
+CONTAINER_METHODS = frozenset({"DOCKER", "KUBERNETES"})
+
+
+def task_dir(req: TaskRequest, workdir: Path) -> Path:
+    """Where a task's relative artifact and cache paths start: its working_dir. A SHELL task runs
+    in ``working_dir`` under the work directory; container executors map it to the root."""
+    if req.method in CONTAINER_METHODS or not req.spec.get("working_dir"):
+        return workdir
+    from ants.executors.shell import resolve_working_dir
+
+    try:
+        return resolve_working_dir(workdir, req.spec.get("working_dir"))
+    except ValueError as exc:
+        raise UnsafePath(str(exc)) from exc
 
 
 def install_artifact_hooks(worker: Any, store: ArtifactStore) -> ArtifactHooks:

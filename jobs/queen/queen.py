@@ -109,6 +109,9 @@ class Queen:
         if now - self._last_housekeeping < self.housekeeping_secs:
             return 0
         self._last_housekeeping = now
+        # another queen may have applied the answers to tasks this queen sent: room on ants is
+        # what the database says is running, not what this queen remembers
+        self.engine.sync_reservations()
         done = self.engine.recover_lost_tasks(self.ant_timeout_secs)
         done += self.engine.check_timeouts()
         done += self.engine.check_awaits()

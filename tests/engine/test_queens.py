@@ -56,23 +56,33 @@ def test_two_queens_never_exceed_max_concurrency(processes, api, alice):
     assert _peak_overlap(requests) == 2
 
 
+def _wait_for_leader() -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lease = QueenLease.objects.filter(name="scheduler").first()
+        if lease is not None:
+            return lease.holder
+        time.sleep(0.1)
+    raise AssertionError("no queen took the scheduler lease")
+
+
 def test_two_queens_create_each_cron_tick_once(processes, api, alice):
     _cluster(processes)
+    _wait_for_leader()
     assert upload(api, CRON).status_code == 201
-    time.sleep(4.5)
+    deadline = time.monotonic() + 20
+    while JobRequest.objects.filter(job_type="ticker").count() < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
     api.post("/api/jobs/definitions/ticker/disable")
     ticks = list(JobRequest.objects.filter(job_type="ticker").values_list("scheduled_at", flat=True))
-    assert len(ticks) >= 3
+    assert len(ticks) >= 4, processes.logs()
     assert len(ticks) == len(set(ticks))
 
 
 def test_killing_the_leader_hands_scheduling_over_within_10s(processes, api, alice):
     _cluster(processes)
     assert upload(api, LIMITED).status_code == 201
-    deadline = time.monotonic() + 15
-    while not QueenLease.objects.filter(name="scheduler").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    leader = QueenLease.objects.get(name="scheduler").holder
+    leader = _wait_for_leader()
     processes.kill(leader)
     killed_at = time.monotonic()
     request = request_submit(org_id=alice.org_id, user=alice.user, job_type="limited")

@@ -403,3 +403,30 @@ def test_secrets_never_reach_logs_or_api(cluster, api, alice):
     time.sleep(0.5)
     logs = api.get(f"/api/jobs/requests/{request_id}/logs").content.decode()
     assert "the token is ****" in logs and "tok-9f8e7d6c" not in logs
+
+
+WORKDIRS = """\
+job_type: workdirs
+tasks:
+- task_type: make
+  method: SHELL
+  working_dir: /build
+  script: ["pwd > where.txt", "echo made > out.txt"]
+  artifacts:
+    paths: [out.txt]
+  on_completed: use
+- task_type: use
+  method: SHELL
+  working_dir: /other
+  dependencies: [make]
+  script: ["cat out.txt", "test \\"$(cat out.txt)\\" = made"]
+"""
+
+
+def test_shell_working_dir_holds_artifacts_and_dependencies(cluster, api, alice):
+    request = submit(api, alice, WORKDIRS)
+    done = wait_for_state(request.pk)
+    assert done.job_state == "COMPLETED", done.error_message
+    from artifacts.models import Artifact
+
+    assert Artifact.objects.filter(job_request=request, name="out.txt").exists()

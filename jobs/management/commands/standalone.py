@@ -20,6 +20,19 @@ from jobs.queen.queen import Queen
 log = logging.getLogger(__name__)
 
 
+def _sweep_expired_artifacts(stopping: threading.Event, every_secs: float = 3600.0) -> None:
+    from django.db import connections
+
+    from artifacts.services import artifacts_expire
+
+    while not stopping.wait(every_secs):
+        try:
+            artifacts_expire()
+        except Exception:
+            log.exception("expiring artifacts failed")
+    connections.close_all()
+
+
 class Command(BaseCommand):
     help = (
         "Run Formicary in one process: the web app and API (ASGI), the queen and a local ant "
@@ -41,9 +54,12 @@ class Command(BaseCommand):
         transport = get_transport()
         queen = Queen(transport, queen_id="queen-standalone")
         writer = LogWriter(transport, consumer="queen-standalone")
+        stopping = threading.Event()
         threads = [
             threading.Thread(target=queen.run_forever, name="queen", daemon=True),
             threading.Thread(target=writer.run_forever, name="log-writer", daemon=True),
+            # what celery beat does in the distributed deployment
+            threading.Thread(target=_sweep_expired_artifacts, args=(stopping,), name="expiry", daemon=True),
         ]
         ant = None
         if not opts["no_ant"]:
@@ -65,6 +81,7 @@ class Command(BaseCommand):
             uvicorn.run("formicary_site.asgi:application", host=opts["host"], port=opts["port"], log_level="warning",
                         lifespan="off")  # fmt: skip
         finally:
+            stopping.set()
             queen.stop()
             writer.stop()
             if ant is not None:
