@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ants.executors.base import MAX_LINE_CHARS, as_dict, as_str
+from ants.executors.base import MAX_LINE_CHARS, as_dict, as_str, task_variables
 from ants.protocol import TaskRequest
 
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONTEXT_DIR = "/.formicary"
 CONTEXT_FILE = f"{CONTEXT_DIR}/context.env"
 DEFAULT_WORKING_DIR = "/workspace"
@@ -112,27 +111,8 @@ def is_quantity(value: Any) -> bool:
 
 
 def task_environment(req: TaskRequest, working_dir: str, context_file: str = CONTEXT_FILE) -> dict[str, str]:
-    """Variables for a task's container: request variables < spec variables < environment,
-    then the ``FORMICARY_*`` values (as the shell executor, without host PATH/HOME)."""
-    env: dict[str, str] = {}
-    for source in (req.variables, as_dict(req.spec.get("variables")), as_dict(req.spec.get("environment"))):
-        for name, value in source.items():
-            text = as_str(value)
-            if ENV_NAME_RE.match(str(name)) and "\0" not in text:
-                env[str(name)] = text
-    env.update(
-        {
-            "FORMICARY_TASK_EXECUTION_ID": str(req.task_execution_id),
-            "FORMICARY_ATTEMPT": str(req.attempt),
-            "FORMICARY_JOB_REQUEST_ID": str(req.job_request_id),
-            "FORMICARY_JOB_EXECUTION_ID": str(req.job_execution_id),
-            "FORMICARY_JOB_TYPE": req.job_type,
-            "FORMICARY_TASK_TYPE": req.task_type,
-            "FORMICARY_WORKDIR": working_dir,
-            "FORMICARY_CONTEXT_FILE": context_file,
-        }
-    )
-    return env
+    """Variables for a task's container: as the shell executor's, without host PATH/HOME."""
+    return task_variables(req, working_dir, context_file)
 
 
 def container_working_dir(spec: dict[str, Any], default: str = DEFAULT_WORKING_DIR) -> str:

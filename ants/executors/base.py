@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,3 +182,53 @@ class Redactor:
 
 def clip(line: str) -> str:
     return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "...[truncated]"
+
+
+# A task exports a context value by printing this marker (or writing $FORMICARY_CONTEXT_FILE).
+CONTEXT_MARKER = "##formicary:context "
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class OutputSink:
+    """Where a task's output lines go, for every executor: secrets masked, long lines clipped,
+    sent to the log; it keeps the stdout tail and the context markers the task printed."""
+
+    def __init__(self, req: TaskRequest, log: Callable[[str, str], None]) -> None:
+        self.redact = Redactor.for_request(req)
+        self.tail: deque[str] = deque(maxlen=STDOUT_TAIL_LINES)
+        self.markers: dict[str, str] = {}
+        self._log = log
+
+    def emit(self, stream: str, line: str) -> None:
+        if stream != "system" and line.startswith(CONTEXT_MARKER):
+            key, sep, value = line[len(CONTEXT_MARKER) :].partition("=")
+            if sep and ENV_NAME_RE.match(key.strip()):
+                self.markers[key.strip()] = value.strip()
+        shown = clip(self.redact(line))
+        if stream != "system":
+            self.tail.append(shown)
+        self._log(stream, shown)
+
+
+def task_variables(req: TaskRequest, workdir: str, context_file: str) -> dict[str, str]:
+    """A task's environment: request variables < spec variables < environment (valid names
+    only), then the ``FORMICARY_*`` values."""
+    env: dict[str, str] = {}
+    for source in (req.variables, as_dict(req.spec.get("variables")), as_dict(req.spec.get("environment"))):
+        for name, value in source.items():
+            text = as_str(value)
+            if ENV_NAME_RE.match(str(name)) and "\0" not in text:
+                env[str(name)] = text
+    env.update(
+        {
+            "FORMICARY_TASK_EXECUTION_ID": str(req.task_execution_id),
+            "FORMICARY_ATTEMPT": str(req.attempt),
+            "FORMICARY_JOB_REQUEST_ID": str(req.job_request_id),
+            "FORMICARY_JOB_EXECUTION_ID": str(req.job_execution_id),
+            "FORMICARY_JOB_TYPE": req.job_type,
+            "FORMICARY_TASK_TYPE": req.task_type,
+            "FORMICARY_WORKDIR": workdir,
+            "FORMICARY_CONTEXT_FILE": context_file,
+        }
+    )
+    return env

@@ -60,7 +60,6 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -87,21 +86,14 @@ from ants.containers import (
 from ants.executors.base import (
     ERR_TASK_TIMEOUT,
     ERR_VALIDATION,
-    STDOUT_TAIL_LINES,
     ExecutionContext,
     ExecutionResult,
-    Redactor,
+    OutputSink,
     as_dict,
     as_list,
     as_str,
-    clip,
 )
-from ants.executors.shell import (
-    CONTEXT_MARKER,
-    DEFAULT_AFTER_SCRIPT_TIMEOUT_SECS,
-    ENV_NAME_RE,
-    parse_dotenv,
-)
+from ants.executors.shell import DEFAULT_AFTER_SCRIPT_TIMEOUT_SECS, parse_dotenv
 from ants.protocol import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, TaskRequest
 
 ERR_IMAGE_PULL = "ERR_IMAGE_PULL"
@@ -214,11 +206,11 @@ class _Run:
         self.ex = ex
         self.req = req
         self.ctx = ctx
+        self.memory_limited = False
         self.settings = ex.settings
         self.spec = req.spec
-        self.redact = Redactor.for_request(req)
-        self.tail: deque[str] = deque(maxlen=STDOUT_TAIL_LINES)
-        self.markers: dict[str, str] = {}
+        self.sink = OutputSink(req, ctx.log)
+        self.redact, self.tail, self.markers = self.sink.redact, self.sink.tail, self.sink.markers
         self.warnings: list[str] = []
         self.prefix = f"formicary-{req.task_execution_id}-{req.attempt}-{secrets.token_hex(3)}"
         self.containers: list[str] = []
@@ -232,14 +224,7 @@ class _Run:
         self.deadline = deadline
 
     def emit(self, stream: str, line: str) -> None:
-        if stream != "system" and line.startswith(CONTEXT_MARKER):
-            key, sep, value = line[len(CONTEXT_MARKER) :].partition("=")
-            if sep and ENV_NAME_RE.match(key.strip()):
-                self.markers[key.strip()] = value.strip()
-        shown = clip(self.redact(line))
-        if stream != "system":
-            self.tail.append(shown)
-        self.ctx.log(stream, shown)
+        self.sink.emit(stream, line)
 
     def fail(self, error_code: str, msg: str, **kw: Any) -> ExecutionResult:
         msg = self.redact(msg)
@@ -344,6 +329,7 @@ class _Run:
             if mem not in (None, ""):
                 host_config["mem_limit"] = memory_bytes(mem, "container.memory_limit")
                 host_config["memswap_limit"] = host_config["mem_limit"]  # no swap: the limit is real
+                self.memory_limited = True
                 cap = self.settings.get("max_memory_limit")
                 if cap and host_config["mem_limit"] > memory_bytes(cap, "docker.max_memory_limit"):
                     raise _Fail(
@@ -533,7 +519,9 @@ class _Run:
             if code != 0:
                 msg = f"command exited with code {code}"
                 error_code = ""
-                if code == 137 and self._oom_killed():
+                # the kernel does not always record an OOM kill of an exec'd process where we can
+                # read it: a SIGKILL nobody here sent, under a memory limit, is the OOM killer
+                if code == 137 and (self._oom_killed() or self.memory_limited):
                     msg = "command was killed: out of memory (container.memory_limit exceeded)"
                     error_code = ERR_OOM
                     self.emit("system", msg)

@@ -46,7 +46,6 @@ import shlex
 import tarfile
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -68,17 +67,15 @@ from ants.containers import (
 from ants.executors.base import (
     ERR_TASK_TIMEOUT,
     ERR_VALIDATION,
-    STDOUT_TAIL_LINES,
     ExecutionContext,
     ExecutionResult,
-    Redactor,
+    OutputSink,
     as_dict,
     as_list,
     as_str,
-    clip,
 )
 from ants.executors.kube_pod import MAIN_CONTAINER, PodSpecError, build_pod, pod_name
-from ants.executors.shell import CONTEXT_MARKER, ENV_NAME_RE, parse_dotenv
+from ants.executors.shell import parse_dotenv
 from ants.protocol import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, TaskRequest
 
 ERR_IMAGE_PULL = "ERR_IMAGE_PULL"
@@ -189,19 +186,8 @@ class KubernetesExecutor:
     def execute(self, req: TaskRequest, ctx: ExecutionContext) -> ExecutionResult:
         from kubernetes.client.exceptions import ApiException
 
-        redact = Redactor.for_request(req)
-        tail: deque[str] = deque(maxlen=STDOUT_TAIL_LINES)
-        markers: dict[str, str] = {}
-
-        def emit(stream: str, line: str) -> None:
-            if stream != "system" and line.startswith(CONTEXT_MARKER):
-                key, sep, value = line[len(CONTEXT_MARKER) :].partition("=")
-                if sep and ENV_NAME_RE.match(key.strip()):
-                    markers[key.strip()] = value.strip()
-            shown = clip(redact(line))
-            if stream != "system":
-                tail.append(shown)
-            ctx.log(stream, shown)
+        sink = OutputSink(req, ctx.log)
+        redact, tail, markers, emit = sink.redact, sink.tail, sink.markers, sink.emit
 
         def failed(code: str, msg: str, **kw: Any) -> ExecutionResult:
             msg = redact(msg)

@@ -41,36 +41,31 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import selectors
 import signal
 import subprocess
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ants.executors.base import (
+    ENV_NAME_RE,
     ERR_EXECUTOR,
     ERR_TASK_TIMEOUT,
     ERR_VALIDATION,
     MAX_LINE_CHARS,
-    STDOUT_TAIL_LINES,
     ExecutionContext,
     ExecutionResult,
-    Redactor,
-    as_dict,
+    OutputSink,
     as_list,
     as_str,
-    clip,
+    task_variables,
 )
 from ants.protocol import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, TaskRequest
 
 CONTEXT_FILE_NAME = ".formicary-context.env"
-CONTEXT_MARKER = "##formicary:context "
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # How often the read loop re-checks cancel/deadline when no output arrives. It adds no latency
 # to normal runs: select() returns at once on output or end of file.
 TICK_SECS = 0.05
@@ -137,19 +132,8 @@ class ShellExecutor:
 
     # -- entry point ---------------------------------------------------------------------------
     def execute(self, req: TaskRequest, ctx: ExecutionContext) -> ExecutionResult:
-        redact = Redactor.for_request(req)
-        tail: deque[str] = deque(maxlen=STDOUT_TAIL_LINES)
-        markers: dict[str, str] = {}
-
-        def emit(stream: str, line: str) -> None:
-            if stream != "system" and line.startswith(CONTEXT_MARKER):
-                key, sep, value = line[len(CONTEXT_MARKER) :].partition("=")
-                if sep and ENV_NAME_RE.match(key.strip()):
-                    markers[key.strip()] = value.strip()
-            shown = clip(redact(line))
-            if stream != "system":
-                tail.append(shown)
-            ctx.log(stream, shown)
+        sink = OutputSink(req, ctx.log)
+        redact, tail, markers, emit = sink.redact, sink.tail, sink.markers, sink.emit
 
         spec = req.spec
         try:
@@ -282,27 +266,7 @@ class ShellExecutor:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "SHELL": "/bin/sh",
         }
-        for source in (
-            req.variables,
-            as_dict(req.spec.get("variables")),
-            as_dict(req.spec.get("environment")),
-        ):
-            for name, value in source.items():
-                text = as_str(value)
-                if ENV_NAME_RE.match(str(name)) and "\0" not in text:
-                    env[str(name)] = text
-        env.update(
-            {
-                "FORMICARY_TASK_EXECUTION_ID": str(req.task_execution_id),
-                "FORMICARY_ATTEMPT": str(req.attempt),
-                "FORMICARY_JOB_REQUEST_ID": str(req.job_request_id),
-                "FORMICARY_JOB_EXECUTION_ID": str(req.job_execution_id),
-                "FORMICARY_JOB_TYPE": req.job_type,
-                "FORMICARY_TASK_TYPE": req.task_type,
-                "FORMICARY_WORKDIR": str(workdir),
-                "FORMICARY_CONTEXT_FILE": str(context_file),
-            }
-        )
+        env.update(task_variables(req, str(workdir), str(context_file)))
         return env
 
     def _run(
