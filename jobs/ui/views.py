@@ -283,9 +283,7 @@ def _available_actions(job_request: JobRequest) -> list[str]:
         "pause": state in JOB_RUNNING or state == JobState.PENDING,
         "restart": terminal or state == JobState.PAUSED,
     }
-    return [
-        a for a, func in REQUEST_ACTIONS.items() if applies[a] and getattr(control, func, None) is not None
-    ]
+    return [action for action in REQUEST_ACTIONS if applies[action]]
 
 
 @member_required
@@ -331,9 +329,9 @@ def request_state(request: HttpRequest, pk: int) -> JsonResponse:
 @require_POST
 def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     job_request = get_object_or_404(selectors.requests_for(_org_id(request)), pk=pk)
-    func = getattr(control, REQUEST_ACTIONS.get(action, ""), None)
-    if func is None:
+    if action not in REQUEST_ACTIONS:
         raise Http404()
+    func = getattr(control, REQUEST_ACTIONS[action])
     try:
         result = func(request=job_request)
     except ValidationError as exc:

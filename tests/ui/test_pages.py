@@ -162,3 +162,16 @@ def test_social_buttons_only_when_configured(db, settings):  # type: ignore[no-u
     assert "GitHub" not in Client().get("/accounts/login/").content.decode()
     settings.SOCIALACCOUNT_PROVIDERS = {"github": {"APP": {"client_id": "id", "secret": "s", "key": ""}}}
     assert "GitHub" in Client().get("/accounts/login/").content.decode()
+
+
+def test_pause_then_restart_from_the_page(alice, acme):  # type: ignore[no-untyped-def]
+    client = login(alice)
+    r = acme["request"].pk
+    page = client.get(f"/jobs/requests/{r}").content.decode()
+    assert "/pause" in page and "/restart" not in page
+    client.post(f"/jobs/requests/{r}/pause")
+    assert JobRequest.objects.get(pk=r).job_state == "PAUSED"
+    assert "/restart" in client.get(f"/jobs/requests/{r}").content.decode()
+    client.post(f"/jobs/requests/{r}/restart")  # a paused request resumes
+    assert JobRequest.objects.get(pk=r).job_state == "PENDING"
+    assert client.post(f"/jobs/requests/{r}/explode").status_code == 404
