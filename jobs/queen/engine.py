@@ -459,6 +459,9 @@ class Engine:
         """Apply one ant response; False when it was stale or a duplicate (nothing changed)."""
         if resp.action != ACTION_EXECUTE:
             return False  # a PING or container-listing reply, not a task result
+        if resp.status == STATUS_EXECUTING:
+            # one conditional UPDATE, no load: only the current attempt, still STARTED, moves
+            return transitions.task_executing(resp.task_execution_id, resp.job_request_id, resp.attempt)
         task = (
             TaskExecution.objects.select_related("job_execution__job_request__job_definition")
             .defer(*HEAVY_TASK_FIELDS)
@@ -470,8 +473,6 @@ class Engine:
             return False
         execution = task.job_execution
         request = execution.job_request
-        if resp.status == STATUS_EXECUTING:
-            return transitions.task_executing(task.pk, request.pk, resp.attempt)
         state = {STATUS_COMPLETED: TaskState.COMPLETED, STATUS_CANCELLED: TaskState.CANCELLED}.get(
             resp.status, TaskState.FAILED
         )

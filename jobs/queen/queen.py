@@ -13,6 +13,7 @@ import time
 from django.db import close_old_connections, connections
 
 from ants.messaging.base import Transport
+from ants.protocol import STATUS_EXECUTING
 from jobs.queen import events
 from jobs.queen.cron import CronScheduler
 from jobs.queen.engine import Engine
@@ -68,7 +69,12 @@ class Queen:
 
     def responses(self, block_ms: int = 0) -> int:
         deliveries = self.transport.read_responses(self.queen_id, block_ms=block_ms, count=100)
+        # a short task's EXECUTING and final answers often arrive together: the final one is enough
+        finished = {d.message.key for d in deliveries if d.message.status != STATUS_EXECUTING}
         for delivery in deliveries:
+            if delivery.message.status == STATUS_EXECUTING and delivery.message.key in finished:
+                self.transport.ack_response(delivery.id)
+                continue
             try:
                 self.engine.apply_response(delivery.message)
             except Exception:

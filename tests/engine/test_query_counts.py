@@ -176,9 +176,8 @@ def test_apply_executing(alice, engine):  # type: ignore[no-untyped-def]
     engine.dispatch_ready()
     task = TaskExecution.objects.get(job_execution__job_request=request)
     resp = response(task, STATUS_EXECUTING)
-    with Budget(2, "apply EXECUTING"):
-        # 1. the task with its execution, request and definition
-        # 2. UPDATE task STARTED -> EXECUTING (conditional on the attempt)
+    with Budget(1, "apply EXECUTING"):
+        # 1. UPDATE task STARTED -> EXECUTING (conditional on the attempt; nothing is loaded)
         assert engine.apply_response(resp)
 
 
