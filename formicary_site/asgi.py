@@ -1,8 +1,13 @@
 """HTTP and websocket routing for the web process (and for ``manage.py standalone``)."""
 
 import os
+import warnings
 
 from django.core.asgi import get_asgi_application
+
+# Static assets are served by the app (the product works offline) through Django's FileResponse,
+# which Django warns about under ASGI; they are small. Artifact downloads stream asynchronously.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "formicary_site.settings")
 django_asgi_app = get_asgi_application()
