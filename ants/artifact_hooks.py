@@ -404,14 +404,8 @@ def task_dir(req: TaskRequest, workdir: Path) -> Path:
 def install_artifact_hooks(worker: Any, store: ArtifactStore) -> ArtifactHooks:
     """Attach artifact, cache and log handling to ``worker`` (an ``AntWorker``)."""
     hooks = ArtifactHooks(store, Path(worker.config.work_root))
-    original_log = worker._log
-
-    def tee(run: Any, stream: str, line: str) -> None:
-        original_log(run, stream, line)
-        hooks.capture(run.req.key, stream, line)
-
-    # the worker calls self._log for every line a task prints; the tee keeps a copy per task
-    worker._log = tee
+    # every line a task prints is also kept in the task's log file
+    worker.log_listeners.append(lambda req, stream, line: hooks.capture(req.key, stream, line))
     worker.before_execute = hooks.before
     worker.after_execute = hooks.after
     return hooks

@@ -122,6 +122,9 @@ class AntWorker:
         # Hooks for artifact support: called on the task thread around the executor.
         self.before_execute: Callable[[TaskRequest, Path], None] = _noop_before
         self.after_execute: Callable[[TaskRequest, Path, ExecutionResult], None] = _noop_after
+        # Called with (request, stream, line) for every line a task prints (the artifact hooks keep
+        # the task's log this way); after the line is queued for the queens.
+        self.log_listeners: list[Callable[[TaskRequest, str, str], None]] = []
         # Handlers for TERMINATE_CONTAINER / LIST_CONTAINERS etc. (docker/k8s modules add them).
         self.action_handlers: dict[str, Callable[[TaskRequest], TaskResponse | None]] = {}
         # The running containers each heartbeat carries (ants.containers installs a bounded one).
@@ -500,6 +503,11 @@ class AntWorker:
                     if left <= 0:
                         break
                     self._log_cond.wait(left)
+        for listener in self.log_listeners:
+            try:
+                listener(run.req, stream, line)
+            except Exception:  # a listener never breaks the task that printed
+                logger.exception("ant %s: log listener failed", self.config.ant_id)
 
     def flush_logs(self) -> None:
         with self._flush_lock:

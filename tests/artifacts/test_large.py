@@ -65,7 +65,7 @@ def kb(field):
             return int(line.split()[1])
 
 config, work, big = json.loads(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-worker = SimpleNamespace(config=SimpleNamespace(work_root=work), _log=lambda run, stream, line: None)
+worker = SimpleNamespace(config=SimpleNamespace(work_root=work), log_listeners=[])
 hooks = install_artifact_hooks(worker, store_from_config(config))
 up = TaskRequest(task_execution_id=1, job_request_id=1, task_type="make", organization_id="1",
                  spec={"artifacts": {"paths": ["big.bin"]}})
