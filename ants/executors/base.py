@@ -232,3 +232,28 @@ def task_variables(req: TaskRequest, workdir: str, context_file: str) -> dict[st
         }
     )
     return env
+
+
+def result_from_answer(
+    answer: Mapping[str, Any], redact: Callable[[str], str], log: Callable[[str, str], None], who: str
+) -> ExecutionResult:
+    """The result a remote worker reported (a websocket client, a messaging worker): its output
+    is logged masked, and a FAILED answer without a reason says who reported it."""
+    stdout = [clip(redact(line)) for line in answer.get("stdout", [])]
+    for line in stdout:
+        log("stdout", line)
+    status = answer["status"]
+    exit_code = answer.get("exit_code")
+    result = ExecutionResult(
+        status=status,
+        exit_code=exit_code if exit_code is not None else ("0" if status == STATUS_COMPLETED else None),
+        exit_message=redact(answer.get("exit_message", "")),
+        error_code=answer.get("error_code", ""),
+        error_message=redact(answer.get("error_message", "")),
+        task_context=answer.get("task_context", {}),
+        job_context=answer.get("job_context", {}),
+        stdout=stdout[-STDOUT_TAIL_LINES:],
+    )
+    if status != STATUS_COMPLETED and not result.error_code and not result.error_message:
+        result.error_message = f"the {who} reported {status}"
+    return result

@@ -48,15 +48,14 @@ import redis
 from ants.executors.base import (
     ERR_TASK_TIMEOUT,
     ERR_VALIDATION,
-    STDOUT_TAIL_LINES,
     ExecutionContext,
     ExecutionResult,
     Redactor,
     as_str,
-    clip,
+    result_from_answer,
 )
 from ants.executors.websocket import parse_answer
-from ants.protocol import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, TaskRequest
+from ants.protocol import STATUS_CANCELLED, STATUS_FAILED, TaskRequest
 
 logger = logging.getLogger(__name__)
 
@@ -196,24 +195,7 @@ class MessagingExecutor:
         answer, problem = parse_answer(reply)
         if problem is not None:
             return self._bad_reply(ctx, f"reply on {reply_to}: {problem}")
-        stdout = [clip(redact(line)) for line in answer.get("stdout", [])]
-        for line in stdout:
-            ctx.log("stdout", line)
-        status = answer["status"]
-        exit_code = answer.get("exit_code")
-        result = ExecutionResult(
-            status=status,
-            exit_code=exit_code if exit_code is not None else ("0" if status == STATUS_COMPLETED else None),
-            exit_message=redact(answer.get("exit_message", "")),
-            error_code=answer.get("error_code", ""),
-            error_message=redact(answer.get("error_message", "")),
-            task_context=answer.get("task_context", {}),
-            job_context=answer.get("job_context", {}),
-            stdout=stdout[-STDOUT_TAIL_LINES:],
-        )
-        if status == STATUS_FAILED and not result.error_code and not result.error_message:
-            result.error_message = "the messaging worker reported FAILED"
-        return result
+        return result_from_answer(answer, redact, ctx.log, "messaging worker")
 
     def _bad_reply(self, ctx: ExecutionContext, msg: str) -> ExecutionResult:
         ctx.log("system", msg)

@@ -32,11 +32,11 @@ from typing import Any
 
 from ants.executors.base import (
     ERR_TASK_TIMEOUT,
-    STDOUT_TAIL_LINES,
     ExecutionContext,
     ExecutionResult,
     Redactor,
     clip,
+    result_from_answer,
 )
 from ants.protocol import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, TaskRequest
 
@@ -139,24 +139,7 @@ class WebsocketExecutor:
     def _result(self, pending: _Pending) -> ExecutionResult:
         answer = pending.answer or {}
         redact = pending.redact
-        stdout = [clip(redact(line)) for line in answer.get("stdout", [])]
-        for line in stdout:
-            pending.ctx.log("stdout", line)
-        status = answer["status"]
-        exit_code = answer.get("exit_code")
-        result = ExecutionResult(
-            status=status,
-            exit_code=exit_code if exit_code is not None else ("0" if status == STATUS_COMPLETED else None),
-            exit_message=redact(answer.get("exit_message", "")),
-            error_code=answer.get("error_code", ""),
-            error_message=redact(answer.get("error_message", "")),
-            task_context=answer.get("task_context", {}),
-            job_context=answer.get("job_context", {}),
-            stdout=stdout[-STDOUT_TAIL_LINES:],
-        )
-        if status == STATUS_FAILED and not result.error_code and not result.error_message:
-            result.error_message = "the websocket client reported FAILED"
-        return result
+        return result_from_answer(answer, redact, pending.ctx.log, "websocket client")
 
     # -- socket side ---------------------------------------------------------------------------
     def close(self, reason: str = "websocket closed") -> None:
