@@ -27,7 +27,11 @@ def definition_get(org_id: int, key: str, version: str | None = None) -> JobDefi
         )
     else:
         by_type = by_type.filter(is_latest=True)
-    return by_type.get()
+    # two versions may share a sem_version: the newest of them
+    found = by_type.order_by("-version").first()
+    if found is None:
+        raise JobDefinition.DoesNotExist(f"no job definition {key!r}")
+    return found
 
 
 def latest_definition(org_id: int, job_type: str) -> JobDefinition | None:

@@ -19,7 +19,7 @@ from jobs.api.serializers import (
     JobDefinitionSerializer,
 )
 from jobs.definition.dot import to_dot
-from jobs.definition.parser import load_definition
+from jobs.queen.specs import graph_spec
 from jobs.services import definitions as services
 
 
@@ -114,7 +114,8 @@ class DefinitionDot(OrgAPIView):
     @extend_schema(responses={(200, "text/vnd.graphviz"): str})
     def get(self, request: Request, key: str) -> HttpResponse:
         definition = selectors.definition_get(self.org_id, key)
-        return HttpResponse(to_dot(load_definition(definition.raw_yaml)), content_type="text/vnd.graphviz")
+        graph = graph_spec(definition.pk, definition.raw_yaml)  # parsed once per version
+        return HttpResponse(to_dot(graph), content_type="text/vnd.graphviz")
 
 
 class DefinitionDisable(OrgAPIView):

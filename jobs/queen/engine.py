@@ -620,8 +620,11 @@ class Engine:
         """Jobs past their timeout fail; tasks an ant never answered are given up or sent again."""
         changed = 0
         now = timezone.now()
-        for request in JobRequest.objects.filter(job_state=JobState.EXECUTING).select_related(
-            "job_definition", "last_execution"
+        # the definition's parsed spec column is never read here: the graph comes from raw_yaml
+        for request in (
+            JobRequest.objects.filter(job_state=JobState.EXECUTING)
+            .select_related("job_definition", "last_execution")
+            .defer("job_definition__spec", "last_execution__context")
         ):
             graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
             execution = request.last_execution
@@ -634,8 +637,10 @@ class Engine:
                                   f"job timed out after {graph.timeout:g}s")  # fmt: skip
                 self.cancel_tasks_on_ants(on_ants, request.pk)
                 changed += 1
-        for task in TaskExecution.objects.filter(task_state__in=RUNNING).select_related(
-            "job_execution__job_request__job_definition"
+        for task in (
+            TaskExecution.objects.filter(task_state__in=RUNNING)
+            .select_related("job_execution__job_request__job_definition")
+            .defer(*HEAVY_TASK_FIELDS)
         ):
             request = task.job_execution.job_request
             graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)

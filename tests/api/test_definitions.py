@@ -164,3 +164,12 @@ def test_list_filters_and_pagination(api):
     assert api.get("/api/jobs/definitions?job_type=simple-3").json()["TotalRecords"] == 1
     assert api.get("/api/jobs/definitions?q=simple-4").json()["TotalRecords"] == 1
     assert api.get("/api/jobs/definitions?pageSize=abc").status_code == 400
+
+
+def test_version_lookup_by_sem_version_shared_by_two_uploads(api):
+    text = SIMPLE + "sem_version: 1.0\n"
+    upload(api, text)
+    second = upload(api, text.replace("echo two", "echo 2")).json()
+    resp = api.get("/api/jobs/definitions/simple?version=1.0")
+    assert resp.status_code == 200 and resp.json()["id"] == second["id"]
+    assert api.get("/api/jobs/definitions/simple?version=9.9").status_code == 404
