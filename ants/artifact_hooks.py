@@ -16,7 +16,9 @@ After the task:
     directory): one bad path fails the task with ERR_ARTIFACT and nothing is uploaded.
   - the cache (``cache.paths``) when the task completed and its key differs from the restored
     one. The key is ``cache.key``, or built from the sha256 of the ``cache.key_paths`` files.
-  - the task's full output (the lines the worker logged, already redacted) as a LOG artifact.
+  - the task's full output (the lines the worker logged, already redacted) as a LOG artifact,
+    also when it printed nothing. It is kept in memory while small (most tasks print little) and
+    goes to a scratch file beyond ``LOG_MEMORY_CHARS``, so memory stays bounded.
   - ``result.artifacts`` gets one metadata dict per uploaded object for the queen to record:
     name, kind, storage_key, size, sha256, content_type, expires_after (seconds or None),
     task_type, group, metadata.
@@ -56,6 +58,8 @@ ARCHIVE = "tar.gz"
 GLOB_CHARS = re.compile(r"[*?\[]")
 SLUG_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
 STALE_STATE_SECS = 24 * 3600
+LOG_MEMORY_CHARS = 64 * 1024  # a task's log beyond this goes to a scratch file
+LOG_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
 def slug(text: str) -> str:
@@ -71,10 +75,50 @@ def when_matches(when: str | None, status: str) -> bool:
     return status == STATUS_COMPLETED
 
 
+class _TaskLog:
+    """A task's log text: in memory while small, then in a scratch file (bounded memory)."""
+
+    def __init__(self, scratch: Path, task_execution_id: int) -> None:
+        self._scratch = scratch
+        self._prefix = f"log-{task_execution_id}-"
+        self._parts: list[str] = []
+        self._chars = 0
+        self.path: Path | None = None
+        self._file: IO[str] | None = None
+        self.closed = False
+
+    def write(self, text: str) -> None:
+        if self._file is not None:
+            self._file.write(text)
+            return
+        self._parts.append(text)
+        self._chars += len(text)
+        if self._chars > LOG_MEMORY_CHARS:
+            self._scratch.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self._scratch, prefix=self._prefix, suffix=".txt")
+            self.path, self._file = Path(name), os.fdopen(fd, "w", encoding="utf-8")
+            self._file.write("".join(self._parts))
+            self._parts = []
+
+    def data(self) -> bytes:
+        """The text written so far (call after ``close``, only when ``path`` is None)."""
+        return "".join(self._parts).encode("utf-8")
+
+    def close(self) -> None:
+        self.closed = True
+        if self._file is not None:
+            self._file.close()
+
+    def discard(self) -> None:
+        self.close()
+        self._parts = []
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
 @dataclass
 class _TaskFiles:
-    log_path: Path
-    log: IO[str]
+    log: _TaskLog
     redact: Redactor
     restored_cache_key: str | None = None
     started: float = field(default_factory=time.monotonic)
@@ -109,17 +153,13 @@ class ArtifactHooks:
     def before(self, req: TaskRequest, workdir: Path) -> None:
         workdir = task_dir(req, workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        self.scratch.mkdir(parents=True, exist_ok=True)
         self._forget_stale()
-        fd, log_path = tempfile.mkstemp(
-            dir=self.scratch, prefix=f"log-{req.task_execution_id}-", suffix=".txt"
-        )
-        files = _TaskFiles(Path(log_path), os.fdopen(fd, "w", encoding="utf-8"), Redactor.for_request(req))
+        files = _TaskFiles(_TaskLog(self.scratch, req.task_execution_id), Redactor.for_request(req))
         with self._lock:
             old = self._tasks.pop(req.key, None)
             self._tasks[req.key] = files
         if old is not None:
-            self._close(old)
+            self._discard(old)
         try:
             for entry in req.spec.get("artifact_downloads") or []:
                 if entry.get("kind") == KIND_CACHE:
@@ -129,7 +169,7 @@ class ArtifactHooks:
         except Exception:
             with self._lock:
                 self._tasks.pop(req.key, None)
-            self._close(files)
+            self._discard(files)
             raise
 
     def _download(self, entry: dict[str, Any], workdir: Path) -> None:
@@ -214,12 +254,12 @@ class ArtifactHooks:
         if files is not None:
             self._close(files)
             try:
-                uploaded.append(self._upload_log(req, base, files.log_path))
+                uploaded.append(self._upload_log(req, base, files.log))
             except Exception as exc:
                 logger.warning("log upload for %s failed: %s", req.key, exc)
                 result.warnings.append(f"task log not stored: {exc}")
             finally:
-                files.log_path.unlink(missing_ok=True)
+                files.log.discard()
         result.artifacts.extend(uploaded)
 
     def _upload_found(
@@ -253,13 +293,14 @@ class ArtifactHooks:
         return _meta(req, KIND_CACHE, "cache.tar.gz", stored, "application/gzip", _secs(cache.get("expires_after")),
                      group=key, metadata={"archive": ARCHIVE, "paths": [f.rel for f in found]})  # fmt: skip
 
-    def _upload_log(self, req: TaskRequest, base: str, log_path: Path) -> dict[str, Any]:
+    def _upload_log(self, req: TaskRequest, base: str, log: _TaskLog) -> dict[str, Any]:
         name = f"{slug(req.task_type)}.log"
-        stored = self.store.put_file(
-            f"{base}/{uuid.uuid4().hex}/{name}", log_path, "text/plain; charset=utf-8"
-        )
-        return _meta(req, KIND_LOG, name, stored, "text/plain; charset=utf-8", None,
-                     metadata={"attempt": req.attempt})  # fmt: skip
+        key = f"{base}/{uuid.uuid4().hex}/{name}"
+        if log.path is not None:
+            stored = self.store.put_file(key, log.path, LOG_CONTENT_TYPE)
+        else:  # no scratch file and no copy: most logs are a few lines
+            stored = self.store.put_bytes(key, log.data(), LOG_CONTENT_TYPE)
+        return _meta(req, KIND_LOG, name, stored, LOG_CONTENT_TYPE, None, metadata={"attempt": req.attempt})
 
     # -- helpers ----------------------------------------------------------------------------------
     @staticmethod
@@ -279,6 +320,11 @@ class ArtifactHooks:
         with files.lock:
             files.log.close()
 
+    @staticmethod
+    def _discard(files: _TaskFiles) -> None:
+        with files.lock:
+            files.log.discard()
+
     def _forget_stale(self) -> None:
         """A task whose executor raised never reaches ``after``: drop its log after a day."""
         now = time.monotonic()
@@ -286,8 +332,7 @@ class ArtifactHooks:
             stale = [k for k, f in self._tasks.items() if now - f.started > STALE_STATE_SECS]
             gone = [self._tasks.pop(k) for k in stale]
         for files in gone:
-            self._close(files)
-            files.log_path.unlink(missing_ok=True)
+            self._discard(files)
 
 
 def _secs(value: Any) -> float | None:

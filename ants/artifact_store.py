@@ -78,6 +78,10 @@ class Stored:
 class ArtifactStore(Protocol):
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> Stored: ...
 
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> Stored:
+        """A small object already in memory (no temporary file, no second read)."""
+        ...
+
     def get_file(self, key: str, dest: Path) -> int: ...
 
     def iter_chunks(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]: ...
@@ -122,6 +126,19 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return Stored(key=key, size=size, sha256=sha)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> Stored:
+        target = self.path_of(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                dst.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return Stored(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
     def get_file(self, key: str, dest: Path) -> int:
         with open(self.path_of(key), "rb") as src, open(dest, "wb") as dst:
@@ -198,6 +215,14 @@ class S3Store:
             ExtraArgs={"ContentType": content_type, "Metadata": {"sha256": sha}},
         )  # fmt: skip
         return Stored(key=key, size=path.stat().st_size, sha256=sha)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> Stored:
+        sha = hashlib.sha256(data).hexdigest()
+        self.client.put_object(
+            Bucket=self.bucket, Key=self.object_key(key), Body=data, ContentType=content_type,
+            Metadata={"sha256": sha},
+        )  # fmt: skip
+        return Stored(key=key, size=len(data), sha256=sha)
 
     def get_file(self, key: str, dest: Path) -> int:
         self.client.download_file(self.bucket, self.object_key(key), str(dest), Config=self.transfer)

@@ -4,13 +4,16 @@ Life of an EXECUTE request:
 
 1. ``run_once`` reads at most as many EXECUTE requests as there are free slots (CANCEL, PING
    and other control actions come on a separate stream and are read even when full).
-2. A pool thread sends an EXECUTING response, runs the executor in
-   ``work_root/<task_execution_id>-<attempt>``, streams log lines (batched; flushed at least
-   every 50 ms and always before the final response), then sends the final response and acks
-   the request in one step. A crash before that leaves the request pending: the restarted ant
+2. A pool thread queues an EXECUTING response, runs the executor in
+   ``work_root/<task_execution_id>-<attempt>`` and queues its log lines. Queued responses and
+   lines go out together at least every 50 ms, and whatever is still queued when the task ends
+   goes in the round trip of its final response and the ack of its request (one step): a short
+   task costs one round trip. A crash before that leaves the request pending: the restarted ant
    claims it (``claim_stale_tasks``) and runs it again; the queen discards results it already
    has (it keys them on task execution id + attempt).
-3. The slot is freed; if the ant was full, the blocked read is woken so new work starts at once.
+3. The slot is freed. A full ant reads its next EXECUTE request in that same round trip;
+   otherwise, if the ant was full, the blocked read is woken so new work starts at once. The
+   working directory is moved aside and deleted by the background thread.
 
 Idempotency on the ant: a duplicate EXECUTE of an attempt that is running is acked and
 ignored; one that recently finished gets its final response again; one that was cancelled
@@ -29,6 +32,7 @@ import shutil
 import signal
 import threading
 import time
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,7 +65,7 @@ from ants.protocol import (
 
 logger = logging.getLogger(__name__)
 
-LOG_FLUSH_SECS = 0.05
+LOG_FLUSH_SECS = 0.05  # queued log lines and EXECUTING responses wait at most this long
 LOG_FLUSH_LINES = 500  # flush early when this many lines are waiting
 MAX_BUFFERED_LOG_LINES = 100_000  # kept for retry while the transport is down
 LOG_PUBLISH_CHUNK = 2000  # lines per publish (one pipeline): a failure re-sends at most this many
@@ -75,6 +79,7 @@ ERR_UNSUPPORTED_ACTION = "ERR_UNSUPPORTED_ACTION"
 ERR_ANT_EXCEPTION = "ERR_ANT_EXCEPTION"
 ERR_ANT_SHUTDOWN = "ERR_ANT_SHUTDOWN"
 RECENT_KEYS = 2000
+TRASH_DIR = ".formicary-trash"  # under work_root: finished working directories wait here
 
 Key = tuple[int, int]
 
@@ -142,9 +147,18 @@ class AntWorker:
             max_workers=config.concurrency, thread_name_prefix=f"ant-{config.ant_id}"
         )
 
+        # Two conditions on one lock: the flusher waits for lines, a task printing faster than
+        # they are sent waits for room. A flush wakes only the latter (a flush per task must not
+        # wake the flusher, which would send the next task's lines early in a round trip of
+        # their own).
         self._log_cond = threading.Condition()
+        self._log_room = threading.Condition(self._log_cond)
         self._log_buf: list[LogLine] = []
+        self._out_responses: list[TaskResponse] = []  # EXECUTING answers, sent with the lines
         self._flush_lock = threading.Lock()  # one flush at a time keeps lines in order
+        self._trash = Path(config.work_root) / TRASH_DIR
+        self._trash_waiting = threading.Event()
+        self._trash_waiting.set()  # a crashed run may have left some
 
         self._stop = threading.Event()
         self._bg_stop = threading.Event()
@@ -209,8 +223,13 @@ class AntWorker:
         self.transport.publish_registration(self.registration(shutting_down))
 
     def start(self) -> None:
-        """Start the background thread (heartbeats, log flushing); idempotent."""
+        """Start the background thread (heartbeats, log flushing, deleting old working
+        directories); idempotent."""
         if self._bg is None:
+            try:
+                self._trash.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # working directories are then deleted in place
+                logger.warning("ant %s: no folder for old working directories: %s", self.config.ant_id, exc)
             self._bg = threading.Thread(
                 target=self._background, name=f"ant-{self.config.ant_id}-bg", daemon=True
             )
@@ -269,10 +288,12 @@ class AntWorker:
         self._bg_stop.set()
         with self._log_cond:
             self._log_cond.notify_all()
+            self._log_room.notify_all()
         if self._bg is not None:
             self._bg.join(timeout=5)
+        self._empty_trash()
         try:
-            self.flush_logs()
+            self.flush()
             self.heartbeat(shutting_down=True)
         except TransportClosed:
             pass
@@ -342,7 +363,8 @@ class AntWorker:
         with self._lock:
             full = len(self._running) >= self.config.concurrency
             if full:
-                # Only after a crash-recovery claim: keep it (still pending) until a slot frees.
+                # After a crash-recovery claim or a race with a finishing task's read: keep it
+                # (still pending) until a slot frees.
                 self._backlog.append(delivery)
                 return
             run = _Running(req=req, delivery_id=delivery.id)
@@ -381,20 +403,17 @@ class AntWorker:
         req = run.req
         cfg = self.config
         workdir = Path(cfg.work_root) / f"{req.task_execution_id}-{req.attempt}"
-        try:
-            self.transport.send_response(
-                TaskResponse(
-                    task_execution_id=req.task_execution_id,
-                    job_request_id=req.job_request_id,
-                    attempt=req.attempt,
-                    ant_id=cfg.ant_id,
-                    task_type=req.task_type,
-                    status=STATUS_EXECUTING,
-                    started_at=run.started_at,
-                )
-            )
-        except Exception:
-            logger.exception("ant %s: EXECUTING ack for %s failed", cfg.ant_id, req.key)
+        executing = TaskResponse(
+            task_execution_id=req.task_execution_id,
+            job_request_id=req.job_request_id,
+            attempt=req.attempt,
+            ant_id=cfg.ant_id,
+            task_type=req.task_type,
+            status=STATUS_EXECUTING,
+            started_at=run.started_at,
+        )
+        with self._log_cond:
+            self._out_responses.append(executing)
 
         method = (req.method or cfg.default_method).upper()
         try:
@@ -455,30 +474,75 @@ class AntWorker:
             ended_at=time.time(),
         )
         if not cfg.keep_workdirs:
-            shutil.rmtree(workdir, ignore_errors=True)  # done before the queen hears "finished"
+            self._discard_workdir(workdir)  # gone before the queen hears "finished"
         sent = False
+        taken: list[Delivery[TaskRequest]] = []
+        with self._lock:
+            # a full ant's reader waits on control requests only: fetch this slot's next task
+            # in the round trip of this answer
+            full = len(self._running) >= cfg.concurrency and not self._backlog
+        read = (cfg.ant_id, self.consumer, 1) if full and not self._stop.is_set() else None
         try:
-            self.flush_logs()  # every line lands before the response that ends the task
-            self.transport.send_response_and_ack(cfg.ant_id, run.delivery_id, resp)
+            # every line lands before the response that ends the task
+            taken = self.flush(final=resp, ack=(cfg.ant_id, run.delivery_id), read=read)
             sent = True
         except Exception:
             logger.exception(
                 "ant %s: response for %s not sent; the request stays pending", cfg.ant_id, req.key
             )
         finally:
-            with self._lock:
-                was_full = len(self._running) >= cfg.concurrency
-                self._running.pop(req.key, None)
-                self.total_executed += 1
-                if sent:
-                    self._finished[req.key] = resp
-                    while len(self._finished) > RECENT_KEYS:
-                        self._finished.popitem(last=False)
-            if was_full and not self._stop.is_set():
-                try:
-                    self.transport.wake()  # the reader is blocked on control only: take new work
-                except Exception:
-                    logger.debug("wake failed", exc_info=True)
+            self._task_done(req.key, resp if sent else None, taken)
+
+    def _task_done(self, key: Key, resp: TaskResponse | None, taken: list[Delivery[TaskRequest]]) -> None:
+        """Free the slot of ``key`` (answered with ``resp`` unless None) and start ``taken``."""
+        cfg = self.config
+        with self._lock:
+            was_full = len(self._running) + len(self._backlog) >= cfg.concurrency
+            self._running.pop(key, None)
+            self.total_executed += 1
+            if resp is not None:
+                self._finished[key] = resp
+                while len(self._finished) > RECENT_KEYS:
+                    self._finished.popitem(last=False)
+            # queued under the same lock: run_once never sees the slot free and reads one more
+            self._backlog.extend(d for d in taken if d.message.action == ACTION_EXECUTE)
+        try:
+            for delivery in taken:
+                if delivery.message.action != ACTION_EXECUTE:
+                    self._dispatch(delivery)
+            self._start_backlog()
+        except Exception:
+            logger.exception("ant %s: starting the next request failed", cfg.ant_id)
+        if not was_full or self._stop.is_set():
+            return
+        with self._lock:
+            free = len(self._running) + len(self._backlog) < cfg.concurrency
+        if free:
+            try:
+                self.transport.wake()  # the reader is blocked on control only: take new work
+            except Exception:
+                logger.debug("wake failed", exc_info=True)
+
+    def _discard_workdir(self, workdir: Path) -> None:
+        """Move it aside at once; the background thread deletes it. Deleting a tree costs the
+        filesystem about half a millisecond per task, which the slot need not wait for."""
+        try:
+            workdir.rename(self._trash / f"{workdir.name}-{uuid.uuid4().hex[:8]}")
+        except OSError:  # gone already, or no trash folder: delete it here
+            shutil.rmtree(workdir, ignore_errors=True)
+            return
+        self._trash_waiting.set()
+
+    def _empty_trash(self) -> None:
+        if not self._trash_waiting.is_set():
+            return
+        self._trash_waiting.clear()
+        try:
+            entries = list(self._trash.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            shutil.rmtree(entry, ignore_errors=True)
 
     # -- logs ----------------------------------------------------------------------------------
     def _log(self, run: _Running, stream: str, line: str) -> None:
@@ -496,36 +560,52 @@ class AntWorker:
             if len(self._log_buf) >= LOG_FLUSH_LINES:
                 self._log_cond.notify_all()
             if len(self._log_buf) >= LOG_BACKPRESSURE_LINES:
-                # bounded: with the transport down the buffer is trimmed instead (flush_logs)
+                # bounded: with the transport down the buffer is trimmed instead (flush)
                 deadline = time.monotonic() + LOG_BACKPRESSURE_MAX_WAIT_SECS
                 while len(self._log_buf) >= LOG_BACKPRESSURE_LINES and not self._bg_stop.is_set():
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    self._log_cond.wait(left)
+                    self._log_room.wait(left)
         for listener in self.log_listeners:
             try:
                 listener(run.req, stream, line)
             except Exception:  # a listener never breaks the task that printed
                 logger.exception("ant %s: log listener failed", self.config.ant_id)
 
-    def flush_logs(self) -> None:
+    def flush(
+        self,
+        final: TaskResponse | None = None,
+        ack: tuple[str, str] | None = None,
+        read: tuple[str, str, int] | None = None,
+    ) -> list[Delivery[TaskRequest]]:
+        """Send the queued log lines and responses, then ``final`` with ``ack`` and ``read``
+        (see ``Transport.send_batch``) in the last round trip; returns the requests read."""
         with self._flush_lock:
             with self._log_cond:
-                batch, self._log_buf = self._log_buf, []
-                self._log_cond.notify_all()  # writers waiting on a full buffer go on
-            if not batch:
-                return
-            for start in range(0, len(batch), LOG_PUBLISH_CHUNK):
-                try:
-                    self.transport.publish_logs(batch[start : start + LOG_PUBLISH_CHUNK])
-                except Exception:
-                    with self._log_cond:
-                        # Keep the unsent ones (in order, bounded) for the next flush.
-                        self._log_buf = (batch[start:] + self._log_buf)[-MAX_BUFFERED_LOG_LINES:]
-                    raise
+                lines, self._log_buf = self._log_buf, []
+                responses, self._out_responses = self._out_responses, []
+                self._log_room.notify_all()  # writers waiting on a full buffer go on
+            if final is not None:
+                responses.append(final)
+            elif not lines and not responses:
+                return []
+            try:
+                # at most LOG_PUBLISH_CHUNK lines per round trip: a failure re-sends only the unsent
+                while len(lines) > LOG_PUBLISH_CHUNK:
+                    self.transport.send_batch(lines[:LOG_PUBLISH_CHUNK])
+                    lines = lines[LOG_PUBLISH_CHUNK:]
+                return self.transport.send_batch(lines, responses, ack=ack, read=read)
+            except Exception:
+                if final is not None:
+                    responses.pop()
+                with self._log_cond:
+                    # Keep the unsent ones (in order, bounded) for the next flush.
+                    self._log_buf = (lines + self._log_buf)[-MAX_BUFFERED_LOG_LINES:]
+                    self._out_responses = responses + self._out_responses
+                raise
 
-    # -- background: heartbeats and log flushing -----------------------------------------------
+    # -- background: heartbeats, flushing, deleting working directories ------------------------
     def _background(self) -> None:
         while not self._bg_stop.is_set():
             with self._log_cond:
@@ -533,8 +613,9 @@ class AntWorker:
                     self._log_cond.wait(LOG_FLUSH_SECS)
             if self._bg_stop.is_set():
                 return
+            self._empty_trash()
             try:
-                self.flush_logs()
+                self.flush()
                 if (
                     time.monotonic() - self._last_heartbeat >= self.config.heartbeat_secs
                     and not self._stop.is_set()

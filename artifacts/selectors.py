@@ -28,7 +28,22 @@ def latest_task_artifacts(
     qs = artifacts_for(org_id).filter(job_request_id=job_request_id, kind=Artifact.Kind.ARTIFACT)
     if task_types is not None:
         qs = qs.filter(task_type__in=list(task_types))
-    rows = list(qs.order_by("id"))
+    return _latest_runs(list(qs.order_by("id")))
+
+
+def latest_task_artifacts_of_requests(requests: dict[int, int]) -> dict[int, list[Artifact]]:
+    """``latest_task_artifacts`` of many requests (id -> organization id) in one query."""
+    rows = Artifact.objects.filter(job_request_id__in=list(requests), kind=Artifact.Kind.ARTIFACT).order_by(
+        "id"
+    )
+    by_request: dict[int, list[Artifact]] = {}
+    for row in rows:
+        if row.organization_id == requests[row.job_request_id]:
+            by_request.setdefault(row.job_request_id, []).append(row)
+    return {request_id: _latest_runs(found) for request_id, found in by_request.items()}
+
+
+def _latest_runs(rows: list[Artifact]) -> list[Artifact]:
     latest: dict[str, tuple[int, int]] = {}
     for row in rows:
         run = (row.task_execution_id or 0, int(row.metadata.get("attempt") or 0))

@@ -73,11 +73,32 @@ def template_variables(request: JobRequest, execution: JobExecution) -> dict[str
     """``<task>_ArtifactURL_<n>`` (n from 1, upload order) for the artifacts of the latest run of
     each earlier task of this request and, for a forked child, of its parent's tasks (the child's
     own win). The URLs are signed: a forked job, a script or curl can use them without a token."""
-    out: dict[str, str] = {}
     chain = [request.parent] if request.parent_id and request.parent else []
-    for req in [*chain, request]:
+    return _artifact_urls(
+        [selectors.latest_task_artifacts(r.organization_id, r.pk) for r in [*chain, request]]
+    )
+
+
+def template_variables_of_requests(requests: list[JobRequest]) -> dict[int, dict[str, str]]:
+    """``template_variables`` of many requests in one query (the dispatcher's batch)."""
+    owners = {r.pk: r.organization_id for r in requests}
+    parents = {r.parent_id for r in requests if r.parent_id}
+    # a forked child lives in its parent's organization
+    if parents:
+        owners.update(JobRequest.objects.filter(pk__in=parents).values_list("pk", "organization_id"))
+    found = selectors.latest_task_artifacts_of_requests(owners)
+    return {
+        r.pk: _artifact_urls([found.get(r.parent_id, []) if r.parent_id else [], found.get(r.pk, [])])
+        for r in requests
+    }
+
+
+def _artifact_urls(runs: list[list[Artifact]]) -> dict[str, str]:
+    """Later runs (the child's own) win over earlier ones (its parent's)."""
+    out: dict[str, str] = {}
+    for artifacts in runs:
         counts: dict[str, int] = {}
-        for artifact in selectors.latest_task_artifacts(req.organization_id, req.pk):
+        for artifact in artifacts:
             counts[artifact.task_type] = counts.get(artifact.task_type, 0) + 1
             out[f"{artifact.task_type}_ArtifactURL_{counts[artifact.task_type]}"] = signed_download_url(
                 artifact
@@ -148,29 +169,37 @@ def _checked_entry(entry: Any, org_prefix: str) -> str | None:
 def record_from_response(task: TaskExecution, request: JobRequest, resp: TaskResponse) -> None:
     """Store metadata of the artifacts (and the log) the ant uploaded for this task. Runs in the
     engine's transaction, once per task attempt (the engine applies each result once)."""
+    record_from_responses([(task, request, resp)])
+
+
+def record_from_responses(results: list[tuple[TaskExecution, JobRequest, TaskResponse]]) -> None:
+    """``record_from_response`` of many tasks: one INSERT for all but caches (a new cache
+    replaces older ones, so each is recorded on its own)."""
     now = timezone.now()
-    org_prefix = f"org-{request.organization_id}/"
-    for entry in resp.artifacts:
-        problem = _checked_entry(entry, org_prefix)
-        if problem:
-            log.warning("task %s: artifact entry ignored: %s", task.pk, problem)
-            continue
-        kind = entry["kind"]
-        metadata = {**(entry.get("metadata") or {}), "attempt": resp.attempt}
-        artifact, created = Artifact.objects.get_or_create(
-            storage_key=entry["storage_key"],
-            defaults={
-                "organization_id": request.organization_id, "kind": kind, "name": str(entry["name"])[:500],
-                "group": str(entry.get("group") or "")[:200], "job_request": request,
-                "job_execution_id": task.job_execution_id, "task_execution": task, "job_type": request.job_type,
-                "task_type": task.task_type, "user_id": request.user_id, "bucket": settings.FORMICARY_S3_BUCKET,
-                "size": int(entry.get("size") or 0), "sha256": str(entry.get("sha256") or "")[:64],
-                "content_type": str(entry.get("content_type") or "application/octet-stream")[:200],
-                "metadata": metadata, "expires_at": _expiry(entry.get("expires_after"), now),
-            },
-        )  # fmt: skip
-        if created and kind == KIND_CACHE:
-            _drop_older_caches(artifact)
+    rows: list[Artifact] = []
+    for task, request, resp in results:
+        for entry in resp.artifacts:
+            problem = _checked_entry(entry, f"org-{request.organization_id}/")
+            if problem:
+                log.warning("task %s: artifact entry ignored: %s", task.pk, problem)
+                continue
+            row = Artifact(
+                organization_id=request.organization_id, kind=entry["kind"], name=str(entry["name"])[:500],
+                group=str(entry.get("group") or "")[:200], job_request=request,
+                job_execution_id=task.job_execution_id, task_execution=task, job_type=request.job_type,
+                task_type=task.task_type, user_id=request.user_id, bucket=settings.FORMICARY_S3_BUCKET,
+                size=int(entry.get("size") or 0), sha256=str(entry.get("sha256") or "")[:64],
+                content_type=str(entry.get("content_type") or "application/octet-stream")[:200],
+                metadata={**(entry.get("metadata") or {}), "attempt": resp.attempt},
+                expires_at=_expiry(entry.get("expires_after"), now), storage_key=entry["storage_key"],
+            )  # fmt: skip
+            if row.kind != KIND_CACHE:
+                rows.append(row)
+            elif not Artifact.objects.filter(storage_key=row.storage_key).exists():
+                row.save()
+                _drop_older_caches(row)
+    # a key recorded before (an answer applied twice) keeps its row
+    Artifact.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def _drop_older_caches(cache: Artifact) -> None:

@@ -13,7 +13,11 @@ in a temp dir, in-process messaging) and in distributed mode (``manage.py queen`
 - L latency: submit-to-start with an idle ant (the task writes the time it began).
 
 Worker concurrency is 2 everywhere. ``--smoke`` runs tiny sizes (CI proves the suite works).
-Results are printed as a table and written as JSON (``--out``).
+Results are printed as a table and written as JSON (``--out``). ``--profile DIR`` writes
+profiles there: a pyinstrument profile of the standalone queen thread per workload, and py-spy
+recordings of the distributed queen and ant processes during each workload's measured part
+(``distributed-<W>-queen.txt`` and ``-ant.txt``, raw collapsed stacks for flame graphs, and
+``distributed-<W>-top.txt``, where the samples went).
 """
 
 import argparse
@@ -193,7 +197,7 @@ def run_standalone(workloads: list[str], sizes: dict[str, int], tmp: Path, log: 
 
 
 def run_distributed(workloads: list[str], sizes: dict[str, int], tmp: Path, urls: dict[str, str],
-                    log: Any) -> dict[str, Any]:  # fmt: skip
+                    log: Any, profile_dir: Path | None) -> dict[str, Any]:  # fmt: skip
     env = base_env()
     env["REDIS_URL"] = urls["REDIS_URL"]
     admin = urls["DATABASE_URL"]
@@ -213,8 +217,9 @@ def run_distributed(workloads: list[str], sizes: dict[str, int], tmp: Path, urls
             child_env = {**env, "DATABASE_URL": _with_db(admin, name), "FORMICARY_DATA_DIR": str(data),
                          "FORMICARY_REDIS_PREFIX": f"bench{tag}{w.lower()}"}  # fmt: skip
             log(f"distributed {w} ...")
-            out[w] = run_child(w, "distributed", child_env, sizes, data)
-            log(f"distributed {w}: {summary(w, out[w])}")
+            profile = str(profile_dir / f"distributed-{w}") if profile_dir and w != "W3" else None
+            out[w] = run_child(w, "distributed", child_env, sizes, data, profile)
+            log(f"distributed {w}: {summary(w, out[w])}" + (f"; profiles {profile}-*.txt" if profile else ""))
             _pg_admin(admin, f"DROP DATABASE IF EXISTS {name}")
     finally:
         _pg_admin(admin, f"DROP DATABASE IF EXISTS {template}")
@@ -250,16 +255,19 @@ def derive(report: dict[str, Any]) -> None:
 
 def table(report: dict[str, Any]) -> str:
     rows = ["| workload | mode | tasks/s | overhead ms/task | submit-to-start p50 / p95 ms | queen CPU ms/task | "
-            "peak RSS queen / ant MB | x floor | notes |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+            "ant CPU ms/task | peak RSS queen / ant MB | x floor | notes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for w in WORKLOADS:
         for mode in ("standalone", "distributed"):
             r = report.get(mode, {}).get(w)
             if not r:
                 continue
             if w in ("W1", "W2"):
+                ant_cpu = r.get("ant_cpu_ms_per_task")
                 rows.append(
                     f"| {w} | {mode} | {r['tasks_per_s']:.1f} | {r['overhead_ms_per_task']:.2f} | "
                     f"{r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | {r['queen_cpu_ms_per_task']:.2f} | "
+                    f"{'' if ant_cpu is None else f'{ant_cpu:.2f}'} | "
                     f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | {r['ratio_to_floor']:.1f} | "
                     f"{r['tasks']} tasks in {r['wall_s']:.2f} s |"
                 )
@@ -267,13 +275,13 @@ def table(report: dict[str, Any]) -> str:
                 keys = [k for k in r if k.isdigit()]
                 small, big = r[keys[0]], r[keys[-1]]
                 rows.append(
-                    f"| {w} | {mode} | | | | | | | pick+start {small['schedule_ms_p50']:.2f} ms with {small['pending']} "
+                    f"| {w} | {mode} | | | | | | | | pick+start {small['schedule_ms_p50']:.2f} ms with {small['pending']} "
                     f"pending, {big['schedule_ms_p50']:.2f} ms with {big['pending']} (x{r['ratio']:.2f}); "
                     f"{big['queries']} queries; pick query alone x{r['pick_ratio']:.2f} |"
                 )
             elif w == "W4":
                 rows.append(
-                    f"| {w} | {mode} | | | | {r['queen_cpu_s'] * 1000 / r['lines']:.3f} per line | "
+                    f"| {w} | {mode} | | | | {r['queen_cpu_s'] * 1000 / r['lines']:.3f} per line | | "
                     f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | | "
                     f"{r['lines_stored']} of {r['lines']} lines stored in order: {r['all_stored_in_order']}; "
                     f"{r['lines_per_s']:.0f} lines/s; RSS growth queen {r['rss_growth_mb']['queen']:.1f} MB, "
@@ -281,7 +289,7 @@ def table(report: dict[str, Any]) -> str:
                 )
             else:
                 rows.append(
-                    f"| {w} | {mode} | | | {r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | | | | "
+                    f"| {w} | {mode} | | | {r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | | | | | "
                     f"idle ant, {r['requests']} requests one at a time, to the task's first instruction |"
                 )
     return "\n".join(rows)
@@ -312,7 +320,8 @@ def main() -> None:
     parser.add_argument("--use-env", action="store_true",
                         help="distributed mode on DATABASE_URL and REDIS_URL from the environment instead of "
                              "starting throw-away servers")  # fmt: skip
-    parser.add_argument("--profile", help="folder for pyinstrument profiles of the standalone queen thread")
+    parser.add_argument("--profile", help="folder for profiles: pyinstrument of the standalone queen thread, "
+                                          "py-spy of the distributed queen and ant processes")  # fmt: skip
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else FULL
     started = time.time()
@@ -346,7 +355,7 @@ def main() -> None:
                                                                               sizes["floor_rtts"])  # fmt: skip
                 log(f"floor: Redis round trip {report['floor']['redis_rtt_ms']:.3f} ms, PostgreSQL UPDATE+COMMIT "
                     f"{report['floor']['postgres_update_commit_ms']:.3f} ms")  # fmt: skip
-                report["distributed"] = run_distributed(args.workloads, sizes, tmp, urls, log)
+                report["distributed"] = run_distributed(args.workloads, sizes, tmp, urls, log, profile_dir)
             finally:
                 if services:
                     services.close()

@@ -6,9 +6,14 @@ run as threads of this process over the in-process transport (as ``manage.py sta
 ``distributed`` mode they are ``manage.py queen`` and ``manage.py ant`` processes talking over
 Redis and PostgreSQL. Each workload gets a fresh database and fresh queen and ant, so peaks and
 CPU times belong to it alone.
+
+``--profile``: standalone, a pyinstrument profile of the queen thread (the whole run) in that
+file; distributed, py-spy recordings of the queen and ant processes during the measured part,
+in files starting with that path (see ``bench.spy``).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -17,11 +22,12 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import procstat, spy
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
@@ -144,6 +150,9 @@ class Standalone:
     def queen_cpu(self) -> float:
         return sum(procstat.thread_cpu_secs(self.tids[n]) for n in ("queen", "writer") if n in self.tids)
 
+    def ant_cpu(self) -> float | None:
+        return None  # the ant's task threads are not told apart from the others in this process
+
     def pids(self) -> dict[str, int]:
         return {"queen": os.getpid(), "ant": os.getpid()}
 
@@ -178,6 +187,9 @@ class Distributed:
     def queen_cpu(self) -> float:
         return procstat.cpu_secs(self.procs["queen"].pid)
 
+    def ant_cpu(self) -> float | None:
+        return procstat.cpu_secs(self.procs["ant"].pid)  # its own threads, not the tasks it spawns
+
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items()}
 
@@ -208,6 +220,7 @@ class World:
         self.org_id = self.user.organization_id
         for text in (CHAIN, SINGLE, LOGS, PROBE):
             definition_upload(org_id=self.org_id, user=self.user, text=text)
+        self.profile = profile
         self.cluster = Standalone(tmp, profile) if mode == "standalone" else Distributed(tmp)
 
     def submit(self, job_type: str, params: dict[str, str] | None = None) -> int:
@@ -239,6 +252,18 @@ class World:
         self.wait_done([self.submit("bench-single")], timeout=60)
         self.wait_done([self.submit("bench-single") for _ in range(CONCURRENCY)], timeout=60)
 
+    @contextlib.contextmanager
+    def profiled(self) -> Iterator[None]:
+        """Distributed with ``--profile``: py-spy on the queen and the ant meanwhile."""
+        if not self.profile or not isinstance(self.cluster, Distributed):
+            yield
+            return
+        recorder = spy.Recorder(Path(self.profile), self.cluster.pids())
+        try:
+            yield
+        finally:
+            recorder.stop()
+
 
 def run_batch(
     world: World, job_type: str, count: int, tasks_per_request: int, timeout: float
@@ -253,12 +278,12 @@ def run_batch(
     for pid in set(pids.values()):
         procstat.reset_peak(pid)
     rss0 = {name: procstat.rss_mb(pid) for name, pid in pids.items()}
-    cpu0 = cluster.queen_cpu()
+    cpu0, ant_cpu0 = cluster.queen_cpu(), cluster.ant_cpu()
     t0 = time.time()
     ids = [world.submit(job_type) for _ in range(count)]
     submit_secs = time.time() - t0
     world.wait_done(ids, timeout)
-    cpu = cluster.queen_cpu() - cpu0
+    cpu, ant_cpu = cluster.queen_cpu() - cpu0, cluster.ant_cpu()
     end = JobExecution.objects.filter(job_request_id__in=ids).aggregate(m=Max("ended_at"))["m"]
     wall = end.timestamp() - t0
     tasks = TaskExecution.objects.filter(job_execution__job_request_id__in=ids).count()
@@ -276,6 +301,7 @@ def run_batch(
         "tasks_per_s": tasks / wall, "wall_ms_per_task": wall * 1000 * CONCURRENCY / tasks,
         "latency_p50_ms": pct(lat, 0.5), "latency_p95_ms": pct(lat, 0.95),
         "queen_cpu_ms_per_task": cpu * 1000 / tasks,
+        "ant_cpu_ms_per_task": None if ant_cpu is None or ant_cpu0 is None else (ant_cpu - ant_cpu0) * 1000 / tasks,
         "peak_rss_mb": {name: procstat.peak_rss_mb(pid) for name, pid in pids.items()},
         "rss_growth_mb": {name: procstat.peak_rss_mb(pid) - rss0[name] for name, pid in pids.items()},
     }  # fmt: skip
@@ -411,7 +437,8 @@ def main() -> None:
     parser.add_argument("--workload", choices=["W1", "W2", "W3", "W4", "L"], required=True)
     parser.add_argument("--sizes", required=True, help="JSON of the workload sizes")
     parser.add_argument("--tmp", required=True)
-    parser.add_argument("--profile", help="standalone: write a pyinstrument profile of the queen thread here")
+    parser.add_argument("--profile", help="standalone: a pyinstrument profile of the queen thread (this file); "
+                                          "distributed: py-spy profiles of queen and ant (files with this prefix)")  # fmt: skip
     args = parser.parse_args()
     sizes = json.loads(args.sizes)
     tmp = Path(args.tmp)
@@ -432,14 +459,15 @@ def main() -> None:
     world.cluster.start()
     try:
         world.warm_up()
-        if args.workload == "W1":
-            result = run_batch(world, "bench-chain", sizes["w1"], 5, timeout=300)
-        elif args.workload == "W2":
-            result = run_batch(world, "bench-single", sizes["w2"], 1, timeout=300)
-        elif args.workload == "W4":
-            result = run_logs(world, sizes["w4"], timeout=600)
-        else:
-            result = run_probe(world, sizes["probe"], tmp)
+        with world.profiled():
+            if args.workload == "W1":
+                result = run_batch(world, "bench-chain", sizes["w1"], 5, timeout=300)
+            elif args.workload == "W2":
+                result = run_batch(world, "bench-single", sizes["w2"], 1, timeout=300)
+            elif args.workload == "W4":
+                result = run_logs(world, sizes["w4"], timeout=600)
+            else:
+                result = run_probe(world, sizes["probe"], tmp)
     finally:
         world.cluster.stop()
     result["at"] = datetime.now().isoformat(timespec="seconds")

@@ -173,6 +173,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # `manage.py standalone` uses SHELL unless this is set.
 FORMICARY_DEFAULT_METHOD = env.str("FORMICARY_DEFAULT_METHOD", default="KUBERNETES").upper()
 FORMICARY_REDIS_PREFIX = env.str("FORMICARY_REDIS_PREFIX", default="formicary")
+# Tasks per ant slot the queen may send ahead to a busy ant while its tasks come back within a
+# second: they wait in its stream and start the moment a slot frees (no round trip through the
+# queen; Celery's prefetch multiplier is 4 too). 0: only as many as free slots.
+FORMICARY_QUEEN_PREFETCH = env.int("FORMICARY_QUEEN_PREFETCH", default=4)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -74,10 +74,19 @@ class TransportClosed(RuntimeError):
 class Transport(abc.ABC):
     """Queen <-> ant messaging. Implementations are thread-safe."""
 
+    # how many ``wake_queens`` entries this transport has read: a queen schedules at once when it
+    # changes (a request was submitted in another process)
+    wakes_read = 0
+
     # -- task requests (queen -> one ant) ----------------------------------------------------
     @abc.abstractmethod
     def send_task(self, ant_id: str, req: TaskRequest) -> None:
         """Queue ``req`` for ``ant_id`` (EXECUTE on the tasks stream, other actions on control)."""
+
+    def send_tasks(self, tasks: Iterable[tuple[str, TaskRequest]]) -> None:
+        """``send_task`` for each ``(ant_id, request)``, in order (one round trip where possible)."""
+        for ant_id, req in tasks:
+            self.send_task(ant_id, req)
 
     @abc.abstractmethod
     def read_tasks(
@@ -107,8 +116,40 @@ class Transport(abc.ABC):
 
     def send_response_and_ack(self, ant_id: str, delivery_id: str, resp: TaskResponse) -> None:
         """Publish ``resp`` then ack the request it answers (one round trip where possible)."""
-        self.send_response(resp)
-        self.ack_task(ant_id, delivery_id)
+        self.send_batch(responses=[resp], ack=(ant_id, delivery_id))
+
+    def send_batch(
+        self,
+        lines: Sequence[LogLine] = (),
+        responses: Sequence[TaskResponse] = (),
+        ack: tuple[str, str] | None = None,
+        read: tuple[str, str, int] | None = None,
+    ) -> list[Delivery[TaskRequest]]:
+        """An ant's writes in one go (one round trip where possible), in this order: ``lines``
+        (as ``publish_logs``), ``responses``, the ack of request ``ack = (ant_id, delivery_id)``
+        (with the responses as one event where possible), then a non-blocking read of up to
+        ``count`` new requests, ``read = (ant_id, consumer, count)``, which it returns.
+
+        The read lets a finishing task fetch its successor in the round trip that reports it;
+        implementations may leave control requests to ``read_tasks``. A failed write raises; a
+        failed read returns ``[]`` (``read_tasks`` gets those requests).
+        """
+        if lines:
+            self.publish_logs(list(lines))
+        for resp in responses:
+            self.send_response(resp)
+        if ack is not None:
+            self.ack_task(*ack)
+        if read is None:
+            return []
+        ant_id, consumer, count = read
+        try:
+            return self.read_tasks(ant_id, consumer, 0, count)
+        except TransportClosed:
+            raise
+        except Exception:
+            logger.warning("reading the next requests of %s failed", ant_id, exc_info=True)
+            return []
 
     @abc.abstractmethod
     def read_responses(self, group_consumer: str, block_ms: int, count: int) -> list[Delivery[TaskResponse]]:
@@ -118,6 +159,7 @@ class Transport(abc.ABC):
     def ack_response(self, delivery_id: str) -> None: ...
 
     def ack_responses(self, delivery_ids: Iterable[str]) -> None:
+        """``ack_response`` for each id (one round trip where possible)."""
         for delivery_id in delivery_ids:
             self.ack_response(delivery_id)
 

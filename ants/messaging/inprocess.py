@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ants.messaging.base import (
@@ -206,12 +206,22 @@ class InProcessTransport(Transport):
         return self._stream(self.key_tasks(ant_id)), parse_id(delivery_id)
 
     # -- tasks ---------------------------------------------------------------------------------
+    def _request_key(self, ant_id: str, req: TaskRequest) -> str:
+        return self.key_tasks(ant_id) if req.action == ACTION_EXECUTE else self.key_control(ant_id)
+
     def send_task(self, ant_id: str, req: TaskRequest) -> None:
-        key = self.key_tasks(ant_id) if req.action == ACTION_EXECUTE else self.key_control(ant_id)
         payload = req.to_json()
         with self._cond:
             self._check_open()
-            self._stream(key).add(payload)
+            self._stream(self._request_key(ant_id, req)).add(payload)
+            self._cond.notify_all()
+
+    def send_tasks(self, tasks: Iterable[tuple[str, TaskRequest]]) -> None:
+        entries = [(self._request_key(ant_id, req), req.to_json()) for ant_id, req in tasks]
+        with self._cond:
+            self._check_open()
+            for key, payload in entries:
+                self._stream(key).add(payload)
             self._cond.notify_all()
 
     def read_tasks(
@@ -254,14 +264,32 @@ class InProcessTransport(Transport):
             self._stream(self.key_responses).add(payload)
             self._cond.notify_all()
 
-    def send_response_and_ack(self, ant_id: str, delivery_id: str, resp: TaskResponse) -> None:
-        payload = resp.to_json()
-        with self._cond:
+    def send_batch(
+        self,
+        lines: Sequence[LogLine] = (),
+        responses: Sequence[TaskResponse] = (),
+        ack: tuple[str, str] | None = None,
+        read: tuple[str, str, int] | None = None,
+    ) -> list[Delivery[TaskRequest]]:
+        log_payloads = [(line.task_execution_id, line.to_json()) for line in lines]
+        payloads = [resp.to_json() for resp in responses]
+        with self._cond:  # one event for every reader
             self._check_open()
-            self._stream(self.key_responses).add(payload)
-            stream, entry_id = self._task_entry(ant_id, delivery_id)
-            stream.ack(entry_id)
+            self._add_logs(log_payloads)
+            out = self._stream(self.key_responses)
+            for payload in payloads:
+                out.add(payload)
+            if ack is not None:
+                stream, entry_id = self._task_entry(*ack)
+                stream.ack(entry_id)
             self._cond.notify_all()
+            if read is None:
+                return []
+            # Only the tasks stream: control requests stay with read_tasks (the ant's reader).
+            ant_id, consumer, count = read
+            key = self.key_tasks(ant_id)
+            tasks = self._stream(key)
+            return self._decode_group(TaskRequest, tasks, key, tasks.read_group(consumer, max(count, 1)))
 
     def read_responses(self, group_consumer: str, block_ms: int, count: int) -> list[Delivery[TaskResponse]]:
         key = self.key_responses
@@ -336,16 +364,22 @@ class InProcessTransport(Transport):
         if not lines:
             return
         payloads = [(line.task_execution_id, line.to_json()) for line in lines]
-        expires = time.monotonic() + LOG_STREAM_TTL_SECS
         with self._cond:
             self._check_open()
-            shared = self._stream(self.key_all_logs, SHARED_LOG_MAXLEN)
-            for task_execution_id, payload in payloads:
-                stream = self._stream(self.key_logs(task_execution_id), LOG_STREAM_MAXLEN)
-                stream.add(payload)
-                stream.expires_at = expires
-                shared.add(payload)
+            self._add_logs(payloads)
             self._cond.notify_all()
+
+    def _add_logs(self, payloads: list[tuple[int, str]]) -> None:
+        """Append (task execution id, line JSON) pairs; the caller holds the lock."""
+        if not payloads:
+            return
+        expires = time.monotonic() + LOG_STREAM_TTL_SECS
+        shared = self._stream(self.key_all_logs, SHARED_LOG_MAXLEN)
+        for task_execution_id, payload in payloads:
+            stream = self._stream(self.key_logs(task_execution_id), LOG_STREAM_MAXLEN)
+            stream.add(payload)
+            stream.expires_at = expires
+            shared.add(payload)
 
     def read_logs(self, task_execution_id: int, after_id: str, block_ms: int) -> list[tuple[str, LogLine]]:
         key = self.key_logs(task_execution_id)

@@ -1,9 +1,10 @@
 """Redis Streams transport (see ``ants.messaging.base`` for stream names and semantics).
 
-Speed notes: writes that belong together go in one pipeline (a response and the ack of its
-request; a batch of log lines and their expiry), and readers block in XREADGROUP/XREAD instead
-of polling. ``wake()`` interrupts blocked reads with CLIENT UNBLOCK: blocking reads run on a
-connection whose client id we know, so shutdown and "a slot became free" need no polling either.
+Speed notes: what belongs together goes in one pipeline (an ant's log lines, its answers, the
+ack of the request the last one answers and the read of its next request; a queen's batch of
+requests or of acks), and readers block in XREADGROUP/XREAD instead of polling. ``wake()``
+interrupts blocked reads with CLIENT UNBLOCK: blocking reads run on a connection whose client id
+we know, so shutdown and "a slot became free" need no polling either.
 
 Every entry has a single field ``m`` holding the message JSON.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 from redis.connection import Connection
 
 from ants.messaging.base import (
@@ -238,10 +240,20 @@ class RedisStreamsTransport(Transport):
                 return out
 
     # -- tasks ---------------------------------------------------------------------------------
+    def _request_key(self, ant_id: str, req: TaskRequest) -> str:
+        return self.key_tasks(ant_id) if req.action == ACTION_EXECUTE else self.key_control(ant_id)
+
     def send_task(self, ant_id: str, req: TaskRequest) -> None:
         self._check_open()
-        key = self.key_tasks(ant_id) if req.action == ACTION_EXECUTE else self.key_control(ant_id)
-        self._r.xadd(key, {FIELD: req.to_json()})
+        self._r.xadd(self._request_key(ant_id, req), {FIELD: req.to_json()})
+
+    def send_tasks(self, tasks: Iterable[tuple[str, TaskRequest]]) -> None:
+        self._check_open()
+        pipe = self._r.pipeline(transaction=False)
+        for ant_id, req in tasks:
+            pipe.xadd(self._request_key(ant_id, req), {FIELD: req.to_json()})
+        if len(pipe):
+            pipe.execute()
 
     def _task_key(self, ant_id: str, delivery_id: str) -> tuple[str, str]:
         if delivery_id.startswith(CONTROL_ID_PREFIX):
@@ -290,15 +302,43 @@ class RedisStreamsTransport(Transport):
         self._check_open()
         self._r.xadd(self.key_responses, {FIELD: resp.to_json()})
 
-    def send_response_and_ack(self, ant_id: str, delivery_id: str, resp: TaskResponse) -> None:
+    def send_batch(
+        self,
+        lines: Sequence[LogLine] = (),
+        responses: Sequence[TaskResponse] = (),
+        ack: tuple[str, str] | None = None,
+        read: tuple[str, str, int] | None = None,
+    ) -> list[Delivery[TaskRequest]]:
         self._check_open()
-        key, entry_id = self._task_key(ant_id, delivery_id)
-        # One round trip, and MULTI makes "response sent" and "request acked" one event.
-        pipe = self._r.pipeline(transaction=True)
-        pipe.xadd(self.key_responses, {FIELD: resp.to_json()})
-        pipe.xack(key, TASKS_GROUP, entry_id)
-        pipe.xdel(key, entry_id)
-        pipe.execute()
+        # One round trip; with an ack, MULTI makes "response sent" and "request acked" one event.
+        pipe = self._r.pipeline(transaction=ack is not None)
+        self._queue_logs(pipe, lines)
+        for resp in responses:
+            pipe.xadd(self.key_responses, {FIELD: resp.to_json()})
+        if ack is not None:
+            key, entry_id = self._task_key(*ack)
+            pipe.xack(key, TASKS_GROUP, entry_id)
+            pipe.xdel(key, entry_id)
+        tasks_key = ""
+        if read is not None:
+            # Only the tasks stream: control requests stay with read_tasks (the ant's reader).
+            ant_id, consumer, count = read
+            tasks_key = self.key_tasks(ant_id)
+            pipe.xreadgroup(TASKS_GROUP, consumer, {tasks_key: ">"}, count=max(count, 1))
+        if not len(pipe):
+            return []
+        replies = pipe.execute(raise_on_error=False)
+        reply = replies.pop() if read is not None else []
+        for result in replies:
+            if isinstance(result, Exception):
+                raise result
+        if isinstance(reply, Exception):  # e.g. NOGROUP after a FLUSHDB: read_tasks recreates it
+            logger.warning("reading the next requests from %s failed: %s", tasks_key, reply)
+            return []
+        items: RawEntries = [
+            (_s(entry_id), fields) for _key, entries in reply for entry_id, fields in entries
+        ]
+        return self._decode_group(TaskRequest, tasks_key, TASKS_GROUP, items)
 
     def read_responses(self, group_consumer: str, block_ms: int, count: int) -> list[Delivery[TaskResponse]]:
         key = self.key_responses
@@ -320,6 +360,7 @@ class RedisStreamsTransport(Transport):
         key = self.key_responses
         wakes = [entry_id for entry_id, fields in items if fields is not None and WAKE_FIELD in fields]
         if wakes:
+            self.wakes_read += len(wakes)
             self._ack(key, RESPONSES_GROUP, wakes)
             items = [item for item in items if item[1] is None or WAKE_FIELD not in item[1]]
         return self._decode_group(TaskResponse, key, RESPONSES_GROUP, items)
@@ -387,6 +428,10 @@ class RedisStreamsTransport(Transport):
             return
         self._check_open()
         pipe = self._r.pipeline(transaction=False)
+        self._queue_logs(pipe, lines)
+        pipe.execute()
+
+    def _queue_logs(self, pipe: Pipeline, lines: Sequence[LogLine]) -> None:
         keys = set()
         for line in lines:
             payload = {FIELD: line.to_json()}
@@ -396,7 +441,6 @@ class RedisStreamsTransport(Transport):
             pipe.xadd(self.key_all_logs, payload, maxlen=SHARED_LOG_MAXLEN, approximate=True)
         for key in keys:
             pipe.expire(key, LOG_STREAM_TTL_SECS)
-        pipe.execute()
 
     def read_logs(self, task_execution_id: int, after_id: str, block_ms: int) -> list[tuple[str, LogLine]]:
         key = self.key_logs(task_execution_id)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -32,31 +31,24 @@ from jobs.definition import dag
 from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
-from jobs.queen import forks, transitions
+from jobs.queen import batches, forks, transitions
 from jobs.queen.context import secrets_and_values, template_data
 from jobs.queen.resources import ResourceManager
-from jobs.queen.specs import graph_spec, is_static, rendered_spec, task_of
-from jobs.states import JOB_RUNNING, JobState, TaskState
+from jobs.queen.rules import (
+    HEAVY_TASK_FIELDS,
+    JOB_RUNNING_VALUES,
+    QUEEN_ANT,
+    QUEEN_METHODS,
+    RUNNING,
+    method_of,
+)
+from jobs.queen.specs import graph_of, graph_spec, is_static, rendered_spec, task_of
+from jobs.states import JobState, TaskState
 
 log = logging.getLogger(__name__)
 
-# Methods the queen runs itself instead of sending to an ant.
-QUEEN_METHODS = frozenset({"FORK_JOB", "AWAIT_FORKED_JOB", "EXPIRE_ARTIFACTS", "MANUAL"})
-RUNNING = [TaskState.STARTED.value, TaskState.EXECUTING.value]
-JOB_RUNNING_VALUES = [s.value for s in JOB_RUNNING]
-# The ant id recorded for tasks the queen runs itself.
-QUEEN_ANT = "queen"
-# Columns the hot paths never read: the parsed definition (the queen parses the text once per
-# version) and the task's own results (stdout tail, context); deferring them saves decoding JSON.
-HEAVY_TASK_FIELDS = ("job_execution__job_request__job_definition__spec", "stdout", "context")
 # Grace on top of a task's own timeout before the queen gives up on the ant's answer.
 TIMEOUT_GRACE_SECS = 30.0
-
-
-def method_of(task: TaskSpec) -> str:
-    """The task's method; one the definition does not name is the deployment's default
-    (KUBERNETES, as in the reference; standalone uses SHELL)."""
-    return task.method if task.method_given else settings.FORMICARY_DEFAULT_METHOD
 
 
 @dataclass
@@ -125,8 +117,11 @@ class Engine:
         for org_id, job_type in full:
             qs = qs.exclude(organization_id=org_id, job_type=job_type)
         self._note_full(full, counts)
-        started = 0
-        for request in qs.select_related("job_definition").order_by("-job_priority", "id")[:limit]:
+        candidates = []
+        pick = (
+            qs.select_related("job_definition").defer("job_definition__spec").order_by("-job_priority", "id")
+        )
+        for request in pick[:limit]:
             key = (request.organization_id, request.job_type)
             running, _ = counts.get(key, (0, request.job_definition.max_concurrency))
             limit_now = request.job_definition.max_concurrency
@@ -138,10 +133,14 @@ class Engine:
             if request.job_definition.disabled:
                 self._wait(request, f"waiting: job type {request.job_type} is disabled")
                 continue
-            if self.start_request(request):
-                counts[key] = (running + 1, limit_now)
-                started += 1
-        return started
+            candidates.append(request)
+            counts[key] = (running + 1, limit_now)
+        started, rest = batches.start_requests(self, candidates)
+        return started + sum(1 for request in rest if self.start_request(request))
+
+    def types_at_limit(self) -> bool:
+        """Some job type had requests waiting for its max_concurrency at the last look."""
+        return bool(self._full_noted)
 
     def _note_full(self, full: list[tuple[int, str]], counts: dict[tuple[int, str], tuple[int, int]]) -> None:
         """Pending requests of a job type at its limit say so (at most twice a second per type)."""
@@ -244,27 +243,46 @@ class Engine:
             qs.order_by("id").values_list(
                 "pk", "task_type", "job_execution__job_request_id", "job_execution__job_request__job_state",
                 "job_execution__job_request__organization_id", "job_execution__job_request__job_definition_id",
-                "job_execution__job_request__job_definition__raw_yaml",
             )[:limit]
         )  # fmt: skip
-        sent = 0
-        for pk, task_type, request_id, job_state, org_id, definition_id, raw_yaml in rows:
-            if job_state in JOB_RUNNING_VALUES:
-                graph_task = task_of(graph_spec(definition_id, raw_yaml), task_type)
-                if graph_task is not None:
-                    method, tags = method_of(graph_task), list(graph_task.tags or [])
-                    if method not in QUEEN_METHODS and self.resources.choose(method, tags, org_id) is None:
-                        reason = self.resources.waiting_reason(method, tags, org_id)
-                        self._note_waiting(pk, task_type, request_id, reason)
-                        continue
-            task = (
-                TaskExecution.objects.select_related("job_execution__job_request__job_definition")
-                .defer(*HEAVY_TASK_FIELDS)
-                .filter(pk=pk, task_state=TaskState.READY)
-                .first()
-            )
-            if task is None:
+        # task id -> the ant reserved for it ("" when the one-at-a-time path decides)
+        chosen: dict[int, str] = {}
+        waiting: list[tuple[int, str, int, str]] = []
+        for pk, task_type, request_id, job_state, org_id, definition_id in rows:
+            graph_task = task_of(graph_of(definition_id), task_type)
+            if job_state not in JOB_RUNNING_VALUES or graph_task is None:
+                chosen[pk] = ""
                 continue
+            method, tags = method_of(graph_task), list(graph_task.tags or [])
+            if method in QUEEN_METHODS:
+                chosen[pk] = QUEEN_ANT
+                continue
+            ant_id = self.resources.choose(method, tags, org_id)
+            if ant_id is None:
+                waiting.append(
+                    (pk, task_type, request_id, self.resources.waiting_reason(method, tags, org_id))
+                )
+                continue
+            self.resources.reserve(ant_id, pk)
+            chosen[pk] = ant_id
+        self._note_waiting_many(waiting)
+        if not chosen:
+            return 0
+        try:
+            sent, rest = batches.dispatch_tasks(self, chosen)
+        except Exception:
+            log.exception("dispatching %s tasks together failed", len(chosen))
+            for pk, ant_id in chosen.items():
+                self.resources.release(ant_id, pk)
+            return 0
+        for task in (
+            TaskExecution.objects.select_related("job_execution__job_request__job_definition")
+            .defer(*HEAVY_TASK_FIELDS)
+            .filter(pk__in=rest, task_state=TaskState.READY)
+            .order_by("id")
+            if rest
+            else []
+        ):
             outbox = Outbox()
             try:
                 sent += self._dispatch(task, outbox)
@@ -367,9 +385,17 @@ class Engine:
         JobExecution.objects.filter(pk=execution.pk).update(context={**execution.context, **values})
 
     def _note_waiting(self, task_id: int, task_type: str, request_id: int, reason: str) -> None:
-        if self._wait_reasons.get(task_id) != reason:
-            self._wait_reasons[task_id] = reason
-            JobRequest.objects.filter(pk=request_id).update(state_message=f"task {task_type}: {reason}"[:500])
+        self._note_waiting_many([(task_id, task_type, request_id, reason)])
+
+    def _note_waiting_many(self, waiting: list[tuple[int, str, int, str]]) -> None:
+        """Requests of tasks that wait for an ant say why: one UPDATE per distinct message."""
+        by_message: dict[str, list[int]] = {}
+        for task_id, task_type, request_id, reason in waiting:
+            if self._wait_reasons.get(task_id) != reason:
+                self._wait_reasons[task_id] = reason
+                by_message.setdefault(f"task {task_type}: {reason}"[:500], []).append(request_id)
+        for message, request_ids in by_message.items():
+            JobRequest.objects.filter(pk__in=request_ids).update(state_message=message)
 
     def _task_request(
         self, task: TaskExecution, request: JobRequest, execution: JobExecution, spec: TaskSpec, ant_id: str,
@@ -454,6 +480,23 @@ class Engine:
         return sum(1 for pk in due.values_list("pk", flat=True) if transitions.job_resume(pk))
 
     # -- responses --------------------------------------------------------------------------------
+
+    def apply_responses(self, responses: list[TaskResponse]) -> list[bool | None]:
+        """Apply a read of ant responses: the plain ones together, the rest one at a time.
+        A result per response: True applied, False stale or a duplicate, None failed (the caller
+        leaves it unacknowledged, so it is applied again later)."""
+        try:
+            results, rest = batches.apply_responses(self, responses)
+        except Exception:
+            log.exception("applying %s responses together failed: one at a time", len(responses))
+            results, rest = [None] * len(responses), list(range(len(responses)))
+        for i in rest:
+            try:
+                results[i] = self.apply_response(responses[i])
+            except Exception:
+                log.exception("applying response for task %s failed", responses[i].task_execution_id)
+                results[i] = None
+        return results
 
     def apply_response(self, resp: TaskResponse) -> bool:
         """Apply one ant response; False when it was stale or a duplicate (nothing changed)."""
@@ -658,8 +701,13 @@ class Engine:
                                       "ERR_TASK_TIMEOUT", message)  # fmt: skip
                 self.cancel_tasks_on_ants([(task.pk, task.ant_id, task.attempt)], request.pk)
                 changed += 1
-            elif task.task_state == TaskState.STARTED and age > self.ack_timeout_secs:
-                # sent but never acknowledged: the message was lost (e.g. a queen died before sending)
+            elif (
+                task.task_state == TaskState.STARTED
+                and age > self.ack_timeout_secs
+                and not self.resources.busy(task.ant_id)
+            ):
+                # sent but never acknowledged by an ant with room: the message was lost (e.g. a
+                # queen died before sending); on a busy ant it may be waiting for a slot
                 if transitions.task_requeue(task.pk, request.pk, from_states=[TaskState.STARTED], not_before=None,
                                             count_retry=False, reason="no acknowledgement from the ant"):  # fmt: skip
                     self.resources.release(task.ant_id, task.pk)

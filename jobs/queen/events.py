@@ -6,6 +6,7 @@ The channel layer delivers at most once: events are for live display, never the 
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,8 +40,10 @@ def _deliver(kind: str, payload: dict[str, Any]) -> None:
         except Exception:  # a broken listener must not break the state change that emitted
             log.exception("event listener failed for %s", kind)
     if kind == "request_submitted":
-        _wake_queens()
-    if payload.get("job_request_id") is not None:
+        # not sent to the channel layer: no page can watch a request before it exists, and a
+        # page opened since shows the new request from its snapshot
+        _waker.wake()
+    elif payload.get("job_request_id") is not None:
         _sender.put(kind, payload)
 
 
@@ -55,12 +58,45 @@ def _wake_queens() -> None:
         log.debug("waking the queens failed", exc_info=True)
 
 
+class _QueenWaker:
+    """Wakes the queens from a background thread, so a submit only raises a flag.
+
+    Every wake is a Redis XADD that each queen also reads and acks: submits close together
+    share one. The first submit after a quiet spell wakes the queens at once; submits within
+    ``GAP_SECS`` of a wake are covered by one more wake right after the gap, so every submit
+    is followed by a wake sent after its commit.
+    """
+
+    GAP_SECS = 0.005
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending = False
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        with self._cond:
+            self._pending = True
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="queen-waker", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending)
+                self._pending = False
+            _wake_queens()
+            time.sleep(self.GAP_SECS)
+
+
 class _ChannelSender:
     """Sends events to the channel layer from one background thread with its own event loop.
 
     The state change that emitted never waits for the channel layer (a send through
     ``async_to_sync`` costs a new event loop, and with Redis a new connection, per event);
-    events queued close together go out back to back on one connection.
+    events queued close together go out together, one message per job request.
     """
 
     MAX_QUEUED = 10_000  # live display only: beyond this, events are dropped
@@ -116,16 +152,20 @@ async def _send_all(batch: list[tuple[str, dict[str, Any]]]) -> None:
         return
     if layer is None:
         return
+    # one message per job request and batch: a group_send costs several Redis round trips
+    # whatever it carries, and one request's events come in bursts (task and job states)
+    by_request: dict[Any, list[dict[str, Any]]] = {}
     for kind, payload in batch:
+        by_request.setdefault(payload["job_request_id"], []).append({"kind": kind, **payload})
+    for request_id, job_events in by_request.items():
         try:
-            await layer.group_send(
-                f"job-{payload['job_request_id']}", {"type": "job.event", "kind": kind, **payload}
-            )
+            await layer.group_send(f"job-{request_id}", {"type": "job.events", "events": job_events})
         except Exception:  # live display only: never fail
-            log.debug("channel layer send failed for %s", kind, exc_info=True)
+            log.debug("channel layer send failed for request %s", request_id, exc_info=True)
 
 
 _sender = _ChannelSender()
+_waker = _QueenWaker()
 
 
 def flush(timeout: float = 5.0) -> bool:

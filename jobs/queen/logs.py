@@ -1,6 +1,14 @@
-"""Persisting task output: the ants stream log lines; the queen stores them in batches."""
+"""Persisting task output: the ants stream log lines; the queen stores them in batches.
+
+Every SHELL command is echoed as a ``system`` line (``$ true``), so even a task that prints
+nothing sends a line. Storing costs a read, two statements and an ack per batch whatever its
+size, so a writer that drained the stream lets lines gather for ``LINGER_SECS`` before reading
+again: under a steady trickle of short tasks it stores a few batches a second instead of one per
+task. Live output does not wait for this: viewers tail the per-task stream, not the table.
+"""
 
 import logging
+import threading
 from collections import defaultdict
 
 from django.db import close_old_connections, connections
@@ -10,6 +18,9 @@ from ants.protocol import LogLine
 from jobs.models import TaskExecution, TaskLogChunk
 
 log = logging.getLogger(__name__)
+
+READ_COUNT = 5000  # lines per batch at most
+LINGER_SECS = 0.1  # after a batch smaller than READ_COUNT (the stream is drained)
 
 
 def store_lines(deliveries: list[Delivery[LogLine]]) -> int:
@@ -38,18 +49,20 @@ def store_lines(deliveries: list[Delivery[LogLine]]) -> int:
 class LogWriter:
     """Reads the shared log stream as one of the ``log-writers`` group and stores what it reads."""
 
-    def __init__(self, transport: Transport, consumer: str) -> None:
+    def __init__(self, transport: Transport, consumer: str, linger_secs: float = LINGER_SECS) -> None:
         self.transport = transport
         self.consumer = consumer
-        self.stopping = False
+        self.linger_secs = linger_secs
+        self._stop = threading.Event()
 
     def run_once(self, block_ms: int = 200) -> int:
-        deliveries = self.transport.read_all_logs(self.consumer, block_ms=block_ms, count=5000)
+        """Store one batch; returns how many lines were read."""
+        deliveries = self.transport.read_all_logs(self.consumer, block_ms=block_ms, count=READ_COUNT)
         if not deliveries:
             return 0
-        stored = store_lines(deliveries)
+        store_lines(deliveries)
         self.transport.ack_logs([d.id for d in deliveries])
-        return stored
+        return len(deliveries)
 
     def run_forever(self) -> None:
         # lines a dead writer read but never stored are ours now
@@ -57,16 +70,19 @@ class LogWriter:
         if stale:
             store_lines(stale)
             self.transport.ack_logs([d.id for d in stale])
-        while not self.stopping:
+        while not self._stop.is_set():
             try:
-                self.run_once()
+                read = self.run_once()
             except Exception:
                 log.exception("storing log lines failed")
                 close_old_connections()
+                continue
+            if 0 < read < READ_COUNT:
+                self._stop.wait(self.linger_secs)  # drained: let the next lines gather
         connections.close_all()
 
     def stop(self) -> None:
-        self.stopping = True
+        self._stop.set()
 
 
 def task_log_text(task_execution_id: int, attempt: int | None = None) -> str:

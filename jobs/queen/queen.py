@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 
 from ants.messaging.base import Transport
@@ -19,8 +20,14 @@ from jobs.queen.cron import CronScheduler
 from jobs.queen.engine import Engine
 from jobs.queen.leader import Lease
 from jobs.queen.resources import ResourceManager
+from jobs.states import JOB_TERMINAL
 
 log = logging.getLogger(__name__)
+TERMINAL = {str(s) for s in JOB_TERMINAL}
+# requests started per pass (dispatching goes on in between) and the look-up's fallback period
+SCHEDULE_BATCH = 20
+SCHEDULE_EVERY_SECS = 0.25
+HEARTBEAT_READ_SECS = 0.1
 
 
 def default_queen_id() -> str:
@@ -44,7 +51,9 @@ class Queen:
         self.ant_timeout_secs = ant_timeout_secs
         self.block_ms = block_ms
         self.housekeeping_secs = housekeeping_secs
-        self.resources = ResourceManager(ant_timeout_secs=ant_timeout_secs)
+        self.resources = ResourceManager(
+            ant_timeout_secs=ant_timeout_secs, prefetch=settings.FORMICARY_QUEEN_PREFETCH
+        )
         self.engine = Engine(transport, self.resources, ack_timeout_secs=ack_timeout_secs)
         self.lease = Lease(self.queen_id, ttl_secs=lease_ttl_secs)
         self.cron = CronScheduler()
@@ -53,15 +62,30 @@ class Queen:
         self._last_housekeeping = 0.0
         self._last_lease = 0.0
         self._last_cron = 0.0
+        self._last_schedule = 0.0
+        self._last_heartbeats = 0.0
+        self._wakes_seen = 0
+        # set when something may have become startable: a submit in this process, a job that
+        # ended while a job type was at its max_concurrency, a pass that hit its limit
+        self._schedule_wanted = True
         self._unsubscribe = events.subscribe(self._on_event)
 
     def _on_event(self, kind: str, payload: dict) -> None:
         if kind == "request_submitted":
+            self._schedule_wanted = True
             self.transport.wake()
+        elif kind == "job_state" and payload.get("job_state") in TERMINAL and self.engine.types_at_limit():
+            self._schedule_wanted = True
 
     # -- steps --------------------------------------------------------------------------------------
 
     def heartbeats(self) -> int:
+        """Ants heartbeat every few seconds: reading them on every pass was a Redis round trip per
+        pass for nothing, so a busy queen reads them every HEARTBEAT_READ_SECS."""
+        now = time.monotonic()
+        if now - self._last_heartbeats < HEARTBEAT_READ_SECS:
+            return 0
+        self._last_heartbeats = now
         regs = self.transport.read_registrations(block_ms=0)
         for reg in regs:
             self.resources.heard(reg)
@@ -71,17 +95,17 @@ class Queen:
         deliveries = self.transport.read_responses(self.queen_id, block_ms=block_ms, count=100)
         # a short task's EXECUTING and final answers often arrive together: the final one is enough
         finished = {d.message.key for d in deliveries if d.message.status != STATUS_EXECUTING}
+        done, todo = [], []
         for delivery in deliveries:
             if delivery.message.status == STATUS_EXECUTING and delivery.message.key in finished:
-                self.transport.ack_response(delivery.id)
-                continue
-            try:
-                self.engine.apply_response(delivery.message)
-            except Exception:
-                # left unacked: this queen (or another) claims it again later
-                log.exception("applying response %s failed", delivery.id)
-                continue
-            self.transport.ack_response(delivery.id)
+                done.append(delivery.id)
+            else:
+                todo.append(delivery)
+        results = self.engine.apply_responses([d.message for d in todo])
+        # one that failed is left unacked: this queen (or another) claims it again later
+        done += [d.id for d, result in zip(todo, results, strict=True) if result is not None]
+        if done:
+            self.transport.ack_responses(done)
         return len(deliveries)
 
     def leadership(self) -> None:
@@ -99,11 +123,24 @@ class Queen:
                 )
 
     def scheduling(self) -> int:
-        """Only the leader starts requests, fires cron ticks and resumes paused jobs."""
+        """Only the leader starts requests, fires cron ticks and resumes paused jobs.
+
+        Looking for startable requests costs two queries, so a pass does it only when something
+        may have changed, and otherwise a few times a second (retry delays, scheduled times)."""
         if not self.is_leader:
             return 0
-        done = self.engine.schedule(limit=10)  # small batches: dispatching goes on in between
         now = time.monotonic()
+        done = 0
+        wakes = self.transport.wakes_read
+        if (
+            self._schedule_wanted
+            or wakes != self._wakes_seen
+            or now - self._last_schedule >= SCHEDULE_EVERY_SECS
+        ):
+            self._schedule_wanted, self._wakes_seen, self._last_schedule = False, wakes, now
+            done = self.engine.schedule(limit=SCHEDULE_BATCH)
+            if done >= SCHEDULE_BATCH:
+                self._schedule_wanted = True  # more may be waiting
         if now - self._last_cron >= 0.5:
             self._last_cron = now
             done += self.cron.run_once()
@@ -131,8 +168,9 @@ class Queen:
         self.leadership()
         done = self.heartbeats()
         done += self.responses(block_ms=0)
-        done += self.scheduling()
+        # answers free room on ants: the next tasks go before anything else is looked at
         done += self.engine.dispatch_ready()
+        done += self.scheduling()
         done += self.housekeeping()
         if not done and block_ms:
             done += self.responses(block_ms=block_ms)

@@ -14,6 +14,11 @@ from ants.protocol import AntRegistration
 
 # Heartbeats are persisted for the API and UI at most this often per ant.
 PERSIST_EVERY_SECS = 2.0
+# Tasks are sent ahead to a busy ant only while its tasks come back quickly: for short tasks the
+# queen's round trip is most of a slot's time, for long ones it is nothing and a task sent ahead
+# would wait behind a long one while another ant may free up first.
+PREFETCH_MAX_TURNAROUND_SECS = 1.0
+PREFETCH_AFTER_ANSWERS = 3
 
 
 @dataclass
@@ -22,10 +27,23 @@ class AntState:
     last_seen: float
     reserved: set[int] = field(default_factory=set)  # task execution ids sent and not finished
     persisted_at: float = 0.0
+    prefetch: int = 0  # tasks per slot that may wait in the ant's stream while tasks are short
+    sent_at: dict[int, float] = field(default_factory=dict)  # task id -> when it was sent
+    # moving average of send-to-answer seconds; None until a few tasks came back
+    turnaround: float | None = None
+    answered: int = 0
 
     @property
     def free(self) -> int:
-        return self.reg.max_capacity - len(self.reserved)
+        room = self.reg.max_capacity
+        if self.prefetch and self.turnaround is not None and self.turnaround < PREFETCH_MAX_TURNAROUND_SECS:
+            room *= 1 + self.prefetch
+        return room - len(self.reserved)
+
+    def observe(self, secs: float) -> None:
+        self.answered += 1
+        if self.answered >= PREFETCH_AFTER_ANSWERS:
+            self.turnaround = secs if self.turnaround is None else 0.8 * self.turnaround + 0.2 * secs
 
 
 def _ts(value: float) -> datetime:
@@ -33,9 +51,13 @@ def _ts(value: float) -> datetime:
 
 
 class ResourceManager:
-    def __init__(self, ant_timeout_secs: float = 15.0, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ant_timeout_secs: float = 15.0, clock=time.time, prefetch: int = 0) -> None:  # type: ignore[no-untyped-def]
         self.ant_timeout_secs = ant_timeout_secs
         self.clock = clock
+        # A task may be sent to an ant whose slots are all busy, ``prefetch`` per slot: it waits
+        # in the ant's stream and starts the moment a slot frees, without a round trip through
+        # the queen (the ant reads it in the same round trip that answers the finished task).
+        self.prefetch = prefetch
         self.ants: dict[str, AntState] = {}
 
     # -- heartbeats ---------------------------------------------------------------------------------
@@ -43,7 +65,7 @@ class ResourceManager:
         now = self.clock()
         state = self.ants.get(reg.ant_id)
         if state is None:
-            state = self.ants[reg.ant_id] = AntState(reg=reg, last_seen=now)
+            state = self.ants[reg.ant_id] = AntState(reg=reg, last_seen=now, prefetch=self.prefetch)
         elif reg.created_at < state.reg.created_at:
             return  # an older heartbeat arriving late
         state.reg, state.last_seen = reg, now
@@ -109,6 +131,12 @@ class ResourceManager:
                 best = state
         return best.reg.ant_id if best else None
 
+    def busy(self, ant_id: str) -> bool:
+        """The ant said in its last heartbeat that every slot is taken (a task sent to it may be
+        waiting in its stream, not lost)."""
+        state = self.ants.get(ant_id)
+        return state is not None and state.reg.current_load >= state.reg.max_capacity
+
     def all_full(self) -> bool:
         """Ants are known and none has a free slot: no task for an ant can be sent now."""
         return bool(self.ants) and all(s.free <= 0 for s in self.ants.values())
@@ -116,16 +144,21 @@ class ResourceManager:
     def reserve(self, ant_id: str, task_id: int) -> None:
         if ant_id in self.ants:
             self.ants[ant_id].reserved.add(task_id)
+            self.ants[ant_id].sent_at[task_id] = self.clock()
 
     def release(self, ant_id: str, task_id: int) -> None:
         state = self.ants.get(ant_id)
         if state is not None:
             state.reserved.discard(task_id)
+            sent = state.sent_at.pop(task_id, None)
+            if sent is not None:
+                state.observe(self.clock() - sent)
 
     def sync_reservations(self, running: dict[str, set[int]]) -> None:
         """Reset reservations from the database's running tasks (after restart, or periodically)."""
         for ant_id, state in self.ants.items():
             state.reserved = set(running.get(ant_id, set()))
+            state.sent_at = {t: at for t, at in state.sent_at.items() if t in state.reserved}
 
     def waiting_reason(self, method: str, tags: list[str], org_id: int | None = None) -> str:
         wanted = f"method {method}" + (f" and tags {', '.join(tags)}" if tags else "")

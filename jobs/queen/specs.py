@@ -17,6 +17,18 @@ def graph_spec(definition_id: int, raw_yaml: str) -> JobSpec:
     return load_definition(raw_yaml)
 
 
+@lru_cache(maxsize=512)
+def definition_text(definition_id: int) -> str:
+    """A version's text, read once: the hot paths need not fetch it with every row."""
+    from jobs.models import JobDefinition
+
+    return JobDefinition.objects.values_list("raw_yaml", flat=True).get(pk=definition_id)
+
+
+def graph_of(definition_id: int) -> JobSpec:
+    return graph_spec(definition_id, definition_text(definition_id))
+
+
 def is_static(raw_yaml: str) -> bool:
     """A definition without template actions renders the same with any data."""
     return "{{" not in raw_yaml

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Model
 from django.utils import timezone
 
 from jobs.models import JobExecution, JobRequest, TaskExecution
@@ -353,3 +353,192 @@ def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[in
             if ant_id and state in RUNNING_TASK:
                 on_ants.append((task_id, ant_id, attempt))
     return on_ants
+
+
+# -- many at once -------------------------------------------------------------------------------
+# The queen's hot paths change many rows per pass. Each function below is one statement (or one
+# executemany) for the whole batch, still conditional on the expected state; RETURNING tells
+# which rows moved, so events go out for those only. SQLite (3.35+) and PostgreSQL both have it.
+
+
+def _update_returning(
+    model: type[Model], ids: Iterable[int], sets: dict[str, Any], *, where: dict[str, Any] | None = None,
+    increment: tuple[str, ...] = (), returning: tuple[str, ...] = ("id",),
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    ids = list(ids)
+    if not ids:
+        return []
+    meta, qn = model._meta, connection.ops.quote_name
+    assigns, params = [], []
+    for name, value in sets.items():
+        field = meta.get_field(name)
+        assigns.append(f"{qn(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    for name in increment:
+        column = qn(meta.get_field(name).column)
+        assigns.append(f"{column} = {column} + 1")
+    conditions = [f"{qn(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"]
+    params += ids
+    for name, value in (where or {}).items():
+        column = qn(meta.get_field(name).column)
+        if isinstance(value, list | tuple | set | frozenset):
+            conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
+            params += [str(v) for v in value]
+        else:
+            conditions.append(f"{column} = %s")
+            params.append(str(value) if isinstance(value, str) else value)
+    columns = ", ".join(qn(meta.get_field(name).column) for name in returning)
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {', '.join(assigns)} WHERE {' AND '.join(conditions)} "
+        f"RETURNING {columns}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def requests_claim(request_ids: Iterable[int]) -> dict[int, tuple[bool, int | None]]:
+    """PENDING -> READY for many; returns id -> (hard_reset, last_execution_id) of those won."""
+    rows = _update_returning(
+        JobRequest, request_ids,
+        {"job_state": JobState.READY, "state_message": "", "not_before": None, "updated_at": timezone.now()},
+        where={"job_state": JobState.PENDING}, returning=("id", "hard_reset", "last_execution"),
+    )  # fmt: skip
+    for request_id, *_ in rows:
+        _job_event(request_id, JobState.READY)
+    return {request_id: (bool(hard), last) for request_id, hard, last in rows}
+
+
+def executions_create(starts: list[tuple[JobRequest, int | None]]) -> dict[int, JobExecution]:
+    """New executions of claimed requests (each with the execution whose completed tasks it may
+    reuse), recorded as their requests' last execution."""
+    executions = JobExecution.objects.bulk_create(
+        [
+            JobExecution(
+                organization_id=request.organization_id,
+                job_request_id=request.pk,
+                job_state=JobState.READY,
+                reuse_execution_id=reuse,
+            )  # fmt: skip
+            for request, reuse in starts
+        ]
+    )
+    meta, qn = JobRequest._meta, connection.ops.quote_name
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {qn('last_execution_id')} = %s, {qn('hard_reset')} = %s "
+        f"WHERE {qn('id')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(e.pk, False, e.job_request_id) for e in executions])
+    for (request, _), execution in zip(starts, executions, strict=True):
+        request.last_execution = execution
+    return {e.job_request_id: e for e in executions}
+
+
+def tasks_create_ready(rows: list[tuple[JobExecution, str, str, bool, int]]) -> list[TaskExecution]:
+    """New READY tasks: (execution, task type, method, allow_failure, task order) each."""
+    tasks = TaskExecution.objects.bulk_create(
+        [
+            TaskExecution(organization_id=execution.organization_id, job_execution=execution, task_type=task_type,
+                          method=method, allow_failure=allow_failure, task_order=order, task_state=TaskState.READY)
+            for execution, task_type, method, allow_failure, order in rows
+        ]
+    )  # fmt: skip
+    for task in tasks:
+        _task_event(task, task.job_execution.job_request_id, TaskState.READY, task_type=task.task_type)
+    return tasks
+
+
+def tasks_dispatch(ant_id: str, tasks: dict[int, int]) -> dict[int, int]:
+    """READY -> STARTED on ``ant_id`` for tasks (id -> request id); returns id -> new attempt of
+    those won."""
+    now = timezone.now()
+    rows = _update_returning(
+        TaskExecution, tasks, {"task_state": TaskState.STARTED, "ant_id": ant_id, "updated_at": now, "started_at": now},
+        where={"task_state": TaskState.READY}, increment=("attempt",), returning=("id", "attempt"),
+    )  # fmt: skip
+    for task_id, _ in rows:
+        _task_event(task_id, tasks[task_id], TaskState.STARTED, ant_id=ant_id)
+    return dict(rows)
+
+
+def jobs_executing(executions: dict[int, int]) -> None:
+    """READY -> EXECUTING for requests (id -> execution id) whose first task went to an ant."""
+    now = timezone.now()
+    JobExecution.objects.filter(pk__in=list(executions.values()), job_state=JobState.READY).update(
+        job_state=JobState.EXECUTING, updated_at=now
+    )
+    rows = _update_returning(
+        JobRequest, executions, {"job_state": JobState.EXECUTING, "updated_at": now},
+        where={"job_state": JobState.READY},
+    )  # fmt: skip
+    for (request_id,) in rows:
+        _job_event(request_id, JobState.EXECUTING)
+
+
+def tasks_executing(tasks: list[tuple[int, int, int]]) -> int:
+    """STARTED -> EXECUTING for (task id, request id, attempt) each: one statement per attempt
+    number (nearly always one)."""
+    by_attempt: dict[int, dict[int, int]] = {}
+    for task_id, request_id, attempt in tasks:
+        by_attempt.setdefault(attempt, {})[task_id] = request_id
+    won = 0
+    now = timezone.now()
+    for attempt, ids in by_attempt.items():
+        rows = _update_returning(
+            TaskExecution, ids, {"task_state": TaskState.EXECUTING, "updated_at": now},
+            where={"task_state": TaskState.STARTED, "attempt": attempt},
+        )  # fmt: skip
+        for (task_id,) in rows:
+            _task_event(task_id, ids[task_id], TaskState.EXECUTING)
+        won += len(rows)
+    return won
+
+
+FINISH_FIELDS = ("task_state", "exit_code", "exit_message", "error_code", "error_message", "failed_command",
+                 "context", "stdout", "cost_factor", "ended_at", "updated_at")  # fmt: skip
+
+
+def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
+    """Running -> final for (task id, request id, attempt, FINISH_FIELDS values) each, in one
+    executemany. The caller has locked the rows and checked their state and attempt (the
+    condition stays as a guard)."""
+    if not finished:
+        return
+    meta, qn = TaskExecution._meta, connection.ops.quote_name
+    fields = [meta.get_field(name) for name in FINISH_FIELDS]
+    running = _values(RUNNING_TASK)
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
+        f"WHERE {qn('id')} = %s AND {qn('attempt')} = %s AND {qn('task_state')} IN (%s, %s)"
+    )
+    params = [
+        [*(f.get_db_prep_save(values[f.name], connection) for f in fields), task_id, attempt, *running]
+        for task_id, _, attempt, values in finished
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+    for task_id, request_id, _, values in finished:
+        _task_event(task_id, request_id, values["task_state"], exit_code=values["exit_code"])
+
+
+def jobs_complete(executions: dict[int, int]) -> list[int]:
+    """Running -> COMPLETED for requests (id -> execution id); returns the request ids won."""
+    now = timezone.now()
+    rows = _update_returning(
+        JobRequest, executions, {"job_state": JobState.COMPLETED, "error_code": "", "error_message": "",
+                                 "state_message": "", "updated_at": now},
+        where={"job_state": _values(JOB_RUNNING)},
+    )  # fmt: skip
+    won = [request_id for (request_id,) in rows]
+    JobExecution.objects.filter(pk__in=[executions[r] for r in won]).update(
+        job_state=JobState.COMPLETED,
+        error_code="",
+        error_message="",
+        exit_code="",
+        ended_at=now,
+        updated_at=now,
+    )
+    for request_id in won:
+        _job_event(request_id, JobState.COMPLETED, error_code="")
+    return won

@@ -14,7 +14,6 @@ import pytest
 from django.db import connection
 
 from ants.messaging import InProcessTransport, transport_from_url
-from jobs.models import TaskExecution
 from jobs.queen import messaging
 from tests.engine.harness import SHELL_AND_HTTP, Harness
 
@@ -105,19 +104,6 @@ class Cluster:
         if self.processes:
             self.processes.stop()
         messaging.reset_transport()
-
-    def peak_load(self, ant_id: str) -> int:
-        """Highest number of tasks the ant ran at once, from the task rows' time spans."""
-        spans = sorted(
-            TaskExecution.objects.filter(ant_id=ant_id, started_at__isnull=False, ended_at__isnull=False)
-            .values_list("started_at", "ended_at")
-        )  # fmt: skip
-        events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1]))
-        load = peak = 0
-        for _, delta in events:
-            load += delta
-            peak = max(peak, load)
-        return peak
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from ants.protocol import STATUS_COMPLETED, STATUS_EXECUTING, AntRegistration, T
 from jobs.models import JobRequest, TaskExecution
 from jobs.queen.engine import Engine
 from jobs.queen.resources import ResourceManager
+from jobs.queen.specs import graph_of
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 
@@ -83,7 +84,8 @@ class Budget:
 @pytest.fixture
 def engine(alice):  # type: ignore[no-untyped-def]
     for text in (CHAIN, TEMPLATED):
-        definition_upload(org_id=alice.org_id, user=alice.user, text=text)
+        definition, _ = definition_upload(org_id=alice.org_id, user=alice.user, text=text)
+        graph_of(definition.pk)  # the queen reads a version's text once; that read is not per task
     resources = ResourceManager()
     resources.heard(AntRegistration(ant_id="ant-q", max_capacity=10, methods=["SHELL"]))
     return Engine(InProcessTransport(), resources)
@@ -111,52 +113,79 @@ def respond(engine: Engine, task: TaskExecution, status: str) -> bool:
 
 def test_submit(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice)  # warm caches (content types, the user's organization)
-    with Budget(3, "submit without params"):
-        # 1. does the organization have this job type (else public plugins are looked up)
-        # 2. its latest version
-        # 3. INSERT the request (bulk_create of no params runs no query)
+    with Budget(2, "submit without params"):
+        # 1. the organization's latest version of the job type (a few columns; public plugins
+        #    are looked up only when the organization has none)
+        # 2. INSERT the request (no transaction: it is the only write)
         submit(alice)
-    with Budget(4, "submit with params"):
-        # as above, plus 3. one bulk INSERT of all params
+    with Budget(3, "submit with params"):
+        # as above, plus one bulk INSERT of all params (request and params in one transaction)
         submit(alice, A="1", B="2", C="3")
 
 
 def test_schedule_starts_a_request(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice)
-    with Budget(9, "schedule one pending request"):
+    with Budget(8, "schedule one pending request"):
         # 1. running requests per job type (concurrency limits)
         # 2. the pick: pending requests due, by priority then age, with their definitions
-        # 3. lock the job type's latest definition (SELECT ... FOR UPDATE; serialises starts)
-        # 4. running requests of that job type
-        # 5. claim: UPDATE request PENDING -> READY
-        # 6. the request's hard_reset flag (set by a restart racing with this start)
-        # 7. INSERT the execution
-        # 8. UPDATE request.last_execution
-        # 9. INSERT the first task (READY)
+        # 3. lock the job types' latest definitions (SELECT ... FOR UPDATE; serialises starts)
+        # 4. running requests of those job types
+        # 5. claim: UPDATE requests PENDING -> READY ... RETURNING (hard_reset, last execution)
+        # 6. INSERT the executions
+        # 7. UPDATE request.last_execution (one executemany)
+        # 8. INSERT the first tasks (READY)
         # A definition without template actions is not rendered: no template data is loaded.
         assert engine.schedule() == 1
+
+
+def test_schedule_cost_does_not_grow_with_the_batch(alice, engine):  # type: ignore[no-untyped-def]
+    for _ in range(12):
+        submit(alice)
+    with Budget(8, "schedule twelve pending requests"):
+        # the same eight statements start all twelve
+        assert engine.schedule(limit=20) == 12
+    assert TaskExecution.objects.filter(task_state="READY").count() == 12
 
 
 def test_schedule_with_templates_loads_template_data(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice, "qc-templated", Name="x")
     with Budget(13, "schedule a templated request"):
-        # as above, plus the template data of the render: org configs, job configs, params and
-        # the artifact URLs of earlier tasks
+        # one at a time: running counts, pick, lock, count, claim, hard_reset, INSERT execution,
+        # UPDATE last_execution, then the template data of the render (org configs, job configs,
+        # params, artifact URLs of earlier tasks) and INSERT the first task
         assert engine.schedule() == 1
 
 
 def test_dispatch_a_task(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice)
     engine.schedule()
-    with Budget(9, "dispatch the first task"):
-        # 1. READY tasks due: a few columns each (state of the request, definition text)
-        # 2. the task that goes, in full, with its execution, request and definition
-        # 3-5. template data: org configs, job configs, request params (the ant gets them as
-        #      variables)
-        # 6. artifact URLs of earlier tasks (template variables)
-        # 7. UPDATE task READY -> STARTED (attempt + 1, conditional on the attempt read)
-        # 8-9. UPDATE execution and request READY -> EXECUTING (first task only)
+    with Budget(5, "dispatch the first task"):
+        # 1. READY tasks due: a few columns each (state of the request, definition id)
+        # 2. the tasks that go with the columns of their executions and requests the dispatch
+        #    reads, and whether they have configs, params or artifacts of earlier tasks (EXISTS)
+        # 3. UPDATE tasks READY -> STARTED ... RETURNING the new attempt (one per ant)
+        # 4-5. UPDATE executions and requests READY -> EXECUTING (first tasks only)
         assert engine.dispatch_ready() == 1
+
+
+def test_dispatch_loads_configs_and_params_only_when_there_are_some(alice, engine):  # type: ignore[no-untyped-def]
+    submit(alice, "qc-templated", Name="x")
+    engine.schedule()
+    with Budget(6, "dispatch a task with params"):
+        # as above, plus one UNION ALL of org configs, job configs and the request's params
+        assert engine.dispatch_ready() == 1
+    sent = engine.transport.read_tasks("ant-q", "c", 0, 10)
+    assert sent[0].message.variables["Name"] == "x"
+
+
+def test_dispatch_cost_does_not_grow_with_the_batch(alice, engine):  # type: ignore[no-untyped-def]
+    for _ in range(8):
+        submit(alice)
+    engine.schedule()
+    with Budget(5, "dispatch eight first tasks"):
+        # the same five statements send all eight
+        assert engine.dispatch_ready() == 8
+    assert TaskExecution.objects.filter(task_state="STARTED", ant_id="ant-q").count() == 8
 
 
 def test_dispatch_a_later_task_skips_job_executing(alice, engine):  # type: ignore[no-untyped-def]
@@ -165,7 +194,7 @@ def test_dispatch_a_later_task_skips_job_executing(alice, engine):  # type: igno
     engine.dispatch_ready()
     first = TaskExecution.objects.get(job_execution__job_request=request)
     respond(engine, first, STATUS_COMPLETED)
-    with Budget(7, "dispatch a later task"):
+    with Budget(3, "dispatch a later task"):
         # as for the first task without the two READY -> EXECUTING updates
         assert engine.dispatch_ready() == 1
 
@@ -216,3 +245,29 @@ def test_apply_completed_ends_the_job(alice, engine):  # type: ignore[no-untyped
         assert engine.apply_response(resp)
     request.refresh_from_db()
     assert request.job_state == "COMPLETED"
+
+
+def test_apply_cost_does_not_grow_with_the_batch(alice, engine):  # type: ignore[no-untyped-def]
+    requests = [submit(alice) for _ in range(6)]
+    engine.schedule()
+    engine.dispatch_ready()
+    firsts = list(TaskExecution.objects.filter(job_execution__job_request__in=requests))
+    executing = [response(t, STATUS_EXECUTING) for t in firsts]
+    with Budget(1, "apply six EXECUTING answers"):
+        # 1. UPDATE tasks STARTED -> EXECUTING for the attempt number they all share
+        assert engine.apply_responses(executing) == [True] * 6
+    finals = [response(t, STATUS_COMPLETED) for t in firsts]
+    with Budget(4, "apply six COMPLETED answers with next tasks"):
+        # 1. the tasks, locked, with their executions, requests and definitions
+        # 2. UPDATE tasks -> COMPLETED (one executemany)
+        # 3. the executions' tasks (is a next one a revisit? its order)
+        # 4. INSERT the next tasks (READY)
+        assert engine.apply_responses(finals) == [True] * 6
+    assert TaskExecution.objects.filter(task_type="two", task_state="READY").count() == 6
+    engine.dispatch_ready()
+    seconds = [response(t, STATUS_COMPLETED) for t in TaskExecution.objects.filter(task_type="two")]
+    with Budget(4, "apply six COMPLETED answers that end their jobs"):
+        # 1. the tasks, locked; 2. UPDATE tasks -> COMPLETED (executemany);
+        # 3. UPDATE requests -> COMPLETED ... RETURNING; 4. UPDATE their executions
+        assert engine.apply_responses(seconds) == [True] * 6
+    assert JobRequest.objects.filter(pk__in=[r.pk for r in requests], job_state="COMPLETED").count() == 6

@@ -1,0 +1,383 @@
+"""The queen's hot paths for many items at once: start pending requests, send ready tasks, apply
+ants' answers.
+
+Profiles showed the queen's time per task going to the ORM statements around it (about twenty per
+task, each a round trip and its Python), not to decisions. These paths read a pass's items in one
+query and write them in a few statements (``jobs.queen.transitions``, section "many at once").
+Whatever is unusual (a retry, an exit-code route, a task the queen runs itself, a restart reusing
+earlier results, an answer with outputs, a paused job) is handed back to the engine's
+one-at-a-time path, so every rule lives in one place and these paths stay small.
+"""
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from ants.protocol import ACTION_EXECUTE, STATUS_CANCELLED, STATUS_COMPLETED, STATUS_EXECUTING, TaskResponse
+from artifacts import services as artifact_services
+from artifacts.models import Artifact
+from jobs.definition import dag
+from jobs.definition.errors import DefinitionError, TemplateError
+from jobs.definition.model import TaskSpec
+from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest, JobRequestParam, TaskExecution
+from jobs.queen import transitions
+from jobs.queen.context import secrets_and_values_many, template_data_of
+from jobs.queen.rules import JOB_RUNNING_VALUES, QUEEN_ANT, QUEEN_METHODS, method_of
+from jobs.queen.specs import definition_text, graph_of, graph_spec, is_static, rendered_spec, task_of
+from jobs.states import JobState, TaskState
+from orgs.models import OrgConfig
+
+if TYPE_CHECKING:
+    from jobs.queen.engine import Engine
+
+log = logging.getLogger(__name__)
+# The columns the batch paths read (loading four models' every column was most of a pass's
+# time); the definition comes from jobs.queen.specs.graph_of, read once per version.
+_E, _R = "job_execution__", "job_execution__job_request__"
+_TASK = ("id", "organization_id", "job_execution", "task_type", "method", "task_state", "attempt", "ant_id")
+ANSWER_COLUMNS = (
+    *_TASK, f"{_E}id", f"{_E}organization_id", f"{_E}job_request", f"{_E}failed_task_type", f"{_R}id",
+    f"{_R}organization_id", f"{_R}job_state", f"{_R}job_definition", f"{_R}job_type", f"{_R}user_id",
+)  # fmt: skip
+DISPATCH_COLUMNS = (
+    *ANSWER_COLUMNS, f"{_E}context", f"{_E}reuse_execution", f"{_E}started_at", f"{_R}job_version",
+    f"{_R}job_priority", f"{_R}job_group", f"{_R}user_key", f"{_R}retried", f"{_R}parent",
+)  # fmt: skip
+
+
+# -- starts ---------------------------------------------------------------------------------------
+
+
+def start_requests(engine: "Engine", requests: list[JobRequest]) -> tuple[int, list[JobRequest]]:
+    """Start requests of static definitions whose first task an ant (or the queen) can run, in one
+    transaction; returns how many started and the requests left to ``Engine.start_request``."""
+    simple: list[tuple[JobRequest, TaskSpec, str]] = []
+    rest: list[JobRequest] = []
+    for request in requests:
+        definition = request.job_definition
+        try:
+            graph = graph_spec(definition.pk, definition.raw_yaml)
+            first = dag.first_task(graph)
+            static = (
+                is_static(definition.raw_yaml) and not rendered_spec(definition.raw_yaml, {}).is_skipped()
+            )
+        except DefinitionError:
+            rest.append(request)
+            continue
+        if first is None or not static:
+            rest.append(request)
+            continue
+        method = method_of(first)
+        if method in QUEEN_METHODS or engine.resources.capable(method, first.tags, request.organization_id):
+            simple.append((request, first, method))
+        else:
+            rest.append(request)
+    if not simple:
+        return 0, rest
+    started = 0
+    with transaction.atomic():
+        # the latest versions' rows serialise starts of their job types (as in start_request)
+        types = {(r.organization_id, r.job_type) for r, _, _ in simple}
+        which = Q()
+        for org_id, job_type in types:
+            which |= Q(organization_id=org_id, job_type=job_type)
+        limits = {
+            (org_id, job_type): limit
+            for org_id, job_type, limit in JobDefinition.objects.select_for_update()
+            .filter(which, is_latest=True)
+            .values_list("organization_id", "job_type", "max_concurrency")
+        }
+        running = {
+            (row["organization_id"], row["job_type"]): row["n"]
+            for row in JobRequest.objects.filter(which, job_state__in=JOB_RUNNING_VALUES)
+            .values("organization_id", "job_type")
+            .annotate(n=Count("id"))
+        }
+        chosen: list[tuple[JobRequest, TaskSpec, str]] = []
+        for request, first, method in simple:
+            key = (request.organization_id, request.job_type)
+            limit = limits.get(key, request.job_definition.max_concurrency)
+            if running.get(key, 0) >= limit:
+                engine._wait(request, f"waiting: {running.get(key, 0)} of {limit} allowed {request.job_type} jobs are running")  # fmt: skip
+                continue
+            running[key] = running.get(key, 0) + 1
+            chosen.append((request, first, method))
+        claimed = transitions.requests_claim([r.pk for r, _, _ in chosen])
+        chosen = [c for c in chosen if c[0].pk in claimed]
+        executions = transitions.executions_create(
+            [(r, None if claimed[r.pk][0] else claimed[r.pk][1]) for r, _, _ in chosen]
+        )
+        transitions.tasks_create_ready(
+            [
+                (executions[r.pk], first.task_type, method, bool(first.allow_failure), 0)
+                for r, first, method in chosen
+            ]
+        )
+        started = len(chosen)
+    return started, rest
+
+
+# -- dispatch -------------------------------------------------------------------------------------
+
+
+def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, list[int]]:
+    """Send READY tasks to the ants chosen for them (task id -> ant id, reserved by the caller) in
+    one transaction; returns how many went and the ids of tasks left to ``Engine._dispatch``."""
+    org, request_id = OuterRef("organization_id"), OuterRef("job_execution__job_request_id")
+    tasks = list(
+        TaskExecution.objects.select_related("job_execution__job_request")
+        .only(*DISPATCH_COLUMNS)
+        .filter(pk__in=list(task_ids), task_state=TaskState.READY)
+        # whether template data has anything to load: most tasks have no configs, params or
+        # artifacts of earlier tasks, and then those queries are not sent at all
+        .annotate(
+            has_org_configs=Exists(OrgConfig.objects.filter(organization_id=org)),
+            has_job_configs=Exists(
+                JobConfig.objects.filter(
+                    organization_id=org, job_type=OuterRef("job_execution__job_request__job_type")
+                )
+            ),
+            has_params=Exists(JobRequestParam.objects.filter(job_request_id=request_id)),
+            has_artifacts=Exists(
+                Artifact.objects.filter(job_request_id=request_id, kind=Artifact.Kind.ARTIFACT)
+            ),
+        )
+        .order_by("id")
+    )
+    for missing in set(task_ids) - {t.pk for t in tasks}:
+        engine.resources.release(task_ids[missing], missing)
+    simple: list[TaskExecution] = []
+    rest: list[int] = []
+    for task in tasks:
+        request = task.job_execution.job_request
+        graph_task = task_of(graph_of(request.job_definition_id), task.task_type)
+        ant_id = task_ids[task.pk]
+        if (
+            request.job_state in JOB_RUNNING_VALUES
+            and graph_task is not None
+            and ant_id not in ("", QUEEN_ANT)
+            and not task.job_execution.reuse_execution_id
+        ):
+            simple.append(task)
+        else:
+            if ant_id not in ("", QUEEN_ANT):
+                engine.resources.release(ant_id, task.pk)  # the one-at-a-time path chooses again
+            rest.append(task.pk)
+    if not simple:
+        return 0, rest
+    requests = {t.job_execution.job_request_id: t.job_execution.job_request for t in simple}
+    with_values = {
+        t.job_execution.job_request_id
+        for t in simple
+        if t.has_org_configs or t.has_job_configs or t.has_params
+    }
+    with_urls = {
+        t.job_execution.job_request_id
+        for t in simple
+        if t.has_artifacts or t.job_execution.job_request.parent_id
+    }
+    values = secrets_and_values_many([requests[r] for r in with_values]) if with_values else {}
+    urls = (
+        artifact_services.template_variables_of_requests([requests[r] for r in with_urls])
+        if with_urls
+        else {}
+    )
+    going: list[tuple[TaskExecution, TaskSpec, dict[str, Any], set[str]]] = []
+    for task in simple:
+        request = task.job_execution.job_request
+        request_values, secret_names = values.get(request.pk, ({}, set()))
+        data = template_data_of(request, task.job_execution, request_values, urls.get(request.pk, {}))
+        try:
+            spec = task_of(rendered_spec(definition_text(request.job_definition_id), data), task.task_type)
+        except (DefinitionError, TemplateError):
+            spec = None
+        if spec is None or spec.is_skipped_by_except() or method_of(spec) != task.method:
+            engine.resources.release(task_ids[task.pk], task.pk)
+            rest.append(task.pk)
+            continue
+        going.append((task, spec, data, secret_names))
+    sends = []
+    with transaction.atomic():
+        by_ant: dict[str, dict[int, int]] = {}
+        for task, *_ in going:
+            by_ant.setdefault(task_ids[task.pk], {})[task.pk] = task.job_execution.job_request_id
+        attempts: dict[int, int] = {}
+        for ant_id, ids in by_ant.items():
+            attempts.update(transitions.tasks_dispatch(ant_id, ids))
+        first_tasks = {
+            t.job_execution.job_request_id: t.job_execution_id
+            for t, *_ in going
+            if t.pk in attempts and t.job_execution.job_request.job_state != JobState.EXECUTING
+        }
+        transitions.jobs_executing(first_tasks)
+        for task, spec, data, secret_names in going:
+            ant_id = task_ids[task.pk]
+            if task.pk not in attempts:
+                engine.resources.release(ant_id, task.pk)
+                continue
+            request, execution = task.job_execution.job_request, task.job_execution
+            engine._wait_reasons.pop(task.pk, None)
+            sends.append((ant_id, engine._task_request(task, request, execution, spec, ant_id, attempts[task.pk],
+                                                       data, secret_names)))  # fmt: skip
+    engine.transport.send_tasks(sends)
+    return len(sends), rest
+
+
+# -- answers --------------------------------------------------------------------------------------
+
+
+def apply_responses(engine: "Engine", responses: list[TaskResponse]) -> tuple[list[bool | None], list[int]]:
+    """Apply ants' answers: EXECUTING ones in a statement per attempt number, final ones of tasks
+    whose job simply goes on (next task or completed) in one transaction. Returns a result per
+    answer (None: not handled here) and the indexes left to ``Engine.apply_response``."""
+    results: list[bool | None] = [None] * len(responses)
+    executing = [
+        i for i, r in enumerate(responses) if r.action == ACTION_EXECUTE and r.status == STATUS_EXECUTING
+    ]
+    if executing:
+        items = [
+            (responses[i].task_execution_id, responses[i].job_request_id, responses[i].attempt)
+            for i in executing
+        ]
+        transitions.tasks_executing(items)
+        for i in executing:
+            results[i] = True
+    finals: dict[int, int] = {}
+    rest: list[int] = []
+    for i, resp in enumerate(responses):
+        if results[i] is not None:
+            continue
+        if resp.action != ACTION_EXECUTE:
+            results[i] = False  # a PING or container-listing reply, not a task result
+        elif resp.task_execution_id in finals or resp.status == STATUS_CANCELLED:
+            rest.append(i)
+        else:
+            finals[resp.task_execution_id] = i
+    if finals:
+        rest += _apply_finals(engine, responses, finals, results)
+    return results, sorted(rest)
+
+
+def _apply_finals(
+    engine: "Engine", responses: list[TaskResponse], finals: dict[int, int], results: list[bool | None]
+) -> list[int]:
+    rest: list[int] = []
+    with transaction.atomic():
+        # locked: the state and attempt checked below hold until the updates
+        tasks = {
+            t.pk: t
+            for t in TaskExecution.objects.select_for_update(of=("self",))
+            .select_related("job_execution__job_request")
+            .only(*ANSWER_COLUMNS)
+            .filter(pk__in=list(finals))
+        }
+        per_request: dict[int, int] = {}
+        for task in tasks.values():
+            per_request[task.job_execution.job_request_id] = (
+                per_request.get(task.job_execution.job_request_id, 0) + 1
+            )
+        finished: list[tuple[int, int, int, dict[str, Any]]] = []
+        recorded: list[tuple[TaskExecution, JobRequest, TaskResponse]] = []
+        completes: dict[int, int] = {}
+        nexts: list[tuple[TaskExecution, TaskSpec]] = []
+        now = timezone.now()
+        for task_id, i in finals.items():
+            resp, task = responses[i], tasks.get(task_id)
+            if task is None or resp.job_request_id != task.job_execution.job_request_id:
+                log.warning("response for unknown task %s ignored", task_id)
+                results[i] = False
+                continue
+            current = task.task_state in (TaskState.STARTED, TaskState.EXECUTING) and (
+                resp.attempt is None or resp.attempt == task.attempt
+            )
+            if not current:
+                engine.resources.release(task.ant_id, task.pk)
+                results[i] = False
+                continue
+            step = _simple_step(task, resp, per_request)
+            if step is None:
+                rest.append(i)
+                continue
+            request = task.job_execution.job_request
+            finished.append((task.pk, request.pk, task.attempt, {
+                "task_state": TaskState.COMPLETED, "exit_code": resp.exit_code or "",
+                "exit_message": resp.exit_message[:10_000], "error_code": resp.error_code[:100],
+                "error_message": resp.error_message[:10_000], "failed_command": resp.failed_command[:10_000],
+                "context": resp.task_context, "stdout": resp.stdout[-100:], "cost_factor": resp.cost_factor,
+                "ended_at": now, "updated_at": now,
+            }))  # fmt: skip
+            recorded.append((task, request, resp))
+            if resp.task_context or resp.job_context:
+                engine._merge_context(task.job_execution, {**resp.job_context, **resp.task_context})
+            engine.resources.release(task.ant_id, task.pk)
+            if step.kind == "end":
+                completes[request.pk] = task.job_execution_id
+            else:
+                nxt = task_of(
+                    graph_of(request.job_definition_id),
+                    step.task_type or "",
+                )
+                assert nxt is not None, f"validated graphs only name known tasks ({step.task_type})"
+                nexts.append((task, nxt))
+            results[i] = True
+        transitions.tasks_finish(finished)
+        artifact_services.record_from_responses(recorded)
+        transitions.jobs_complete(completes)
+        _ready_next_tasks(nexts)
+    return rest
+
+
+def _simple_step(task: TaskExecution, resp: TaskResponse, per_request: dict[int, int]) -> dag.NextStep | None:
+    """The next step when it is plain (completed, then the next task or the job's end), else None."""
+    request = task.job_execution.job_request
+    if (
+        resp.status != STATUS_COMPLETED
+        or per_request[request.pk] > 1
+        or request.job_state not in JOB_RUNNING_VALUES
+        or task.job_execution.failed_task_type
+    ):
+        return None
+    spec = task_of(graph_of(request.job_definition_id), task.task_type)
+    if spec is None:
+        return None
+    step = dag.next_step(spec, TaskState.COMPLETED, resp.exit_code)
+    if step.task_state != TaskState.COMPLETED:
+        return None
+    if step.kind == "end" and step.job_state != JobState.FAILED:
+        return step
+    return step if step.kind == "task" else None
+
+
+def _ready_next_tasks(nexts: list[tuple[TaskExecution, TaskSpec]]) -> None:
+    """The next tasks READY: one INSERT for those the execution has not run yet; a revisit (a graph
+    may loop back) makes the finished row READY again."""
+    if not nexts:
+        return
+    existing: dict[int, set[str]] = {}
+    counts: dict[int, int] = {}
+    for execution_id, task_type in TaskExecution.objects.filter(
+        job_execution_id__in={t.job_execution_id for t, _ in nexts}
+    ).values_list("job_execution_id", "task_type"):
+        existing.setdefault(execution_id, set()).add(task_type)
+        counts[execution_id] = counts.get(execution_id, 0) + 1
+    new: list[tuple[JobExecution, str, str, bool, int]] = []
+    for task, nxt in nexts:
+        execution = task.job_execution
+        if nxt.task_type in existing.get(execution.pk, set()):
+            transitions.task_ready(
+                execution, nxt.task_type, method_of(nxt), allow_failure=bool(nxt.allow_failure)
+            )
+        else:
+            new.append(
+                (
+                    execution,
+                    nxt.task_type,
+                    method_of(nxt),
+                    bool(nxt.allow_failure),
+                    counts.get(execution.pk, 0),
+                )
+            )
+    transitions.tasks_create_ready(new)

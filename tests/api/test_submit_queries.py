@@ -1,0 +1,139 @@
+"""What one submit costs the submitting process: its queries, the definition columns it reads,
+and the queens' wakes it causes (shared by submits close together, never skipped)."""
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from ants.messaging import InProcessTransport
+from jobs.models import JobRequest
+from jobs.queen import events, messaging
+from jobs.services.definitions import definition_upload
+from jobs.services.requests import request_submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEFINITION = """\
+job_type: sq-job
+sem_version: "1.0"
+required_params: [Branch]
+tasks:
+- task_type: build
+  method: SHELL
+  script: ["echo {{.Branch}}"]
+"""
+
+PLUGIN = """\
+job_type: io.formicary.sq-plugin
+sem_version: "2.0"
+public_plugin: true
+tasks:
+- task_type: run
+  method: SHELL
+  script: ["true"]
+"""
+
+OPTIONAL = """\
+job_type: sq-optional
+tasks:
+- task_type: run
+  method: SHELL
+  script: ["true"]
+"""
+
+
+def submit(member, job_type: str = "sq-job", job_version: str = "", **params: str) -> JobRequest:  # type: ignore[no-untyped-def]
+    return request_submit(
+        org_id=member.org_id, user=member.user, job_type=job_type, job_version=job_version, params=params
+    )
+
+
+@pytest.fixture
+def defined(alice):  # type: ignore[no-untyped-def]
+    for text in (DEFINITION, OPTIONAL):
+        definition_upload(org_id=alice.org_id, user=alice.user, text=text)
+    submit(alice, Branch="warm")  # content types, the user's organization
+
+
+def test_submit_without_params_is_one_select_and_one_insert_outside_a_transaction(alice, defined):  # type: ignore[no-untyped-def]
+    with CaptureQueriesContext(connection) as ctx:
+        request = submit(alice, "sq-optional")
+    sql = [q["sql"] for q in ctx.captured_queries]
+    assert len(sql) == 2, sql  # no BEGIN or COMMIT either: a single INSERT commits by itself
+    assert sql[0].startswith("SELECT") and sql[1].startswith("INSERT")
+    # the YAML text and the parsed spec are the heavy columns: a submit never loads them
+    assert {"raw_yaml", "spec"} <= request.job_definition.get_deferred_fields()
+
+
+def test_submit_with_params_inserts_them_in_the_same_transaction(alice, defined):  # type: ignore[no-untyped-def]
+    with CaptureQueriesContext(connection) as ctx:
+        request = submit(alice, Branch="main", Other="x")
+    statements = [q["sql"] for q in ctx.captured_queries if q["sql"].split()[0] in ("SELECT", "INSERT")]
+    assert len(statements) == 3, statements  # the definition, the request, one INSERT of all params
+    assert any(q["sql"].startswith(("BEGIN", "SAVEPOINT")) for q in ctx.captured_queries)
+    assert dict(request.params.values_list("name", "value")) == {"Branch": "main", "Other": "x"}
+
+
+def test_required_params_are_read_from_the_stored_spec(alice, defined):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError, match="missing required params Branch for job type 'sq-job'"):
+        submit(alice)
+    assert submit(alice, Branch="b").job_version == "1.0"
+
+
+def test_versions_and_public_plugins_resolve_as_before(alice, bob, defined):  # type: ignore[no-untyped-def]
+    assert submit(alice, job_version="1", Branch="b").job_version == "1.0"
+    assert submit(alice, job_version="1.0", Branch="b").job_version == "1.0"
+    with pytest.raises(ValidationError, match="unknown job type 'sq-job' version '7'"):
+        submit(alice, job_version="7", Branch="b")
+    definition_upload(org_id=bob.org_id, user=bob.user, text=PLUGIN)
+    assert submit(alice, "io.formicary.sq-plugin").job_definition.organization_id == bob.org_id
+    assert submit(alice, "io.formicary.sq-plugin", job_version="2.0").job_version == "2.0"
+    # an organization's own job type of that name hides the plugin, whatever the version asked
+    definition_upload(org_id=alice.org_id, user=alice.user, text=PLUGIN.replace('"2.0"', '"3.0"'))
+    assert submit(alice, "io.formicary.sq-plugin").job_definition.organization_id == alice.org_id
+    with pytest.raises(ValidationError, match="unknown job type 'io.formicary.sq-plugin' version '2.0'"):
+        submit(alice, "io.formicary.sq-plugin", job_version="2.0")
+
+
+class GatedTransport(InProcessTransport):
+    """Counts the queens' wakes; the first one blocks until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakes = 0
+        self.first_started = threading.Event()
+        self.release = threading.Event()
+
+    def wake_queens(self) -> None:
+        self.wakes += 1
+        self.first_started.set()
+        self.release.wait(5)
+
+
+@pytest.fixture
+def gated() -> Iterator[GatedTransport]:
+    time.sleep(5 * events._QueenWaker.GAP_SECS)  # a wake left over from an earlier test goes first
+    transport = GatedTransport()
+    messaging._transport = transport
+    yield transport
+    transport.release.set()
+    messaging.reset_transport()
+
+
+def test_submits_during_a_wake_share_the_next_one(alice, defined, gated):  # type: ignore[no-untyped-def]
+    submit(alice, "sq-optional")
+    assert gated.first_started.wait(5), "the first submit woke no queen"
+    for _ in range(5):  # none of them waits for the wake in flight
+        submit(alice, "sq-optional")
+    assert gated.wakes == 1
+    gated.release.set()
+    deadline = time.monotonic() + 5
+    while gated.wakes < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(10 * events._QueenWaker.GAP_SECS)
+    assert gated.wakes == 2  # one more wake, sent after all five commits

@@ -1,0 +1,197 @@
+"""The queen's batch paths (jobs.queen.batches) decide exactly as the one-at-a-time path: they
+read and write many items at once, and hand anything unusual back to it."""
+
+import pytest
+
+from ants.messaging import InProcessTransport
+from ants.protocol import STATUS_COMPLETED, STATUS_EXECUTING, STATUS_FAILED, AntRegistration, TaskResponse
+from jobs.models import JobConfig, JobRequest, TaskExecution
+from jobs.queen.context import secrets_and_values, secrets_and_values_many
+from jobs.queen.engine import Engine
+from jobs.queen.resources import ResourceManager
+from jobs.services.definitions import definition_upload
+from jobs.services.requests import request_submit
+from orgs.models import OrgConfig
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAIN = """\
+job_type: b-chain
+max_concurrency: 100
+tasks:
+- task_type: one
+  method: SHELL
+  script: ["true"]
+  on_completed: two
+- task_type: two
+  method: SHELL
+  script: ["true"]
+"""
+
+RETRIED = """\
+job_type: b-retried
+max_concurrency: 100
+tasks:
+- task_type: one
+  method: SHELL
+  retry: 1
+  script: ["false"]
+"""
+
+
+def make_engine(alice, capacity: int = 10, prefetch: int = 0) -> Engine:  # type: ignore[no-untyped-def]
+    for text in (CHAIN, RETRIED):
+        definition_upload(org_id=alice.org_id, user=alice.user, text=text)
+    resources = ResourceManager(prefetch=prefetch)
+    resources.heard(AntRegistration(ant_id="ant-b", max_capacity=capacity, methods=["SHELL"]))
+    return Engine(InProcessTransport(), resources)
+
+
+def submit(alice, job_type: str = "b-chain", **params: str) -> JobRequest:  # type: ignore[no-untyped-def]
+    return request_submit(org_id=alice.org_id, user=alice.user, job_type=job_type, params=params)
+
+
+def answer(task: TaskExecution, status: str, attempt: int | None = None) -> TaskResponse:
+    task = TaskExecution.objects.select_related("job_execution").get(pk=task.pk)
+    return TaskResponse(
+        task_execution_id=task.pk, job_request_id=task.job_execution.job_request_id,
+        attempt=task.attempt if attempt is None else attempt, ant_id="ant-b", task_type=task.task_type,
+        status=status, exit_code="1" if status == STATUS_FAILED else "0",
+    )  # fmt: skip
+
+
+def test_config_values_of_many_requests_match_one_at_a_time(alice, bob):  # type: ignore[no-untyped-def]
+    make_engine(alice)
+    definition_upload(org_id=bob.org_id, user=bob.user, text=CHAIN)
+    org = OrgConfig(organization_id=alice.org_id, name="Region", secret=False)
+    org.set_value("eu")
+    token = OrgConfig(organization_id=alice.org_id, name="Token", secret=True)
+    token.set_value("s3cret")
+    job = JobConfig(organization_id=alice.org_id, job_type="b-chain", name="Region", secret=True)
+    job.set_value("us")
+    other = OrgConfig(organization_id=bob.org_id, name="Region", secret=False)
+    other.set_value("globex")
+    for row in (org, token, job, other):
+        row.save()
+    requests = [
+        submit(alice, Token="from-param"),
+        submit(alice, "b-retried"),
+        request_submit(org_id=bob.org_id, user=bob.user, job_type="b-chain", params={}),
+    ]
+    many = secrets_and_values_many(requests)
+    for request in requests:
+        assert many[request.pk] == secrets_and_values(request)
+    assert many[requests[0].pk] == ({"Region": "us", "Token": "from-param"}, {"Region", "Token"})
+    assert many[requests[1].pk] == ({"Region": "eu", "Token": "s3cret"}, {"Token"})
+    assert many[requests[2].pk] == ({"Region": "globex"}, set())
+
+
+def test_dispatch_respects_room_and_prefetch(alice):  # type: ignore[no-untyped-def]
+    engine = make_engine(alice, capacity=2, prefetch=1)
+    engine.resources.ants["ant-b"].turnaround = 0.01  # its tasks come back quickly
+    for _ in range(6):
+        submit(alice)
+    assert engine.schedule() == 6
+    # two slots and one task ahead per slot: four go, two wait and say why
+    assert engine.dispatch_ready() == 4
+    assert TaskExecution.objects.filter(task_state="STARTED", ant_id="ant-b").count() == 4
+    waiting = JobRequest.objects.filter(job_state="READY")
+    assert waiting.count() == 2
+    assert all("waiting for room on an ant" in r.state_message for r in waiting)
+    assert engine.dispatch_ready() == 0
+
+
+def test_a_read_of_mixed_answers(alice):  # type: ignore[no-untyped-def]
+    engine = make_engine(alice)
+    plain, stale, retried = submit(alice), submit(alice), submit(alice, "b-retried")
+    engine.schedule()
+    engine.dispatch_ready()
+    task = {r.pk: TaskExecution.objects.get(job_execution__job_request=r) for r in (plain, stale, retried)}
+    answers = [
+        answer(task[plain.pk], STATUS_EXECUTING),
+        answer(task[plain.pk], STATUS_COMPLETED),
+        answer(task[stale.pk], STATUS_COMPLETED, attempt=task[stale.pk].attempt + 5),
+        answer(task[retried.pk], STATUS_FAILED),
+        TaskResponse(task_execution_id=999_999, job_request_id=plain.pk, attempt=1, status=STATUS_COMPLETED),
+    ]
+    assert engine.apply_responses(answers) == [True, True, False, True, False]
+    # the plain one went on to its next task; the stale answer changed nothing
+    assert TaskExecution.objects.get(job_execution__job_request=plain, task_type="two").task_state == "READY"
+    assert TaskExecution.objects.get(pk=task[stale.pk].pk).task_state == "STARTED"
+    # the failed one took the one-at-a-time path: its retry rule put it back to READY
+    again = TaskExecution.objects.get(pk=task[retried.pk].pk)
+    assert (again.task_state, again.retried) == ("READY", 1)
+    # applying the same read twice changes nothing more
+    assert engine.apply_responses(answers[1:2]) == [False]
+
+
+def test_answers_end_jobs_together(alice):  # type: ignore[no-untyped-def]
+    engine = make_engine(alice)
+    requests = [submit(alice) for _ in range(3)]
+    engine.schedule()
+    engine.dispatch_ready()
+    firsts = TaskExecution.objects.filter(job_execution__job_request__in=requests)
+    assert engine.apply_responses([answer(t, STATUS_COMPLETED) for t in firsts]) == [True] * 3
+    assert engine.dispatch_ready() == 3
+    seconds = TaskExecution.objects.filter(task_type="two")
+    assert engine.apply_responses([answer(t, STATUS_COMPLETED) for t in seconds]) == [True] * 3
+    for request in requests:
+        request.refresh_from_db()
+        assert request.job_state == "COMPLETED"
+        assert request.last_execution.job_state == "COMPLETED"
+    assert engine.resources.ants["ant-b"].reserved == set()
+
+
+def test_a_cancelled_job_is_not_completed_by_a_late_answer(alice):  # type: ignore[no-untyped-def]
+    from jobs.services.control import request_cancel
+
+    engine = make_engine(alice)
+    request = submit(alice)
+    engine.schedule()
+    engine.dispatch_ready()
+    first = TaskExecution.objects.get(job_execution__job_request=request)
+    late = answer(first, STATUS_COMPLETED)
+    request_cancel(request=request)
+    assert engine.apply_responses([late]) == [False]
+    request.refresh_from_db()
+    assert request.job_state == "CANCELLED"
+    assert not TaskExecution.objects.filter(job_execution__job_request=request, task_type="two").exists()
+
+
+def test_a_busy_ant_keeps_tasks_waiting_in_its_stream(alice):  # type: ignore[no-untyped-def]
+    engine = make_engine(alice, capacity=1, prefetch=1)
+    engine.resources.ants["ant-b"].turnaround = 0.01
+    engine.ack_timeout_secs = 0.0
+    submit(alice)
+    submit(alice)
+    engine.schedule()
+    assert engine.dispatch_ready() == 2
+    busy = AntRegistration(ant_id="ant-b", max_capacity=1, methods=["SHELL"], current_load=1)
+    engine.resources.heard(busy)
+    engine.check_timeouts()
+    assert TaskExecution.objects.filter(task_state="STARTED").count() == 2
+    idle = AntRegistration(ant_id="ant-b", max_capacity=1, methods=["SHELL"], current_load=0)
+    engine.resources.heard(idle)
+    # an ant with room that has not taken its task in time lost the message: sent again
+    assert engine.check_timeouts() == 2
+    assert TaskExecution.objects.filter(task_state="READY").count() == 2
+
+
+def test_tasks_go_ahead_only_while_they_come_back_quickly():
+    now = [1000.0]
+    resources = ResourceManager(prefetch=4, clock=lambda: now[0])
+    resources.heard(AntRegistration(ant_id="ant-p", max_capacity=2, methods=["SHELL"]))
+    ant = resources.ants["ant-p"]
+    assert ant.free == 2  # nothing known about its tasks yet: only its slots
+
+    def run(task_id: int, secs: float) -> None:
+        resources.reserve("ant-p", task_id)
+        now[0] += secs
+        resources.release("ant-p", task_id)
+
+    for task_id in range(3):
+        run(task_id, 0.01)
+    assert ant.free == 10  # short tasks: four ahead per slot
+    for task_id in range(3, 13):
+        run(task_id, 30.0)
+    assert ant.free == 2  # long tasks: none waits behind another
