@@ -4,9 +4,10 @@ ants' answers.
 Profiles showed the queen's time per task going to the ORM statements around it (about twenty per
 task, each a round trip and its Python), not to decisions. These paths read a pass's items in one
 query and write them in a few statements (``jobs.queen.transitions``, section "many at once").
-Whatever is unusual (a retry, an exit-code route, a task the queen runs itself, a restart reusing
-earlier results, an answer with outputs, a paused job) is handed back to the engine's
-one-at-a-time path, so every rule lives in one place and these paths stay small.
+Whatever is unusual (a failed or cancelled task, an exit-code route, a task the queen runs
+itself, a restart reusing earlier results, a templated definition's start, a paused job, two
+answers of one job in a read) is handed back to the engine's one-at-a-time path, so every rule
+lives in one place and these paths stay small.
 """
 
 import logging
@@ -77,7 +78,6 @@ def start_requests(engine: "Engine", requests: list[JobRequest]) -> tuple[int, l
             rest.append(request)
     if not simple:
         return 0, rest
-    started = 0
     with transaction.atomic():
         # the latest versions' rows serialise starts of their job types (as in start_request)
         types = {(r.organization_id, r.job_type) for r, _, _ in simple}
@@ -116,8 +116,7 @@ def start_requests(engine: "Engine", requests: list[JobRequest]) -> tuple[int, l
                 for r, first, method in chosen
             ]
         )
-        started = len(chosen)
-    return started, rest
+    return len(chosen), rest
 
 
 # -- dispatch -------------------------------------------------------------------------------------

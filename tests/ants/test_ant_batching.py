@@ -43,11 +43,21 @@ class DefaultBatching(InProcessTransport):
 
 @pytest.fixture(params=["native", "default"])
 def t(request: pytest.FixtureRequest, backend) -> Transport:  # type: ignore[no-untyped-def]
+    """Each backend's own batching, and the interface's defaults over the same kind of store."""
     if request.param == "native":
         return backend.transport
-    if backend.kind != "inprocess":
-        pytest.skip("the default implementations are exercised over the in-process store")
-    transport = DefaultBatching()
+    if backend.kind == "inprocess":
+        transport: Transport = DefaultBatching()
+        request.addfinalizer(transport.close)
+        return transport
+    from ants.messaging.redis_streams import RedisStreamsTransport
+
+    class DefaultRedis(RedisStreamsTransport):
+        send_tasks = Transport.send_tasks
+        send_batch = Transport.send_batch
+        ack_responses = Transport.ack_responses
+
+    transport = DefaultRedis(request.getfixturevalue("redis_url"), prefix=backend.transport.prefix)
     request.addfinalizer(transport.close)
     return transport
 
