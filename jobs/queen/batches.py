@@ -53,22 +53,19 @@ DISPATCH_COLUMNS = (
 
 
 def start_requests(engine: "Engine", requests: list[JobRequest]) -> tuple[int, list[JobRequest]]:
-    """Start requests of static definitions whose first task an ant (or the queen) can run, in one
-    transaction; returns how many started and the requests left to ``Engine.start_request``."""
+    """Start requests whose first task an ant (or the queen) can run, in one transaction; returns
+    how many started and the requests left to ``Engine.start_request`` (a definition that does
+    not parse, a first task no live ant can run)."""
     simple: list[tuple[JobRequest, TaskSpec, str]] = []
     rest: list[JobRequest] = []
     for request in requests:
         definition = request.job_definition
         try:
-            graph = graph_spec(definition.pk, definition.raw_yaml)
-            first = dag.first_task(graph)
-            static = (
-                is_static(definition.raw_yaml) and not rendered_spec(definition.raw_yaml, {}).is_skipped()
-            )
+            first = dag.first_task(graph_spec(definition.pk, definition.raw_yaml))
         except DefinitionError:
             rest.append(request)
             continue
-        if first is None or not static:
+        if first is None:
             rest.append(request)
             continue
         method = method_of(first)
@@ -110,13 +107,45 @@ def start_requests(engine: "Engine", requests: list[JobRequest]) -> tuple[int, l
         executions = transitions.executions_create(
             [(r, None if claimed[r.pk][0] else claimed[r.pk][1]) for r, _, _ in chosen]
         )
+        rendered = _render_starts([(r, executions[r.pk]) for r, _, _ in chosen])
         transitions.tasks_create_ready(
             [
                 (executions[r.pk], first.task_type, method, bool(first.allow_failure), 0)
                 for r, first, method in chosen
+                if rendered[r.pk]
             ]
         )
     return len(chosen), rest
+
+
+def _render_starts(starts: list[tuple[JobRequest, JobExecution]]) -> dict[int, bool]:
+    """Render each started request's definition with its template data (loaded for all at once):
+    request id -> whether its first task goes on. One whose ``skip_if`` holds ends FILTERED, one
+    whose template fails ends FAILED."""
+    templated = [r for r, _ in starts if not is_static(r.job_definition.raw_yaml)]
+    values = secrets_and_values_many(templated) if templated else {}
+    urls = artifact_services.template_variables_of_requests(templated) if templated else {}
+    out: dict[int, bool] = {}
+    for request, execution in starts:
+        raw = request.job_definition.raw_yaml
+        try:
+            if is_static(raw):
+                spec = rendered_spec(raw, {})  # renders the same with any data
+            else:
+                data = template_data_of(request, execution, values[request.pk][0], urls.get(request.pk, {}))
+                spec = rendered_spec(raw, data)
+        except (DefinitionError, TemplateError) as exc:
+            transitions.job_finish(request.pk, execution.pk, JobState.FAILED,
+                                   error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
+            out[request.pk] = False
+            continue
+        if spec.is_skipped():
+            transitions.job_finish(request.pk, execution.pk, JobState.FILTERED,
+                                   error_message="skip_if is true: the request was filtered")  # fmt: skip
+            out[request.pk] = False
+            continue
+        out[request.pk] = True
+    return out
 
 
 # -- dispatch -------------------------------------------------------------------------------------

@@ -39,8 +39,19 @@ tasks:
 """
 
 
+TEMPLATED = """\
+job_type: b-templated
+max_concurrency: 100
+skip_if: {{if eq .Branch "main"}}false{{else}}true{{end}}
+tasks:
+- task_type: one
+  method: SHELL
+  script: ["echo {{.Branch}}"]
+"""
+
+
 def make_engine(alice, capacity: int = 10, prefetch: int = 0) -> Engine:  # type: ignore[no-untyped-def]
-    for text in (CHAIN, RETRIED):
+    for text in (CHAIN, RETRIED, TEMPLATED):
         definition_upload(org_id=alice.org_id, user=alice.user, text=text)
     resources = ResourceManager(prefetch=prefetch)
     resources.heard(AntRegistration(ant_id="ant-b", max_capacity=capacity, methods=["SHELL"]))
@@ -195,3 +206,20 @@ def test_tasks_go_ahead_only_while_they_come_back_quickly():
     for task_id in range(3, 13):
         run(task_id, 30.0)
     assert ant.free == 2  # long tasks: none waits behind another
+
+
+def test_templated_and_static_requests_start_together(alice):  # type: ignore[no-untyped-def]
+    engine = make_engine(alice)
+    main = submit(alice, "b-templated", Branch="main")
+    dev = submit(alice, "b-templated", Branch="dev")
+    static = submit(alice)
+    assert engine.schedule() == 3
+    dev.refresh_from_db()
+    assert (dev.job_state, dev.error_message) == ("FILTERED", "skip_if is true: the request was filtered")
+    assert not TaskExecution.objects.filter(job_execution__job_request=dev).exists()
+    ready = TaskExecution.objects.filter(task_state="READY")
+    assert {t.job_execution.job_request_id for t in ready} == {main.pk, static.pk}
+    assert engine.dispatch_ready() == 2
+    sent = {d.message.job_request_id: d.message for d in engine.transport.read_tasks("ant-b", "c", 0, 10)}
+    assert sent[main.pk].spec["script"] == ["echo main"]
+    assert sent[main.pk].variables["Branch"] == "main"

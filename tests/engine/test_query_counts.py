@@ -149,10 +149,9 @@ def test_schedule_cost_does_not_grow_with_the_batch(alice, engine):  # type: ign
 
 def test_schedule_with_templates_loads_template_data(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice, "qc-templated", Name="x")
-    with Budget(13, "schedule a templated request"):
-        # one at a time: running counts, pick, lock, count, claim, hard_reset, INSERT execution,
-        # UPDATE last_execution, then the template data of the render (org configs, job configs,
-        # params, artifact URLs of earlier tasks) and INSERT the first task
+    with Budget(10, "schedule a templated request"):
+        # as for a static one, plus the template data of the render, for the whole batch: one
+        # UNION ALL of org configs, job configs and params, and the artifact URLs of earlier runs
         assert engine.schedule() == 1
 
 
