@@ -5,7 +5,7 @@ Profiles showed the queen's time per task going to the ORM statements around it 
 task, each a round trip and its Python), not to decisions. These paths read a pass's items in one
 query and write them in a few statements (``jobs.queen.transitions``, section "many at once").
 Whatever is unusual (a failed or cancelled task, an exit-code route, a task the queen runs
-itself, a restart reusing earlier results, a templated definition's start, a paused job, two
+itself, a restart reusing earlier results, a definition that does not parse, a paused job, two
 answers of one job in a read) is handed back to the engine's one-at-a-time path, so every rule
 lives in one place and these paths stay small.
 """
