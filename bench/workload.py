@@ -110,8 +110,9 @@ class Standalone:
         from artifacts.storage import ant_store
         from jobs.queen.logs import LogWriter
         from jobs.queen.messaging import get_transport
-        from jobs.queen.queen import Queen
+        from jobs.queen.queen import Queen, share_one_process
 
+        share_one_process()  # as manage.py standalone does
         self.transport = get_transport()
         self.queen = Queen(self.transport, queen_id=QUEEN_ID)
         self.writer = LogWriter(self.transport, consumer=QUEEN_ID)

@@ -15,7 +15,7 @@ from ants.worker import AntWorker
 from artifacts.storage import ant_store
 from jobs.queen.logs import LogWriter
 from jobs.queen.messaging import get_transport
-from jobs.queen.queen import Queen
+from jobs.queen.queen import Queen, share_one_process
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if "FORMICARY_DEFAULT_METHOD" not in os.environ:
             settings.FORMICARY_DEFAULT_METHOD = "SHELL"  # the local ant runs tasks that name no method
+        share_one_process()
         transport = get_transport()
         queen = Queen(transport, queen_id="queen-standalone")
         writer = LogWriter(transport, consumer="queen-standalone")
