@@ -19,6 +19,7 @@ local folder FORMICARY_ARTIFACTS_DIR (default ``$FORMICARY_DATA_DIR/artifacts``)
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -114,31 +115,25 @@ class LocalStore:
         return self.root / safe_relpath(key, "storage key")
 
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> Stored:
+        with open(path, "rb") as src:
+            return self._put(key, src)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> Stored:
+        return self._put(key, io.BytesIO(data))
+
+    def _put(self, key: str, src: BinaryIO) -> Stored:
         target = self.path_of(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         # written beside the target and renamed: a reader never sees half an object
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
         try:
-            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+            with os.fdopen(fd, "wb") as dst:
                 size, sha = _copy_hashing(src, dst)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return Stored(key=key, size=size, sha256=sha)
-
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> Stored:
-        target = self.path_of(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as dst:
-                dst.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return Stored(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
     def get_file(self, key: str, dest: Path) -> int:
         with open(self.path_of(key), "rb") as src, open(dest, "wb") as dst:

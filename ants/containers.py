@@ -363,11 +363,7 @@ def install_container_handlers(worker: Any) -> None:
         return found, errors
 
     def reply(req: TaskRequest, status: str, **kw: Any) -> TaskResponse:
-        return TaskResponse(
-            task_execution_id=req.task_execution_id, job_request_id=req.job_request_id, attempt=req.attempt,
-            ant_id=worker.config.ant_id, action=req.action, task_type=req.task_type, status=status,
-            ended_at=time.time(), **kw,
-        )  # fmt: skip
+        return TaskResponse.answering(req, worker.config.ant_id, status, ended_at=time.time(), **kw)
 
     def list_containers(req: TaskRequest) -> TaskResponse:
         found, errors = list_all(req.organization_id)

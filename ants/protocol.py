@@ -244,6 +244,13 @@ class TaskResponse(Message):
     def key(self) -> tuple[int, int]:
         return (self.task_execution_id, self.attempt)
 
+    @classmethod
+    def answering(cls, req: TaskRequest, ant_id: str, status: str, **fields: Any) -> TaskResponse:
+        """The response of ``ant_id`` to ``req``: its ids, attempt, action and task type echoed."""
+        return cls(task_execution_id=req.task_execution_id, job_request_id=req.job_request_id,
+                   attempt=req.attempt, ant_id=ant_id, action=req.action, task_type=req.task_type,
+                   status=status, **fields)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class AntRegistration(Message):

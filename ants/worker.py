@@ -327,17 +327,7 @@ class AntWorker:
 
     def _reply(self, delivery: Delivery[TaskRequest], status: str, **fields: Any) -> None:
         req = delivery.message
-        resp = TaskResponse(
-            task_execution_id=req.task_execution_id,
-            job_request_id=req.job_request_id,
-            attempt=req.attempt,
-            ant_id=self.config.ant_id,
-            action=req.action,
-            task_type=req.task_type,
-            status=status,
-            ended_at=time.time(),
-            **fields,
-        )
+        resp = TaskResponse.answering(req, self.config.ant_id, status, ended_at=time.time(), **fields)
         self.transport.send_response_and_ack(self.config.ant_id, delivery.id, resp)
 
     def _on_execute(self, delivery: Delivery[TaskRequest]) -> None:
@@ -403,15 +393,7 @@ class AntWorker:
         req = run.req
         cfg = self.config
         workdir = Path(cfg.work_root) / f"{req.task_execution_id}-{req.attempt}"
-        executing = TaskResponse(
-            task_execution_id=req.task_execution_id,
-            job_request_id=req.job_request_id,
-            attempt=req.attempt,
-            ant_id=cfg.ant_id,
-            task_type=req.task_type,
-            status=STATUS_EXECUTING,
-            started_at=run.started_at,
-        )
+        executing = TaskResponse.answering(req, cfg.ant_id, STATUS_EXECUTING, started_at=run.started_at)
         with self._log_cond:
             self._out_responses.append(executing)
 
@@ -452,13 +434,10 @@ class AntWorker:
         if result.status == STATUS_FAILED and not result.error_code and result.exit_code is None:
             result.error_code = ERR_EXECUTOR
 
-        resp = TaskResponse(
-            task_execution_id=req.task_execution_id,
-            job_request_id=req.job_request_id,
-            attempt=req.attempt,
-            ant_id=cfg.ant_id,
-            task_type=req.task_type,
-            status=result.status,
+        resp = TaskResponse.answering(
+            req,
+            cfg.ant_id,
+            result.status,
             exit_code=result.exit_code,
             exit_message=result.exit_message,
             error_code=result.error_code,

@@ -176,7 +176,7 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
         .order_by("id")
     )
     for missing in set(task_ids) - {t.pk for t in tasks}:
-        engine.resources.release(task_ids[missing], missing)
+        engine.resources.unreserve(task_ids[missing], missing)
     simple: list[TaskExecution] = []
     rest: list[int] = []
     for task in tasks:
@@ -192,7 +192,7 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
             simple.append(task)
         else:
             if ant_id not in ("", QUEEN_ANT):
-                engine.resources.release(ant_id, task.pk)  # the one-at-a-time path chooses again
+                engine.resources.unreserve(ant_id, task.pk)  # the one-at-a-time path chooses again
             rest.append(task.pk)
     if not simple:
         return 0, rest
@@ -223,7 +223,7 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
         except (DefinitionError, TemplateError):
             spec = None
         if spec is None or spec.is_skipped_by_except() or method_of(spec) != task.method:
-            engine.resources.release(task_ids[task.pk], task.pk)
+            engine.resources.unreserve(task_ids[task.pk], task.pk)
             rest.append(task.pk)
             continue
         going.append((task, spec, data, secret_names))
@@ -244,7 +244,7 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
         for task, spec, data, secret_names in going:
             ant_id = task_ids[task.pk]
             if task.pk not in attempts:
-                engine.resources.release(ant_id, task.pk)
+                engine.resources.unreserve(ant_id, task.pk)
                 continue
             request, execution = task.job_execution.job_request, task.job_execution
             engine._wait_reasons.pop(task.pk, None)
@@ -353,7 +353,7 @@ def _apply_finals(
             results[i] = True
         transitions.tasks_finish(finished)
         artifact_services.record_from_responses(recorded)
-        transitions.jobs_complete(completes)
+        transitions.jobs_finish(completes, JobState.COMPLETED)
         _ready_next_tasks(nexts)
     return rest
 

@@ -273,7 +273,7 @@ class Engine:
         except Exception:
             log.exception("dispatching %s tasks together failed", len(chosen))
             for pk, ant_id in chosen.items():
-                self.resources.release(ant_id, pk)
+                self.resources.unreserve(ant_id, pk)
             return 0
         for task in (
             TaskExecution.objects.select_related("job_execution__job_request__job_definition")

@@ -146,7 +146,16 @@ class ResourceManager:
             self.ants[ant_id].reserved.add(task_id)
             self.ants[ant_id].sent_at[task_id] = self.clock()
 
+    def unreserve(self, ant_id: str, task_id: int) -> None:
+        """Give back room reserved for a task that was not sent after all (it says nothing about
+        how quickly the ant's tasks come back)."""
+        state = self.ants.get(ant_id)
+        if state is not None:
+            state.reserved.discard(task_id)
+            state.sent_at.pop(task_id, None)
+
     def release(self, ant_id: str, task_id: int) -> None:
+        """The task's room is free again: it was answered, cancelled or given up."""
         state = self.ants.get(ant_id)
         if state is not None:
             state.reserved.discard(task_id)

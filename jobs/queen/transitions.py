@@ -40,16 +40,7 @@ def _job_event(request_id: int, state: str, **extra: Any) -> None:
 
 def request_claim(request_id: int) -> bool:
     """PENDING -> READY: this queen starts the request."""
-    now = timezone.now()
-    won = (
-        JobRequest.objects.filter(pk=request_id, job_state=JobState.PENDING).update(
-            job_state=JobState.READY, state_message="", not_before=None, updated_at=now
-        )
-        == 1
-    )
-    if won:
-        _job_event(request_id, JobState.READY)
-    return won
+    return request_id in requests_claim([request_id])
 
 
 def request_wait(request_id: int, reason: str, not_before: datetime) -> None:
@@ -74,19 +65,7 @@ def execution_create(request: JobRequest, reuse_execution_id: int | None = None)
 
 def job_executing(request_id: int, execution_id: int) -> bool:
     """READY -> EXECUTING when its first task goes to an ant."""
-    now = timezone.now()
-    JobExecution.objects.filter(pk=execution_id, job_state=JobState.READY).update(
-        job_state=JobState.EXECUTING, updated_at=now
-    )
-    won = (
-        JobRequest.objects.filter(pk=request_id, job_state=JobState.READY).update(
-            job_state=JobState.EXECUTING, updated_at=now
-        )
-        == 1
-    )
-    if won:
-        _job_event(request_id, JobState.EXECUTING)
-    return won
+    return request_id in jobs_executing({request_id: execution_id})
 
 
 def job_finish(
@@ -100,24 +79,9 @@ def job_finish(
     from_states: Iterable[str] = JOB_RUNNING,
 ) -> bool:
     """Running -> COMPLETED / FAILED / FILTERED."""
-    now = timezone.now()
-    won = (
-        JobRequest.objects.filter(pk=request_id, job_state__in=_values(from_states)).update(
-            job_state=state,
-            error_code=error_code,
-            error_message=error_message[:10_000],
-            state_message="",
-            updated_at=now,
-        )  # fmt: skip
-        == 1
-    )
-    if won:
-        JobExecution.objects.filter(pk=execution_id).update(
-            job_state=state, error_code=error_code, error_message=error_message[:10_000], exit_code=exit_code,
-            ended_at=now, updated_at=now,
-        )  # fmt: skip
-        _job_event(request_id, state, error_code=error_code)
-    return won
+    won = jobs_finish({request_id: execution_id}, state, error_code=error_code, error_message=error_message,
+                      exit_code=exit_code, from_states=from_states)  # fmt: skip
+    return request_id in won
 
 
 def job_requeue(
@@ -280,15 +244,8 @@ def task_dispatch(task_id: int, request_id: int, ant_id: str, attempt: int) -> i
 
 
 def task_executing(task_id: int, request_id: int, attempt: int) -> bool:
-    won = (
-        TaskExecution.objects.filter(pk=task_id, attempt=attempt, task_state=TaskState.STARTED).update(
-            task_state=TaskState.EXECUTING, updated_at=timezone.now()
-        )
-        == 1
-    )
-    if won:
-        _task_event(task_id, request_id, TaskState.EXECUTING)
-    return won
+    """STARTED -> EXECUTING, only for the current attempt."""
+    return tasks_executing([(task_id, request_id, attempt)]) == 1
 
 
 def task_finish(task_id: int, request_id: int, attempt: int | None, state: TaskState, **result: Any) -> bool:
@@ -462,8 +419,9 @@ def tasks_dispatch(ant_id: str, tasks: dict[int, int]) -> dict[int, int]:
     return dict(rows)
 
 
-def jobs_executing(executions: dict[int, int]) -> None:
-    """READY -> EXECUTING for requests (id -> execution id) whose first task went to an ant."""
+def jobs_executing(executions: dict[int, int]) -> list[int]:
+    """READY -> EXECUTING for requests (id -> execution id) whose first task went to an ant;
+    returns the request ids won."""
     now = timezone.now()
     JobExecution.objects.filter(pk__in=list(executions.values()), job_state=JobState.READY).update(
         job_state=JobState.EXECUTING, updated_at=now
@@ -474,6 +432,7 @@ def jobs_executing(executions: dict[int, int]) -> None:
     )  # fmt: skip
     for (request_id,) in rows:
         _job_event(request_id, JobState.EXECUTING)
+    return [request_id for (request_id,) in rows]
 
 
 def tasks_executing(tasks: list[tuple[int, int, int]]) -> int:
@@ -522,23 +481,25 @@ def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
         _task_event(task_id, request_id, values["task_state"], exit_code=values["exit_code"])
 
 
-def jobs_complete(executions: dict[int, int]) -> list[int]:
-    """Running -> COMPLETED for requests (id -> execution id); returns the request ids won."""
+def jobs_finish(
+    executions: dict[int, int], state: JobState, *, error_code: str = "", error_message: str = "",
+    exit_code: str = "", from_states: Iterable[str] = JOB_RUNNING,
+) -> list[int]:  # fmt: skip
+    """Running -> COMPLETED / FAILED / FILTERED for requests (id -> execution id); returns the
+    request ids won."""
     now = timezone.now()
+    error_message = error_message[:10_000]
     rows = _update_returning(
-        JobRequest, executions, {"job_state": JobState.COMPLETED, "error_code": "", "error_message": "",
+        JobRequest, executions, {"job_state": state, "error_code": error_code, "error_message": error_message,
                                  "state_message": "", "updated_at": now},
-        where={"job_state": _values(JOB_RUNNING)},
+        where={"job_state": _values(from_states)},
     )  # fmt: skip
     won = [request_id for (request_id,) in rows]
-    JobExecution.objects.filter(pk__in=[executions[r] for r in won]).update(
-        job_state=JobState.COMPLETED,
-        error_code="",
-        error_message="",
-        exit_code="",
-        ended_at=now,
-        updated_at=now,
-    )
+    if won:
+        JobExecution.objects.filter(pk__in=[executions[r] for r in won]).update(
+            job_state=state, error_code=error_code, error_message=error_message, exit_code=exit_code,
+            ended_at=now, updated_at=now,
+        )  # fmt: skip
     for request_id in won:
-        _job_event(request_id, JobState.COMPLETED, error_code="")
+        _job_event(request_id, state, error_code=error_code)
     return won

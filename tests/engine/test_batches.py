@@ -194,6 +194,10 @@ def test_tasks_go_ahead_only_while_they_come_back_quickly():
     resources.heard(AntRegistration(ant_id="ant-p", max_capacity=2, methods=["SHELL"]))
     ant = resources.ants["ant-p"]
     assert ant.free == 2  # nothing known about its tasks yet: only its slots
+    resources.reserve("ant-p", 99)
+    now[0] += 0.001
+    resources.unreserve("ant-p", 99)  # reserved, then not sent: no answer to learn from
+    assert (ant.answered, ant.reserved) == (0, set())
 
     def run(task_id: int, secs: float) -> None:
         resources.reserve("ant-p", task_id)
