@@ -36,23 +36,10 @@ def builtins(request: JobRequest, execution: JobExecution | None, now: float | N
     }
 
 
-def secrets_and_values(
-    request: JobRequest, params: list[JobRequestParam] | None = None
-) -> tuple[dict[str, str], set[str]]:
+def secrets_and_values(request: JobRequest) -> tuple[dict[str, str], set[str]]:
     """Configs of the organization and job type, then request params (which win), decrypted,
     with the names whose values are secret."""
-    values: dict[str, str] = {}
-    secret: set[str] = set()
-    rows: list[Any] = list(OrgConfig.objects.filter(organization_id=request.organization_id))
-    rows += list(JobConfig.objects.filter(organization_id=request.organization_id, job_type=request.job_type))
-    rows += params if params is not None else list(request.params.all())
-    for row in rows:
-        values[row.name] = row.plain_value()
-        if row.secret:
-            secret.add(row.name)
-        else:
-            secret.discard(row.name)
-    return values, secret
+    return secrets_and_values_many([request])[request.pk]
 
 
 def template_data(
@@ -67,9 +54,9 @@ def template_data(
 
 
 def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[str, str], set[str]]]:
-    """``secrets_and_values`` of many requests in one query (the dispatcher's batch): the three
-    tables share their columns, so a UNION ALL reads organization configs (source 0), job configs
-    (1) and request params (2) together."""
+    """``secrets_and_values`` of many requests in one query: the three tables share their
+    columns, so a UNION ALL reads organization configs (source 0), job configs (1) and request
+    params (2) together."""
     org_ids = {r.organization_id for r in requests}
     columns = ("src", "owner", "kind", "name", "value", "secret")
     orgs = OrgConfig.objects.filter(organization_id__in=org_ids).annotate(
