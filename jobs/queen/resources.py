@@ -57,7 +57,7 @@ class ResourceManager:
         # A task may be sent to an ant whose slots are all busy, ``prefetch`` per slot: it waits
         # in the ant's stream and starts the moment a slot frees, without a round trip through
         # the queen (the ant reads it in the same round trip that answers the finished task).
-        self.prefetch = prefetch
+        self.prefetch = max(0, prefetch)
         self.ants: dict[str, AntState] = {}
 
     # -- heartbeats ---------------------------------------------------------------------------------
