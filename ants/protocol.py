@@ -244,6 +244,13 @@ class TaskResponse(Message):
     def key(self) -> tuple[int, int]:
         return (self.task_execution_id, self.attempt)
 
+    @property
+    def ran_secs(self) -> float | None:
+        """How long the task held its slot on the ant (a final answer says)."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
     @classmethod
     def answering(cls, req: TaskRequest, ant_id: str, status: str, **fields: Any) -> TaskResponse:
         """The response of ``ant_id`` to ``req``: its ids, attempt, action and task type echoed."""

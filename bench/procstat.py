@@ -25,6 +25,14 @@ def thread_cpu_secs(tid: int, pid: int | None = None) -> float:
     return _stat_cpu(f"/proc/{pid or os.getpid()}/task/{tid}/stat")
 
 
+def machine_busy_secs() -> float:
+    """CPU seconds all cores spent not idle (nor waiting on I/O) since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
 def _status_kb(pid: int, field: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:

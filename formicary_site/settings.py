@@ -173,10 +173,13 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # `manage.py standalone` uses SHELL unless this is set.
 FORMICARY_DEFAULT_METHOD = env.str("FORMICARY_DEFAULT_METHOD", default="KUBERNETES").upper()
 FORMICARY_REDIS_PREFIX = env.str("FORMICARY_REDIS_PREFIX", default="formicary")
-# Tasks per ant slot the queen may send ahead to a busy ant while its tasks come back within a
-# second: they wait in its stream and start the moment a slot frees (no round trip through the
-# queen; Celery's prefetch multiplier is 4 too). 0: only as many as free slots.
-FORMICARY_QUEEN_PREFETCH = env.int("FORMICARY_QUEEN_PREFETCH", default=4)
+# Tasks the queen may send ahead to a busy ant, per slot: they wait in its stream and start the
+# moment a slot frees, with no round trip through the queen. At most FORMICARY_QUEEN_PREFETCH,
+# and only as many as the slot runs in FORMICARY_QUEEN_PREFETCH_SECS at the pace of its last
+# tasks (so a task sent ahead waits about that long at worst, and long tasks are never sent
+# ahead). 0: only as many as free slots.
+FORMICARY_QUEEN_PREFETCH = env.int("FORMICARY_QUEEN_PREFETCH", default=32)
+FORMICARY_QUEEN_PREFETCH_SECS = env.float("FORMICARY_QUEEN_PREFETCH_SECS", default=0.1)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

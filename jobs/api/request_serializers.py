@@ -45,6 +45,10 @@ class JobRequestInput(serializers.Serializer):
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
+class JobRequestManyInput(serializers.Serializer):
+    requests = serializers.ListField(child=serializers.DictField(), help_text="JobRequestInput objects")
+
+
 class TaskExecutionSerializer(serializers.ModelSerializer):
     task_execution_id = serializers.IntegerField(source="id", read_only=True)
     job_execution_id = serializers.IntegerField(read_only=True)

@@ -15,12 +15,17 @@ from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
 from jobs import selectors
-from jobs.api.request_serializers import JobRequestDetailSerializer, JobRequestInput, JobRequestSerializer
+from jobs.api.request_serializers import (
+    JobRequestDetailSerializer,
+    JobRequestInput,
+    JobRequestManyInput,
+    JobRequestSerializer,
+)
 from jobs.definition.dot import to_dot
 from jobs.queen.logs import task_log_text
 from jobs.queen.specs import graph_spec
 from jobs.services import control
-from jobs.services.requests import request_submit
+from jobs.services.requests import MAX_SUBMIT_MANY, request_submit, requests_submit
 from jobs.states import JOB_TERMINAL, JobState
 
 
@@ -64,16 +69,40 @@ class RequestListCreate(OrgAPIView):
 
     @extend_schema(request=JobRequestInput, responses={201: JobRequestSerializer})
     def post(self, request: Request) -> Response:
-        data = JobRequestInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        params = v["params"] or {"values": {}, "secret": set()}
-        job_request = request_submit(
-            org_id=self.org_id, user=request.user, job_type=v["job_type"], job_version=v["job_version"],
-            params=params["values"], secret_params=params["secret"], job_priority=v["job_priority"],
-            job_group=v["job_group"], user_key=v["user_key"], scheduled_at=v["scheduled_at"],
-        )  # fmt: skip
+        job_request = request_submit(org_id=self.org_id, user=request.user, **_submission(request.data))
         return Response(JobRequestSerializer(job_request).data, status=status.HTTP_201_CREATED)
+
+
+def _submission(data: object, where: str = "") -> dict[str, object]:
+    """``request_submit``'s arguments from one JobRequestInput object."""
+    checked = JobRequestInput(data=data)
+    if not checked.is_valid():
+        raise ValidationError({where: checked.errors} if where else checked.errors)
+    v = dict(checked.validated_data)
+    params = v.pop("params") or {"values": {}, "secret": set()}
+    return {**v, "params": params["values"], "secret_params": params["secret"]}
+
+
+class RequestSubmitMany(OrgAPIView):
+    @extend_schema(
+        request=JobRequestManyInput,
+        responses={201: JobRequestSerializer(many=True)},
+        description=f"Submit up to {MAX_SUBMIT_MANY} requests at once, all or none: "
+        '`{"requests": [<the body of POST /api/jobs/requests>, ...]}`. A problem names the request '
+        "it is in (`requests[3]: ...`). One database round trip for all of them, and one wake-up of the "
+        "queen, instead of one each.",
+    )
+    def post(self, request: Request) -> Response:
+        items = request.data.get("requests") if isinstance(request.data, dict) else None
+        if not isinstance(items, list):
+            raise ValidationError({"requests": "must be a list of request objects"})
+        if len(items) > MAX_SUBMIT_MANY:
+            raise ValidationError({"requests": f"at most {MAX_SUBMIT_MANY} requests at once"})
+        submissions = [_submission(item, f"requests[{i}]") for i, item in enumerate(items)]
+        created = requests_submit(org_id=self.org_id, user=request.user, submissions=submissions)
+        rows = selectors.requests_for(self.org_id).filter(pk__in=[r.pk for r in created])
+        rows = rows.prefetch_related("params").order_by("id")
+        return Response(JobRequestSerializer(rows, many=True).data, status=status.HTTP_201_CREATED)
 
 
 class RequestDetail(OrgAPIView):

@@ -23,6 +23,7 @@ urlpatterns = [
     path("jobs/definitions/<str:key>/configs", d.ConfigListCreate.as_view(), name="job-configs"),
     path("jobs/definitions/<str:key>/configs/<int:config_id>", d.ConfigDetail.as_view(), name="job-config"),
     path("jobs/requests", r.RequestListCreate.as_view(), name="requests"),
+    path("jobs/requests/bulk", r.RequestSubmitMany.as_view(), name="requests-bulk"),
     path("jobs/requests/dead_ids", r.RequestDeadIds.as_view(), name="request-dead-ids"),
     path("jobs/requests/stats", r.RequestStats.as_view(), name="request-stats"),
     path("jobs/requests/<int:pk>", r.RequestDetail.as_view(), name="request"),

@@ -527,7 +527,7 @@ class Engine:
                 failed_command=resp.failed_command[:10_000], context=resp.task_context,
                 stdout=resp.stdout[-100:], cost_factor=resp.cost_factor,
             )  # fmt: skip
-            self.resources.release(task.ant_id, task.pk)
+            self.resources.release(task.ant_id, task.pk, resp.ran_secs)
             if not won:
                 return False
             artifact_services.record_from_response(task, request, resp)

@@ -61,7 +61,9 @@ class Queen:
         self.block_ms = block_ms
         self.housekeeping_secs = housekeeping_secs
         self.resources = ResourceManager(
-            ant_timeout_secs=ant_timeout_secs, prefetch=settings.FORMICARY_QUEEN_PREFETCH
+            ant_timeout_secs=ant_timeout_secs,
+            prefetch=settings.FORMICARY_QUEEN_PREFETCH,
+            prefetch_secs=settings.FORMICARY_QUEEN_PREFETCH_SECS,
         )
         self.engine = Engine(transport, self.resources, ack_timeout_secs=ack_timeout_secs)
         self.lease = Lease(self.queen_id, ttl_secs=lease_ttl_secs)

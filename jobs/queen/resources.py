@@ -14,11 +14,14 @@ from ants.protocol import AntRegistration
 
 # Heartbeats are persisted for the API and UI at most this often per ant.
 PERSIST_EVERY_SECS = 2.0
-# Tasks are sent ahead to a busy ant only while its tasks come back quickly: for short tasks the
+# Tasks are sent ahead to a busy ant by how long its tasks hold a slot: for short tasks the
 # queen's round trip is most of a slot's time, for long ones it is nothing and a task sent ahead
-# would wait behind a long one while another ant may free up first.
-PREFETCH_MAX_TURNAROUND_SECS = 1.0
+# would wait behind a long one while another ant may free up first. So a slot gets as many
+# tasks ahead as it runs in ``prefetch_secs`` (at the pace of its last answers), at most
+# ``prefetch``: a task sent ahead waits about that long at worst.
 PREFETCH_AFTER_ANSWERS = 3
+# Below this a task's run time says more about clocks than about the task.
+MIN_RUN_SECS = 0.001
 
 
 @dataclass
@@ -27,23 +30,28 @@ class AntState:
     last_seen: float
     reserved: set[int] = field(default_factory=set)  # task execution ids sent and not finished
     persisted_at: float = 0.0
-    prefetch: int = 0  # tasks per slot that may wait in the ant's stream while tasks are short
-    sent_at: dict[int, float] = field(default_factory=dict)  # task id -> when it was sent
-    # moving average of send-to-answer seconds; None until a few tasks came back
-    turnaround: float | None = None
+    prefetch: int = 0  # at most this many tasks per slot may wait in the ant's stream
+    prefetch_secs: float = 0.0  # ... and at most this much work at the ant's pace
+    # moving average of how long its tasks held a slot; None until a few tasks came back
+    run_secs: float | None = None
     answered: int = 0
 
     @property
-    def free(self) -> int:
-        room = self.reg.max_capacity
-        if self.prefetch and self.turnaround is not None and self.turnaround < PREFETCH_MAX_TURNAROUND_SECS:
-            room *= 1 + self.prefetch
-        return room - len(self.reserved)
+    def ahead(self) -> int:
+        """Tasks per slot that may wait in the ant's stream."""
+        if not self.prefetch or self.run_secs is None:
+            return 0
+        return min(self.prefetch, int(self.prefetch_secs / max(self.run_secs, MIN_RUN_SECS)))
 
-    def observe(self, secs: float) -> None:
+    @property
+    def free(self) -> int:
+        return self.reg.max_capacity * (1 + self.ahead) - len(self.reserved)
+
+    def observe(self, ran_secs: float) -> None:
         self.answered += 1
         if self.answered >= PREFETCH_AFTER_ANSWERS:
-            self.turnaround = secs if self.turnaround is None else 0.8 * self.turnaround + 0.2 * secs
+            ran_secs = max(ran_secs, 0.0)
+            self.run_secs = ran_secs if self.run_secs is None else 0.8 * self.run_secs + 0.2 * ran_secs
 
 
 def _ts(value: float) -> datetime:
@@ -51,13 +59,16 @@ def _ts(value: float) -> datetime:
 
 
 class ResourceManager:
-    def __init__(self, ant_timeout_secs: float = 15.0, clock=time.time, prefetch: int = 0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, ant_timeout_secs: float = 15.0, clock=time.time, prefetch: int = 0, prefetch_secs: float = 0.1
+    ) -> None:
         self.ant_timeout_secs = ant_timeout_secs
         self.clock = clock
-        # A task may be sent to an ant whose slots are all busy, ``prefetch`` per slot: it waits
-        # in the ant's stream and starts the moment a slot frees, without a round trip through
-        # the queen (the ant reads it in the same round trip that answers the finished task).
+        # A task may be sent to an ant whose slots are all busy (see ``AntState.ahead``): it
+        # waits in the ant's stream and starts the moment a slot frees, without a round trip
+        # through the queen (the ant reads it in the same round trip that answers the last one).
         self.prefetch = max(0, prefetch)
+        self.prefetch_secs = max(0.0, prefetch_secs)
         self.ants: dict[str, AntState] = {}
 
     # -- heartbeats ---------------------------------------------------------------------------------
@@ -65,7 +76,9 @@ class ResourceManager:
         now = self.clock()
         state = self.ants.get(reg.ant_id)
         if state is None:
-            state = self.ants[reg.ant_id] = AntState(reg=reg, last_seen=now, prefetch=self.prefetch)
+            state = self.ants[reg.ant_id] = AntState(
+                reg=reg, last_seen=now, prefetch=self.prefetch, prefetch_secs=self.prefetch_secs
+            )
         elif reg.created_at < state.reg.created_at:
             return  # an older heartbeat arriving late
         state.reg, state.last_seen = reg, now
@@ -144,30 +157,26 @@ class ResourceManager:
     def reserve(self, ant_id: str, task_id: int) -> None:
         if ant_id in self.ants:
             self.ants[ant_id].reserved.add(task_id)
-            self.ants[ant_id].sent_at[task_id] = self.clock()
 
     def unreserve(self, ant_id: str, task_id: int) -> None:
-        """Give back room reserved for a task that was not sent after all (it says nothing about
-        how quickly the ant's tasks come back)."""
+        """Give back room reserved for a task that was not sent after all."""
         state = self.ants.get(ant_id)
         if state is not None:
             state.reserved.discard(task_id)
-            state.sent_at.pop(task_id, None)
 
-    def release(self, ant_id: str, task_id: int) -> None:
-        """The task's room is free again: it was answered, cancelled or given up."""
+    def release(self, ant_id: str, task_id: int, ran_secs: float | None = None) -> None:
+        """The task's room is free again: it was answered (it held a slot ``ran_secs``, when the
+        answer says), cancelled or given up."""
         state = self.ants.get(ant_id)
-        if state is not None:
+        if state is not None and task_id in state.reserved:
             state.reserved.discard(task_id)
-            sent = state.sent_at.pop(task_id, None)
-            if sent is not None:
-                state.observe(self.clock() - sent)
+            if ran_secs is not None:
+                state.observe(ran_secs)
 
     def sync_reservations(self, running: dict[str, set[int]]) -> None:
         """Reset reservations from the database's running tasks (after restart, or periodically)."""
         for ant_id, state in self.ants.items():
             state.reserved = set(running.get(ant_id, set()))
-            state.sent_at = {t: at for t, at in state.sent_at.items() if t in state.reserved}
 
     def waiting_reason(self, method: str, tags: list[str], org_id: int | None = None) -> str:
         wanted = f"method {method}" + (f" and tags {', '.join(tags)}" if tags else "")

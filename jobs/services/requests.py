@@ -17,6 +17,7 @@ from orgs.crypto import is_secret_name
 
 MAX_PARAMS = 200
 MAX_PARAM_VALUE = 64 * 1024
+MAX_SUBMIT_MANY = 1000
 # What request_submit reads of the definition it resolves (see resolve_definition).
 _SUBMIT_FIELDS = ("id", "organization_id", "job_type", "version", "sem_version", "disabled")
 _REQUIRED_PARAMS = KeyTransform("required_params", "spec")
@@ -78,6 +79,65 @@ def request_submit(
     cron_key: str | None = None,
     secret_params: set[str] | None = None,
 ) -> JobRequest:
+    definition = resolve_definition(org_id, job_type, job_version)
+    row = _request_row(
+        org_id=org_id, user=user, definition=definition, params=params, secret_params=secret_params,
+        job_priority=job_priority, job_group=job_group, user_key=user_key, scheduled_at=scheduled_at,
+        parent=parent, cron_key=cron_key,
+    )  # fmt: skip
+    _insert([row])
+    return row[0]
+
+
+def requests_submit(*, org_id: int, user: Any, submissions: list[dict[str, Any]]) -> list[JobRequest]:
+    """Submit many requests at once, all or none: each submission holds ``request_submit``'s
+    arguments (job_type, job_version, params, secret_params, job_priority, job_group, user_key,
+    scheduled_at). A problem names the submission it is in (``requests[3].params: ...``).
+
+    One query per distinct job type and version, one INSERT for the requests and one for their
+    params, one wake-up for the queen: what a caller submitting a fan of requests needs.
+    """
+    if not submissions:
+        raise ValidationError("requests: at least one request")
+    if len(submissions) > MAX_SUBMIT_MANY:
+        raise ValidationError(f"requests: at most {MAX_SUBMIT_MANY} requests at once")
+    definitions: dict[tuple[str, str], JobDefinition] = {}
+    rows = []
+    for i, fields in enumerate(submissions):
+        try:
+            key = (fields["job_type"], fields.get("job_version", ""))
+            if key not in definitions:
+                definitions[key] = resolve_definition(org_id, *key)
+            rows.append(_request_row(
+                org_id=org_id, user=user, definition=definitions[key], params=fields.get("params"),
+                secret_params=fields.get("secret_params"), job_priority=fields.get("job_priority", 0),
+                job_group=fields.get("job_group", ""), user_key=fields.get("user_key", ""),
+                scheduled_at=fields.get("scheduled_at"),
+            ))  # fmt: skip
+        except ValidationError as exc:
+            raise ValidationError([f"requests[{i}].{m}" for m in exc.messages]) from exc
+    _insert(rows)
+    return [request for request, _ in rows]
+
+
+_Row = tuple[JobRequest, list[JobRequestParam]]
+
+
+def _request_row(
+    *,
+    org_id: int,
+    user: Any,
+    definition: JobDefinition,
+    params: dict[str, Any] | None,
+    secret_params: set[str] | None,
+    job_priority: int,
+    job_group: str,
+    user_key: str,
+    scheduled_at: datetime | None,
+    parent: JobRequest | None = None,
+    cron_key: str | None = None,
+) -> _Row:
+    """A checked, unsaved request of ``definition`` and its param rows."""
     params = params or {}
     if not isinstance(params, dict):
         raise ValidationError("params: must be an object of name to value")
@@ -89,39 +149,46 @@ def request_submit(
             raise ValidationError("params: names must be 1 to 200 characters")
         if len(value) > MAX_PARAM_VALUE:
             raise ValidationError(f"params.{name}: longer than {MAX_PARAM_VALUE} characters")
-    definition = resolve_definition(org_id, job_type, job_version)
-    required = list(definition.required_params or [])
-    missing = [p for p in required if not values.get(p)]
+    missing = [p for p in definition.required_params or [] if not values.get(p)]
     if missing:
         raise ValidationError(
-            f"params: missing required params {', '.join(missing)} for job type {job_type!r}"
+            f"params: missing required params {', '.join(missing)} for job type {definition.job_type!r}"
         )
+    request = JobRequest(
+        organization_id=org_id,
+        user=user if getattr(user, "pk", None) else None,
+        job_definition=definition,
+        job_type=definition.job_type,
+        job_version=definition.sem_version or str(definition.version),
+        job_priority=job_priority,
+        job_group=job_group,
+        user_key=user_key,
+        scheduled_at=scheduled_at or timezone.now(),
+        parent=parent,
+        cron_key=cron_key,
+        cron_triggered=cron_key is not None,
+    )
     secret_params = secret_params or set()
-    # a request without params is one INSERT: no transaction around it to BEGIN and COMMIT
-    with transaction.atomic() if values else nullcontext():
-        request = JobRequest.objects.create(
-            organization_id=org_id,
-            user=user if getattr(user, "pk", None) else None,
-            job_definition=definition,
-            job_type=definition.job_type,
-            job_version=definition.sem_version or str(definition.version),
-            job_priority=job_priority,
-            job_group=job_group,
-            user_key=user_key,
-            scheduled_at=scheduled_at or timezone.now(),
-            parent=parent,
-            cron_key=cron_key,
-            cron_triggered=cron_key is not None,
-        )
-        if values:
-            rows = []
-            for name, value in values.items():
-                row = JobRequestParam(
-                    organization_id=org_id, job_request=request, name=name,
-                    secret=name in secret_params or is_secret_name(name),
-                )  # fmt: skip
-                row.set_value(value)
-                rows.append(row)
-            JobRequestParam.objects.bulk_create(rows)
-        events.request_submitted(request)
-    return request
+    rows = []
+    for name, value in values.items():
+        row = JobRequestParam(
+            organization_id=org_id, job_request=request, name=name,
+            secret=name in secret_params or is_secret_name(name),
+        )  # fmt: skip
+        row.set_value(value)
+        rows.append(row)
+    return request, rows
+
+
+def _insert(rows: list[_Row]) -> None:
+    """Save checked requests and their params; one wake-up for the queen."""
+    params = [param for _, request_params in rows for param in request_params]
+    # one request without params is one INSERT: no transaction around it to BEGIN and COMMIT
+    with transaction.atomic() if params or len(rows) > 1 else nullcontext():
+        if len(rows) == 1:
+            rows[0][0].save(force_insert=True)
+        else:
+            JobRequest.objects.bulk_create([request for request, _ in rows])
+        if params:
+            JobRequestParam.objects.bulk_create(params)
+        events.request_submitted(rows[-1][0])

@@ -70,6 +70,45 @@ def test_bad_submissions_are_400_naming_the_problem(api, job, body, needle):
     assert JobRequest.objects.count() == 0
 
 
+def test_bulk_submit_creates_all_with_params(api, job):  # type: ignore[no-untyped-def]
+    body = {"requests": [{"job_type": "with-params", "params": {"Branch": f"b{i}"}, "user_key": f"k{i}"}
+                         for i in range(3)]}  # fmt: skip
+    body["requests"].append({"job_type": "with-params", "params": [{"name": "Branch", "value": "x"},
+                                                                  {"name": "Key", "value": "s3cr3t", "secret": True}]})  # fmt: skip
+    resp = api.post("/api/jobs/requests/bulk", body, format="json")
+    assert resp.status_code == 201, resp.content
+    rows = resp.json()
+    assert [r["user_key"] for r in rows] == ["k0", "k1", "k2", ""]
+    assert [r["params"] for r in rows] == [{"Branch": "b0"}, {"Branch": "b1"}, {"Branch": "b2"},
+                                           {"Branch": "x", "Key": "****"}]  # fmt: skip
+    assert {r["job_state"] for r in rows} == {"PENDING"}
+    assert "s3cr3t" not in resp.content.decode()
+    assert JobRequestParam.objects.get(name="Key").plain_value() == "s3cr3t"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"requests": [{"job_type": "with-params", "params": {"Branch": "x"}}, {"params": {}}]},
+         "requests[1]: job_type: This field is required"),
+        ({"requests": [{"job_type": "with-params", "params": {"Branch": "x"}}, {"job_type": "with-params"}]},
+         "requests[1].params: missing required params Branch"),
+        ({"requests": [{"job_type": "with-params", "params": {"Branch": "x"}, "job_priority": "high"}]},
+         "requests[0]: job_priority: A valid integer is required"),
+        ({"requests": ["with-params"]}, "requests[0]: Invalid data. Expected a dictionary"),
+        ({"requests": []}, "at least one request"),
+        ({"requests": "with-params"}, "requests: must be a list"),
+        ([{"job_type": "with-params"}], "requests: must be a list"),
+        ({"requests": [{"job_type": "with-params", "params": {"Branch": "x"}}] * 1001}, "at most 1000"),
+    ],
+)  # fmt: skip
+def test_bad_bulk_submissions_are_400_naming_the_request_and_store_nothing(api, job, body, needle):  # type: ignore[no-untyped-def]
+    resp = api.post("/api/jobs/requests/bulk", body, format="json")
+    assert resp.status_code == 400, resp.content
+    assert needle in resp.json()["error"], resp.json()
+    assert not JobRequest.objects.exists()
+
+
 def test_disabled_job_type_is_refused(api, job):
     api.post(f"/api/jobs/definitions/{job['id']}/disable")
     resp = post(api, {"job_type": "with-params", "params": {"Branch": "x"}})
@@ -141,6 +180,9 @@ def test_request_endpoints_are_404_for_another_organization(api, bob_api, job):
     assert bob_api.get("/api/jobs/requests/stats").json() == []
     # bob cannot submit acme's (non-plugin) job type either
     assert post(bob_api, {"job_type": "with-params", "params": {"Branch": "x"}}).status_code == 400
+    many = {"requests": [{"job_type": "with-params", "params": {"Branch": "x"}}]}
+    assert bob_api.post("/api/jobs/requests/bulk", many, format="json").status_code == 400
+    assert JobRequest.objects.count() == 1
 
 
 def test_schema_and_swagger_ui(api):
@@ -151,6 +193,7 @@ def test_schema_and_swagger_ui(api):
         "/api/jobs/definitions",
         "/api/jobs/requests/{id}/cancel",
         "/api/jobs/requests/{id}/restart",
+        "/api/jobs/requests/bulk",
         "bearer",
     ):
         assert path in text

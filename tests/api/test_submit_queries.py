@@ -14,7 +14,7 @@ from ants.messaging import InProcessTransport
 from jobs.models import JobRequest
 from jobs.queen import events, messaging
 from jobs.services.definitions import definition_upload
-from jobs.services.requests import request_submit
+from jobs.services.requests import request_submit, requests_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,6 +77,52 @@ def test_submit_with_params_inserts_them_in_the_same_transaction(alice, defined)
     assert len(statements) == 3, statements  # the definition, the request, one INSERT of all params
     assert any(q["sql"].startswith(("BEGIN", "SAVEPOINT")) for q in ctx.captured_queries)
     assert dict(request.params.values_list("name", "value")) == {"Branch": "main", "Other": "x"}
+
+
+def test_many_submits_cost_one_query_per_job_type_and_one_insert_of_each_kind(alice, defined):  # type: ignore[no-untyped-def]
+    def submissions(n: int) -> list[dict[str, object]]:
+        return [{"job_type": "sq-optional"} for _ in range(n)] + [
+            {"job_type": "sq-job", "params": {"Branch": f"b{i}"}, "job_priority": i} for i in range(n)
+        ]
+
+    counts = []
+    for n in (2, 40):
+        with CaptureQueriesContext(connection) as ctx:
+            created = requests_submit(org_id=alice.org_id, user=alice.user, submissions=submissions(n))
+        counts.append(
+            [q["sql"].split()[0] for q in ctx.captured_queries if q["sql"].split()[0] in ("SELECT", "INSERT")]
+        )
+        assert len(created) == 2 * n and all(r.pk for r in created)
+    # two definitions, the requests, their params: however many requests
+    assert counts[0] == counts[1] == ["SELECT", "SELECT", "INSERT", "INSERT"], counts
+    last = created[-1]
+    assert (last.job_type, last.job_priority, last.job_version) == ("sq-job", 39, "1.0")
+    assert dict(last.params.values_list("name", "value")) == {"Branch": "b39"}
+    assert JobRequest.objects.get(pk=created[0].pk).params.count() == 0
+
+
+def test_many_submits_are_all_or_none_and_name_the_bad_one(alice, defined):  # type: ignore[no-untyped-def]
+    before = JobRequest.objects.count()
+    bad = [
+        {"job_type": "sq-optional"},
+        {"job_type": "sq-job", "params": {"Branch": "x"}},
+        {"job_type": "sq-job"},
+    ]
+    with pytest.raises(ValidationError, match=r"requests\[2\]\.params: missing required params Branch"):
+        requests_submit(org_id=alice.org_id, user=alice.user, submissions=bad)
+    with pytest.raises(ValidationError, match=r"requests\[0\]\.job_type: unknown job type 'nope'"):
+        requests_submit(org_id=alice.org_id, user=alice.user, submissions=[{"job_type": "nope"}])
+    with pytest.raises(ValidationError, match="at least one request"):
+        requests_submit(org_id=alice.org_id, user=alice.user, submissions=[])
+    assert JobRequest.objects.count() == before
+
+
+def test_many_submits_wake_the_queens_once(alice, defined, gated):  # type: ignore[no-untyped-def]
+    requests_submit(org_id=alice.org_id, user=alice.user, submissions=[{"job_type": "sq-optional"}] * 30)
+    assert gated.first_started.wait(5), "the submits woke no queen"
+    gated.release.set()
+    time.sleep(10 * events._QueenWaker.GAP_SECS)
+    assert gated.wakes == 1
 
 
 def test_required_params_are_read_from_the_stored_spec(alice, defined):  # type: ignore[no-untyped-def]

@@ -97,7 +97,7 @@ def test_config_values_of_many_requests(alice, bob):  # type: ignore[no-untyped-
 
 def test_dispatch_respects_room_and_prefetch(alice):  # type: ignore[no-untyped-def]
     engine = make_engine(alice, capacity=2, prefetch=1)
-    engine.resources.ants["ant-b"].turnaround = 0.01  # its tasks come back quickly
+    engine.resources.ants["ant-b"].run_secs = 0.01  # its tasks are short
     for _ in range(6):
         submit(alice)
     assert engine.schedule() == 6
@@ -169,7 +169,7 @@ def test_a_cancelled_job_is_not_completed_by_a_late_answer(alice):  # type: igno
 
 def test_a_busy_ant_keeps_tasks_waiting_in_its_stream(alice):  # type: ignore[no-untyped-def]
     engine = make_engine(alice, capacity=1, prefetch=1)
-    engine.resources.ants["ant-b"].turnaround = 0.01
+    engine.resources.ants["ant-b"].run_secs = 0.01
     engine.ack_timeout_secs = 0.0
     submit(alice)
     submit(alice)
@@ -186,28 +186,32 @@ def test_a_busy_ant_keeps_tasks_waiting_in_its_stream(alice):  # type: ignore[no
     assert TaskExecution.objects.filter(task_state="READY").count() == 2
 
 
-def test_tasks_go_ahead_only_while_they_come_back_quickly():
-    now = [1000.0]
-    resources = ResourceManager(prefetch=4, clock=lambda: now[0])
+def test_tasks_go_ahead_by_how_long_they_hold_a_slot():
+    resources = ResourceManager(prefetch=4, prefetch_secs=0.1)
     resources.heard(AntRegistration(ant_id="ant-p", max_capacity=2, methods=["SHELL"]))
     ant = resources.ants["ant-p"]
     assert ant.free == 2  # nothing known about its tasks yet: only its slots
     resources.reserve("ant-p", 99)
-    now[0] += 0.001
     resources.unreserve("ant-p", 99)  # reserved, then not sent: no answer to learn from
     assert (ant.answered, ant.reserved) == (0, set())
 
-    def run(task_id: int, secs: float) -> None:
+    def run(task_id: int, secs: float | None) -> None:
         resources.reserve("ant-p", task_id)
-        now[0] += secs
-        resources.release("ant-p", task_id)
+        resources.release("ant-p", task_id, secs)
 
     for task_id in range(3):
-        run(task_id, 0.01)
-    assert ant.free == 10  # short tasks: four ahead per slot
-    for task_id in range(3, 13):
+        run(task_id, 0.005)
+    assert ant.free == 10  # short tasks: as many ahead as run in 0.1 s, at most four per slot
+    for task_id in range(3, 30):
+        run(task_id, 0.04)
+    assert ant.free == 6  # 40 ms tasks: two ahead per slot (0.1 s of work)
+    for task_id in range(30, 40):
         run(task_id, 30.0)
     assert ant.free == 2  # long tasks: none waits behind another
+    run(40, None)  # an answer without run times (a cancel) teaches nothing
+    assert ant.answered == 40
+    resources.release("ant-p", 41, 0.0)  # never reserved (a late answer): nothing either
+    assert ant.answered == 40
 
 
 def test_templated_and_static_requests_start_together(alice):  # type: ignore[no-untyped-def]
