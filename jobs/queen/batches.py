@@ -262,6 +262,7 @@ def apply_responses(engine: "Engine", responses: list[TaskResponse]) -> tuple[li
     whose job simply goes on (next task or completed) in one transaction. Returns a result per
     answer (None: not handled here) and the indexes left to ``Engine.apply_response``."""
     results: list[bool | None] = [None] * len(responses)
+    ended = {r.key for r in responses if r.action == ACTION_EXECUTE and r.status != STATUS_EXECUTING}
     executing = [
         i for i, r in enumerate(responses) if r.action == ACTION_EXECUTE and r.status == STATUS_EXECUTING
     ]
@@ -340,7 +341,7 @@ def _apply_finals(
             recorded.append((task, request, resp))
             if resp.task_context or resp.job_context:
                 engine._merge_context(task.job_execution, {**resp.job_context, **resp.task_context})
-            engine.resources.release(task.ant_id, task.pk)
+            engine.resources.release(task.ant_id, task.pk, resp.ran_secs)
             if step.kind == "end":
                 completes[request.pk] = task.job_execution_id
             else:
