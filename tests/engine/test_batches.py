@@ -1,6 +1,8 @@
 """The queen's batch paths (jobs.queen.batches) decide exactly as the one-at-a-time path: they
 read and write many items at once, and hand anything unusual back to it."""
 
+from dataclasses import replace
+
 import pytest
 
 from ants.messaging import InProcessTransport
@@ -108,6 +110,25 @@ def test_dispatch_respects_room_and_prefetch(alice):  # type: ignore[no-untyped-
     assert waiting.count() == 2
     assert all("waiting for room on an ant" in r.state_message for r in waiting)
     assert engine.dispatch_ready() == 0
+
+
+def test_answers_teach_how_far_ahead_to_send(alice):  # type: ignore[no-untyped-def]
+    engine = make_engine(alice, prefetch=8)
+    ant = engine.resources.ants["ant-b"]
+    for round_ in range(2):  # the batch path, then the one-at-a-time path (a failed answer)
+        for _ in range(3):
+            request = submit(alice)
+            engine.schedule()
+            engine.dispatch_ready()
+            task = TaskExecution.objects.get(job_execution__job_request=request, task_type="one")
+            done = answer(task, STATUS_FAILED if round_ else STATUS_COMPLETED)
+            done = replace(done, started_at=100.0, ended_at=100.001 if round_ else 100.05)
+            assert engine.apply_responses([done]) == [True]
+        # 50 ms tasks: two ahead per slot (0.1 s of work); then 1 ms tasks: the moving average
+        # (26 ms) lets three ahead
+        assert (ant.answered, ant.ahead) == ((3, 2) if not round_ else (6, 3))
+    engine.resources.release("ant-b", 123, 0.001)  # not a task it was sent: nothing learnt
+    assert ant.answered == 6
 
 
 def test_a_read_of_mixed_answers(alice):  # type: ignore[no-untyped-def]
