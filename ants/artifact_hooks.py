@@ -254,7 +254,7 @@ class ArtifactHooks:
         if files is not None:
             self._close(files)
             try:
-                uploaded.append(self._upload_log(req, base, files.log))
+                uploaded.append(self._upload_log(req, files.log))
             except Exception as exc:
                 logger.warning("log upload for %s failed: %s", req.key, exc)
                 result.warnings.append(f"task log not stored: {exc}")
@@ -293,9 +293,12 @@ class ArtifactHooks:
         return _meta(req, KIND_CACHE, "cache.tar.gz", stored, "application/gzip", _secs(cache.get("expires_after")),
                      group=key, metadata={"archive": ARCHIVE, "paths": [f.rel for f in found]})  # fmt: skip
 
-    def _upload_log(self, req: TaskRequest, base: str, log: _TaskLog) -> dict[str, Any]:
+    def _upload_log(self, req: TaskRequest, log: _TaskLog) -> dict[str, Any]:
         name = f"{slug(req.task_type)}.log"
-        key = f"{base}/{uuid.uuid4().hex}/{name}"
+        # every task has one: in a folder per organization and day, not per request and task
+        # (new folders for each task cost the filesystem more than the log itself)
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        key = f"org-{slug(req.organization_id or 'none')}/logs/{day}/{req.job_request_id}-{uuid.uuid4().hex}-{name}"
         if log.path is not None:
             stored = self.store.put_file(key, log.path, LOG_CONTENT_TYPE)
         else:  # no scratch file and no copy: most logs are a few lines

@@ -119,7 +119,25 @@ class LocalStore:
             return self._put(key, src)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> Stored:
-        return self._put(key, io.BytesIO(data))
+        target = self.path_of(key)
+        # a new key is nobody's yet (it is handed out after this returns): written in place,
+        # without the scratch file and rename that keep a known object whole for its readers
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            try:
+                fd = os.open(target, flags, 0o644)
+            except FileNotFoundError:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(target, flags, 0o644)
+        except FileExistsError:
+            return self._put(key, io.BytesIO(data))
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                size, sha = _copy_hashing(io.BytesIO(data), dst)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return Stored(key=key, size=size, sha256=sha)
 
     def _put(self, key: str, src: BinaryIO) -> Stored:
         target = self.path_of(key)

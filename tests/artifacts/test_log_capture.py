@@ -2,6 +2,8 @@
 a large one spills to a scratch file and is stored whole; nothing is left behind."""
 
 import hashlib
+import re
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -53,7 +55,11 @@ def test_empty_and_small_logs_are_stored_without_a_scratch_file(raw_store, tmp_p
     assert (log["size"], log["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
     assert log["content_type"] == "text/plain; charset=utf-8" and log["metadata"] == {"attempt": 1}
     assert not scratch.exists() or not any(scratch.iterdir())
-    assert all(k.endswith("build.log") for k in stored_keys(raw_store))
+    keys = stored_keys(raw_store)
+    assert len(keys) == 2 and all(k.endswith("build.log") for k in keys)
+    # one folder per organization and day for every task's log, not new folders per task
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    assert all(re.fullmatch(rf"org-11/logs/{day}/3-[0-9a-f]{{32}}-build\.log", k) for k in keys), keys
 
 
 def test_a_large_log_spills_to_a_scratch_file_and_is_stored_whole(raw_store, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]

@@ -26,6 +26,16 @@ def test_round_trip_with_sha256(raw_store, tmp_path):
     assert stored_keys(raw_store) == []
 
 
+def test_put_bytes_creates_its_folders_and_replaces_an_object_whole(raw_store, tmp_path):
+    key = "org-1/logs/2026-11-27/5-abc-build.log"
+    first = raw_store.put_bytes(key, b"first version, the longer one\n")
+    assert first.size == 30 and raw_store.exists(key)
+    again = raw_store.put_bytes(key, b"second\n")  # a known key: replaced whole, never mixed
+    assert (again.size, again.sha256) == (7, hashlib.sha256(b"second\n").hexdigest())
+    assert b"".join(raw_store.iter_chunks(key)) == b"second\n"
+    assert stored_keys(raw_store) == [key]
+
+
 def test_multipart_upload_for_large_objects(raw_store, tmp_path):
     src = tmp_path / "big.bin"
     with open(src, "wb") as fh:
