@@ -262,7 +262,6 @@ def apply_responses(engine: "Engine", responses: list[TaskResponse]) -> tuple[li
     whose job simply goes on (next task or completed) in one transaction. Returns a result per
     answer (None: not handled here) and the indexes left to ``Engine.apply_response``."""
     results: list[bool | None] = [None] * len(responses)
-    ended = {r.key for r in responses if r.action == ACTION_EXECUTE and r.status != STATUS_EXECUTING}
     executing = [
         i for i, r in enumerate(responses) if r.action == ACTION_EXECUTE and r.status == STATUS_EXECUTING
     ]

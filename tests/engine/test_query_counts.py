@@ -187,6 +187,19 @@ def test_dispatch_cost_does_not_grow_with_the_batch(alice, engine):  # type: ign
     assert TaskExecution.objects.filter(task_state="STARTED", ant_id="ant-q").count() == 8
 
 
+def test_a_full_ant_makes_waiting_tasks_cheap(alice, engine):  # type: ignore[no-untyped-def]
+    engine.resources.heard(AntRegistration(ant_id="ant-q", max_capacity=1, methods=["SHELL"]))
+    for _ in range(3):
+        submit(alice)
+    engine.schedule()
+    assert engine.dispatch_ready() == 1
+    with Budget(1, "READY tasks while every ant is full"):
+        # only the ids of tasks not yet told why they wait (all were told in the pass before)
+        assert engine.dispatch_ready() == 0
+    waiting = JobRequest.objects.filter(job_state="READY")
+    assert waiting.count() == 2 and all("waiting for room" in r.state_message for r in waiting)
+
+
 def test_dispatch_a_later_task_skips_job_executing(alice, engine):  # type: ignore[no-untyped-def]
     request = submit(alice)
     engine.schedule()
