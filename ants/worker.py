@@ -504,7 +504,13 @@ class AntWorker:
 
     def _discard_workdir(self, workdir: Path) -> None:
         """Move it aside at once; the background thread deletes it. Deleting a tree costs the
-        filesystem about half a millisecond per task, which the slot need not wait for."""
+        filesystem about half a millisecond per task, which the slot need not wait for. An
+        empty one (many short tasks leave nothing behind) is removed at once: one call."""
+        try:
+            workdir.rmdir()
+            return
+        except OSError:  # not empty (or gone already)
+            pass
         try:
             workdir.rename(self._trash / f"{workdir.name}-{uuid.uuid4().hex[:8]}")
         except OSError:  # gone already, or no trash folder: delete it here

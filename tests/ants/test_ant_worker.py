@@ -291,6 +291,28 @@ def test_workdirs_and_hooks(ants, queen, tmp_path) -> None:
     assert not seen[0][1].exists()  # removed afterwards
 
 
+def test_workdirs_are_removed_empty_at_once_and_full_ones_aside(ants, queen, tmp_path, monkeypatch) -> None:
+    moved: list[str] = []
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:  # type: ignore[override]
+        moved.append(self.name)
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    ants.start()
+    queen.send(shell(11, ["true"]))
+    queen.send(shell(12, ["mkdir -p a/b && echo x > a/b/f.txt"]))
+    queen.wait_finals(2)
+    assert moved == ["12-1"]  # the empty one was removed in place, the other moved aside
+    work = tmp_path / "work"
+    assert not (work / "11-1").exists() and not (work / "12-1").exists()
+    deadline = time.monotonic() + 5
+    while any(p.name.startswith("12-1") for p in work.rglob("*")):  # the background thread deletes it
+        assert time.monotonic() < deadline, list(work.rglob("*"))
+        time.sleep(0.05)
+
+
 def test_keep_workdirs(ants, queen, tmp_path) -> None:
     ants.start(keep_workdirs=True)
     queen.send(shell(8, ["echo kept > f.txt"]))
