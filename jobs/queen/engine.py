@@ -9,11 +9,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from ants.messaging.base import Transport
@@ -32,6 +32,7 @@ from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
 from jobs.queen import batches, forks, transitions
+from jobs.queen.compiled import Compiled
 from jobs.queen.context import secrets_and_values, template_data
 from jobs.queen.resources import ResourceManager
 from jobs.queen.rules import (
@@ -69,6 +70,31 @@ def _str_values(data: dict[str, Any]) -> dict[str, str]:
     }
 
 
+DISPATCH_LIMIT = 100  # READY tasks looked at per pass
+
+
+def _ready_tasks(now: datetime) -> QuerySet[TaskExecution, tuple[Any, ...]]:
+    """READY tasks due, oldest first, as the few columns dispatching chooses an ant by."""
+    return (
+        TaskExecution.objects.filter(task_state=TaskState.READY)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .order_by("id")
+        .values_list(
+            "pk", "task_type", "job_execution__job_request_id", "job_execution__job_request__job_state",
+            "job_execution__job_request__organization_id", "job_execution__job_request__job_definition_id",
+        )
+    )  # fmt: skip
+
+
+# every pass runs them: compiled once (see jobs.queen.compiled)
+_READY_TASKS = Compiled(lambda now: _ready_tasks(now)[:DISPATCH_LIMIT], "now")
+_RUNNING_COUNTS = Compiled(
+    lambda: JobRequest.objects.filter(job_state__in=JOB_RUNNING_VALUES)
+    .values_list("organization_id", "job_type", "job_definition__max_concurrency")
+    .annotate(n=Count("id"))
+)
+
+
 class Engine:
     def __init__(
         self,
@@ -90,16 +116,10 @@ class Engine:
 
     def _running_counts(self) -> dict[tuple[int, str], tuple[int, int]]:
         """(org, job type) -> (running requests, max_concurrency)."""
-        rows = (
-            JobRequest.objects.filter(job_state__in=JOB_RUNNING_VALUES)
-            .values("organization_id", "job_type", "job_definition__max_concurrency")
-            .annotate(n=Count("id"))
-        )
         counts: dict[tuple[int, str], tuple[int, int]] = {}
-        for row in rows:
-            key = (row["organization_id"], row["job_type"])
-            running, _ = counts.get(key, (0, 0))
-            counts[key] = (running + row["n"], row["job_definition__max_concurrency"])
+        for org_id, job_type, max_concurrency, n in _RUNNING_COUNTS.rows():
+            running, _ = counts.get((org_id, job_type), (0, 0))
+            counts[(org_id, job_type)] = (running + n, max_concurrency)
         return counts
 
     def schedule(self, limit: int = 50) -> int:
@@ -225,26 +245,19 @@ class Engine:
 
     # -- dispatch ---------------------------------------------------------------------------------
 
-    def dispatch_ready(self, limit: int = 100) -> int:
+    def dispatch_ready(self, limit: int = DISPATCH_LIMIT) -> int:
         """Send READY tasks to ants with room. Candidates are read as a few columns; only the
         tasks that go now are loaded in full (loading the whole READY backlog on every pass was
         most of the queen's work per task when requests queue up)."""
         now = timezone.now()
-        qs = TaskExecution.objects.filter(task_state=TaskState.READY).filter(
-            Q(not_before__isnull=True) | Q(not_before__lte=now)
-        )
         if self.resources.all_full():
             # every ant is busy: only tasks the queen runs itself can go now, and tasks not yet
             # told why they wait
             noted = list(self._wait_reasons)
             not_told = ~Q(pk__in=noted) if len(noted) <= 1000 else Q(pk__in=[])
-            qs = qs.filter(Q(method__in=QUEEN_METHODS) | not_told)
-        rows = list(
-            qs.order_by("id").values_list(
-                "pk", "task_type", "job_execution__job_request_id", "job_execution__job_request__job_state",
-                "job_execution__job_request__organization_id", "job_execution__job_request__job_definition_id",
-            )[:limit]
-        )  # fmt: skip
+            rows = list(_ready_tasks(now).filter(Q(method__in=QUEEN_METHODS) | not_told)[:limit])
+        else:
+            rows = _READY_TASKS.rows(now=now)[:limit]
         # task id -> the ant reserved for it ("" when the one-at-a-time path decides)
         chosen: dict[int, str] = {}
         waiting: list[tuple[int, str, int, str]] = []
