@@ -18,7 +18,7 @@ from ants.messaging.base import Transport
 from ants.protocol import STATUS_EXECUTING
 from jobs.queen import events
 from jobs.queen.cron import CronScheduler
-from jobs.queen.engine import Engine
+from jobs.queen.engine import DISPATCH_LIMIT, Engine
 from jobs.queen.leader import Lease
 from jobs.queen.resources import ResourceManager
 from jobs.states import JOB_TERMINAL
@@ -29,6 +29,9 @@ TERMINAL = {str(s) for s in JOB_TERMINAL}
 SCHEDULE_BATCH = 20
 SCHEDULE_EVERY_SECS = 0.25
 HEARTBEAT_READ_SECS = 0.1
+# READY tasks are looked for after anything that may have made one sendable, and otherwise this
+# often (retry delays, tasks made READY by other processes)
+DISPATCH_EVERY_SECS = 0.1
 
 
 def share_one_process() -> None:
@@ -75,7 +78,9 @@ class Queen:
         self._last_cron = 0.0
         self._last_schedule = 0.0
         self._last_heartbeats = 0.0
-        self._wakes_seen = 0
+        self._last_dispatch = 0.0
+        self._wakes_seen = self._dispatch_wakes = 0
+        self._dispatch_wanted = True
         # set when something may have become startable: a submit in this process, a job that
         # ended while a job type was at its max_concurrency, a pass that hit its limit
         self._schedule_wanted = True
@@ -100,6 +105,7 @@ class Queen:
         regs = self.transport.read_registrations(block_ms=0)
         for reg in regs:
             self.resources.heard(reg)
+        self._dispatch_wanted |= bool(regs)  # an ant may have come or freed room
         return len(regs)
 
     def responses(self, block_ms: int = 0) -> int:
@@ -117,7 +123,25 @@ class Queen:
         done += [d.id for d, result in zip(todo, results, strict=True) if result is not None]
         if done:
             self.transport.ack_responses(done)
+        self._dispatch_wanted |= bool(deliveries)
         return len(deliveries)
+
+    def dispatching(self) -> int:
+        """Send the READY tasks that can go. Looking costs a query, and most passes of a busy
+        queen come right after one that changed nothing: it looks after answers, starts,
+        heartbeats, housekeeping or a wake, and otherwise every DISPATCH_EVERY_SECS."""
+        now = time.monotonic()
+        wakes = self.transport.wakes_read
+        if not (
+            self._dispatch_wanted
+            or wakes != self._dispatch_wakes
+            or now - self._last_dispatch >= DISPATCH_EVERY_SECS
+        ):
+            return 0
+        self._dispatch_wanted, self._dispatch_wakes, self._last_dispatch = False, wakes, now
+        sent = self.engine.dispatch_ready()
+        self._dispatch_wanted = sent >= DISPATCH_LIMIT  # more may be waiting
+        return sent
 
     def leadership(self) -> None:
         """Take or renew the scheduler lease (a third of its lifetime between tries)."""
@@ -180,9 +204,11 @@ class Queen:
         done = self.heartbeats()
         done += self.responses(block_ms=0)
         # answers free room on ants: the next tasks go before anything else is looked at
-        done += self.engine.dispatch_ready()
-        done += self.scheduling()
-        done += self.housekeeping()
+        done += self.dispatching()
+        started = self.scheduling()
+        kept = self.housekeeping()
+        self._dispatch_wanted |= bool(started or kept)
+        done += started + kept
         if not done and block_ms:
             done += self.responses(block_ms=block_ms)
         return done
