@@ -27,14 +27,16 @@ registration with ``shutting_down=True`` is published. A second signal cancels a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import signal
 import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +82,10 @@ ERR_ANT_EXCEPTION = "ERR_ANT_EXCEPTION"
 ERR_ANT_SHUTDOWN = "ERR_ANT_SHUTDOWN"
 RECENT_KEYS = 2000
 TRASH_DIR = ".formicary-trash"  # under work_root: finished working directories wait here
+# Emptied working directories are kept (renamed) for the next tasks: on ext4 a rename costs about
+# a fifth of the mkdir and rmdir it saves (no block to allocate, free and discard).
+SPARE_PREFIX = ".formicary-spare-"
+MAX_SPARES = 8
 
 Key = tuple[int, int]
 
@@ -159,6 +165,8 @@ class AntWorker:
         self._trash = Path(config.work_root) / TRASH_DIR
         self._trash_waiting = threading.Event()
         self._trash_waiting.set()  # a crashed run may have left some
+        self._spares: list[Path] = []
+        self._spares_lock = threading.Lock()
 
         self._stop = threading.Event()
         self._bg_stop = threading.Event()
@@ -226,6 +234,7 @@ class AntWorker:
         """Start the background thread (heartbeats, log flushing, deleting old working
         directories); idempotent."""
         if self._bg is None:
+            self._drop_spares(Path(self.config.work_root).glob(f"{SPARE_PREFIX}*"))  # a crashed run's
             try:
                 self._trash.mkdir(parents=True, exist_ok=True)
             except OSError as exc:  # working directories are then deleted in place
@@ -292,6 +301,9 @@ class AntWorker:
         if self._bg is not None:
             self._bg.join(timeout=5)
         self._empty_trash()
+        with self._spares_lock:
+            spares, self._spares = self._spares, []
+        self._drop_spares(spares)
         try:
             self.flush()
             self.heartbeat(shutting_down=True)
@@ -402,8 +414,7 @@ class AntWorker:
             if method not in cfg.methods:
                 raise UnsupportedMethod(f"method {method} is not enabled on ant {cfg.ant_id}")
             executor = self.executor_lookup(method, cfg)
-            shutil.rmtree(workdir, ignore_errors=True)  # a redelivered attempt starts clean
-            workdir.mkdir(parents=True, exist_ok=True)
+            self._new_workdir(workdir)
             self.before_execute(req, workdir)
             deadline = time.monotonic() + req.timeout_secs if req.timeout_secs else None
             ctx = ExecutionContext(
@@ -502,21 +513,57 @@ class AntWorker:
             except Exception:
                 logger.debug("wake failed", exc_info=True)
 
+    def _new_workdir(self, workdir: Path) -> None:
+        """An empty working directory at ``workdir``: a spare renamed, or a new one."""
+        with self._spares_lock:
+            spare = self._spares.pop() if self._spares else None
+        if spare is not None:
+            try:
+                spare.rename(workdir)  # replaces an empty folder of that name, never a full one
+                return
+            except FileNotFoundError:
+                pass
+            except OSError:  # a redelivered attempt's folder is there: it starts clean below
+                with self._spares_lock:
+                    self._spares.append(spare)
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+
     def _discard_workdir(self, workdir: Path) -> None:
         """Move it aside at once; the background thread deletes it. Deleting a tree costs the
         filesystem about half a millisecond per task, which the slot need not wait for. An
-        empty one (many short tasks leave nothing behind) is removed at once: one call."""
+        empty one (many short tasks leave nothing behind) becomes a spare for the next task,
+        or is removed at once."""
         try:
-            workdir.rmdir()
+            with os.scandir(workdir) as entries:
+                empty = next(entries, None) is None
+        except OSError:  # gone already
             return
-        except OSError:  # not empty (or gone already)
-            pass
+        if empty:
+            with self._spares_lock:
+                room = len(self._spares) < MAX_SPARES
+            spare = workdir.with_name(f"{SPARE_PREFIX}{uuid.uuid4().hex[:8]}")
+            try:
+                if room:
+                    workdir.rename(spare)
+                    with self._spares_lock:
+                        self._spares.append(spare)
+                else:
+                    workdir.rmdir()
+                return
+            except OSError:  # something appeared in it meanwhile: aside as a full one
+                pass
         try:
             workdir.rename(self._trash / f"{workdir.name}-{uuid.uuid4().hex[:8]}")
         except OSError:  # gone already, or no trash folder: delete it here
             shutil.rmtree(workdir, ignore_errors=True)
             return
         self._trash_waiting.set()
+
+    def _drop_spares(self, spares: Iterable[Path]) -> None:
+        for spare in spares:
+            with contextlib.suppress(OSError):
+                spare.rmdir()
 
     def _empty_trash(self) -> None:
         if not self._trash_waiting.is_set():

@@ -291,26 +291,34 @@ def test_workdirs_and_hooks(ants, queen, tmp_path) -> None:
     assert not seen[0][1].exists()  # removed afterwards
 
 
-def test_workdirs_are_removed_empty_at_once_and_full_ones_aside(ants, queen, tmp_path, monkeypatch) -> None:
-    moved: list[str] = []
+def test_emptied_workdirs_are_reused_and_full_ones_set_aside(ants, queen, tmp_path, monkeypatch) -> None:
+    moves: list[tuple[str, str]] = []
     real_rename = Path.rename
 
     def rename(self: Path, target: Path) -> Path:  # type: ignore[override]
-        moved.append(self.name)
+        moves.append((self.name, Path(target).name))
         return real_rename(self, target)
 
     monkeypatch.setattr(Path, "rename", rename)
     ants.start()
     queen.send(shell(11, ["true"]))
-    queen.send(shell(12, ["mkdir -p a/b && echo x > a/b/f.txt"]))
-    queen.wait_finals(2)
-    assert moved == ["12-1"]  # the empty one was removed in place, the other moved aside
+    queen.wait_finals(1)
+    queen.send(shell(12, ["pwd; mkdir -p a/b && echo x > a/b/f.txt"]))
+    final = queen.wait_finals(2)[(12, 1)]
     work = tmp_path / "work"
+    assert final.stdout == [str((work / "12-1").resolve())]
+    # 11-1 was left empty: kept as a spare and renamed to be 12-1; 12-1 was full: set aside
+    spare = moves[0][1]
+    assert moves[0][0] == "11-1" and spare.startswith(".formicary-spare-")
+    assert moves[1] == (spare, "12-1")
+    assert moves[2][0] == "12-1" and moves[2][1].startswith("12-1-")
     assert not (work / "11-1").exists() and not (work / "12-1").exists()
     deadline = time.monotonic() + 5
     while any(p.name.startswith("12-1") for p in work.rglob("*")):  # the background thread deletes it
         assert time.monotonic() < deadline, list(work.rglob("*"))
         time.sleep(0.05)
+    ants.stop_all()
+    assert not list(work.glob(".formicary-spare-*"))  # spares go when the ant stops
 
 
 def test_keep_workdirs(ants, queen, tmp_path) -> None:
