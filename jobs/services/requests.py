@@ -105,7 +105,7 @@ def requests_submit(*, org_id: int, user: Any, submissions: list[dict[str, Any]]
     rows = []
     for i, fields in enumerate(submissions):
         try:
-            key = (fields["job_type"], fields.get("job_version", ""))
+            key = (str(fields.get("job_type", "")), str(fields.get("job_version", "")))
             if key not in definitions:
                 definitions[key] = resolve_definition(org_id, *key)
             rows.append(_request_row(

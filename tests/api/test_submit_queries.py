@@ -112,6 +112,8 @@ def test_many_submits_are_all_or_none_and_name_the_bad_one(alice, defined):  # t
         requests_submit(org_id=alice.org_id, user=alice.user, submissions=bad)
     with pytest.raises(ValidationError, match=r"requests\[0\]\.job_type: unknown job type 'nope'"):
         requests_submit(org_id=alice.org_id, user=alice.user, submissions=[{"job_type": "nope"}])
+    with pytest.raises(ValidationError, match=r"requests\[0\]\.job_type: unknown job type ''"):
+        requests_submit(org_id=alice.org_id, user=alice.user, submissions=[{"params": {}}])
     with pytest.raises(ValidationError, match="at least one request"):
         requests_submit(org_id=alice.org_id, user=alice.user, submissions=[])
     assert JobRequest.objects.count() == before
