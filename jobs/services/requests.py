@@ -183,8 +183,9 @@ def _request_row(
 def _insert(rows: list[_Row]) -> None:
     """Save checked requests and their params; one wake-up for the queen."""
     params = [param for _, request_params in rows for param in request_params]
-    # one request without params is one INSERT: no transaction around it to BEGIN and COMMIT
-    with transaction.atomic() if params or len(rows) > 1 else nullcontext():
+    # requests without params are one INSERT (bulk_create keeps one it splits whole): no
+    # transaction around it to BEGIN and COMMIT
+    with transaction.atomic() if params else nullcontext():
         if len(rows) == 1:
             rows[0][0].save(force_insert=True)
         else:
