@@ -27,6 +27,7 @@ from ants.artifact_store import CHUNK, UnsafePath, safe_relpath
 from ants.protocol import TaskResponse
 from artifacts import selectors, storage
 from artifacts.models import Artifact
+from formicary_site.inserts import insert_rows
 from jobs.definition.model import TaskSpec
 from jobs.models import JobExecution, JobRequest, TaskExecution
 
@@ -176,30 +177,37 @@ def record_from_responses(results: list[tuple[TaskExecution, JobRequest, TaskRes
     """``record_from_response`` of many tasks: one INSERT for all but caches (a new cache
     replaces older ones, so each is recorded on its own)."""
     now = timezone.now()
-    rows: list[Artifact] = []
+    rows: list[tuple[Any, ...]] = []
     for task, request, resp in results:
         for entry in resp.artifacts:
             problem = _checked_entry(entry, f"org-{request.organization_id}/")
             if problem:
                 log.warning("task %s: artifact entry ignored: %s", task.pk, problem)
                 continue
-            row = Artifact(
-                organization_id=request.organization_id, kind=entry["kind"], name=str(entry["name"])[:500],
-                group=str(entry.get("group") or "")[:200], job_request=request,
-                job_execution_id=task.job_execution_id, task_execution=task, job_type=request.job_type,
-                task_type=task.task_type, user_id=request.user_id, bucket=settings.FORMICARY_S3_BUCKET,
-                size=int(entry.get("size") or 0), sha256=str(entry.get("sha256") or "")[:64],
-                content_type=str(entry.get("content_type") or "application/octet-stream")[:200],
-                metadata={**(entry.get("metadata") or {}), "attempt": resp.attempt},
-                expires_at=_expiry(entry.get("expires_after"), now), storage_key=entry["storage_key"],
+            row = (
+                request.organization_id, entry["kind"], str(entry["name"])[:500], str(entry.get("group") or "")[:200],
+                request.pk, task.job_execution_id, task.pk, request.job_type, task.task_type, request.user_id,
+                settings.FORMICARY_S3_BUCKET, int(entry.get("size") or 0), str(entry.get("sha256") or "")[:64],
+                str(entry.get("content_type") or "application/octet-stream")[:200],
+                {**(entry.get("metadata") or {}), "attempt": resp.attempt}, _expiry(entry.get("expires_after"), now),
+                entry["storage_key"], now,
             )  # fmt: skip
-            if row.kind != KIND_CACHE:
+            if entry["kind"] != KIND_CACHE:
                 rows.append(row)
-            elif not Artifact.objects.filter(storage_key=row.storage_key).exists():
-                row.save()
-                _drop_older_caches(row)
+            elif not Artifact.objects.filter(storage_key=entry["storage_key"]).exists():
+                cache = Artifact(**dict(zip(_RECORDED, row, strict=True)))
+                cache.save()
+                _drop_older_caches(cache)
     # a key recorded before (an answer applied twice) keeps its row
-    Artifact.objects.bulk_create(rows, ignore_conflicts=True)
+    insert_rows(Artifact, _RECORDED, rows, ignore_conflicts=True)
+
+
+# the columns an ant's answer gives an artifact row (one INSERT of all a read's answers)
+_RECORDED = (
+    "organization_id", "kind", "name", "group", "job_request_id", "job_execution_id", "task_execution_id",
+    "job_type", "task_type", "user_id", "bucket", "size", "sha256", "content_type", "metadata", "expires_at",
+    "storage_key", "created_at",
+)  # fmt: skip
 
 
 def _drop_older_caches(cache: Artifact) -> None:

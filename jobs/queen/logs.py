@@ -15,10 +15,12 @@ from django.db import close_old_connections, connections
 
 from ants.messaging.base import Delivery, Transport
 from ants.protocol import LogLine
+from formicary_site.inserts import insert_rows
 from jobs.models import TaskExecution, TaskLogChunk
 
 log = logging.getLogger(__name__)
 
+_CHUNK_COLUMNS = ("organization_id", "task_execution_id", "attempt", "first_seq", "last_seq", "text")
 READ_COUNT = 5000  # lines per batch at most
 LINGER_SECS = 0.1  # after a batch smaller than READ_COUNT (the stream is drained)
 
@@ -36,13 +38,9 @@ def store_lines(deliveries: list[Delivery[LogLine]]) -> int:
         if task_id not in orgs:
             continue  # a message about a task that does not exist: drop it
         lines.sort(key=lambda line: line.seq)
-        chunks.append(
-            TaskLogChunk(
-                organization_id=orgs[task_id], task_execution_id=task_id, attempt=attempt,
-                first_seq=lines[0].seq, last_seq=lines[-1].seq, text="\n".join(line.line for line in lines),
-            )
-        )  # fmt: skip
-    TaskLogChunk.objects.bulk_create(chunks)
+        text = "\n".join(line.line for line in lines)
+        chunks.append((orgs[task_id], task_id, attempt, lines[0].seq, lines[-1].seq, text))
+    insert_rows(TaskLogChunk, _CHUNK_COLUMNS, chunks)
     return sum(len(lines) for lines in by_task.values())
 
 

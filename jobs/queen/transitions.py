@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
+from formicary_site.inserts import insert_rows
 from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.queen import events
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, TASK_ACTIVE, JobState, TaskState
@@ -369,17 +370,16 @@ def requests_claim(request_ids: Iterable[int]) -> dict[int, tuple[bool, int | No
 def executions_create(starts: list[tuple[JobRequest, int | None]]) -> dict[int, JobExecution]:
     """New executions of claimed requests (each with the execution whose completed tasks it may
     reuse), recorded as their requests' last execution."""
-    executions = JobExecution.objects.bulk_create(
-        [
-            JobExecution(
-                organization_id=request.organization_id,
-                job_request_id=request.pk,
-                job_state=JobState.READY,
-                reuse_execution_id=reuse,
-            )  # fmt: skip
-            for request, reuse in starts
-        ]
-    )
+    now = timezone.now()
+    ids = insert_rows(
+        JobExecution, ("organization_id", "job_request_id", "job_state", "reuse_execution_id", "started_at", "updated_at"),
+        [(request.organization_id, request.pk, JobState.READY, reuse, now, now) for request, reuse in starts],
+    )  # fmt: skip
+    executions = [
+        JobExecution(id=execution_id, organization_id=request.organization_id, job_request_id=request.pk,
+                     job_state=JobState.READY, reuse_execution_id=reuse, started_at=now, updated_at=now)
+        for execution_id, (request, reuse) in zip(ids, starts, strict=True)
+    ]  # fmt: skip
     meta, qn = JobRequest._meta, connection.ops.quote_name
     sql = (
         f"UPDATE {qn(meta.db_table)} SET {qn('last_execution_id')} = %s, {qn('hard_reset')} = %s "
@@ -392,18 +392,18 @@ def executions_create(starts: list[tuple[JobRequest, int | None]]) -> dict[int, 
     return {e.job_request_id: e for e in executions}
 
 
-def tasks_create_ready(rows: list[tuple[JobExecution, str, str, bool, int]]) -> list[TaskExecution]:
-    """New READY tasks: (execution, task type, method, allow_failure, task order) each."""
-    tasks = TaskExecution.objects.bulk_create(
-        [
-            TaskExecution(organization_id=execution.organization_id, job_execution=execution, task_type=task_type,
-                          method=method, allow_failure=allow_failure, task_order=order, task_state=TaskState.READY)
-            for execution, task_type, method, allow_failure, order in rows
-        ]
+def tasks_create_ready(rows: list[tuple[JobExecution, str, str, bool, int]]) -> list[int]:
+    """New READY tasks: (execution, task type, method, allow_failure, task order) each; returns
+    their ids."""
+    ids = insert_rows(
+        TaskExecution, ("organization_id", "job_execution_id", "task_type", "method", "allow_failure", "task_order",
+                        "task_state"),
+        [(execution.organization_id, execution.pk, task_type, method, allow_failure, order, TaskState.READY)
+         for execution, task_type, method, allow_failure, order in rows],
     )  # fmt: skip
-    for task in tasks:
-        _task_event(task, task.job_execution.job_request_id, TaskState.READY, task_type=task.task_type)
-    return tasks
+    for task_id, (execution, task_type, *_) in zip(ids, rows, strict=True):
+        _task_event(task_id, execution.job_request_id, TaskState.READY, task_type=task_type)
+    return ids
 
 
 def tasks_dispatch(ant_id: str, tasks: dict[int, int]) -> dict[int, int]:

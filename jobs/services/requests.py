@@ -5,11 +5,12 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
+from formicary_site.inserts import insert_rows
 from jobs import selectors
 from jobs.models import JobDefinition, JobRequest, JobRequestParam
 from jobs.queen import events
@@ -121,6 +122,11 @@ def requests_submit(*, org_id: int, user: Any, submissions: list[dict[str, Any]]
 
 
 _Row = tuple[JobRequest, list[JobRequestParam]]
+# the columns ``_request_row`` sets; every other one starts at its default
+_REQUEST_COLUMNS = (
+    "organization_id", "user_id", "job_definition_id", "job_type", "job_version", "job_priority", "job_group",
+    "user_key", "scheduled_at", "parent_id", "cron_key", "cron_triggered", "created_at", "updated_at",
+)  # fmt: skip
 
 
 def _request_row(
@@ -180,6 +186,20 @@ def _request_row(
     return request, rows
 
 
+def _insert_requests(requests: list[JobRequest]) -> None:
+    """One INSERT of many checked requests, written without the ORM's per-field preparation
+    (a fifth of a 200-request submit's time); the instances get their ids."""
+    now = timezone.now()
+    for request in requests:
+        request.created_at = request.updated_at = now
+    ids = insert_rows(
+        JobRequest, _REQUEST_COLUMNS, [[getattr(r, c) for c in _REQUEST_COLUMNS] for r in requests]
+    )
+    for request, pk in zip(requests, ids, strict=True):
+        request.pk = pk
+        request._state.adding, request._state.db = False, connection.alias
+
+
 def _insert(rows: list[_Row]) -> None:
     """Save checked requests and their params; one wake-up for the queen."""
     params = [param for _, request_params in rows for param in request_params]
@@ -189,7 +209,7 @@ def _insert(rows: list[_Row]) -> None:
         if len(rows) == 1:
             rows[0][0].save(force_insert=True)
         else:
-            JobRequest.objects.bulk_create([request for request, _ in rows])
+            _insert_requests([request for request, _ in rows])
         if params:
             JobRequestParam.objects.bulk_create(params)
         events.request_submitted(rows[-1][0])

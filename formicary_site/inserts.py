@@ -1,0 +1,111 @@
+"""One INSERT of many rows, written once per shape instead of compiled by the ORM every time.
+
+``bulk_create`` prepares every field of every row and has the driver quote each value (20 task
+rows took 1.9 ms of CPU, measured, against 0.5 ms for the same INSERT written by hand). The
+queen's hot paths give only the columns that vary; every other column gets its field's default,
+written into the statement as a literal. The statement text is built once per model, column set
+and database.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+from django.db import connection
+from django.db.models import DateTimeField, Field, JSONField, Model
+from django.utils import timezone
+
+# PostgreSQL's limit on parameters per statement (SQLite says its own)
+_MAX_PARAMS = 65535
+
+
+def insert_rows(
+    model: type[Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> list[int]:
+    """Insert ``rows`` (values of ``columns``, given by attribute name such as ``job_request_id``,
+    in that order) in as few statements as the database allows; returns the new ids in row order
+    (none with ``ignore_conflicts``: a row that conflicts is skipped without one). Date-time
+    fields that are ``auto_now`` or ``auto_now_add`` and not given get the same current time."""
+    if not rows:
+        return []
+    sql, row_sql, adapters, auto = _statement(model, tuple(columns), ignore_conflicts, connection.vendor)
+    now = connection.ops.adapt_datetimefield_value(timezone.now()) if auto else None
+    per_row = len(adapters) + auto
+    limit = (connection.features.max_query_params or _MAX_PARAMS) // per_row
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), limit):
+            chunk = rows[start : start + limit]
+            params: list[Any] = []
+            for row in chunk:
+                params += [
+                    value if adapt is None else adapt(value)
+                    for adapt, value in zip(adapters, row, strict=True)
+                ]
+                if auto:
+                    params += [now] * auto
+            cursor.execute(sql + ", ".join([row_sql] * len(chunk)) + _tail(ignore_conflicts), params)
+            if not ignore_conflicts:
+                ids += [row[0] for row in cursor.fetchall()]
+    return ids
+
+
+def _tail(ignore_conflicts: bool) -> str:
+    return " ON CONFLICT DO NOTHING" if ignore_conflicts else " RETURNING id"
+
+
+@cache
+def _statement(
+    model: type[Model], columns: tuple[str, ...], ignore_conflicts: bool, vendor: str
+) -> tuple[str, str, list[Callable[[Any], Any] | None], int]:
+    """(``INSERT INTO t (...) VALUES ``, one row's ``(...)``, an adapter per given column, how
+    many auto date-times each row repeats)."""
+    qn = connection.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    unknown = set(columns) - {f.attname for f in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__}: no columns {sorted(unknown)}")
+    by_name = {f.attname: f for f in fields}
+    given = [by_name[c] for c in columns]
+    auto = [
+        f for f in fields
+        if f.attname not in columns and isinstance(f, DateTimeField) and (f.auto_now or f.auto_now_add)
+    ]  # fmt: skip
+    constant = [f for f in fields if f.attname not in columns and f not in auto]
+    names = [qn(f.column) for f in (*given, *auto, *constant)]
+    values = ["%s"] * (len(given) + len(auto)) + [_literal(model, f) for f in constant]
+    sql = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(names)}) VALUES "
+    return sql, f"({', '.join(values)})", [_adapter(f) for f in given], len(auto)
+
+
+def _adapter(field: Field) -> Callable[[Any], Any] | None:
+    if isinstance(field, DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, JSONField):
+        return lambda value: field.get_db_prep_save(value, connection)
+    return None  # ints, text, booleans and ids go to the driver as they are
+
+
+def _literal(model: type[Model], field: Field) -> str:
+    """A column's default as SQL text: what ``bulk_create`` would have sent for it."""
+    if field.has_default() and callable(field.default) and field.default not in (dict, list):
+        raise ValueError(f"{model.__name__}.{field.attname}: its default differs per row, give it")
+    value = field.get_default()
+    if value is None:
+        if not field.null:
+            raise ValueError(f"{model.__name__}.{field.attname}: no default, give it")
+        return "NULL"
+    if isinstance(field, JSONField):
+        value = json.dumps(value)
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise ValueError(f"{model.__name__}.{field.attname}: default {value!r} has no literal here")
