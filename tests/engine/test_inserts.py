@@ -41,8 +41,14 @@ def test_rows_get_their_values_the_defaults_and_ids_in_order(execution):  # type
     assert [tasks[i].task_order for i in ids] == list(range(5))
     # what the model's defaults say, as bulk_create would have written them
     reference = TaskExecution.objects.bulk_create(
-        [TaskExecution(organization_id=execution.organization_id, job_execution=execution, task_type="ref",
-                       method="SHELL")]  # fmt: skip
+        [
+            TaskExecution(
+                organization_id=execution.organization_id,
+                job_execution=execution,
+                task_type="ref",
+                method="SHELL",
+            )
+        ]  # fmt: skip
     )[0]
     reference.refresh_from_db()
     task = tasks[ids[0]]
@@ -66,7 +72,10 @@ def test_many_rows_go_in_statements_within_the_parameter_limit(execution, monkey
         ids = insert_rows(TaskExecution, TASK_COLUMNS, rows)
     assert len(ctx.captured_queries) == 3
     assert len(set(ids)) == 7
-    assert list(TaskExecution.objects.filter(pk__in=ids).order_by("task_order").values_list("pk", flat=True)) == ids
+    assert (
+        list(TaskExecution.objects.filter(pk__in=ids).order_by("task_order").values_list("pk", flat=True))
+        == ids
+    )
 
 
 def test_conflicting_rows_are_skipped_when_asked(execution):  # type: ignore[no-untyped-def]
