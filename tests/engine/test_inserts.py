@@ -97,3 +97,17 @@ def test_columns_it_cannot_default_must_be_given(db):  # type: ignore[no-untyped
     with pytest.raises(ValueError, match=r"TaskLogChunk\.first_seq: no default"):
         insert_rows(TaskLogChunk, ("organization_id", "task_execution_id", "text"), [(1, 1, "x")])
     inserts._statement.cache_clear()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's cache: PostgreSQL only")
+def test_statements_of_many_parameters_are_parsed_once(execution):  # type: ignore[no-untyped-def]
+    from psycopg import _queries
+
+    rows = [
+        (execution.organization_id, execution.pk, f"p{i}", "SHELL", i) for i in range(20)
+    ]  # 120 parameters
+    insert_rows(TaskExecution, TASK_COLUMNS, rows[:10] + rows[10:])
+    before = _queries._query2pg_client.cache_info()
+    insert_rows(TaskExecution, TASK_COLUMNS, [(o, e, f"q{t}", m, n) for o, e, t, m, n in rows])
+    after = _queries._query2pg_client.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
