@@ -138,17 +138,20 @@ class ShellExecutor:
         spec = req.spec
         try:
             ctx.workdir.mkdir(parents=True, exist_ok=True)
-            cwd = resolve_working_dir(ctx.workdir, spec.get("working_dir"))
-            cwd.mkdir(parents=True, exist_ok=True)
+            root = ctx.workdir.resolve()  # once: each resolve is a system call per path part
+            cwd = root
+            if spec.get("working_dir"):
+                cwd = resolve_working_dir(root, spec.get("working_dir"))
+                cwd.mkdir(parents=True, exist_ok=True)
         except (ValueError, OSError) as exc:
             msg = str(exc)
             emit("system", msg)
             return ExecutionResult(
                 status=STATUS_FAILED, exit_message=msg, error_code=ERR_VALIDATION, error_message=msg
             )
-        context_file = ctx.workdir.resolve() / CONTEXT_FILE_NAME
+        context_file = root / CONTEXT_FILE_NAME
         context_file.unlink(missing_ok=True)  # a kept workdir must not leak an old context
-        env = self._environment(req, ctx.workdir.resolve(), context_file)
+        env = self._environment(req, root, context_file)
 
         deadline = ctx.deadline
         if req.timeout_secs is not None and req.timeout_secs > 0:
