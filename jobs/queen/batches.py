@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ants.protocol import ACTION_EXECUTE, STATUS_CANCELLED, STATUS_COMPLETED, STATUS_EXECUTING, TaskResponse
@@ -25,6 +25,7 @@ from jobs.definition.errors import DefinitionError, TemplateError
 from jobs.definition.model import TaskSpec
 from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest, JobRequestParam, TaskExecution
 from jobs.queen import transitions
+from jobs.queen.compiled import CompiledLoad
 from jobs.queen.context import secrets_and_values_many, template_data_of
 from jobs.queen.rules import JOB_RUNNING_VALUES, QUEEN_ANT, QUEEN_METHODS, method_of
 from jobs.queen.specs import definition_text, graph_of, graph_spec, is_static, rendered_spec, task_of
@@ -151,14 +152,13 @@ def _render_starts(starts: list[tuple[JobRequest, JobExecution]]) -> dict[int, b
 # -- dispatch -------------------------------------------------------------------------------------
 
 
-def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, list[int]]:
-    """Send READY tasks to the ants chosen for them (task id -> ant id, reserved by the caller) in
-    one transaction; returns how many went and the ids of tasks left to ``Engine._dispatch``."""
+def _dispatch_load(ids: list[int]) -> "QuerySet[TaskExecution]":
+    """READY tasks of ``ids`` with what dispatching reads of their execution and request."""
     org, request_id = OuterRef("organization_id"), OuterRef("job_execution__job_request_id")
-    tasks = list(
+    return (
         TaskExecution.objects.select_related("job_execution__job_request")
         .only(*DISPATCH_COLUMNS)
-        .filter(pk__in=list(task_ids), task_state=TaskState.READY)
+        .filter(pk__in=ids, task_state=TaskState.READY)
         # whether template data has anything to load: most tasks have no configs, params or
         # artifacts of earlier tasks, and then those queries are not sent at all
         .annotate(
@@ -175,6 +175,15 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
         )
         .order_by("id")
     )
+
+
+_DISPATCH_LOAD = CompiledLoad(_dispatch_load)
+
+
+def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, list[int]]:
+    """Send READY tasks to the ants chosen for them (task id -> ant id, reserved by the caller) in
+    one transaction; returns how many went and the ids of tasks left to ``Engine._dispatch``."""
+    tasks = _DISPATCH_LOAD.load(sorted(task_ids))
     for missing in set(task_ids) - {t.pk for t in tasks}:
         engine.resources.unreserve(task_ids[missing], missing)
     simple: list[TaskExecution] = []
@@ -295,13 +304,7 @@ def _apply_finals(
     rest: list[int] = []
     with transaction.atomic():
         # locked: the state and attempt checked below hold until the updates
-        tasks = {
-            t.pk: t
-            for t in TaskExecution.objects.select_for_update(of=("self",))
-            .select_related("job_execution__job_request")
-            .only(*ANSWER_COLUMNS)
-            .filter(pk__in=list(finals))
-        }
+        tasks = {t.pk: t for t in _ANSWER_LOAD.load(finals)}
         per_request: dict[int, int] = {}
         for task in tasks.values():
             per_request[task.job_execution.job_request_id] = (
@@ -356,6 +359,20 @@ def _apply_finals(
         transitions.jobs_finish(completes, JobState.COMPLETED)
         _ready_next_tasks(nexts)
     return rest
+
+
+def _answer_load(ids: list[int]) -> "QuerySet[TaskExecution]":
+    """Answered tasks of ``ids`` with what applying reads of their execution and request, locked:
+    the state and attempt checked hold until the updates."""
+    return (
+        TaskExecution.objects.select_for_update(of=("self",))
+        .select_related("job_execution__job_request")
+        .only(*ANSWER_COLUMNS)
+        .filter(pk__in=ids)
+    )
+
+
+_ANSWER_LOAD = CompiledLoad(_answer_load)
 
 
 def _simple_step(task: TaskExecution, resp: TaskResponse, per_request: dict[int, int]) -> dag.NextStep | None:

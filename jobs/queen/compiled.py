@@ -6,12 +6,14 @@ that is about 0.4 ms of CPU (measured), more than PostgreSQL takes to answer the
 per call are found by building it with two stand-in values and seeing which parameters differ.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
+from django.db.models.query import get_related_populators
 
 _STAND_INS = (datetime(2001, 1, 1, tzinfo=UTC), datetime(2002, 2, 2, tzinfo=UTC))
 
@@ -47,3 +49,80 @@ class Compiled:
         with connection.cursor() as cursor:
             cursor.execute(sql, bound)
             return cursor.fetchall()
+
+
+class CompiledLoad:
+    """``build(ids)`` returns a queryset of model instances (``select_related``, ``only``,
+    annotations) of the rows with those ids; ``load(ids)`` runs its SQL, compiled once per
+    database vendor and number of ids, and makes the instances as Django's ``ModelIterable``
+    does. Compiling the queen's two per-pass loads (the tasks to send, the tasks answered) was a
+    tenth of its CPU."""
+
+    def __init__(self, build: Callable[[list[int]], QuerySet[Any]]) -> None:
+        self.build = build
+        self._by_shape: dict[tuple[str, int], _Load] = {}
+
+    def load(self, ids: Iterable[int]) -> list[Any]:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return []
+        connection = connections["default"]
+        key = (connection.vendor, len(ids))
+        shape = self._by_shape.get(key) or self._compile(key)
+        bound = list(shape.params)
+        for position, index in shape.slots.items():
+            bound[position] = ids[index]
+        with connection.cursor() as cursor:
+            cursor.execute(shape.sql, bound)
+            rows = cursor.fetchall()
+        out = []
+        for row in shape.compiler.results_iter([rows]):
+            obj = shape.model.from_db(connection.alias, shape.init_list, row[shape.start : shape.end])
+            for populator in shape.related:
+                populator.populate(row, obj)
+            for name, position in shape.annotations.items():
+                setattr(obj, name, row[position])
+            out.append(obj)
+        return out
+
+    def _compile(self, key: tuple[str, int]) -> "_Load":
+        count = key[1]
+        stand_ins = [-(i + 1) for i in range(count)]  # no row has a negative id
+        queryset = self.build(stand_ins)
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        other_sql, other = (
+            self.build([-(count + i + 1) for i in range(count)])
+            .query.get_compiler(using=queryset.db)
+            .as_sql()
+        )
+        if other_sql != sql:
+            raise ValueError(f"the SQL of {self.build.__name__} depends on the ids' values")
+        index_of = {stand_in: i for i, stand_in in enumerate(stand_ins)}
+        slots = {p: index_of[a] for p, (a, b) in enumerate(zip(params, other, strict=True)) if a != b}
+        if sorted(slots.values()) != list(range(count)):
+            raise ValueError(f"{self.build.__name__} must use each id once")
+        klass_info, select = compiler.klass_info, compiler.select
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        shape = _Load(
+            compiler=compiler, sql=sql, params=list(params), slots=slots, model=klass_info["model"],
+            init_list=[f[0].target.attname for f in select[start:end]], start=start, end=end,
+            related=get_related_populators(klass_info, select, queryset.db),
+            annotations=dict(compiler.annotation_col_map or {}),
+        )  # fmt: skip
+        self._by_shape[key] = shape
+        return shape
+
+
+@dataclass(frozen=True)
+class _Load:
+    compiler: Any  # its select list and converters turn raw rows into field values
+    sql: str
+    params: list[Any]
+    slots: dict[int, int]  # parameter position -> index of the id it holds
+    model: Any
+    init_list: list[str]
+    start: int
+    end: int
+    related: list[Any]
+    annotations: dict[str, int]

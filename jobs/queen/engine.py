@@ -414,8 +414,7 @@ class Engine:
         self, task: TaskExecution, request: JobRequest, execution: JobExecution, spec: TaskSpec, ant_id: str,
         attempt: int, data: dict[str, Any], secret_names: set[str],
     ) -> TaskRequest:  # fmt: skip
-        body = spec.to_dict()
-        body.pop("raw", None)
+        body = spec.to_wire()
         return TaskRequest(
             task_execution_id=task.pk,
             job_request_id=request.pk,

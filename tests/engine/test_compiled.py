@@ -4,11 +4,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs.models import JobRequest
-from jobs.queen.compiled import Compiled
+from jobs.models import JobExecution, JobRequest, JobRequestParam, TaskExecution
+from jobs.queen.compiled import Compiled, CompiledLoad
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 
@@ -51,3 +52,51 @@ def test_a_query_whose_sql_depends_on_a_value_is_refused(db):  # type: ignore[no
 
     with pytest.raises(ValueError, match="depends on now"):
         Compiled(shaped, "now").rows(now=timezone.now())
+
+
+def tasks_with_request(ids):  # type: ignore[no-untyped-def]
+    return (
+        TaskExecution.objects.select_related("job_execution__job_request")
+        .only("id", "task_type", "job_execution__id", "job_execution__job_request__id",
+              "job_execution__job_request__job_type", "job_execution__job_request__created_at")  # fmt: skip
+        .filter(pk__in=ids)
+        .annotate(has_params=Exists(JobRequestParam.objects.filter(job_request_id=OuterRef("job_execution__job_request_id"))))
+        .order_by("id")
+    )  # fmt: skip
+
+
+def test_a_compiled_load_makes_the_instances_the_queryset_makes(alice):  # type: ignore[no-untyped-def]
+    definition_upload(org_id=alice.org_id, user=alice.user, text=DEFINITION)
+    ids = []
+    for params in ({}, {"x": "1"}, {}):
+        request = request_submit(org_id=alice.org_id, user=alice.user, job_type="cq-job", params=params)
+        execution = JobExecution.objects.create(organization_id=alice.org_id, job_request=request)
+        ids.append(TaskExecution.objects.create(organization_id=alice.org_id, job_execution=execution,
+                                                task_type="one", method="SHELL").pk)  # fmt: skip
+    load = CompiledLoad(tasks_with_request)
+
+    def seen(tasks):  # type: ignore[no-untyped-def]
+        return [(t.pk, t.task_type, t.job_execution.pk, t.job_execution.job_request.job_type,
+                 t.job_execution.job_request.created_at, t.has_params) for t in tasks]  # fmt: skip
+
+    for chosen in (ids[:1], ids[1:], ids, [ids[2], ids[0], ids[2]]):
+        with CaptureQueriesContext(connection) as ctx:
+            loaded = load.load(chosen)
+        assert len(ctx.captured_queries) == 1  # the related rows come in the same query
+        assert seen(loaded) == seen(tasks_with_request(chosen))
+    assert [t.has_params for t in load.load(ids)] == [False, True, False]
+    assert load.load([-5, ids[0]])[0].pk == ids[0]  # ids with no row are left out
+    with CaptureQueriesContext(connection) as ctx:
+        assert load.load([]) == []
+    assert ctx.captured_queries == []
+    # the instances are the model's own: deferred fields still load on access
+    assert load.load(ids[:1])[0].method == "SHELL"
+
+
+def test_a_load_whose_sql_depends_on_the_ids_is_refused(db):  # type: ignore[no-untyped-def]
+    def shaped(ids):  # type: ignore[no-untyped-def]
+        qs = TaskExecution.objects.filter(pk__in=ids)
+        return qs.filter(attempt=1) if ids[0] < -1 else qs
+
+    with pytest.raises(ValueError, match="depends on the ids"):
+        CompiledLoad(shaped).load([1])
