@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from orgs.models import TenantModel
+from orgs.models import Organization, TenantModel
 
 
 class Artifact(TenantModel):
@@ -13,6 +13,9 @@ class Artifact(TenantModel):
         CACHE = "CACHE"
         UPLOAD = "UPLOAD"
 
+    # no index of its own: both composite indexes below start with it, and every task's log
+    # writes a row
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.ARTIFACT)
     name = models.CharField(max_length=500)
     group = models.CharField(max_length=200, blank=True, help_text="cache key or upload group")

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from jobs.states import JobState, TaskState, choices
-from orgs.models import SecretValueMixin, TenantModel
+from orgs.models import Organization, SecretValueMixin, TenantModel
 
 
 class JobDefinition(TenantModel):
@@ -60,8 +60,13 @@ class JobConfig(TenantModel, SecretValueMixin):
 
 
 class JobRequest(TenantModel):
+    # Foreign keys without an index of their own where a composite index below starts with them:
+    # every state change of a request writes each of its indexes.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    job_definition = models.ForeignKey(JobDefinition, on_delete=models.PROTECT, related_name="requests")
+    job_definition = models.ForeignKey(
+        JobDefinition, on_delete=models.PROTECT, related_name="requests", db_index=False
+    )
     job_type = models.CharField(max_length=200)
     job_version = models.CharField(max_length=50, blank=True)
     job_state = models.CharField(max_length=20, choices=choices(JobState), default=JobState.PENDING)
@@ -114,7 +119,10 @@ class JobRequest(TenantModel):
 
 
 class JobRequestParam(TenantModel, SecretValueMixin):
-    job_request = models.ForeignKey(JobRequest, on_delete=models.CASCADE, related_name="params")
+    # uniq_request_param starts with it
+    job_request = models.ForeignKey(
+        JobRequest, on_delete=models.CASCADE, related_name="params", db_index=False
+    )
 
     class Meta:
         ordering = ["name"]
@@ -152,7 +160,10 @@ class JobExecution(TenantModel):
 
 
 class TaskExecution(TenantModel):
-    job_execution = models.ForeignKey(JobExecution, on_delete=models.CASCADE, related_name="tasks")
+    # uniq_task_per_execution starts with it
+    job_execution = models.ForeignKey(
+        JobExecution, on_delete=models.CASCADE, related_name="tasks", db_index=False
+    )
     task_type = models.CharField(max_length=200)
     method = models.CharField(max_length=50)
     task_state = models.CharField(max_length=20, choices=choices(TaskState), default=TaskState.READY)
@@ -189,7 +200,10 @@ class TaskExecution(TenantModel):
 class TaskLogChunk(TenantModel):
     """A batch of consecutive output lines of one task execution, as the ant printed them."""
 
-    task_execution = models.ForeignKey(TaskExecution, on_delete=models.CASCADE, related_name="log_chunks")
+    # the (task_execution, attempt, first_seq) index starts with it
+    task_execution = models.ForeignKey(
+        TaskExecution, on_delete=models.CASCADE, related_name="log_chunks", db_index=False
+    )
     attempt = models.PositiveIntegerField(default=1)
     first_seq = models.PositiveIntegerField()
     last_seq = models.PositiveIntegerField()
