@@ -270,7 +270,8 @@ def table(report: dict[str, Any]) -> str:
                     f"{'' if ant_cpu is None else f'{ant_cpu:.2f}'} | "
                     f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | {r['ratio_to_floor']:.1f} | "
                     f"{r['tasks']} tasks in {r['wall_s']:.2f} s; machine CPU {r['machine_cpu_ms_per_task']:.1f} "
-                    f"ms/task; submitted in {r['submit_s'] * 1000:.0f} ms |"
+                    f"ms/task; submitted in {r['submit_s'] * 1000:.0f} ms, first task sent at "
+                    f"{r.get('first_sent_s', 0) * 1000:.0f} ms |"
                 )
             elif w == "W3":
                 keys = [k for k in r if k.isdigit()]

@@ -311,9 +311,10 @@ def run_batch(
         .annotate(s=Min("started_at"))
     )
     created = dict(JobRequest.objects.filter(pk__in=ids).values_list("pk", "created_at"))
+    first_sent = min(r["s"] for r in firsts).timestamp() - t0  # ramp-up: nothing runs before it
     lat = [(r["s"] - created[r["job_execution__job_request_id"]]).total_seconds() * 1000 for r in firsts]
     return {
-        "requests": count, "tasks": tasks, "wall_s": wall, "submit_s": submit_secs,
+        "requests": count, "tasks": tasks, "wall_s": wall, "submit_s": submit_secs, "first_sent_s": first_sent,
         "tasks_per_s": tasks / wall, "wall_ms_per_task": wall * 1000 * CONCURRENCY / tasks,
         "latency_p50_ms": pct(lat, 0.5), "latency_p95_ms": pct(lat, 0.95),
         "queen_cpu_ms_per_task": cpu * 1000 / tasks, "machine_cpu_ms_per_task": busy * 1000 / tasks,
