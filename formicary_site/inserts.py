@@ -9,15 +9,18 @@ and database.
 
 import json
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from functools import cache
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import DateTimeField, Field, JSONField, Model
 from django.utils import timezone
 
 # PostgreSQL's limit on parameters per statement (SQLite says its own)
 _MAX_PARAMS = 65535
+# psycopg keeps the parse of a statement of up to 4 KiB (formicary_site.psycopg_cache)
+STATEMENT_BYTES = 4096
 
 
 def insert_rows(
@@ -37,8 +40,10 @@ def insert_rows(
     now = connection.ops.adapt_datetimefield_value(timezone.now()) if auto else None
     per_row = len(adapters) + auto
     limit = (connection.features.max_query_params or _MAX_PARAMS) // per_row
+    # statements of at most STATEMENT_BYTES: the driver parses a longer one on every call
+    limit = max(1, min(limit, (STATEMENT_BYTES - len(sql) - 30) // (len(row_sql) + 2)))
     ids: list[int] = []
-    with connection.cursor() as cursor:
+    with transaction.atomic() if len(rows) > limit else nullcontext(), connection.cursor() as cursor:
         for start in range(0, len(rows), limit):
             chunk = rows[start : start + limit]
             params: list[Any] = []

@@ -70,7 +70,9 @@ def test_many_rows_go_in_statements_within_the_parameter_limit(execution, monkey
     rows = [(execution.organization_id, execution.pk, f"t{i}", "SHELL", i) for i in range(7)]
     with CaptureQueriesContext(connection) as ctx:
         ids = insert_rows(TaskExecution, TASK_COLUMNS, rows)
-    assert len(ctx.captured_queries) == 3
+    assert [q["sql"].split()[0] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]] == [
+        "INSERT"
+    ] * 3
     assert len(set(ids)) == 7
     assert (
         list(TaskExecution.objects.filter(pk__in=ids).order_by("task_order").values_list("pk", flat=True))
@@ -111,3 +113,23 @@ def test_statements_of_many_parameters_are_parsed_once(execution):  # type: igno
     insert_rows(TaskExecution, TASK_COLUMNS, [(o, e, f"q{t}", m, n) for o, e, t, m, n in rows])
     after = _queries._query2pg_client.cache_info()
     assert after.hits == before.hits + 1 and after.misses == before.misses
+
+
+def test_long_statements_are_split_and_all_or_none(execution, monkeypatch):  # type: ignore[no-untyped-def]
+    from django.db import IntegrityError, transaction
+
+    monkeypatch.setattr(inserts, "STATEMENT_BYTES", 700)  # a few task rows a statement
+    rows = [(execution.organization_id, execution.pk, f"s{i}", "SHELL", i) for i in range(10)]
+    with CaptureQueriesContext(connection) as ctx:
+        ids = insert_rows(TaskExecution, TASK_COLUMNS, rows)
+    inserts_sent = [q for q in ctx.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts_sent) > 2
+    assert (
+        list(TaskExecution.objects.filter(pk__in=ids).order_by("task_order").values_list("pk", flat=True))
+        == ids
+    )
+    # a row of the last statement conflicts: the statements before it are undone too
+    again = [(execution.organization_id, execution.pk, f"t{i}", "SHELL", i) for i in range(9)] + [rows[0]]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(TaskExecution, TASK_COLUMNS, again)
+    assert not TaskExecution.objects.filter(job_execution=execution, task_type__startswith="t").exists()
