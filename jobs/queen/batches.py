@@ -375,6 +375,13 @@ def _answer_load(ids: list[int]) -> "QuerySet[TaskExecution]":
 _ANSWER_LOAD = CompiledLoad(_answer_load)
 
 
+def prepare(most: int) -> None:
+    """Compile the dispatch and answer loads for batches of up to ``most`` tasks (queen start)."""
+    with transaction.atomic():  # the answer load locks rows: its SQL compiles in a transaction
+        _DISPATCH_LOAD.prepare(most)
+        _ANSWER_LOAD.prepare(most)
+
+
 def _simple_step(task: TaskExecution, resp: TaskResponse, per_request: dict[int, int]) -> dag.NextStep | None:
     """The next step when it is plain (completed, then the next task or the job's end), else None."""
     request = task.job_execution.job_request

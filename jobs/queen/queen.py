@@ -16,7 +16,7 @@ from django.db import close_old_connections, connections
 
 from ants.messaging.base import Transport
 from ants.protocol import STATUS_EXECUTING
-from jobs.queen import events
+from jobs.queen import batches, events
 from jobs.queen.cron import CronScheduler
 from jobs.queen.engine import DISPATCH_LIMIT, Engine
 from jobs.queen.leader import Lease
@@ -29,6 +29,7 @@ TERMINAL = {str(s) for s in JOB_TERMINAL}
 SCHEDULE_BATCH = 20
 SCHEDULE_EVERY_SECS = 0.25
 HEARTBEAT_READ_SECS = 0.1
+RESPONSES_READ = 100  # answers read per pass at most
 # READY tasks are looked for after anything that may have made one sendable, and otherwise this
 # often (retry delays, tasks made READY by other processes)
 DISPATCH_EVERY_SECS = 0.1
@@ -109,7 +110,7 @@ class Queen:
         return len(regs)
 
     def responses(self, block_ms: int = 0) -> int:
-        deliveries = self.transport.read_responses(self.queen_id, block_ms=block_ms, count=100)
+        deliveries = self.transport.read_responses(self.queen_id, block_ms=block_ms, count=RESPONSES_READ)
         # a short task's EXECUTING and final answers often arrive together: the final one is enough
         finished = {d.message.key for d in deliveries if d.message.status != STATUS_EXECUTING}
         done, todo = [], []
@@ -217,6 +218,7 @@ class Queen:
 
     def start(self) -> None:
         """Pick up where a previous run of this queen left off."""
+        batches.prepare(max(DISPATCH_LIMIT, RESPONSES_READ))
         for reg in self.transport.ant_registrations(max_age_secs=self.ant_timeout_secs).values():
             self.resources.heard(reg)
         self.engine.sync_reservations()

@@ -14,6 +14,8 @@ from jobs.definition.parser import load_definition
 
 @lru_cache(maxsize=512)
 def graph_spec(definition_id: int, raw_yaml: str) -> JobSpec:
+    if is_static(raw_yaml):
+        return _static_spec(raw_yaml)  # the same parse as its rendering: done once, not twice
     return load_definition(raw_yaml)
 
 

@@ -85,6 +85,12 @@ def test_a_compiled_load_makes_the_instances_the_queryset_makes(alice):  # type:
         assert len(ctx.captured_queries) == 1  # the related rows come in the same query
         assert seen(loaded) == seen(tasks_with_request(chosen))
     assert [t.has_params for t in load.load(ids)] == [False, True, False]
+    # ids are padded to a power of two: three ids and four share one compiled shape
+    assert sorted(size for _, size in load._by_shape) == [1, 2, 4]
+    ahead = CompiledLoad(tasks_with_request)
+    ahead.prepare(5)  # what a queen does at start, for every batch size it reads
+    assert sorted(size for _, size in ahead._by_shape) == [1, 2, 4, 8]
+    assert seen(ahead.load(ids)) == seen(tasks_with_request(ids))
     assert load.load([-5, ids[0]])[0].pk == ids[0]  # ids with no row are left out
     with CaptureQueriesContext(connection) as ctx:
         assert load.load([]) == []
