@@ -165,8 +165,8 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": PROTOCOL_VERSION}
-        for plan in _plan(type(self)):
-            data[plan.name] = getattr(self, plan.name)
+        for name in _field_names(type(self)):
+            data[name] = getattr(self, name)
         return data
 
     def to_json(self) -> str:
@@ -221,6 +221,11 @@ class _Field(typing.NamedTuple):
     required: bool
     check: _Check
     allowed: frozenset[str] | None
+
+
+@functools.cache
+def _field_names(cls: type[Message]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 @functools.cache
