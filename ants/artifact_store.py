@@ -133,11 +133,11 @@ class LocalStore:
             return self._put(key, io.BytesIO(data))
         try:
             with os.fdopen(fd, "wb") as dst:
-                size, sha = _copy_hashing(io.BytesIO(data), dst)
+                dst.write(data)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
-        return Stored(key=key, size=size, sha256=sha)
+        return Stored(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
     def _put(self, key: str, src: BinaryIO) -> Stored:
         target = self.path_of(key)

@@ -2,10 +2,10 @@
 
 The process is the driver: it submits requests through ``requests_submit`` (a fan of requests in
 one call, as ``POST /api/jobs/requests/bulk`` does; the latency probe one at a time through
-``request_submit``, as ``POST /api/jobs/requests`` does) and reads the outcome from the database. In ``standalone`` mode the queen, its log writer and one ant
-run as threads of this process over the in-process transport (as ``manage.py standalone``); in
-``distributed`` mode they are ``manage.py queen`` and ``manage.py ant`` processes talking over
-Redis and PostgreSQL. Each workload gets a fresh database and fresh queen and ant, so peaks and
+``request_submit``, as ``POST /api/jobs/requests`` does) and reads the outcome from the
+database. In ``standalone`` mode the queen, its log writer and one ant run as threads of this
+process over the in-process transport (as ``manage.py standalone``); in ``distributed`` mode
+they are ``manage.py queen`` and ``manage.py ant`` processes talking over Redis and PostgreSQL. Each workload gets a fresh database and fresh queen and ant, so peaks and
 CPU times belong to it alone.
 
 ``--profile``: standalone, a pyinstrument profile of the queen thread (the whole run) in that

@@ -89,8 +89,8 @@ def _statement(
 
 
 def _adapter(field: Field) -> Callable[[Any], Any] | None:
-    if isinstance(field, DateTimeField):
-        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, DateTimeField):  # through the proxy: the calling thread's connection
+        return lambda value: connection.ops.adapt_datetimefield_value(value)
     if isinstance(field, JSONField):
         return lambda value: field.get_db_prep_save(value, connection)
     return None  # ints, text, booleans and ids go to the driver as they are

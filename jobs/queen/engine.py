@@ -703,7 +703,8 @@ class Engine:
             "job_execution__job_request__job_definition_id",
         )  # fmt: skip
         for task_id, task_type, task_state, started_at, ant_id, request_id, definition_id in running:
-            spec_task = task_of(graph_of(definition_id), task_type)
+            graph = graph_of(definition_id)
+            spec_task = task_of(graph, task_type)
             age = (now - (started_at or now)).total_seconds()
             if spec_task and spec_task.timeout and age > spec_task.timeout + TIMEOUT_GRACE_SECS:
                 task = (
@@ -718,8 +719,8 @@ class Engine:
                     )
                     if transitions.task_finish(task.pk, request.pk, task.attempt, TaskState.FAILED,
                                                error_code="ERR_TASK_TIMEOUT", error_message=message):  # fmt: skip
-                        self._advance(task, request, task.job_execution, graph_of(definition_id), TaskState.FAILED,
-                                      None, "ERR_TASK_TIMEOUT", message)  # fmt: skip
+                        self._advance(task, request, task.job_execution, graph, TaskState.FAILED, None,
+                                      "ERR_TASK_TIMEOUT", message)  # fmt: skip
                 self.cancel_tasks_on_ants([(task.pk, task.ant_id, task.attempt)], request.pk)
                 changed += 1
             elif (

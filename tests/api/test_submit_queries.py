@@ -4,11 +4,13 @@ and the queens' wakes it causes (shared by submits close together, never skipped
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from ants.messaging import InProcessTransport
 from jobs.models import JobRequest
@@ -187,3 +189,17 @@ def test_submits_during_a_wake_share_the_next_one(alice, defined, gated):  # typ
         time.sleep(0.01)
     time.sleep(10 * events._QueenWaker.GAP_SECS)
     assert gated.wakes == 2  # one more wake, sent after all five commits
+
+
+def test_a_bulk_submitted_request_is_the_row_a_single_submit_writes(alice, defined):  # type: ignore[no-untyped-def]
+    fields = {"job_type": "sq-job", "params": {"Branch": "b"}, "job_priority": 3, "job_group": "g",
+              "user_key": "k", "scheduled_at": timezone.now() + timedelta(hours=1)}  # fmt: skip
+    single = request_submit(org_id=alice.org_id, user=alice.user, **fields)
+    bulk = requests_submit(org_id=alice.org_id, user=alice.user, submissions=[fields, fields])
+
+    def row(pk: int) -> dict[str, object]:
+        values = JobRequest.objects.filter(pk=pk).values().get()
+        return {k: v for k, v in values.items() if k not in ("id", "created_at", "updated_at")}
+
+    assert row(bulk[0].pk) == row(bulk[1].pk) == row(single.pk)
+    assert bulk[0].created_at == JobRequest.objects.get(pk=bulk[0].pk).created_at
