@@ -19,6 +19,16 @@ from django.db.models.query import get_related_populators
 _STAND_INS = (datetime(2001, 1, 1, tzinfo=UTC), datetime(2002, 2, 2, tzinfo=UTC))
 
 
+def _varying(
+    build: Callable[..., Any], what: str, first: tuple[str, Any], second: tuple[str, Any]
+) -> dict[int, Any]:
+    """Positions of the parameters that differ between two builds with other stand-ins, with the
+    first build's values; the SQL text itself must not differ."""
+    if first[0] != second[0]:
+        raise ValueError(f"the SQL of {build.__name__} depends on {what}")
+    return {i: a for i, (a, b) in enumerate(zip(first[1], second[1], strict=True)) if a != b}
+
+
 class Compiled:
     """``build(**datetimes)`` returns a queryset whose SQL text does not depend on the values of
     its date-time arguments; ``rows(**datetimes)`` runs that SQL and returns plain rows (what
@@ -34,10 +44,8 @@ class Compiled:
         sql, params = self.build(**first).query.sql_with_params()
         slots: dict[int, str] = {}  # parameter position -> the argument it holds
         for name in self.datetimes:
-            other_sql, other = self.build(**{**first, name: _STAND_INS[1]}).query.sql_with_params()
-            if other_sql != sql:
-                raise ValueError(f"the SQL of {self.build.__name__} depends on {name}")
-            slots.update({i: name for i, (a, b) in enumerate(zip(params, other, strict=True)) if a != b})
+            other = self.build(**{**first, name: _STAND_INS[1]}).query.sql_with_params()
+            slots.update(dict.fromkeys(_varying(self.build, name, (sql, params), other), name))
         compiled = (sql, list(params), slots)
         self._by_vendor[vendor] = compiled
         return compiled
@@ -108,15 +116,14 @@ class CompiledLoad:
         queryset = self.build(stand_ins)
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
-        other_sql, other = (
+        other = (
             self.build([-(count + i + 1) for i in range(count)])
             .query.get_compiler(using=queryset.db)
             .as_sql()
         )
-        if other_sql != sql:
-            raise ValueError(f"the SQL of {self.build.__name__} depends on the ids' values")
         index_of = {stand_in: i for i, stand_in in enumerate(stand_ins)}
-        slots = {p: index_of[a] for p, (a, b) in enumerate(zip(params, other, strict=True)) if a != b}
+        varying = _varying(self.build, "the ids' values", (sql, params), other)
+        slots = {p: index_of[value] for p, value in varying.items()}
         if sorted(slots.values()) != list(range(count)):
             raise ValueError(f"{self.build.__name__} must use each id once")
         klass_info, select = compiler.klass_info, compiler.select
