@@ -1,11 +1,20 @@
-"""The shared fixture world: two organizations, their users and tokens, API clients for each."""
+"""The shared fixture world: two organizations, their users and tokens, API clients for each;
+and the job definitions tests read: the project's own (``examples/``) and, only when
+``FORMICARY_REFERENCE_EXAMPLES`` names their folder, the reference system's."""
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = ROOT / "examples"
+REFERENCE_VAR = "FORMICARY_REFERENCE_EXAMPLES"
+REFERENCE_UNSET = (
+    f"{REFERENCE_VAR} is not set: the reference system's own definitions are checked only when it "
+    "names their folder (.ci/run sets it; the repository's own examples/ are tested regardless)"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,7 +78,88 @@ def anon_api(db):  # type: ignore[no-untyped-def]
 
 
 def example_paths() -> list[Path]:
+    """The project's own example definitions (examples/*.yaml)."""
     return sorted(EXAMPLES_DIR.glob("*.yaml"))
+
+
+def example_text(name: str) -> str:
+    return (EXAMPLES_DIR / f"{name}.yaml").read_text()
+
+
+def reference_dir() -> Path | None:
+    """The reference's examples folder named by FORMICARY_REFERENCE_EXAMPLES; empty means unset."""
+    value = os.environ.get(REFERENCE_VAR, "").strip()
+    return Path(value) if value else None
+
+
+def reference_paths() -> list[Path]:
+    """The reference's definitions; skips the calling test when the variable is unset, fails it
+    when the variable names a folder that is missing or holds no *.yaml."""
+    REFERENCE_REPORT.touched = True
+    folder = reference_dir()
+    if folder is None:
+        pytest.skip(REFERENCE_UNSET)
+    paths = sorted(folder.glob("*.yaml"))
+    if not paths:
+        pytest.fail(f"{REFERENCE_VAR}={folder}: no *.yaml there (missing or empty folder)")
+    return paths
+
+
+def reference_text(name: str) -> str:
+    """One reference definition by file name (without .yaml), or a skip when the variable is unset."""
+    path = next((p for p in reference_paths() if p.stem == name), None)
+    if path is None:
+        pytest.fail(f"{REFERENCE_VAR}: {name}.yaml is not in {reference_dir()}")
+    return path.read_text()
+
+
+def reference_params() -> list:  # type: ignore[type-arg]
+    """Parameters over the reference's definitions: one per file, or, without the variable, a
+    single parameter that skips with the reason (never an empty, silent parametrization)."""
+    REFERENCE_REPORT.touched = True
+    folder = reference_dir()
+    if folder is None:
+        return [pytest.param(None, id="not-configured", marks=pytest.mark.skip(reason=REFERENCE_UNSET))]
+    paths = sorted(folder.glob("*.yaml"))
+    if not paths:
+        return [pytest.param(None, id="no-yaml-in-folder")]  # the test fails, naming the folder
+    return [pytest.param(p, id=p.name) for p in paths]
+
+
+def reference_param(path: Path | None) -> Path:
+    """The path a ``reference_params`` parameter holds; fails when the named folder had none."""
+    if path is None:
+        pytest.fail(f"{REFERENCE_VAR}={reference_dir()}: no *.yaml there (missing or empty folder)")
+    return path
+
+
+@dataclass
+class ReferenceReport:
+    """What the reference-example tests did, for the summary line at the end of the run."""
+
+    touched: bool = False
+    loaded: set[str] = field(default_factory=set)
+    ran: set[str] = field(default_factory=set)
+    not_run: dict[str, str] = field(default_factory=dict)
+
+
+REFERENCE_REPORT = ReferenceReport()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    report = REFERENCE_REPORT
+    if not report.touched:
+        return
+    folder = reference_dir()
+    if folder is None:
+        terminalreporter.write_line(f"reference examples: skipped ({REFERENCE_UNSET})")
+        return
+    terminalreporter.write_line(
+        f"reference examples: {len(report.loaded)} loaded, {len(report.ran)} run, "
+        f"{len(report.not_run)} not run here (from {folder})"
+    )
+    for name, why in sorted(report.not_run.items()):
+        terminalreporter.write_line(f"  not run: {name}: {why}")
 
 
 def upload(client, text: str, content_type: str = "application/yaml"):  # type: ignore[no-untyped-def]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 
 from jobs.definition import TaskSpec, always_run_tasks, first_task, load_definition, next_step, targets
 from jobs.definition.dag import NextStep, find_cycles
-
-EXAMPLES = pathlib.Path("/work/shared/examples")
+from tests.conftest import example_paths, example_text
 
 
 def task(**kw: object) -> TaskSpec:
@@ -87,48 +84,50 @@ def test_next_step_rules(t: TaskSpec, state: str, code: object, expected: NextSt
     assert next_step(t, state, code) == expected  # type: ignore[arg-type]
 
 
-def test_taco_job_routes_by_exit_code() -> None:
-    spec = load_definition((EXAMPLES / "taco-job.yaml").read_text())
-    check = spec.task("check-date")
-    assert check is not None
-    for code, target in (("1", "monday"), ("2", "tuesday"), ("3", "friday")):
-        assert next_step(check, "FAILED", code).task_type == target
-        assert next_step(check, "COMPLETED", code).task_type == target
-    assert next_step(check, "COMPLETED", "0") == NextStep("task", "deallocate", "COMPLETED")
-    assert next_step(check, "FAILED", "7") == NextStep("end", None, "FAILED", "FAILED")
-    assert first_task(spec).task_type == "allocate"  # type: ignore[union-attr]
-    assert always_run_tasks(spec, {"allocate", "check-date"}) == ["deallocate"]
-    assert always_run_tasks(spec, {"deallocate"}) == []
+def test_routing_example_routes_by_exit_code() -> None:
+    spec = load_definition(example_text("exit-code-routing"))
+    triage = spec.task("triage")
+    assert triage is not None
+    for code, target in (("10", "rerun-flaky"), ("20", "open-ticket")):
+        assert next_step(triage, "FAILED", code).task_type == target
+        assert next_step(triage, "COMPLETED", code).task_type == target
+    assert next_step(triage, "COMPLETED", "0") == NextStep("task", "report", "COMPLETED")
+    assert next_step(triage, "FAILED", "1") == NextStep("end", None, "FAILED", "FAILED")
+    assert first_task(spec).task_type == "prepare"  # type: ignore[union-attr]
+    assert always_run_tasks(spec, {"prepare", "triage"}) == ["cleanup"]
+    assert always_run_tasks(spec, {"cleanup"}) == []
 
 
-def test_sensor_job_rules() -> None:
-    spec = load_definition((EXAMPLES / "sensor-job.yaml").read_text())
-    first, second, third = spec.tasks
-    assert next_step(first, "FAILED", "404") == NextStep("repeat", "first", "EXECUTING")
-    assert next_step(first, "COMPLETED", "200") == NextStep("task", "second", "COMPLETED")
-    assert next_step(first, "FAILED", "500") == NextStep("task", "second", "FAILED")  # allow_failure
-    assert next_step(second, "FAILED", "1") == NextStep("end", None, "FAILED", "FAILED")
-    assert next_step(second, "FAILED", "2").kind == "restart_job"
-    assert next_step(second, "FAILED", "3") == NextStep("task", "third", "COMPLETED")
-    assert next_step(second, "FAILED", "4") == NextStep("end", None, "FAILED", "FAILED", "ERR_BLAH")
-    assert next_step(second, "FAILED", "5") == NextStep("restart_task", "second", "FAILED")
-    assert next_step(third, "COMPLETED", "0") == NextStep("end", None, "COMPLETED", "COMPLETED")
-    assert targets(second) == {"FAILED", "RESTART_JOB", "COMPLETED", "ERR_BLAH", "RESTART_TASK", "third"}
+def test_sensor_example_rules() -> None:
+    spec = load_definition(example_text("file-sensor"), {"JobElapsedSecs": 0, "ReadyFile": "/r"})
+    wait, process = spec.tasks
+    assert next_step(wait, "FAILED", "100") == NextStep("repeat", "wait-for-file", "EXECUTING")
+    assert next_step(wait, "COMPLETED", "0") == NextStep("task", "process", "COMPLETED")
+    assert next_step(wait, "FAILED", "1") == NextStep("end", None, "FAILED", "FAILED")
+    assert next_step(process, "COMPLETED", "0") == NextStep("end", None, "COMPLETED", "COMPLETED")
+    assert targets(wait) == {"EXECUTING", "process"}
 
 
-@pytest.mark.parametrize(
-    ("name", "first"),
-    [
-        ("taco-job", "allocate"),
-        ("sensor-job", "first"),
-        ("http-job", "get"),
-        ("etl-stock-job", "extract"),
-        ("parallel-video-encoding", "validate"),
-        ("web-job", "process"),
-        ("go-build-ci", "build"),
-    ],
-)
+FIRST_TASKS = {
+    "ci-pipeline": "checkout",
+    "docker-job": "build",
+    "etl-job": "extract",
+    "exit-code-routing": "prepare",
+    "file-sensor": "wait-for-file",
+    "fork-await": "split",
+    "fork-worker": "work",
+    "http-api-job": "read",
+    "nightly-cron": "housekeeping",
+    "web-job": "process",
+}
+
+
+def test_every_example_has_its_first_task_listed() -> None:
+    assert sorted(FIRST_TASKS) == [p.stem for p in example_paths()]
+
+
+@pytest.mark.parametrize(("name", "first"), sorted(FIRST_TASKS.items()))
 def test_first_task_of_examples(name: str, first: str) -> None:
-    spec = load_definition((EXAMPLES / f"{name}.yaml").read_text())
+    spec = load_definition(example_text(name))
     assert first_task(spec).task_type == first  # type: ignore[union-attr]
     assert find_cycles(spec) == []

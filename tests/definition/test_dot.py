@@ -8,8 +8,9 @@ import pytest
 
 from jobs.definition import load_definition, spec_from_dict, to_dot
 from jobs.definition.dot import quote
+from tests.conftest import example_paths, example_text
 
-EXAMPLES = sorted(pathlib.Path("/work/shared/examples").glob("*.yaml"))
+EXAMPLES = example_paths()
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -22,29 +23,32 @@ def test_dot_names_every_task(path: pathlib.Path) -> None:
 
 
 def test_dot_edges_and_colours() -> None:
-    spec = load_definition((EXAMPLES[0].parent / "taco-job.yaml").read_text())
+    spec = load_definition(example_text("exit-code-routing"))
     dot = to_dot(
         spec,
         {
-            "allocate": "COMPLETED",
-            "check-date": "FAILED",
-            "monday": "EXECUTING",
-            "party": "CANCELLED",
-            "friday": "READY",
-            "deallocate": "SKIPPED",
+            "prepare": "COMPLETED",
+            "triage": "FAILED",
+            "rerun-flaky": "EXECUTING",
+            "open-ticket": "CANCELLED",
+            "report": "READY",
+            "cleanup": "SKIPPED",
         },
     )
-    assert '"allocate" -> "check-date" [label="on_completed"]' in dot
-    assert '"check-date" -> "monday" [label="1", style=dashed]' in dot
+    assert '"prepare" -> "triage" [label="on_completed"]' in dot
+    assert '"triage" -> "rerun-flaky" [label="10", style=dashed]' in dot
     for colour in ("palegreen", "lightcoral", "lightskyblue", "orange", "lightgrey", "whitesmoke"):
         assert colour in dot
 
 
 def test_dot_special_targets_do_not_clash_with_tasks() -> None:
-    spec = load_definition((EXAMPLES[0].parent / "sensor-job.yaml").read_text())
+    spec = load_definition(example_text("file-sensor"), {"JobElapsedSecs": 0, "ReadyFile": "/r"})
     dot = to_dot(spec)
-    assert '"first" -> "__first:EXECUTING" [label="404"' in dot
-    assert '"__RESTART_JOB" [label="RESTART_JOB"' in dot
+    assert '"wait-for-file" -> "__wait-for-file:EXECUTING" [label="100"' in dot
+    restart = load_definition(
+        "job_type: j\ntasks:\n- task_type: first\n  on_exit_code:\n    2: RESTART_JOB\n", strict=False
+    )
+    assert '"__RESTART_JOB" [label="RESTART_JOB"' in to_dot(restart)
 
 
 def test_quote_escapes() -> None:

@@ -12,8 +12,9 @@ import pytest
 from jobs.definition import DefinitionError, JobSpec, load_definition, spec_from_dict
 from jobs.definition.durations import format_duration, parse_duration
 from jobs.definition.errors import Problem
+from tests.conftest import example_paths, example_text
 
-EXAMPLES = sorted(pathlib.Path("/work/shared/examples").glob("*.yaml"))
+EXAMPLES = example_paths()
 
 
 def load(text: str, **kw: object) -> JobSpec:
@@ -40,41 +41,62 @@ def test_every_example_loads_and_serialises(path: pathlib.Path) -> None:
     json.dumps(spec.raw)
 
 
-def test_examples_cover_all_thirteen() -> None:
-    assert len(EXAMPLES) == 13
+def test_the_examples_cover_what_the_readme_promises() -> None:
+    specs = [load_definition(p.read_text()) for p in EXAMPLES]
+    tasks = [t for s in specs for t in s.tasks]
+    methods = {t.method for t in tasks}
+    assert {"SHELL", "DOCKER", "HTTP_GET", "FORK_JOB", "AWAIT_FORKED_JOB"} <= methods
+    assert any(s.cron_trigger for s in specs)
+    assert any(t.dependencies and t.artifacts for t in tasks)  # artifacts handed between tasks
+    assert any("EXECUTING" in t.on_exit_code.values() for t in tasks)  # a sensor
+    names = {t.task_type for t in tasks}
+    assert any(set(t.on_exit_code.values()) & names for t in tasks)  # exit codes routed to tasks
+
+
+SCALARS = """\
+job_type: io.formicary.scalars
+tasks:
+- task_type: build
+  method: SHELL
+  environment:
+    GO111MODULE: on
+    CGO_ENABLED: 0
+  variables:
+    TLS_VERIFY: 1
+    CERT_DIR: "/certs"
+public_plugin: true
+sem_version: 1.0-dev
+"""
 
 
 def test_scalars_keep_their_written_text() -> None:
-    build = load_definition((EXAMPLES[0].parent / "go-build-ci.yaml").read_text())
-    assert build.tasks[1].environment == {"GO111MODULE": "on", "CGO_ENABLED": "0"}
-    dind = load_definition((EXAMPLES[0].parent / "dind-tls-job.yaml").read_text())
-    assert dind.tasks[0].variables["DOCKER_TLS_VERIFY"] == "1"
-    assert dind.tasks[0].variables["DOCKER_TLS_CERTDIR"] == "/mycerts"
-    plugin = load_definition((EXAMPLES[0].parent / "stock-plugin.yaml").read_text())
-    assert plugin.sem_version == "1.0-dev" and plugin.public_plugin is True
+    spec = load_definition(SCALARS)
+    assert spec.tasks[0].environment == {"GO111MODULE": "on", "CGO_ENABLED": "0"}
+    assert spec.tasks[0].variables == {"TLS_VERIFY": "1", "CERT_DIR": "/certs"}
+    assert spec.sem_version == "1.0-dev" and spec.public_plugin is True
 
 
 def test_skip_if_renders_with_missing_params() -> None:
-    spec = load_definition((EXAMPLES[0].parent / "go-build-ci.yaml").read_text())
-    assert spec.is_skipped()
-    spec = load_definition((EXAMPLES[0].parent / "go-build-ci.yaml").read_text(), {"GitBranch": "main"})
-    assert not spec.is_skipped()
+    text = example_text("ci-pipeline")
+    assert not load_definition(text).is_skipped()  # GitBranch defaults to main
+    assert load_definition(text, {"GitBranch": "wip/try"}).is_skipped()
+    assert not load_definition(text, {"GitBranch": "dev"}).is_skipped()
 
 
-def test_sensor_job_template_chooses_script() -> None:
-    text = (EXAMPLES[0].parent / "sensor-job.yaml").read_text()
-    early = load_definition(text, {"JobElapsedSecs": 0})
-    late = load_definition(text, {"JobElapsedSecs": "10"})
-    assert early.tasks[0].script == ["https://jsonplaceholder.typicode.com/blaaaaahtodos/1"]
-    assert late.tasks[0].script == ["https://jsonplaceholder.typicode.com/todos/1"]
-    assert early.tasks[0].timeout == 15 and early.tasks[0].delay_between_retries == 5
-    assert early.tasks[1].on_exit_code == {
-        "1": "FAILED",
-        "2": "RESTART_JOB",
-        "3": "COMPLETED",
-        "4": "ERR_BLAH",
-        "5": "RESTART_TASK",
-    }
+def test_except_renders_per_request() -> None:
+    text = example_text("ci-pipeline")
+    assert load_definition(text, {"GitBranch": "dev"}).task("publish").except_ == "true"  # type: ignore[union-attr]
+    assert load_definition(text, {"GitBranch": "main"}).task("publish").except_ is None  # type: ignore[union-attr]
+
+
+def test_sensor_template_chooses_script() -> None:
+    text = example_text("file-sensor")
+    early = load_definition(text, {"JobElapsedSecs": 0, "ReadyFile": "/in/ready"})
+    late = load_definition(text, {"JobElapsedSecs": "10", "ReadyFile": "/in/ready", "MaxWaitSecs": 5})
+    assert early.tasks[0].script == ['test -f "/in/ready" || { echo "/in/ready not there yet"; exit 100; }']
+    assert late.tasks[0].script == ['echo "gave up waiting for /in/ready after 10s" && exit 1']
+    assert early.tasks[0].timeout == 30 and early.tasks[0].delay_between_retries == 1
+    assert early.tasks[0].on_exit_code == {"100": "EXECUTING"}
 
 
 def test_method_default_is_visible() -> None:
