@@ -27,7 +27,7 @@ tasks:
 
 
 @pytest.mark.parametrize("path", example_paths(), ids=lambda p: p.name)
-def test_every_reference_example_uploads_and_comes_back(api, path):
+def test_every_example_uploads_and_comes_back(api, path):
     text = path.read_text()
     resp = upload(api, text)
     assert resp.status_code == 201, resp.content
@@ -146,9 +146,21 @@ def test_configs_secret_values_encrypted_and_never_returned(api):
     assert api.get(config_url).status_code == 404
 
 
+PLUGIN = """\
+job_type: io.formicary.stock-plugin
+description: a public plugin other organizations may fork
+public_plugin: true
+sem_version: 1.0-dev
+tasks:
+- task_type: quote
+  method: SHELL
+  script:
+    - echo "quote for {{.Symbol}}"
+"""
+
+
 def test_plugins_are_listed_across_organizations(api, bob_api):
-    plugin = next(p for p in example_paths() if p.name == "stock-plugin.yaml")
-    assert upload(api, plugin.read_text()).status_code == 201
+    assert upload(api, PLUGIN).status_code == 201
     upload(api, SIMPLE)
     records = bob_api.get("/api/jobs/plugins").json()["Records"]
     assert [r["job_type"] for r in records] == ["io.formicary.stock-plugin"]
