@@ -1,4 +1,5 @@
-"""Pod manifests built by ``kube_pod.build_pod`` for every reference example, field by field.
+"""Pod manifests built by ``kube_pod.build_pod`` for every reference example, field by field
+(the reference's definitions come from FORMICARY_REFERENCE_EXAMPLES; without it those tests skip).
 
 Pure code, no server. ``summary`` drops only the environment (checked separately) and the
 formicary bookkeeping labels; everything else is compared exactly.
@@ -7,7 +8,6 @@ formicary bookkeeping labels; everything else is compared exactly.
 from __future__ import annotations
 
 import copy
-import pathlib
 from decimal import Decimal
 from typing import Any
 
@@ -17,14 +17,14 @@ from ants.containers import QuantityError, cpu_nano, memory_bytes, parse_quantit
 from ants.executors.kube_pod import PodSpecError, build_pod, dns_name, pod_name
 from ants.protocol import TaskRequest
 from jobs.definition.parser import load_definition
+from tests.conftest import reference_paths, reference_text
 
-EXAMPLES = pathlib.Path("/work/shared/examples")
 CTX_MOUNT = {"name": "formicary-context", "mountPath": "/.formicary"}
 CTX_VOLUME = {"name": "formicary-context", "emptyDir": {}}
 
 
 def task_request(example: str, task_type: str, **kw: Any) -> TaskRequest:
-    spec = load_definition((EXAMPLES / f"{example}.yaml").read_text())
+    spec = load_definition(reference_text(example))
     task = spec.task(task_type)
     assert task is not None
     return TaskRequest(
@@ -113,7 +113,7 @@ def test_every_container_task_of_every_example_is_covered() -> None:
                 ("trivy-scan-job", "scan"), ("go-build-ci", "build"), ("go-build-ci", "test"),
                 ("go-build-ci", "deploy")}  # fmt: skip
     found = set()
-    for path in EXAMPLES.glob("*.yaml"):
+    for path in reference_paths():
         for task in load_definition(path.read_text()).tasks:
             if task.container:
                 found.add((path.stem, task.task_type))
