@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-# `../shared` (a folder beside the repository) or `/work/...` (this machine's layout); a path
-# that merely ends in .../work/ (e.g. /var/lib/formicary/work/) is not this machine's.
+# The shared folder beside the repository, or this machine's top-level work folder (a path that
+# merely ends in .../work/, such as /var/lib/formicary/work/, is not it).
 OUTSIDE = re.compile(r"\.\./shared\b|(?<![\w.~-])/wor[k]/")
 ALLOWED = {".ci/run"}
 
