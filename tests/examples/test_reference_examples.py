@@ -74,13 +74,14 @@ def test_reference_example_loads_and_uploads(api, path: Path | None):
 
 
 @pytest.mark.parametrize("path", reference_params())
-def test_reference_example_runs_where_it_can(harness, api, settings, path: Path | None):
+def test_reference_example_runs_where_it_can(transactional_db, request, api, settings, path: Path | None):
     path = reference_param(path)
     spec = load_definition(path.read_text())
     reason = why_not_run(spec)
     if reason:
         REFERENCE_REPORT.not_run[path.stem] = reason
         pytest.skip(f"{path.name}: {reason}")
+    request.getfixturevalue("harness")  # a queen and ants only for what runs
     settings.FORMICARY_DEFAULT_METHOD = "SHELL"  # as `manage.py standalone` runs tasks naming no method
     for other in path.parent.glob("*.yaml"):  # a FORK_JOB finds the job types it forks
         assert upload(api, other.read_text()).status_code in (200, 201), other.name
