@@ -43,7 +43,7 @@ from jobs.queen.rules import (
     RUNNING,
     method_of,
 )
-from jobs.queen.specs import graph_of, graph_spec, is_static, rendered_spec, task_of
+from jobs.queen.specs import graph_of, graph_spec, is_static, rendered_spec, rendered_task, task_of
 from jobs.states import JobState, TaskState
 
 log = logging.getLogger(__name__)
@@ -336,8 +336,7 @@ class Engine:
         data = template_data(request, execution, values)
         with transaction.atomic():
             try:
-                spec = rendered_spec(request.job_definition.raw_yaml, data)
-                rendered = task_of(spec, task.task_type) or graph_task
+                rendered = rendered_task(request.job_definition.raw_yaml, data, task.task_type) or graph_task
             except (DefinitionError, TemplateError) as exc:
                 transitions.task_finish_ready(task.pk, request.pk, TaskState.FAILED,
                                               error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
