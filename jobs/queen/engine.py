@@ -30,6 +30,7 @@ from artifacts import services as artifact_services
 from jobs.definition import dag
 from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
+from jobs.definition.retries import retry_delay
 from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
 from jobs.queen import batches, forks, transitions
 from jobs.queen.compiled import Compiled
@@ -575,7 +576,8 @@ class Engine:
             and not step.no_retry
             and task.retried < (spec_task.retry or 0)
         ):
-            delay = timedelta(seconds=spec_task.delay_between_retries or 0)
+            delay = timedelta(seconds=retry_delay(spec_task.retry_backoff_policy, spec_task.delay_between_retries,
+                                                  task.retried))  # fmt: skip
             transitions.task_requeue(task.pk, request.pk, from_states=[TaskState.FAILED], not_before=now + delay,
                                      count_retry=True, reason=f"retry {task.retried + 1} of {spec_task.retry}")  # fmt: skip
             return
@@ -640,7 +642,9 @@ class Engine:
                 self._end_job(request, execution, JobState.FAILED, "ERR_RESTART_LIMIT",
                               f"{why}: restarted {request.retried} times")  # fmt: skip
             return False
-        delay = timedelta(seconds=graph.delay_between_retries or 0)
+        delay = timedelta(
+            seconds=retry_delay(graph.retry_backoff_policy, graph.delay_between_retries, request.retried)
+        )
         every = graph.hard_reset_after_retries or 0
         hard = force or bool(every and (request.retried + 1) % every == 0)
         return transitions.job_requeue(request.pk, execution.pk, timezone.now() + delay,
