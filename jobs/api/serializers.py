@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from jobs.definition.errors import Problem
 from jobs.models import JobConfig, JobDefinition
 
 
@@ -14,13 +15,14 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
     tasks = serializers.SerializerMethodField()
     required_params = serializers.SerializerMethodField()
     methods = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = JobDefinition
         fields = [
             "id", "job_type", "version", "sem_version", "description", "organization_id", "user_id",
             "max_concurrency", "disabled", "paused", "public_plugin", "cron_trigger", "tags", "methods",
-            "required_params", "tasks", "raw_yaml", "created_at", "updated_at",
+            "required_params", "tasks", "raw_yaml", "warnings", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -32,6 +34,10 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
 
     def get_methods(self, obj: JobDefinition) -> list[str]:
         return sorted({t.get("method") or "" for t in obj.spec.get("tasks", [])} - {""})
+
+    def get_warnings(self, obj: JobDefinition) -> list[str]:
+        """Fields the definition sets that are accepted but not acted on (docs/definitions.md)."""
+        return [str(Problem(**w)) for w in obj.spec.get("warnings") or [] if isinstance(w, dict)]
 
 
 class JobConfigSerializer(serializers.ModelSerializer):
