@@ -4,8 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jobs.definition.errors import Problem
 from jobs.models import JobConfig, JobDefinition
+from jobs.selectors import definition_warnings
 
 
 class JobDefinitionSerializer(serializers.ModelSerializer):
@@ -36,8 +36,7 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
         return sorted({t.get("method") or "" for t in obj.spec.get("tasks", [])} - {""})
 
     def get_warnings(self, obj: JobDefinition) -> list[str]:
-        """Fields the definition sets that are accepted but not acted on (docs/definitions.md)."""
-        return [str(Problem(**w)) for w in obj.spec.get("warnings") or [] if isinstance(w, dict)]
+        return definition_warnings(obj)
 
 
 class JobConfigSerializer(serializers.ModelSerializer):
