@@ -102,16 +102,14 @@ def template_data_of(
 ) -> dict[str, Any]:  # fmt: skip
     """``template_data`` with the artifact URLs already loaded (the dispatcher loads them for a
     whole batch). The order is the reference's (``jobs.definition.layers``): configs and params
-    (as ``secrets_and_values`` merged them), then the job context, then the built-ins."""
+    (as ``secrets_and_values`` merged them), then the artifact URLs and context of earlier tasks,
+    then the built-ins."""
     context = {k: v for k, v in ((execution.context if execution is not None else {}) or {}).items()
                if isinstance(k, str)}  # fmt: skip
     fixed = builtins(request, execution, now)
-    data = TemplateData(
-        artifact_urls,
-        org_config_names=getattr(values, "org_config_names", frozenset()) - context.keys(),
-        builtin_names=fixed.keys(),
-    )
-    data.update(values)
+    org_only = getattr(values, "org_config_names", frozenset()) - artifact_urls.keys() - context.keys()
+    data = TemplateData(values, org_config_names=org_only, builtin_names=fixed.keys())
+    data.update(artifact_urls)  # what earlier tasks left, like their context
     data.update(context)
     data.update(fixed)
     return data
