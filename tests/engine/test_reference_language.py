@@ -100,7 +100,7 @@ tasks:
 
 
 def test_add_job_context_and_add_task_context(cluster, api):
-    request = run(api, CONTEXT)
+    request = run(api, CONTEXT, {"Version": "from-a-param"})  # the job context wins over params
     produce, consume = tasks(request)["produce"], tasks(request)["consume"]
     assert request["execution"]["contexts"]["Version"] == "1.2.3"  # the job's context
     assert "Version" not in produce["contexts"]
