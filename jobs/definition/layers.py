@@ -24,12 +24,12 @@ class TemplateData(dict[str, Any]):
 
     def __init__(
         self,
-        values: Mapping[str, Any] = (),  # type: ignore[assignment]
+        values: Mapping[str, Any] | None = None,
         *,
         org_config_names: Iterable[str] = (),
         builtin_names: Iterable[str] = (),
     ) -> None:
-        super().__init__(values)
+        super().__init__(values or {})
         self.org_config_names = frozenset(org_config_names)
         self.builtin_names = frozenset(builtin_names)
 
