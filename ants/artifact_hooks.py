@@ -66,6 +66,14 @@ def slug(text: str) -> str:
     return SLUG_RE.sub("-", text).strip("-.")[:100] or "x"
 
 
+def artifact_key_prefix(req: TaskRequest) -> str:
+    """Where a task's artifacts go inside its organization's folder: the task's
+    ``artifact_key_prefix`` (each part made safe) or ``<request id>/<task type>``."""
+    prefix = str(req.spec.get("artifact_key_prefix") or "").replace("\\", "/")
+    parts = [slug(part) for part in prefix.split("/") if part.strip() and part.strip() not in (".", "..")]
+    return "/".join(parts) if parts else f"{req.job_request_id}/{slug(req.task_type)}"
+
+
 def when_matches(when: str | None, status: str) -> bool:
     rule = (when or "onSuccess").replace("_", "").replace("-", "").lower()
     if rule == "always":
@@ -225,7 +233,7 @@ class ArtifactHooks:
         with self._lock:
             files = self._tasks.pop(req.key, None)
         uploaded: list[dict[str, Any]] = []
-        base = f"org-{slug(req.organization_id or 'none')}/{req.job_request_id}/{slug(req.task_type)}"
+        base = f"org-{slug(req.organization_id or 'none')}/{artifact_key_prefix(req)}"
         spec_artifacts = req.spec.get("artifacts") or {}
         try:
             if spec_artifacts.get("paths") and when_matches(spec_artifacts.get("when"), result.status):

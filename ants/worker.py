@@ -104,6 +104,12 @@ class _Running:
         return self.seq
 
 
+def spec_cost_factor(spec: dict[str, Any]) -> float:
+    """The task's ``cost_factor`` (the reference's executor option), when its executor measured none."""
+    value = spec.get("cost_factor")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
 def _noop_before(req: TaskRequest, workdir: Path) -> None:
     return None
 
@@ -459,7 +465,7 @@ class AntWorker:
             artifacts=result.artifacts,
             warnings=result.warnings,
             stdout=result.stdout,
-            cost_factor=result.cost_factor,
+            cost_factor=result.cost_factor or spec_cost_factor(req.spec),
             started_at=run.started_at,
             ended_at=time.time(),
         )

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from jobs.definition.errors import Problem
 from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest
 from jobs.states import JOB_RUNNING, JobState
 from orgs.scoping import scoped
@@ -36,6 +37,11 @@ def definition_get(org_id: int, key: str, version: str | None = None) -> JobDefi
 
 def latest_definition(org_id: int, job_type: str) -> JobDefinition | None:
     return definitions_live(org_id).filter(job_type=job_type, is_latest=True).first()
+
+
+def definition_warnings(definition: JobDefinition) -> list[str]:
+    """What the upload warned about: fields accepted but not acted on (docs/definitions.md)."""
+    return [str(Problem(**w)) for w in definition.spec.get("warnings") or [] if isinstance(w, dict)]
 
 
 def public_plugins() -> QuerySet[JobDefinition]:

@@ -186,28 +186,43 @@ def clip(line: str) -> str:
 
 # A task exports a context value by printing this marker (or writing $FORMICARY_CONTEXT_FILE).
 CONTEXT_MARKER = "##formicary:context "
+# ... or the reference's markers: `::add-job-context KEY::VALUE`, `::add-task-context KEY::VALUE`.
+JOB_CONTEXT_MARKER = "::add-job-context "
+TASK_CONTEXT_MARKER = "::add-task-context "
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class OutputSink:
     """Where a task's output lines go, for every executor: secrets masked, long lines clipped,
-    sent to the log; it keeps the stdout tail and the context markers the task printed."""
+    sent to the log; it keeps the stdout tail and the context markers the task printed
+    (``markers`` for the task context, ``job_markers`` for the job context)."""
 
     def __init__(self, req: TaskRequest, log: Callable[[str, str], None]) -> None:
         self.redact = Redactor.for_request(req)
         self.tail: deque[str] = deque(maxlen=STDOUT_TAIL_LINES)
         self.markers: dict[str, str] = {}
+        self.job_markers: dict[str, str] = {}
         self._log = log
 
     def emit(self, stream: str, line: str) -> None:
-        if stream != "system" and line.startswith(CONTEXT_MARKER):
-            key, sep, value = line[len(CONTEXT_MARKER) :].partition("=")
-            if sep and ENV_NAME_RE.match(key.strip()):
-                self.markers[key.strip()] = value.strip()
+        if stream != "system" and line.startswith(("##", "::")):
+            self._marker(line)
         shown = clip(self.redact(line))
         if stream != "system":
             self.tail.append(shown)
         self._log(stream, shown)
+
+    def _marker(self, line: str) -> None:
+        for prefix, separator, into in (
+            (CONTEXT_MARKER, "=", self.markers),
+            (TASK_CONTEXT_MARKER, "::", self.markers),
+            (JOB_CONTEXT_MARKER, "::", self.job_markers),
+        ):
+            if line.startswith(prefix):
+                key, sep, value = line[len(prefix) :].partition(separator)
+                if sep and ENV_NAME_RE.match(key.strip()):
+                    into[key.strip()] = value.strip()
+                return
 
 
 def task_variables(req: TaskRequest, workdir: str, context_file: str) -> dict[str, str]:

@@ -267,6 +267,7 @@ class _Run:
                     context = dict(self.markers)
                     context.update(self._read_context())
                     result.task_context.update(context)
+                    result.job_context.update(self.sink.job_markers)
                 except docker.errors.DockerException as exc:
                     result.warnings.append(self.redact(f"cannot copy files out of the container: {exc}"))
         finally:

@@ -307,6 +307,7 @@ class KubernetesExecutor:
         context = dict(markers)
         context.update(parse_dotenv("\n".join(tracker.context_lines)))
         result.task_context.update(context)
+        result.job_context.update(sink.job_markers)
         if paths is None or paths:
             try:
                 unpacked = unpack_output(tracker.out_lines, ctx.workdir)

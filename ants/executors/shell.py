@@ -31,7 +31,8 @@ Exporting task context (what later tasks see as the job context), two ways:
 1. dotenv file: write ``KEY=VALUE`` lines to the file named by ``$FORMICARY_CONTEXT_FILE``
    (blank lines and ``#`` comments ignored, ``export`` prefix and surrounding quotes allowed),
    like GitLab's dotenv reports: ``echo "VERSION=1.2" >> "$FORMICARY_CONTEXT_FILE"``.
-2. a marker line on stdout: ``##formicary:context KEY=VALUE``.
+2. a marker line on stdout: ``##formicary:context KEY=VALUE``, or the reference's
+   ``::add-task-context KEY::VALUE``; ``::add-job-context KEY::VALUE`` sets the job context.
 
 Both are read after the last command (also when the task failed, not when cancelled); the file
 wins over markers for the same key.
@@ -222,6 +223,7 @@ class ShellExecutor:
                 except OSError as exc:
                     result.warnings.append(f"cannot read context file: {exc}")
                 result.task_context.update(context)
+                result.job_context.update(sink.job_markers)
         finally:
             # Background processes left by any command die with the task.
             for pgid in pgids:

@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from jobs.models import JobConfig, JobDefinition
+from jobs.selectors import definition_warnings
 
 
 class JobDefinitionSerializer(serializers.ModelSerializer):
@@ -14,13 +15,14 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
     tasks = serializers.SerializerMethodField()
     required_params = serializers.SerializerMethodField()
     methods = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = JobDefinition
         fields = [
             "id", "job_type", "version", "sem_version", "description", "organization_id", "user_id",
             "max_concurrency", "disabled", "paused", "public_plugin", "cron_trigger", "tags", "methods",
-            "required_params", "tasks", "raw_yaml", "created_at", "updated_at",
+            "required_params", "tasks", "raw_yaml", "warnings", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -32,6 +34,9 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
 
     def get_methods(self, obj: JobDefinition) -> list[str]:
         return sorted({t.get("method") or "" for t in obj.spec.get("tasks", [])} - {""})
+
+    def get_warnings(self, obj: JobDefinition) -> list[str]:
+        return definition_warnings(obj)
 
 
 class JobConfigSerializer(serializers.ModelSerializer):

@@ -105,6 +105,12 @@ class TaskSpec:
     job_version: str | None = None
     fan_out: dict[str, Any] = field(default_factory=dict)
     sub_workflow: dict[str, Any] = field(default_factory=dict)
+    # the reference's executor options and newer keys (see docs/definitions.md for what acts)
+    helper_environment: dict[str, str] = field(default_factory=dict)
+    cost_factor: float | None = None
+    artifact_key_prefix: str | None = None
+    retry_backoff_policy: dict[str, Any] = field(default_factory=dict)  # retries.read_policy's shape
+    approval_policy: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     line: int | None = None
 
@@ -153,6 +159,11 @@ class JobSpec:
     tags: list[str] = field(default_factory=list)
     resources: dict[str, Any] = field(default_factory=dict)
     notify: dict[str, Any] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=list)
+    retry_backoff_policy: dict[str, Any] = field(default_factory=dict)  # retries.read_policy's shape
+    dynamic_template_tasks: bool = False
+    webhook: dict[str, Any] = field(default_factory=dict)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
 

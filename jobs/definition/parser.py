@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .durations import parse_duration
+from .dynamic_tasks import dynamic_tasks_problems
 from .errors import DefinitionError, Problem, TemplateError
+from .ignored_fields import ignored_field_warnings
 from .model import DEFAULT_METHOD, JobSpec, TaskSpec, _plain
+from .retries import read_policy
 from .template import render_with_line_map
 from .yamlsafe import load_yaml
 
@@ -67,6 +71,23 @@ def load_definition(
     return _finish(value, problems, strict)
 
 
+def load_upload(text: str) -> JobSpec:
+    """``load_definition`` plus what only an upload checks (stored versions keep running):
+    a `range` that generates tasks needs `dynamic_template_tasks: true`."""
+    try:
+        spec = load_definition(text)
+    except DefinitionError as exc:
+        flag = bool(_DYNAMIC_FLAG.search(text)) if isinstance(text, str) else True
+        raise DefinitionError(exc.problems + dynamic_tasks_problems(text, flag)) from None
+    problems = dynamic_tasks_problems(text, spec.dynamic_template_tasks)
+    if problems:
+        raise DefinitionError(problems)
+    return spec
+
+
+_DYNAMIC_FLAG = re.compile(r"(?m)^dynamic_template_tasks[ \t]*:[ \t]*['\"]?true\b")
+
+
 def spec_from_dict(data: Mapping[str, Any], *, strict: bool = True) -> JobSpec:
     """Build and validate a spec from an already-parsed mapping (e.g. a JSON request body)."""
     return _finish(data, [], strict)
@@ -84,6 +105,7 @@ def _finish(value: Any, problems: list[Problem], strict: bool) -> JobSpec:
             problems += builder.unknown
         else:
             spec.warnings = builder.unknown
+        spec.warnings = [*spec.warnings, *ignored_field_warnings(spec)]
     if problems or spec is None:
         raise DefinitionError(problems or [Problem("empty definition")])
     return spec
@@ -251,6 +273,40 @@ class _Builder:
             out[code] = _text(v, k).strip()
         return out
 
+    def r_float(self, m: Any, key: str) -> float | None:
+        v = m[key]
+        if v is None:
+            return None
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+        if isinstance(v, str):
+            try:
+                return float(v.strip())
+            except ValueError:
+                pass
+        self.bad(m, key, f"expected a number, got '{_scalar_text(v)[:40]}'")
+        return None
+
+    def r_names(self, m: Any, key: str) -> list[str]:
+        """A list of names, or the reference's comma-separated text of them (job `methods`)."""
+        v = m[key]
+        if isinstance(v, str):
+            return [part.strip() for part in v.split(",") if part.strip()]
+        return self.r_strlist(m, key)
+
+    def r_backoff(self, m: Any, key: str) -> dict[str, Any]:
+        v = self.r_map(m, key)
+        if not v:
+            return {}
+        policy, problems = read_policy(v)
+        for sub, message in problems:
+            self.problems.append(
+                Problem(
+                    message, task=self.task_name, field=f"{key}.{sub}", line=_line(v, sub) or _line(m, key)
+                )
+            )
+        return policy
+
     def r_map(self, m: Any, key: str) -> dict[str, Any]:
         v = m[key]
         if v is None:
@@ -379,6 +435,11 @@ JOB_FIELDS: dict[str, tuple[str, Callable[..., Any]]] = {
     "tags": ("tags", _B.r_strlist),
     "resources": ("resources", _B.r_map),
     "notify": ("notify", _B.r_map),
+    "methods": ("methods", _B.r_names),
+    "retry_backoff_policy": ("retry_backoff_policy", _B.r_backoff),
+    "dynamic_template_tasks": ("dynamic_template_tasks", _B.r_bool),
+    "webhook": ("webhook", _B.r_map),
+    "triggers": ("triggers", _B.r_maplist),
 }
 
 TASK_FIELDS: dict[str, tuple[str, Callable[..., Any]]] = {
@@ -440,4 +501,9 @@ TASK_FIELDS: dict[str, tuple[str, Callable[..., Any]]] = {
     "job_version": ("job_version", _B.r_str),
     "fan_out": ("fan_out", _B.r_map),
     "sub_workflow": ("sub_workflow", _B.r_map),
+    "helper_environment": ("helper_environment", _B.r_strmap),
+    "cost_factor": ("cost_factor", _B.r_float),
+    "artifact_key_prefix": ("artifact_key_prefix", _B.r_str),
+    "retry_backoff_policy": ("retry_backoff_policy", _B.r_backoff),
+    "approval_policy": ("approval_policy", _B.r_map),
 }

@@ -10,6 +10,7 @@ from .errors import Problem
 from .model import HTTP_METHODS, METHODS, JobSpec, TaskSpec, is_special_target
 
 MAX_TASKS = 100
+MAX_TRIGGERS = 5  # the reference's limit
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*?/,#-]+")
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
@@ -45,6 +46,10 @@ def _job_fields(spec: JobSpec) -> list[Problem]:
         value = getattr(spec, name)
         if value is not None and value < 0:
             out.append(Problem("must not be negative", field=name))
+    if len(spec.triggers) > MAX_TRIGGERS:
+        out.append(
+            Problem(f"a job has at most {MAX_TRIGGERS} triggers, not {len(spec.triggers)}", field="triggers")
+        )
     if spec.cron_trigger:
         error = cron_problem(spec.cron_trigger)
         if error:
@@ -137,6 +142,12 @@ def _task_problems(task: TaskSpec, by_name: dict[str, TaskSpec]) -> list[Problem
         value = getattr(task, field)
         if value is not None and value < 0:
             bad("must not be negative", field)
+    if task.cost_factor is not None and not 0 <= task.cost_factor <= 1_000_000:
+        bad(f"must be a number from 0 to 1000000, got {task.cost_factor:g}", "cost_factor")
+    if task.artifact_key_prefix is not None and (
+        _bad_path(task.artifact_key_prefix) or len(task.artifact_key_prefix) > 200
+    ):
+        bad("must be a relative key prefix without '..' (at most 200 characters)", "artifact_key_prefix")
     for dep in task.dependencies:
         if dep == task.task_type:
             bad("a task cannot depend on itself", "dependencies")

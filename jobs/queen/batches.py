@@ -28,7 +28,15 @@ from jobs.queen import transitions
 from jobs.queen.compiled import CompiledLoad
 from jobs.queen.context import secrets_and_values_many, template_data_of
 from jobs.queen.rules import JOB_RUNNING_VALUES, QUEEN_ANT, QUEEN_METHODS, method_of
-from jobs.queen.specs import definition_text, graph_of, graph_spec, is_static, rendered_spec, task_of
+from jobs.queen.specs import (
+    definition_text,
+    graph_of,
+    graph_spec,
+    is_static,
+    rendered_spec,
+    rendered_task,
+    task_of,
+)
 from jobs.states import JobState, TaskState
 from orgs.models import OrgConfig
 
@@ -228,7 +236,7 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
         request_values, secret_names = values.get(request.pk, ({}, set()))
         data = template_data_of(request, task.job_execution, request_values, urls.get(request.pk, {}))
         try:
-            spec = task_of(rendered_spec(definition_text(request.job_definition_id), data), task.task_type)
+            spec = rendered_task(definition_text(request.job_definition_id), data, task.task_type)
         except (DefinitionError, TemplateError):
             spec = None
         if spec is None or spec.is_skipped_by_except() or method_of(spec) != task.method:

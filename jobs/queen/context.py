@@ -1,4 +1,5 @@
-"""What a job's template sees: request params, job variables, configs, built-ins, task outputs."""
+"""What a job's template sees: configs, request params, task outputs, built-ins (job and task
+variables join when the definition is rendered: ``jobs.definition.layers`` has the order)."""
 
 import time
 from datetime import UTC, datetime
@@ -7,6 +8,7 @@ from typing import Any
 from django.db.models import F, Value
 
 from artifacts import services as artifact_services
+from jobs.definition.layers import TemplateData
 from jobs.models import JobConfig, JobExecution, JobRequest, JobRequestParam
 from orgs import crypto
 from orgs.models import OrgConfig
@@ -48,7 +50,8 @@ def template_data(
     values: dict[str, str],
     now: float | None = None,
 ) -> dict[str, Any]:
-    """Outputs of earlier tasks, then configs and params, then built-ins (which nobody overrides)."""
+    """Configs (organization, then job type), request params, outputs of earlier tasks (the job
+    context), then built-ins (which nobody overrides); job and task variables join at rendering."""
     urls = artifact_services.template_variables(request, execution) if execution is not None else {}
     return template_data_of(request, execution, values, urls, now)
 
@@ -77,11 +80,13 @@ def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[
         found.setdefault((src, owner, kind), []).append((name, value, secret))
     out: dict[int, tuple[dict[str, str], set[str]]] = {}
     for request in requests:
-        values: dict[str, str] = {}
-        secret_names: set[str] = set()
         org = request.organization_id
-        for name, value, secret in [*found.get((0, org, ""), []), *found.get((1, org, request.job_type), []),
-                                    *found.get((2, request.pk, ""), [])]:  # fmt: skip
+        org_rows = found.get((0, org, ""), [])
+        later = [*found.get((1, org, request.job_type), []), *found.get((2, request.pk, ""), [])]
+        # job variables rank between organization and job configs: they need to know which is which
+        values = TemplateData(org_config_names={r[0] for r in org_rows} - {r[0] for r in later})
+        secret_names: set[str] = set()
+        for name, value, secret in [*org_rows, *later]:
             values[name] = crypto.decrypt(value) if secret else value
             if secret:
                 secret_names.add(name)
@@ -96,10 +101,15 @@ def template_data_of(
     now: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """``template_data`` with the artifact URLs already loaded (the dispatcher loads them for a
-    whole batch)."""
-    context = execution.context if execution is not None else {}
-    data: dict[str, Any] = {k: v for k, v in (context or {}).items() if isinstance(k, str)}
-    data.update(artifact_urls)
-    data.update(values)
-    data.update(builtins(request, execution, now))
+    whole batch). The order is the reference's (``jobs.definition.layers``): configs and params
+    (as ``secrets_and_values`` merged them), then the artifact URLs and context of earlier tasks,
+    then the built-ins."""
+    context = {k: v for k, v in ((execution.context if execution is not None else {}) or {}).items()
+               if isinstance(k, str)}  # fmt: skip
+    fixed = builtins(request, execution, now)
+    org_only = getattr(values, "org_config_names", frozenset()) - artifact_urls.keys() - context.keys()
+    data = TemplateData(values, org_config_names=org_only, builtin_names=fixed.keys())
+    data.update(artifact_urls)  # what earlier tasks left, like their context
+    data.update(context)
+    data.update(fixed)
     return data

@@ -30,6 +30,7 @@ from artifacts import services as artifact_services
 from jobs.definition import dag
 from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
+from jobs.definition.retries import retry_delay
 from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
 from jobs.queen import batches, forks, transitions
 from jobs.queen.compiled import Compiled
@@ -43,7 +44,7 @@ from jobs.queen.rules import (
     RUNNING,
     method_of,
 )
-from jobs.queen.specs import graph_of, graph_spec, is_static, rendered_spec, task_of
+from jobs.queen.specs import graph_of, graph_spec, is_static, rendered_spec, rendered_task, task_of
 from jobs.states import JobState, TaskState
 
 log = logging.getLogger(__name__)
@@ -336,8 +337,7 @@ class Engine:
         data = template_data(request, execution, values)
         with transaction.atomic():
             try:
-                spec = rendered_spec(request.job_definition.raw_yaml, data)
-                rendered = task_of(spec, task.task_type) or graph_task
+                rendered = rendered_task(request.job_definition.raw_yaml, data, task.task_type) or graph_task
             except (DefinitionError, TemplateError) as exc:
                 transitions.task_finish_ready(task.pk, request.pk, TaskState.FAILED,
                                               error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
@@ -576,7 +576,8 @@ class Engine:
             and not step.no_retry
             and task.retried < (spec_task.retry or 0)
         ):
-            delay = timedelta(seconds=spec_task.delay_between_retries or 0)
+            delay = timedelta(seconds=retry_delay(spec_task.retry_backoff_policy, spec_task.delay_between_retries,
+                                                  task.retried))  # fmt: skip
             transitions.task_requeue(task.pk, request.pk, from_states=[TaskState.FAILED], not_before=now + delay,
                                      count_retry=True, reason=f"retry {task.retried + 1} of {spec_task.retry}")  # fmt: skip
             return
@@ -641,7 +642,9 @@ class Engine:
                 self._end_job(request, execution, JobState.FAILED, "ERR_RESTART_LIMIT",
                               f"{why}: restarted {request.retried} times")  # fmt: skip
             return False
-        delay = timedelta(seconds=graph.delay_between_retries or 0)
+        delay = timedelta(
+            seconds=retry_delay(graph.retry_backoff_policy, graph.delay_between_retries, request.retried)
+        )
         every = graph.hard_reset_after_retries or 0
         hard = force or bool(every and (request.retried + 1) % every == 0)
         return transitions.job_requeue(request.pk, execution.pk, timezone.now() + delay,

@@ -8,6 +8,7 @@ with the live template data, so ``JobElapsedSecs`` and outputs of earlier tasks 
 from functools import lru_cache
 from typing import Any
 
+from jobs.definition.layers import render_job, render_task
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.parser import load_definition
 
@@ -42,18 +43,23 @@ def _static_spec(raw_yaml: str) -> JobSpec:
 
 
 def rendered_spec(raw_yaml: str, data: dict[str, Any]) -> JobSpec:
-    """Render with ``data``; ``job_variables`` the definition declares are defaults that params
-    override, so a second pass makes them visible to the rest of the template.
+    """Render with ``data``; the ``job_variables`` the definition declares take their place in
+    the precedence (``jobs.definition.layers``), and a second pass makes them visible to the
+    rest of the template.
 
     A definition without template actions is parsed once and the result shared (callers treat
     specs as read-only): rendering, YAML parsing and validation were most of a dispatch's CPU."""
     if is_static(raw_yaml):
         return _static_spec(raw_yaml)
-    spec = load_definition(raw_yaml, data)
-    if spec.job_variables:
-        merged = {**{k: v for k, v in spec.job_variables.items()}, **data}
-        spec = load_definition(raw_yaml, merged)
-    return spec
+    return render_job(raw_yaml, data)[0]
+
+
+def rendered_task(raw_yaml: str, data: dict[str, Any], task_type: str) -> TaskSpec | None:
+    """One task for dispatch: ``rendered_spec``, then the task's own ``variables`` as template
+    values too (a third pass, only for a templated task that has variables)."""
+    if is_static(raw_yaml):
+        return _static_spec(raw_yaml).task(task_type)
+    return render_task(raw_yaml, data, task_type)
 
 
 def task_of(spec: JobSpec, task_type: str) -> TaskSpec | None:

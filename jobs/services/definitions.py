@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from jobs import selectors
 from jobs.definition.errors import DefinitionError
-from jobs.definition.parser import load_definition
+from jobs.definition.parser import load_upload
 from jobs.models import JobConfig, JobDefinition
 
 MAX_DEFINITION_BYTES = 1024 * 1024
@@ -33,7 +33,7 @@ def definition_text_from_json(body: bytes) -> str:
 def definition_check(text: str) -> Any:
     """The parsed spec, or a ValidationError listing every problem (task, field, line)."""
     try:
-        return load_definition(text)
+        return load_upload(text)
     except DefinitionError as exc:
         raise ValidationError([str(p) for p in exc.problems] or [str(exc)]) from exc
 

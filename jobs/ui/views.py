@@ -160,6 +160,8 @@ def definition_upload_view(request: HttpRequest) -> HttpResponse:
         else:
             note = "uploaded as version" if created else "unchanged: same text as version"
             messages.success(request, f"{definition.job_type} {note} {definition.version}")
+            for warning in selectors.definition_warnings(definition):
+                messages.warning(request, warning)
             return redirect("ui:definition", pk=definition.pk)
     return render(request, "jobs/definition_upload.html", {"form": form, "errors": errors})
 

@@ -238,6 +238,22 @@ def test_task_context_from_file_and_markers(tmp_path) -> None:
     assert result.task_context == {"FROM_MARKER": "m1", "SHARED": "file", "VERSION": "1.2"}
 
 
+def test_reference_context_markers(tmp_path) -> None:
+    result, _ = run(
+        tmp_path,
+        {
+            "script": [
+                "echo '::add-job-context Version::1.2.3'",
+                "echo '::add-task-context Own::a::b'",  # the value is the rest of the line
+                "echo '::add-job-context 1bad::x'",  # not a name: ignored
+                "echo '##formicary:context Legacy=yes'",
+            ]
+        },
+    )
+    assert result.job_context == {"Version": "1.2.3"}
+    assert result.task_context == {"Own": "a::b", "Legacy": "yes"}
+
+
 def test_parse_dotenv() -> None:
     assert parse_dotenv("A=1\n\n#x\nexport B='two'\n C = 3 \n=bad\n1X=bad\nD=a=b") == {
         "A": "1",

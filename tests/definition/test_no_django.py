@@ -20,6 +20,10 @@ MODULES = [
     "jobs.definition.dot",
     "jobs.definition.durations",
     "jobs.definition.errors",
+    "jobs.definition.layers",
+    "jobs.definition.retries",
+    "jobs.definition.dynamic_tasks",
+    "jobs.definition.ignored_fields",
 ]
 
 

@@ -147,6 +147,16 @@ def test_task_context_from_file_and_markers(executor, docker_image, tmp_path) ->
     assert result.task_context == {"VERSION": "1.2", "NAME": "bob", "COLOR": "red"}
 
 
+def test_reference_context_markers(executor, docker_image, tmp_path) -> None:
+    req = request(
+        docker_image,
+        script=["echo '::add-job-context Version::1.2.3'", "echo '::add-task-context Own::mine'"],
+    )
+    result, _ = run(executor, req, tmp_path)
+    assert result.job_context == {"Version": "1.2.3"}
+    assert result.task_context == {"Own": "mine"}
+
+
 def test_services_reachable_by_name_and_alias(executor, docker_image, docker_client, tmp_path) -> None:
     req = request(
         docker_image,
