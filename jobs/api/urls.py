@@ -1,6 +1,7 @@
 from django.urls import path
 
 from jobs.api import definitions as d
+from jobs.api import errors as e
 from jobs.api import requests as r
 
 urlpatterns = [
@@ -36,4 +37,6 @@ urlpatterns = [
     path("jobs/requests/<int:pk>/dot", r.RequestDot.as_view(), name="request-dot"),
     path("jobs/requests/<int:pk>/dot.png", r.RequestDotPng.as_view(), name="request-dot-png"),
     path("jobs/requests/<int:pk>/logs", r.RequestLogs.as_view(), name="request-logs"),
+    path("errors", e.ErrorCodeList.as_view(), name="error-codes"),
+    path("errors/<int:pk>", e.ErrorCodeDetail.as_view(), name="error-code"),
 ]
