@@ -81,7 +81,10 @@ class ErrorCodeList(ErrorCodeAPIView):
         return Response(ErrorCodeSerializer(row).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=BODY, responses=ErrorCodeSerializer, description="Update the rule the body's `id` names."
+        request=BODY,
+        responses=ErrorCodeSerializer,
+        operation_id="errors_update_by_body",
+        description="Update the rule the body's `id` names.",
     )
     def put(self, request: Request) -> Response:
         data = _input(request, partial=True)
