@@ -1,11 +1,13 @@
 """REST API of job definitions and their configs (the reference system's paths)."""
 
+import subprocess
+
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +17,7 @@ from jobs import selectors
 from jobs.api.parsers import ObjectBodyParser, RawBodyParser, is_yaml, known_fields, looks_like_json
 from jobs.api.serializers import (
     ConcurrencyInput,
+    DefinitionVersionSerializer,
     JobConfigInput,
     JobConfigSerializer,
     JobDefinitionSerializer,
@@ -44,6 +47,7 @@ class DefinitionListCreate(OrgAPIView):
         responses=JobDefinitionSerializer(many=True),
         parameters=[
             OpenApiParameter("job_type", str),
+            OpenApiParameter("platform", str),
             OpenApiParameter("q", str, description="search job_type and description"),
             OpenApiParameter("public_plugin", bool),
             OpenApiParameter("disabled", bool),
@@ -55,8 +59,10 @@ class DefinitionListCreate(OrgAPIView):
     def get(self, request: Request) -> Response:
         qs = selectors.definitions_live(self.org_id).filter(is_latest=True).order_by("job_type")
         params = request.query_params
-        if params.get("job_type"):
-            qs = qs.filter(job_type=params["job_type"])
+        if params.get("job_type") or params.get("jobType"):
+            qs = qs.filter(job_type=params.get("job_type") or params["jobType"])
+        if params.get("platform"):
+            qs = qs.filter(spec__platform=params["platform"])
         if params.get("q"):
             qs = qs.filter(Q(job_type__icontains=params["q"]) | Q(description__icontains=params["q"]))
         for flag in ("public_plugin", "disabled"):
@@ -124,6 +130,34 @@ class DefinitionDot(OrgAPIView):
         definition = selectors.definition_get(self.org_id, key)
         graph = graph_spec(definition.pk, definition.raw_yaml)  # parsed once per version
         return HttpResponse(to_dot(graph), content_type="text/vnd.graphviz")
+
+
+class DefinitionDotPng(OrgAPIView):
+    @extend_schema(responses={(200, "image/png"): bytes})
+    def get(self, request: Request, key: str) -> HttpResponse:
+        definition = selectors.definition_get(self.org_id, key)
+        dot = to_dot(graph_spec(definition.pk, definition.raw_yaml))
+        try:
+            png = subprocess.run(
+                ["dot", "-Tpng"], input=dot.encode(), capture_output=True, timeout=20, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return HttpResponse("graphviz 'dot' is not available", status=503, content_type="text/plain")
+        return HttpResponse(png.stdout, content_type="image/png")
+
+
+class DefinitionVersions(OrgAPIView):
+    @extend_schema(
+        responses=DefinitionVersionSerializer(many=True),
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("pageSize", int)],
+        description="Every stored version of a job type, newest first (the reference's "
+        "`/api/jobs/definitions/type/{type}/versions`).",
+    )
+    def get(self, request: Request, job_type: str) -> Response:
+        versions = selectors.definitions_live(self.org_id).filter(job_type=job_type).order_by("-version")
+        if not versions.exists():
+            raise NotFound(f"no job type {job_type!r}")
+        return self.paginate(request, versions, DefinitionVersionSerializer)
 
 
 class DefinitionDisable(OrgAPIView):

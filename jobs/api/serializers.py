@@ -34,6 +34,24 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
         return sorted({t.get("method") or "" for t in obj.spec.get("tasks", [])} - {""})
 
 
+class DefinitionVersionSerializer(serializers.ModelSerializer):
+    active = serializers.BooleanField(source="is_latest", read_only=True)
+
+    class Meta:
+        model = JobDefinition
+        fields = [
+            "id",
+            "job_type",
+            "version",
+            "sem_version",
+            "active",
+            "disabled",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
 class JobConfigSerializer(serializers.ModelSerializer):
     value = serializers.SerializerMethodField()
 

@@ -7,9 +7,15 @@ from jobs.api import requests as r
 urlpatterns = [
     path("jobs/definitions", d.DefinitionListCreate.as_view(), name="definitions"),
     path("jobs/plugins", d.PluginList.as_view(), name="plugins"),
+    path(
+        "jobs/definitions/type/<str:job_type>/versions",
+        d.DefinitionVersions.as_view(),
+        name="definition-versions",
+    ),
     path("jobs/definitions/<str:key>", d.DefinitionDetail.as_view(), name="definition"),
     path("jobs/definitions/<str:key>/yaml", d.DefinitionYaml.as_view(), name="definition-yaml"),
     path("jobs/definitions/<str:key>/dot", d.DefinitionDot.as_view(), name="definition-dot"),
+    path("jobs/definitions/<str:key>/dot.png", d.DefinitionDotPng.as_view(), name="definition-dot-png"),
     path("jobs/definitions/<str:key>/disable", d.DefinitionDisable.as_view(), name="definition-disable"),
     path("jobs/definitions/<str:key>/enable", d.DefinitionEnable.as_view(), name="definition-enable"),
     # the reference system's names for the same two actions
