@@ -14,13 +14,14 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
     tasks = serializers.SerializerMethodField()
     required_params = serializers.SerializerMethodField()
     methods = serializers.SerializerMethodField()
+    platform = serializers.SerializerMethodField()
 
     class Meta:
         model = JobDefinition
         fields = [
             "id", "job_type", "version", "sem_version", "description", "organization_id", "user_id",
             "max_concurrency", "disabled", "paused", "public_plugin", "cron_trigger", "tags", "methods",
-            "required_params", "tasks", "raw_yaml", "created_at", "updated_at",
+            "required_params", "platform", "tasks", "raw_yaml", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -29,6 +30,9 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
 
     def get_required_params(self, obj: JobDefinition) -> list[str]:
         return list(obj.spec.get("required_params") or [])
+
+    def get_platform(self, obj: JobDefinition) -> str:
+        return str(obj.spec.get("platform") or "")
 
     def get_methods(self, obj: JobDefinition) -> list[str]:
         return sorted({t.get("method") or "" for t in obj.spec.get("tasks", [])} - {""})
