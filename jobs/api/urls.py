@@ -3,6 +3,9 @@ from django.urls import path
 from jobs.api import definitions as d
 from jobs.api import errors as e
 from jobs.api import requests as r
+from jobs.api.unsupported import unsupported
+
+MERMAID = "Mermaid output is not supported here: use .../dot (Graphviz DOT) or .../dot.png"
 
 urlpatterns = [
     path("jobs/definitions", d.DefinitionListCreate.as_view(), name="definitions"),
@@ -43,6 +46,12 @@ urlpatterns = [
     path("jobs/requests/<int:pk>/dot", r.RequestDot.as_view(), name="request-dot"),
     path("jobs/requests/<int:pk>/dot.png", r.RequestDotPng.as_view(), name="request-dot-png"),
     path("jobs/requests/<int:pk>/logs", r.RequestLogs.as_view(), name="request-logs"),
+    path("jobs/definitions/<str:key>/mermaid", unsupported(MERMAID)),
+    path("jobs/requests/<int:pk>/mermaid", unsupported(MERMAID)),
+    path(
+        "jobs/requests/<int:pk>/review",
+        unsupported("manual approval (MANUAL tasks and their review) is not supported by this server"),
+    ),
     path("errors", e.ErrorCodeList.as_view(), name="error-codes"),
     path("errors/<int:pk>", e.ErrorCodeDetail.as_view(), name="error-code"),
 ]

@@ -237,3 +237,22 @@ def test_artifacts_by_job_id_and_download_by_sha256(api, bob_api, job):
 
 def test_health_under_api(api):
     assert api.get("/api/health").status_code == 200
+
+
+# -- documented calls this project does not do: a 400 that says so ----------------------------------
+
+
+def test_unsupported_reference_calls_answer_400_naming_them(api, job):
+    request = submit(api, {"job_type": "ref-calls"})
+    for method, url, needle in [
+        ("get", f"/api/jobs/definitions/{job['id']}/mermaid", "Mermaid"),
+        ("get", f"/api/jobs/requests/{request['id']}/mermaid", "Mermaid"),
+        ("post", f"/api/jobs/requests/{request['id']}/review", "manual approval"),
+    ]:
+        resp = getattr(api, method)(url)
+        assert resp.status_code == 400, (url, resp.content)
+        assert needle in resp.json()["error"]
+
+
+def test_unsupported_calls_still_need_a_token(anon_api):
+    assert anon_api.post("/api/jobs/requests/1/review").status_code in (401, 403)
