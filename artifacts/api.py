@@ -209,7 +209,9 @@ class ArtifactDownload(OrgAPIView):
 class ArtifactDownloadBySha256(ArtifactDownload):
     """The reference's download by checksum: the newest of the caller's artifacts with it."""
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        responses={(200, "application/octet-stream"): bytes}, operation_id="artifacts_download_by_sha256"
+    )
     def get(self, request: Request, sha256: str) -> StreamingHttpResponse:  # type: ignore[override]
         user = request.user
         if not user or not user.is_authenticated:
