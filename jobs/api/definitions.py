@@ -132,18 +132,22 @@ class DefinitionDot(OrgAPIView):
         return HttpResponse(to_dot(graph), content_type="text/vnd.graphviz")
 
 
+def dot_png_response(dot: str) -> HttpResponse:
+    """The graph as a PNG drawn by Graphviz; 503 where it is not installed."""
+    try:
+        png = subprocess.run(
+            ["dot", "-Tpng"], input=dot.encode(), capture_output=True, timeout=20, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return HttpResponse("graphviz 'dot' is not available", status=503, content_type="text/plain")
+    return HttpResponse(png.stdout, content_type="image/png")
+
+
 class DefinitionDotPng(OrgAPIView):
     @extend_schema(responses={(200, "image/png"): bytes})
     def get(self, request: Request, key: str) -> HttpResponse:
         definition = selectors.definition_get(self.org_id, key)
-        dot = to_dot(graph_spec(definition.pk, definition.raw_yaml))
-        try:
-            png = subprocess.run(
-                ["dot", "-Tpng"], input=dot.encode(), capture_output=True, timeout=20, check=True
-            )
-        except (OSError, subprocess.SubprocessError):
-            return HttpResponse("graphviz 'dot' is not available", status=503, content_type="text/plain")
-        return HttpResponse(png.stdout, content_type="image/png")
+        return dot_png_response(to_dot(graph_spec(definition.pk, definition.raw_yaml)))
 
 
 class DefinitionVersions(OrgAPIView):

@@ -1,6 +1,5 @@
 """REST API of job requests (the reference system's paths)."""
 
-import subprocess
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
 from jobs import selectors
+from jobs.api.definitions import dot_png_response
 from jobs.api.request_serializers import (
     JobRequestDetailSerializer,
     JobRequestInput,
@@ -266,14 +266,7 @@ class RequestDot(OrgAPIView):
 class RequestDotPng(RequestDot):
     @extend_schema(responses={(200, "image/png"): bytes})
     def get(self, request: Request, pk: int) -> HttpResponse:
-        dot = self._dot(pk)
-        try:
-            png = subprocess.run(
-                ["dot", "-Tpng"], input=dot.encode(), capture_output=True, timeout=20, check=True
-            )
-        except (OSError, subprocess.SubprocessError):
-            return HttpResponse("graphviz 'dot' is not available", status=503, content_type="text/plain")
-        return HttpResponse(png.stdout, content_type="image/png")
+        return dot_png_response(self._dot(pk))
 
 
 class RequestLogs(OrgAPIView):
