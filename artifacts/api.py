@@ -16,6 +16,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import (
     AuthenticationFailed,
     NotAuthenticated,
+    NotFound,
     PermissionDenied,
     ValidationError,
 )
@@ -83,10 +84,12 @@ class ArtifactListCreate(OrgAPIView):
         for name in ("name", "task_type", "job_type", "sha256"):
             if params.get(name):
                 qs = qs.filter(**{name: params[name]})
-        if params.get("job_request_id"):
-            raw = params["job_request_id"]
+        # ``job_id`` is the reference guides' name for it
+        if params.get("job_request_id") or params.get("job_id"):
+            name = "job_request_id" if params.get("job_request_id") else "job_id"
+            raw = params[name]
             if not raw.isdigit():
-                raise ValidationError({"job_request_id": f"must be a whole number, got {raw!r}"})
+                raise ValidationError({name: f"must be a whole number, got {raw!r}"})
             qs = qs.filter(job_request_id=int(raw))
         if params.get("kind"):
             kind = params["kind"].upper()
@@ -201,3 +204,24 @@ class ArtifactDownload(OrgAPIView):
         if artifact.sha256:
             response["X-Checksum-Sha256"] = artifact.sha256
         return response
+
+
+class ArtifactDownloadBySha256(ArtifactDownload):
+    """The reference's download by checksum: the newest of the caller's artifacts with it."""
+
+    @extend_schema(
+        responses={(200, "application/octet-stream"): bytes}, operation_id="artifacts_download_by_sha256"
+    )
+    def get(self, request: Request, sha256: str) -> StreamingHttpResponse:  # type: ignore[override]
+        user = request.user
+        if not user or not user.is_authenticated:
+            raise NotAuthenticated("a token is required to download by checksum")
+        if not getattr(user, "organization_id", None):
+            raise AuthenticationFailed("you must belong to an organization")
+        found = (
+            selectors.artifacts_for(int(user.organization_id)).filter(sha256=sha256.lower()).order_by("-id")
+        )
+        pk = found.values_list("pk", flat=True).first()
+        if pk is None:
+            raise NotFound("no artifact with this sha256")
+        return super().get(request, pk)

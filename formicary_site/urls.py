@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("artifacts.urls")),
     path("api/", include("ants.urls")),
     path("health", health, name="health"),
+    path("api/health", health, name="api-health"),  # the reference's path
     # web UI: login (allauth), account and organization pages, then the job pages at the root
     path("accounts/", include("allauth.urls")),
     path("", include("orgs.urls")),

@@ -235,13 +235,16 @@ class ErrorCode(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     description = models.TextField(blank=True)
     display_message = models.CharField(max_length=500, blank=True)
-    job_type = models.CharField(max_length=200, blank=True)
+    display_code = models.CharField(max_length=100, blank=True)
+    job_type = models.CharField(max_length=200, blank=True, help_text="empty or * for every job type")
     task_type_scope = models.CharField(max_length=200, blank=True)
     platform_scope = models.CharField(max_length=100, blank=True)
     command_scope = models.CharField(max_length=200, blank=True)
-    action = models.CharField(max_length=50, blank=True)
-    hard_failure = models.BooleanField(default=False)
-    retry = models.IntegerField(default=0)
+    action = models.CharField(
+        max_length=50, blank=True, help_text="RETRY_TASK, RETRY_JOB, HARD_FAILURE or SUSPEND_JOB"
+    )
+    hard_failure = models.BooleanField(default=False, help_text="never retried, neither task nor job")
+    retry = models.IntegerField(default=0, help_text="retries a RETRY_TASK or RETRY_JOB action allows")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,19 +1,23 @@
 """REST API of job definitions and their configs (the reference system's paths)."""
 
+import subprocess
+
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
 from jobs import selectors
-from jobs.api.parsers import RawBodyParser, is_yaml
+from jobs.api.parsers import ObjectBodyParser, RawBodyParser, is_yaml, known_fields, looks_like_json
 from jobs.api.serializers import (
     ConcurrencyInput,
+    DefinitionVersionSerializer,
     JobConfigInput,
     JobConfigSerializer,
     JobDefinitionSerializer,
@@ -21,6 +25,7 @@ from jobs.api.serializers import (
 from jobs.definition.dot import to_dot
 from jobs.queen.specs import graph_spec
 from jobs.services import definitions as services
+from orgs.crypto import REDACTED
 
 
 def _bool(raw: str, name: str) -> bool:
@@ -31,6 +36,10 @@ def _bool(raw: str, name: str) -> bool:
     raise ValidationError({name: f"must be true or false, got {raw!r}"})
 
 
+def _is_json(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "application/json"
+
+
 class DefinitionListCreate(OrgAPIView):
     parser_classes = [RawBodyParser]
 
@@ -38,6 +47,7 @@ class DefinitionListCreate(OrgAPIView):
         responses=JobDefinitionSerializer(many=True),
         parameters=[
             OpenApiParameter("job_type", str),
+            OpenApiParameter("platform", str),
             OpenApiParameter("q", str, description="search job_type and description"),
             OpenApiParameter("public_plugin", bool),
             OpenApiParameter("disabled", bool),
@@ -49,8 +59,10 @@ class DefinitionListCreate(OrgAPIView):
     def get(self, request: Request) -> Response:
         qs = selectors.definitions_live(self.org_id).filter(is_latest=True).order_by("job_type")
         params = request.query_params
-        if params.get("job_type"):
-            qs = qs.filter(job_type=params["job_type"])
+        if params.get("job_type") or params.get("jobType"):
+            qs = qs.filter(job_type=params.get("job_type") or params["jobType"])
+        if params.get("platform"):
+            qs = qs.filter(spec__platform=params["platform"])
         if params.get("q"):
             qs = qs.filter(Q(job_type__icontains=params["q"]) | Q(description__icontains=params["q"]))
         for flag in ("public_plugin", "disabled"):
@@ -74,7 +86,9 @@ class DefinitionListCreate(OrgAPIView):
         body: bytes = request.data if isinstance(request.data, bytes) else b""
         if not body.strip():
             raise ValidationError("the request body is empty: send the job definition as YAML or JSON")
-        if is_yaml(request.content_type or ""):
+        content_type = request.content_type or ""
+        # as in the reference, a body without a YAML or JSON type (curl's default) is read by its look
+        if is_yaml(content_type) or (not _is_json(content_type) and not looks_like_json(body)):
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -116,6 +130,38 @@ class DefinitionDot(OrgAPIView):
         definition = selectors.definition_get(self.org_id, key)
         graph = graph_spec(definition.pk, definition.raw_yaml)  # parsed once per version
         return HttpResponse(to_dot(graph), content_type="text/vnd.graphviz")
+
+
+def dot_png_response(dot: str) -> HttpResponse:
+    """The graph as a PNG drawn by Graphviz; 503 where it is not installed."""
+    try:
+        png = subprocess.run(
+            ["dot", "-Tpng"], input=dot.encode(), capture_output=True, timeout=20, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return HttpResponse("graphviz 'dot' is not available", status=503, content_type="text/plain")
+    return HttpResponse(png.stdout, content_type="image/png")
+
+
+class DefinitionDotPng(OrgAPIView):
+    @extend_schema(responses={(200, "image/png"): bytes})
+    def get(self, request: Request, key: str) -> HttpResponse:
+        definition = selectors.definition_get(self.org_id, key)
+        return dot_png_response(to_dot(graph_spec(definition.pk, definition.raw_yaml)))
+
+
+class DefinitionVersions(OrgAPIView):
+    @extend_schema(
+        responses=DefinitionVersionSerializer(many=True),
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("pageSize", int)],
+        description="Every stored version of a job type, newest first (the reference's "
+        "`/api/jobs/definitions/type/{type}/versions`).",
+    )
+    def get(self, request: Request, job_type: str) -> Response:
+        versions = selectors.definitions_live(self.org_id).filter(job_type=job_type).order_by("-version")
+        if not versions.exists():
+            raise NotFound(f"no job type {job_type!r}")
+        return self.paginate(request, versions, DefinitionVersionSerializer)
 
 
 class DefinitionDisable(OrgAPIView):
@@ -165,7 +211,19 @@ class PluginList(OrgAPIView):
         return self.paginate(request, qs, JobDefinitionSerializer)
 
 
+CONFIG_BODY = {"application/json": JobConfigInput, "application/yaml": JobConfigInput}
+
+
+def _config_input(request: Request) -> dict[str, object]:
+    """A config from JSON or YAML, with the reference's ``Name``/``Value``/``Secret`` spelling too."""
+    data = JobConfigInput(data=known_fields(request.data, JobConfigInput().fields))
+    data.is_valid(raise_exception=True)
+    return dict(data.validated_data)
+
+
 class ConfigListCreate(OrgAPIView):
+    parser_classes = [MultiPartParser, ObjectBodyParser]
+
     @extend_schema(responses=JobConfigSerializer(many=True))
     def get(self, request: Request, key: str) -> Response:
         definition = selectors.definition_get(self.org_id, key)
@@ -173,18 +231,26 @@ class ConfigListCreate(OrgAPIView):
             request, selectors.job_configs(self.org_id, definition.job_type), JobConfigSerializer
         )
 
-    @extend_schema(request=JobConfigInput, responses={201: JobConfigSerializer})
+    @extend_schema(
+        request=CONFIG_BODY,
+        responses={201: JobConfigSerializer, 200: JobConfigSerializer},
+        description="JSON or YAML; keys as `name`/`value`/`secret` or the reference's `Name`/`Value`/"
+        "`Secret`. A name the job type already has is updated (200), as in the reference.",
+    )
     def post(self, request: Request, key: str) -> Response:
         definition = selectors.definition_get(self.org_id, key)
-        data = JobConfigInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        fields = _config_input(request)
+        existing = selectors.job_configs(self.org_id, definition.job_type).filter(name=fields["name"]).first()
         config = services.job_config_save(
-            org_id=self.org_id, job_type=definition.job_type, **data.validated_data
+            org_id=self.org_id, job_type=definition.job_type, config=existing, **fields
         )
-        return Response(JobConfigSerializer(config).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_200_OK if existing is not None else status.HTTP_201_CREATED
+        return Response(JobConfigSerializer(config).data, status=code)
 
 
 class ConfigDetail(OrgAPIView):
+    parser_classes = [MultiPartParser, ObjectBodyParser]
+
     def _config(self, key: str, config_id: int):  # type: ignore[no-untyped-def]
         definition = selectors.definition_get(self.org_id, key)
         return get_object_or_404(selectors.job_configs(self.org_id, definition.job_type), pk=config_id)
@@ -193,13 +259,14 @@ class ConfigDetail(OrgAPIView):
     def get(self, request: Request, key: str, config_id: int) -> Response:
         return Response(JobConfigSerializer(self._config(key, config_id)).data)
 
-    @extend_schema(request=JobConfigInput, responses=JobConfigSerializer)
+    @extend_schema(request=CONFIG_BODY, responses=JobConfigSerializer)
     def put(self, request: Request, key: str, config_id: int) -> Response:
         config = self._config(key, config_id)
-        data = JobConfigInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        fields = _config_input(request)
+        if config.secret and fields["secret"] and fields["value"] == REDACTED:
+            fields["value"] = config.plain_value()  # the masked value sent back: keep the secret
         config = services.job_config_save(
-            org_id=self.org_id, job_type=config.job_type, config=config, **data.validated_data
+            org_id=self.org_id, job_type=config.job_type, config=config, **fields
         )
         return Response(JobConfigSerializer(config).data)
 

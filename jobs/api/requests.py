@@ -1,7 +1,7 @@
 """REST API of job requests (the reference system's paths)."""
 
-import subprocess
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count
 from django.http import HttpResponse
@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
 from jobs import selectors
+from jobs.api.definitions import dot_png_response
 from jobs.api.request_serializers import (
     JobRequestDetailSerializer,
     JobRequestInput,
@@ -22,11 +23,24 @@ from jobs.api.request_serializers import (
     JobRequestSerializer,
 )
 from jobs.definition.dot import to_dot
+from jobs.models import JobDefinition, JobRequest
 from jobs.queen.logs import task_log_text
 from jobs.queen.specs import graph_spec
 from jobs.services import control
 from jobs.services.requests import MAX_SUBMIT_MANY, request_submit, requests_submit
 from jobs.states import JOB_TERMINAL, JobState
+
+# spellings of the list filters the reference's guides use (``?jobType=...``, ``?state=...``)
+FILTER_ALIASES = {"jobType": "job_type", "jobState": "job_state", "state": "job_state", "jobGroup": "job_group",
+                  "userKey": "user_key"}  # fmt: skip
+
+
+def _with_aliases(query: Any) -> dict[str, str]:
+    params = {k: query.get(k) for k in query}
+    for alias, name in FILTER_ALIASES.items():
+        if params.get(alias) and not params.get(name):
+            params[name] = params[alias]
+    return params
 
 
 def _date_param(request: Request, name: str) -> datetime | None:
@@ -51,7 +65,7 @@ class RequestListCreate(OrgAPIView):
     )  # fmt: skip
     def get(self, request: Request) -> Response:
         qs = selectors.requests_for(self.org_id).prefetch_related("params").order_by("-id")
-        params = request.query_params
+        params = _with_aliases(request.query_params)
         for name in ("job_type", "job_group", "user_key", "platform"):
             if params.get(name):
                 qs = qs.filter(**{name: params[name]})
@@ -137,13 +151,35 @@ class RequestRestart(OrgAPIView):
         request=None,
         responses=JobRequestSerializer,
         parameters=[
-            OpenApiParameter("hard", bool, description="re-run every task, not only unfinished ones")
+            OpenApiParameter("hard", bool, description="re-run every task, not only unfinished ones; "
+                             "runs the latest definition unless `version` says otherwise"),
+            OpenApiParameter("version", str, description="`latest`, a sem_version, a version number or a "
+                             "definition id of the same job type; empty: the definition it ran"),
         ],
-    )
+    )  # fmt: skip
     def post(self, request: Request, pk: int) -> Response:
         hard = request.query_params.get("hard", "").lower() in ("1", "true", "yes")
-        job_request = control.request_restart(request=selectors.request_get(self.org_id, pk), hard=hard)
+        job_request = selectors.request_get(self.org_id, pk)
+        version = request.query_params.get("version", "").strip()
+        definition = _restart_definition(self.org_id, job_request, version or ("latest" if hard else ""))
+        job_request = control.request_restart(request=job_request, hard=hard, definition=definition)
         return Response(JobRequestSerializer(job_request).data)
+
+
+def _restart_definition(org_id: int, job_request: JobRequest, version: str) -> JobDefinition | None:
+    """The definition a restart runs, as the reference's ``?version=`` names it (None: the same)."""
+    if not version:
+        return None
+    versions = selectors.definitions_live(org_id).filter(job_type=job_request.job_type)
+    if version == "latest":
+        found = versions.filter(is_latest=True).first()
+        return found  # none: the job type was deleted; the request keeps the version it ran
+    found = versions.filter(sem_version=version).order_by("-version").first()
+    if found is None and version.isdigit():
+        found = versions.filter(version=int(version)).first() or versions.filter(pk=int(version)).first()
+    if found is None:
+        raise ValidationError({"version": f"job type {job_request.job_type!r} has no version {version!r}"})
+    return found
 
 
 class RequestTrigger(OrgAPIView):
@@ -230,14 +266,7 @@ class RequestDot(OrgAPIView):
 class RequestDotPng(RequestDot):
     @extend_schema(responses={(200, "image/png"): bytes})
     def get(self, request: Request, pk: int) -> HttpResponse:
-        dot = self._dot(pk)
-        try:
-            png = subprocess.run(
-                ["dot", "-Tpng"], input=dot.encode(), capture_output=True, timeout=20, check=True
-            )
-        except (OSError, subprocess.SubprocessError):
-            return HttpResponse("graphviz 'dot' is not available", status=503, content_type="text/plain")
-        return HttpResponse(png.stdout, content_type="image/png")
+        return dot_png_response(self._dot(pk))
 
 
 class RequestLogs(OrgAPIView):

@@ -16,13 +16,14 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
     required_params = serializers.SerializerMethodField()
     methods = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
+    platform = serializers.SerializerMethodField()
 
     class Meta:
         model = JobDefinition
         fields = [
             "id", "job_type", "version", "sem_version", "description", "organization_id", "user_id",
             "max_concurrency", "disabled", "paused", "public_plugin", "cron_trigger", "tags", "methods",
-            "required_params", "tasks", "raw_yaml", "warnings", "created_at", "updated_at",
+            "required_params", "platform", "tasks", "raw_yaml", "warnings", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -32,11 +33,32 @@ class JobDefinitionSerializer(serializers.ModelSerializer):
     def get_required_params(self, obj: JobDefinition) -> list[str]:
         return list(obj.spec.get("required_params") or [])
 
+    def get_platform(self, obj: JobDefinition) -> str:
+        return str(obj.spec.get("platform") or "")
+
     def get_methods(self, obj: JobDefinition) -> list[str]:
         return sorted({t.get("method") or "" for t in obj.spec.get("tasks", [])} - {""})
 
     def get_warnings(self, obj: JobDefinition) -> list[str]:
         return definition_warnings(obj)
+
+
+class DefinitionVersionSerializer(serializers.ModelSerializer):
+    active = serializers.BooleanField(source="is_latest", read_only=True)
+
+    class Meta:
+        model = JobDefinition
+        fields = [
+            "id",
+            "job_type",
+            "version",
+            "sem_version",
+            "active",
+            "disabled",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
 
 
 class JobConfigSerializer(serializers.ModelSerializer):

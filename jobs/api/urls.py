@@ -1,14 +1,24 @@
 from django.urls import path
 
 from jobs.api import definitions as d
+from jobs.api import errors as e
 from jobs.api import requests as r
+from jobs.api.unsupported import unsupported
+
+MERMAID = "Mermaid output is not supported here: use .../dot (Graphviz DOT) or .../dot.png"
 
 urlpatterns = [
     path("jobs/definitions", d.DefinitionListCreate.as_view(), name="definitions"),
     path("jobs/plugins", d.PluginList.as_view(), name="plugins"),
+    path(
+        "jobs/definitions/type/<str:job_type>/versions",
+        d.DefinitionVersions.as_view(),
+        name="definition-versions",
+    ),
     path("jobs/definitions/<str:key>", d.DefinitionDetail.as_view(), name="definition"),
     path("jobs/definitions/<str:key>/yaml", d.DefinitionYaml.as_view(), name="definition-yaml"),
     path("jobs/definitions/<str:key>/dot", d.DefinitionDot.as_view(), name="definition-dot"),
+    path("jobs/definitions/<str:key>/dot.png", d.DefinitionDotPng.as_view(), name="definition-dot-png"),
     path("jobs/definitions/<str:key>/disable", d.DefinitionDisable.as_view(), name="definition-disable"),
     path("jobs/definitions/<str:key>/enable", d.DefinitionEnable.as_view(), name="definition-enable"),
     # the reference system's names for the same two actions
@@ -36,4 +46,12 @@ urlpatterns = [
     path("jobs/requests/<int:pk>/dot", r.RequestDot.as_view(), name="request-dot"),
     path("jobs/requests/<int:pk>/dot.png", r.RequestDotPng.as_view(), name="request-dot-png"),
     path("jobs/requests/<int:pk>/logs", r.RequestLogs.as_view(), name="request-logs"),
+    path("jobs/definitions/<str:key>/mermaid", unsupported(MERMAID)),
+    path("jobs/requests/<int:pk>/mermaid", unsupported(MERMAID)),
+    path(
+        "jobs/requests/<int:pk>/review",
+        unsupported("manual approval (MANUAL tasks and their review) is not supported by this server"),
+    ),
+    path("errors", e.ErrorCodeList.as_view(), name="error-codes"),
+    path("errors/<int:pk>", e.ErrorCodeDetail.as_view(), name="error-code"),
 ]

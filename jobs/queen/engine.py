@@ -28,11 +28,12 @@ from ants.protocol import (
 )
 from artifacts import services as artifact_services
 from jobs.definition import dag
+from jobs.definition.error_rules import SUSPEND_JOB, ErrorRule, job_retry_limit, task_retry_limit
 from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.retries import retry_delay
 from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
-from jobs.queen import batches, forks, transitions
+from jobs.queen import batches, error_codes, forks, transitions
 from jobs.queen.compiled import Compiled
 from jobs.queen.context import secrets_and_values, template_data
 from jobs.queen.resources import ResourceManager
@@ -531,11 +532,14 @@ class Engine:
         state = {STATUS_COMPLETED: TaskState.COMPLETED, STATUS_CANCELLED: TaskState.CANCELLED}.get(
             resp.status, TaskState.FAILED
         )
+        # an ErrorCode row matching the failure names its error code and may ask for an action
+        rule = error_codes.rule_for_failure(task, request, resp) if state == TaskState.FAILED else None
+        error_code = rule.error_code if rule is not None else resp.error_code
         with transaction.atomic():
             won = transitions.task_finish(
                 task.pk, request.pk, resp.attempt, state,
                 exit_code=resp.exit_code or "", exit_message=resp.exit_message[:10_000],
-                error_code=resp.error_code[:100], error_message=resp.error_message[:10_000],
+                error_code=error_code[:100], error_message=resp.error_message[:10_000],
                 failed_command=resp.failed_command[:10_000], context=resp.task_context,
                 stdout=resp.stdout[-100:], cost_factor=resp.cost_factor,
             )  # fmt: skip
@@ -548,13 +552,13 @@ class Engine:
             if state == TaskState.CANCELLED:
                 return True
             graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
-            self._advance(task, request, execution, graph, state, resp.exit_code, resp.error_code,
-                          resp.error_message)  # fmt: skip
+            self._advance(task, request, execution, graph, state, resp.exit_code, error_code,
+                          resp.error_message, rule=rule)  # fmt: skip
         return True
 
     def _advance(
         self, task: TaskExecution, request: JobRequest, execution: JobExecution, graph: JobSpec, state: TaskState,
-        exit_code: str | None, error_code: str = "", error_message: str = "",
+        exit_code: str | None, error_code: str = "", error_message: str = "", rule: ErrorRule | None = None,
     ) -> None:  # fmt: skip
         """Decide what follows a finished task (inside the caller's transaction)."""
         request.refresh_from_db(fields=["job_state", "retried", "hard_reset"])
@@ -570,11 +574,19 @@ class Engine:
         failed = effective == TaskState.FAILED
         error_code = step.error_code or error_code
         now = timezone.now()
+        rule = rule if failed else None
+        no_retry = step.no_retry or (rule is not None and rule.no_retry)
+        if rule is not None and rule.action == SUSPEND_JOB and step.kind in ("task", "end"):
+            # the job waits for a person; when resumed, the failed task runs again
+            transitions.task_requeue(task.pk, request.pk, from_states=[TaskState.FAILED], not_before=None,
+                                     count_retry=False, reason=f"suspended by error code {rule.error_code}")  # fmt: skip
+            transitions.job_pause(request.pk, f"suspended: {task.task_type} failed with {rule.error_code}")
+            return
         if (
             failed
             and step.kind in ("task", "end")
-            and not step.no_retry
-            and task.retried < (spec_task.retry or 0)
+            and not no_retry
+            and task.retried < task_retry_limit(spec_task.retry or 0, rule)
         ):
             delay = timedelta(seconds=retry_delay(spec_task.retry_backoff_policy, spec_task.delay_between_retries,
                                                   task.retried))  # fmt: skip
@@ -598,7 +610,7 @@ class Engine:
                 self._ready_next(execution, graph, spec_task.on_completed)
         else:  # end of the path
             if execution.failed_task_type or step.job_state == JobState.FAILED:
-                self._fail_path(task, request, execution, graph, error_code, error_message, step.no_retry)
+                self._fail_path(task, request, execution, graph, error_code, error_message, no_retry, rule)
             else:
                 self._end_job(request, execution, JobState.COMPLETED)
 
@@ -611,7 +623,7 @@ class Engine:
 
     def _fail_path(
         self, task: TaskExecution, request: JobRequest, execution: JobExecution, graph: JobSpec, error_code: str,
-        error_message: str, no_retry: bool,
+        error_message: str, no_retry: bool, rule: ErrorRule | None = None,
     ) -> None:  # fmt: skip
         """The job has failed: run its always_run tasks not yet run, then retry or fail the job."""
         if not execution.failed_task_type:
@@ -629,14 +641,14 @@ class Engine:
             self._ready_next(execution, graph, remaining[0])
             return
         execution.refresh_from_db(fields=["error_code", "error_message"])
-        if not no_retry and self._retry_job(request, execution, graph, "job retry"):
+        if not no_retry and self._retry_job(request, execution, graph, "job retry", rule=rule):
             return
         self._end_job(request, execution, JobState.FAILED, execution.error_code or "ERR_TASK_FAILED",
                       execution.error_message or f"task {execution.failed_task_type} failed")  # fmt: skip
 
     def _retry_job(self, request: JobRequest, execution: JobExecution, graph: JobSpec, why: str,
-                   force: bool = False) -> bool:  # fmt: skip
-        limit = graph.retry or 0
+                   force: bool = False, rule: ErrorRule | None = None) -> bool:  # fmt: skip
+        limit = job_retry_limit(graph.retry or 0, rule)
         if request.retried >= limit and not (force and request.retried < max(limit, 3)):
             if force:
                 self._end_job(request, execution, JobState.FAILED, "ERR_RESTART_LIMIT",

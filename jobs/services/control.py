@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ants.protocol import ACTION_CANCEL, TaskRequest
-from jobs.models import JobRequest
+from jobs.models import JobDefinition, JobRequest
 from jobs.queen import transitions
 from jobs.queen.messaging import get_transport
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
@@ -62,16 +62,26 @@ def request_resume(*, request: JobRequest) -> JobRequest:
     return request
 
 
-def request_restart(*, request: JobRequest, hard: bool = False) -> JobRequest:
+def request_restart(
+    *, request: JobRequest, hard: bool = False, definition: JobDefinition | None = None
+) -> JobRequest:
     """Run a finished request again. A soft restart reuses the tasks its last execution
-    completed (except ``allow_start_if_completed`` ones); ``hard`` re-runs every task."""
+    completed (except ``allow_start_if_completed`` ones); ``hard`` re-runs every task.
+    ``definition`` (another version of its job type) is what it runs from now on."""
     if request.job_state == JobState.PAUSED:
         return request_resume(request=request)
     allowed = [JobState.FAILED, JobState.CANCELLED, JobState.COMPLETED]
-    if request.job_state not in allowed or not transitions.job_requeue(
-        request.pk, None, None, "restarted by user", hard=hard, count_retry=False, from_states=allowed
-    ):
+    if request.job_state not in allowed:
         raise _refuse(request, "restart")
+    with transaction.atomic():
+        if definition is not None and definition.pk != request.job_definition_id:
+            JobRequest.objects.filter(pk=request.pk, job_state__in=allowed).update(
+                job_definition=definition, job_version=definition.sem_version or str(definition.version)
+            )
+        if not transitions.job_requeue(
+            request.pk, None, None, "restarted by user", hard=hard, count_retry=False, from_states=allowed
+        ):
+            raise _refuse(request, "restart")  # leaves the definition as it was
     request.refresh_from_db()
     return request
 

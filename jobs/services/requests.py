@@ -22,6 +22,8 @@ MAX_SUBMIT_MANY = 1000
 # What request_submit reads of the definition it resolves (see resolve_definition).
 _SUBMIT_FIELDS = ("id", "organization_id", "job_type", "version", "sem_version", "disabled")
 _REQUIRED_PARAMS = KeyTransform("required_params", "spec")
+# a request carries its definition's platform, as in the reference (the requests list filters by it)
+_PLATFORM = KeyTransform("platform", "spec")
 
 
 def _param_value(name: str, value: Any) -> str:
@@ -35,7 +37,7 @@ def _param_value(name: str, value: Any) -> str:
 
 
 def _pick(qs: QuerySet[JobDefinition], job_version: str) -> JobDefinition | None:
-    qs = qs.only(*_SUBMIT_FIELDS).annotate(required_params=_REQUIRED_PARAMS)
+    qs = qs.only(*_SUBMIT_FIELDS).annotate(required_params=_REQUIRED_PARAMS, spec_platform=_PLATFORM)
     if not job_version:
         return qs.filter(is_latest=True).first()
     found = qs.filter(sem_version=job_version).order_by("-version").first()
@@ -167,6 +169,7 @@ def _request_row(
         job_definition=definition,
         job_type=definition.job_type,
         job_version=definition.sem_version or str(definition.version),
+        platform=str(getattr(definition, "spec_platform", None) or "")[:100],
         job_priority=job_priority,
         job_group=job_group,
         user_key=user_key,

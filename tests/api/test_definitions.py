@@ -139,7 +139,13 @@ def test_configs_secret_values_encrypted_and_never_returned(api):
     row = JobConfig.objects.get(name="GithubToken")
     assert "ghp_supersecret" not in row.value
     assert row.plain_value() == "ghp_supersecret"
-    assert api.post(url, {"name": "Branch", "value": "x"}, format="json").status_code == 400
+    # as in the reference, a POST of a name the job type has updates that config
+    assert api.post(url, {"name": "Branch", "value": "x"}, format="json").status_code == 200
+    # renaming onto another config's name is refused
+    assert (
+        api.put(f"{url}/{plain['id']}", {"name": "GithubToken", "value": "y"}, format="json").status_code
+        == 400
+    )
     config_url = f"{url}/{plain['id']}"
     assert api.put(config_url, {"name": "Branch", "value": "dev"}, format="json").json()["value"] == "dev"
     assert api.delete(config_url).status_code == 200
