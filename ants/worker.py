@@ -9,8 +9,9 @@ Life of an EXECUTE request:
    lines go out together at least every 50 ms, and whatever is still queued when the task ends
    goes in the round trip of its final response and the ack of its request (one step): a short
    task costs one round trip. A crash before that leaves the request pending: the restarted ant
-   claims it (``claim_stale_tasks``) and runs it again; the queen discards results it already
-   has (it keys them on task execution id + attempt).
+   claims it (``claim_stale_tasks``) and drops it, like every request addressed to its previous
+   run (``ant_started_at``): the queens declare those attempts lost when they hear the new start
+   time in its registration, and send them again as new attempts.
 3. The slot is freed. A full ant reads its next EXECUTE request in that same round trip;
    otherwise, if the ant was full, the blocked read is woken so new work starts at once. The
    working directory is moved aside and deleted by the background thread.
@@ -345,6 +346,12 @@ class AntWorker:
     def _on_execute(self, delivery: Delivery[TaskRequest]) -> None:
         req = delivery.message
         key = req.key
+        if req.ant_started_at and req.ant_started_at != self.started_at:
+            # sent to an earlier process under this id: the queens declared it lost when they
+            # heard this one start and send it again (running it too could run it twice at once)
+            logger.info("ant %s: %s was sent to its previous run; dropped", self.config.ant_id, key)
+            self.transport.ack_task(self.config.ant_id, delivery.id)
+            return
         with self._lock:
             if key in self._running:
                 duplicate, finished, cancelled = True, None, False
