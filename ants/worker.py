@@ -235,6 +235,7 @@ class AntWorker:
         """Start the background thread (heartbeats, log flushing, deleting old working
         directories); idempotent."""
         if self._bg is None:
+            self._stop_previous_tasks()
             self._drop_spares(Path(self.config.work_root).glob(f"{SPARE_PREFIX}*"))  # a crashed run's
             try:
                 self._trash.mkdir(parents=True, exist_ok=True)
@@ -312,6 +313,40 @@ class AntWorker:
             pass
         except Exception:
             logger.exception("ant %s: final registration failed", self.config.ant_id)
+
+    def _stop_previous_tasks(self) -> int:
+        """Kill what the SHELL tasks of a crashed earlier run of this ant left running (each
+        command has its own session, so it outlives a ``kill -9`` of the ant): the queens send
+        those tasks again when they hear this run, and they must not run twice at once. They are
+        found by ``FORMICARY_WORKDIR`` under this ant's work root (Linux ``/proc``; elsewhere,
+        nothing is done). Returns how many process groups were killed."""
+        root = os.path.realpath(self.config.work_root) + os.sep
+        proc = Path("/proc")
+        if not proc.is_dir():
+            return 0
+        own, groups = os.getpgrp(), set()
+        for entry in proc.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:  # gone, or not ours to read
+                continue
+            for var in environ.split(b"\0"):
+                if var.startswith(b"FORMICARY_WORKDIR="):
+                    workdir = os.path.realpath(var.partition(b"=")[2].decode(errors="replace"))
+                    if workdir.startswith(root):
+                        with contextlib.suppress(OSError):
+                            groups.add(os.getpgid(int(entry.name)))
+                    break
+        for pgid in groups - {own}:
+            with contextlib.suppress(OSError):
+                os.killpg(pgid, signal.SIGKILL)
+        if groups:
+            logger.warning(
+                "ant %s: killed %d commands left by its previous run", self.config.ant_id, len(groups)
+            )
+        return len(groups - {own})
 
     # -- dispatch ------------------------------------------------------------------------------
     def _dispatch(self, delivery: Delivery[TaskRequest]) -> None:
