@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,11 +66,13 @@ def _as_postgres(args: list[str]) -> list[str]:
 class Postgres:
     """A PostgreSQL server of the test's own (its data folder and port), killable with -9."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
         self.bin = Path(
             sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))[-1]
         )
-        self.root = root
+        # a folder of its own the postgres user can reach (pytest's are private to root)
+        root = self.root = Path(tempfile.mkdtemp(prefix="formicary-faults-pg."))
+        root.chmod(0o755)
         self.data = root / "pg"
         self.port = free_port()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/formicary"
@@ -103,6 +106,7 @@ class Postgres:
     def stop(self) -> None:
         subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
                        capture_output=True)  # fmt: skip
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Redis:
@@ -218,10 +222,12 @@ class Deployment:
 
     def setup(self) -> Deployment:
         (self.tmp / "data").mkdir(parents=True, exist_ok=True)
-        self._manage("migrate", "--verbosity", "0")
-        self.token = (
-            self._manage("create_api_token", "alice", "--org", "acme", "--create").strip().splitlines()[-1]
-        )
+        # one process for both (a Django start-up costs seconds on a busy machine)
+        script = ("from django.core.management import call_command; from orgs import services; "
+                  "call_command('migrate', verbosity=0); "
+                  "user = services.user_ensure(username='alice', org_name='acme', create=True); "
+                  "print(services.token_issue(user=user).plain)")  # fmt: skip
+        self.token = self._manage("shell", "-c", script).strip().splitlines()[-1]
         for part in self.parts:
             self.start(part)
         wait_until(lambda: self._api("get", "/api/jobs/definitions").status_code == 200, 60, "the web server")

@@ -102,8 +102,8 @@ def test_standalone_survives_kill_9_at_random_points(tmp_path: Path) -> None:
 
 def test_distributed_survives_kill_9_of_any_part(tmp_path: Path) -> None:
     started, seed = time.monotonic(), _seed()
-    (tmp_path / "services").mkdir()
-    postgres, redis = Postgres(tmp_path / "services"), Redis(tmp_path / "services")
+    (tmp_path / "redis").mkdir()
+    postgres, redis = Postgres(), Redis(tmp_path / "redis")
     deployment = Deployment("distributed", tmp_path, ants=2, concurrency=4, postgres=postgres, redis=redis)
     try:
         deployment.setup()
