@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -89,6 +90,7 @@ SPARE_PREFIX = ".formicary-spare-"
 MAX_SPARES = 8
 
 Key = tuple[int, int]
+TASK_DIR = re.compile(r"\d+-\d+")  # a task's working directory: <task execution id>-<attempt>
 
 
 @dataclass
@@ -320,9 +322,9 @@ class AntWorker:
         those tasks again when they hear this run, and they must not run twice at once. They are
         found by ``FORMICARY_WORKDIR`` under this ant's work root (Linux ``/proc``; elsewhere,
         nothing is done). Returns how many process groups were killed."""
-        root = os.path.realpath(self.config.work_root) + os.sep
+        root = os.path.realpath(self.config.work_root)
         proc = Path("/proc")
-        if not proc.is_dir():
+        if "SHELL" not in self.config.methods or not proc.is_dir():
             return 0
         own, groups = os.getpgrp(), set()
         for entry in proc.iterdir():
@@ -335,7 +337,8 @@ class AntWorker:
             for var in environ.split(b"\0"):
                 if var.startswith(b"FORMICARY_WORKDIR="):
                     workdir = os.path.realpath(var.partition(b"=")[2].decode(errors="replace"))
-                    if workdir.startswith(root):
+                    # only this ant's task folders (<work root>/<task id>-<attempt>)
+                    if os.path.dirname(workdir) == root and TASK_DIR.fullmatch(os.path.basename(workdir)):
                         with contextlib.suppress(OSError):
                             groups.add(os.getpgid(int(entry.name)))
                     break

@@ -2,10 +2,17 @@
 comes back under the same id at once, so only its new start time tells the queen that what
 the old process was running is lost."""
 
+import os
+import signal
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+from ants.config import AntConfig
+from ants.messaging import InProcessTransport
+from ants.worker import AntWorker
 from tests.faults.deploy import Deployment, overlaps, runs_of, wait_until
 
 pytestmark = pytest.mark.faults
@@ -31,3 +38,26 @@ def test_standalone_killed_mid_work_resumes_at_once(tmp_path):  # type: ignore[n
         assert taken_after < 30
     finally:
         server.stop()
+
+
+def test_a_restarted_ant_kills_only_the_commands_its_previous_run_left(tmp_path):  # type: ignore[no-untyped-def]
+    """Commands run in sessions of their own, so a ``kill -9`` of an ant leaves them running; the
+    ant started again under the same work root kills them before it registers, and nothing else."""
+    root, other = tmp_path / "ant", tmp_path / "other-ant"
+
+    def command(workdir: Path) -> subprocess.Popen:
+        workdir.mkdir(parents=True)
+        env = {**os.environ, "FORMICARY_WORKDIR": str(workdir)}
+        return subprocess.Popen(["sh", "-c", "sleep 60"], env=env, start_new_session=True)
+
+    left, elsewhere, unrelated = command(root / "7-1"), command(other / "7-1"), command(root / "kept" / "7-1")
+    try:
+        config = AntConfig(ant_id="ant-r", methods=["SHELL"], work_root=root)
+        ant = AntWorker(config, InProcessTransport())
+        assert ant._stop_previous_tasks() == 1
+        assert left.wait(timeout=10) == -signal.SIGKILL
+        assert elsewhere.poll() is None and unrelated.poll() is None
+    finally:
+        for proc in (left, elsewhere, unrelated):
+            proc.kill()
+            proc.wait()
