@@ -212,6 +212,7 @@ class Deployment:
         else:
             self.parts = ["standalone"]
         self.token = ""
+        self._log_from: dict[str, int] = {}  # where each part's log of its latest start begins
 
     # -- processes ----------------------------------------------------------------------------
     def _manage(self, *args: str) -> str:
@@ -261,11 +262,34 @@ class Deployment:
                     "--log-level", "warning", "--lifespan", "off"]  # fmt: skip
         else:
             args = [sys.executable, str(ROOT / "manage.py"), *self.command(part)]
+        self._log_from[part] = (
+            (self.tmp / f"{part}.log").stat().st_size if (self.tmp / f"{part}.log").exists() else 0
+        )
         log = open(self.tmp / f"{part}.log", "ab")  # noqa: SIM115 - the child holds it
         proc = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs[part] = proc
         return proc
+
+    def wait_up(self, part: str, timeout: float = 120.0) -> None:
+        """Until the part (re)started last is up: its start-up line logged, the API answering, or
+        (PostgreSQL, Redis) at once, as their start waits for them."""
+        if part == "web":
+            wait_until(
+                lambda: self._api("get", "/api/jobs/definitions").status_code == 200, timeout, "the web"
+            )
+            return
+        if part in ("postgres", "redis"):
+            return
+        marker = "starting (pid" if part in ("standalone", "queen") else f"ant {part}: methods"
+        log = self.tmp / f"{part}.log"
+
+        def logged() -> bool:
+            with open(log, "rb") as f:
+                f.seek(self._log_from.get(part, 0))
+                return marker.encode() in f.read()
+
+        wait_until(logged, timeout, f"{part} to start", every=0.05)
 
     def kill(self, part: str) -> None:
         if part == "postgres":
