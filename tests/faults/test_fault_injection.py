@@ -2,9 +2,10 @@
 per round and started again. Checked: every request ends, no task ever runs twice at once (each
 run leaves a timed trace, see ``deploy.PROBE``), and new work starts within 10 s of each restart.
 
-``FORMICARY_FAULT_ROUNDS`` (default 10 per deployment) sets the rounds, ``FORMICARY_FAULT_SEED``
-the random choices, and ``FORMICARY_FAULT_REPORT`` a JSON file the figures are appended to
-(``docs/reliability.md`` reports them).
+``FORMICARY_FAULT_ROUNDS`` (default 10 per deployment) and ``FORMICARY_FAULT_BUDGET_SECS`` (75:
+no round starts after that, once three ran) bound the rounds, ``FORMICARY_FAULT_SEED`` sets the
+random choices, and ``FORMICARY_FAULT_REPORT`` names a JSON-lines file the figures are appended
+to (``docs/reliability.md`` reports them).
 """
 
 import json
@@ -21,6 +22,10 @@ from tests.faults.deploy import Deployment, Postgres, Redis, overlaps, runs_of, 
 pytestmark = pytest.mark.faults
 
 ROUNDS = int(os.environ.get("FORMICARY_FAULT_ROUNDS", "10"))
+# No new round starts after this many seconds of injecting (once three rounds ran): the suite's
+# time in the test command stays fixed on a slow machine; a longer run raises both.
+BUDGET_SECS = float(os.environ.get("FORMICARY_FAULT_BUDGET_SECS", "75"))
+MIN_ROUNDS = 3
 NEW_WORK_WITHIN_SECS = 10.0
 
 
@@ -44,7 +49,10 @@ class Round:
 def _inject(deployment: Deployment, parts: list[str], rng: random.Random) -> tuple[list[Round], list[int]]:
     rounds, ids = [], []
     order: list[str] = []
+    started = time.monotonic()
     for n in range(1, ROUNDS + 1):
+        if n > MIN_ROUNDS and time.monotonic() - started > BUDGET_SECS:
+            break
         if not order:
             order = rng.sample(parts, len(parts))  # every part in turn, in a random order
         part = order.pop()
