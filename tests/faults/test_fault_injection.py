@@ -19,13 +19,13 @@ import pytest
 
 from tests.faults.deploy import Deployment, Postgres, Redis, overlaps, runs_of, wait_until
 
-pytestmark = pytest.mark.faults
-
 ROUNDS = int(os.environ.get("FORMICARY_FAULT_ROUNDS", "10"))
 # No new round starts after this many seconds of injecting (once three rounds ran): the suite's
 # time in the test command stays fixed on a slow machine; a longer run raises both.
 BUDGET_SECS = float(os.environ.get("FORMICARY_FAULT_BUDGET_SECS", "75"))
 MIN_ROUNDS = 3
+# the suite's own bounds (set-up, rounds, the drain) instead of the project's 300 s per test
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(max(300, 240 + min(BUDGET_SECS, ROUNDS * 60) * 1.5))]
 NEW_WORK_WITHIN_SECS = 10.0
 
 
