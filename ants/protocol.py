@@ -262,6 +262,9 @@ class TaskRequest(Message):
     organization_id: str = ""
     user_id: str = ""
     ant_id: str = ""
+    # The start time of the ant process it is meant for (its registration's ``ant_started_at``):
+    # a restarted ant drops what was sent to its previous run. 0: any.
+    ant_started_at: float = 0.0
     tags: list[str] = field(default_factory=list)
     timeout_secs: float | None = None
     # The rendered task definition: script, before_script, after_script, environment,

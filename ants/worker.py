@@ -9,8 +9,9 @@ Life of an EXECUTE request:
    lines go out together at least every 50 ms, and whatever is still queued when the task ends
    goes in the round trip of its final response and the ack of its request (one step): a short
    task costs one round trip. A crash before that leaves the request pending: the restarted ant
-   claims it (``claim_stale_tasks``) and runs it again; the queen discards results it already
-   has (it keys them on task execution id + attempt).
+   claims it (``claim_stale_tasks``) and drops it, like every request addressed to its previous
+   run (``ant_started_at``): the queens declare those attempts lost when they hear the new start
+   time in its registration, and send them again as new attempts.
 3. The slot is freed. A full ant reads its next EXECUTE request in that same round trip;
    otherwise, if the ant was full, the blocked read is woken so new work starts at once. The
    working directory is moved aside and deleted by the background thread.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -88,6 +90,7 @@ SPARE_PREFIX = ".formicary-spare-"
 MAX_SPARES = 8
 
 Key = tuple[int, int]
+TASK_DIR = re.compile(r"\d+-\d+")  # a task's working directory: <task execution id>-<attempt>
 
 
 @dataclass
@@ -240,6 +243,7 @@ class AntWorker:
         """Start the background thread (heartbeats, log flushing, deleting old working
         directories); idempotent."""
         if self._bg is None:
+            self._stop_previous_tasks()
             self._drop_spares(Path(self.config.work_root).glob(f"{SPARE_PREFIX}*"))  # a crashed run's
             try:
                 self._trash.mkdir(parents=True, exist_ok=True)
@@ -318,6 +322,41 @@ class AntWorker:
         except Exception:
             logger.exception("ant %s: final registration failed", self.config.ant_id)
 
+    def _stop_previous_tasks(self) -> int:
+        """Kill what the SHELL tasks of a crashed earlier run of this ant left running (each
+        command has its own session, so it outlives a ``kill -9`` of the ant): the queens send
+        those tasks again when they hear this run, and they must not run twice at once. They are
+        found by ``FORMICARY_WORKDIR`` under this ant's work root (Linux ``/proc``; elsewhere,
+        nothing is done). Returns how many process groups were killed."""
+        root = os.path.realpath(self.config.work_root)
+        proc = Path("/proc")
+        if "SHELL" not in self.config.methods or not proc.is_dir():
+            return 0
+        own, groups = os.getpgrp(), set()
+        for entry in proc.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:  # gone, or not ours to read
+                continue
+            for var in environ.split(b"\0"):
+                if var.startswith(b"FORMICARY_WORKDIR="):
+                    workdir = os.path.realpath(var.partition(b"=")[2].decode(errors="replace"))
+                    # only this ant's task folders (<work root>/<task id>-<attempt>)
+                    if os.path.dirname(workdir) == root and TASK_DIR.fullmatch(os.path.basename(workdir)):
+                        with contextlib.suppress(OSError):
+                            groups.add(os.getpgid(int(entry.name)))
+                    break
+        for pgid in groups - {own}:
+            with contextlib.suppress(OSError):
+                os.killpg(pgid, signal.SIGKILL)
+        if groups:
+            logger.warning(
+                "ant %s: killed %d commands left by its previous run", self.config.ant_id, len(groups)
+            )
+        return len(groups - {own})
+
     # -- dispatch ------------------------------------------------------------------------------
     def _dispatch(self, delivery: Delivery[TaskRequest]) -> None:
         req = delivery.message
@@ -351,6 +390,12 @@ class AntWorker:
     def _on_execute(self, delivery: Delivery[TaskRequest]) -> None:
         req = delivery.message
         key = req.key
+        if req.ant_started_at and req.ant_started_at != self.started_at:
+            # sent to an earlier process under this id: the queens declared it lost when they
+            # heard this one start and send it again (running it too could run it twice at once)
+            logger.info("ant %s: %s was sent to its previous run; dropped", self.config.ant_id, key)
+            self.transport.ack_task(self.config.ant_id, delivery.id)
+            return
         with self._lock:
             if key in self._running:
                 duplicate, finished, cancelled = True, None, False

@@ -178,6 +178,9 @@ class TaskExecution(TenantModel):
     error_message = models.TextField(blank=True)
     failed_command = models.TextField(blank=True)
     ant_id = models.CharField(max_length=200, blank=True)
+    # the start time of the ant process (its incarnation) the attempt was sent to: when the ant
+    # comes back under the same id with another start time, this attempt died with the old one
+    ant_started_at = models.FloatField(null=True, blank=True)
     context = models.JSONField(default=dict, blank=True)
     stdout = models.JSONField(default=list, blank=True)
     cost_factor = models.FloatField(default=0)

@@ -251,7 +251,7 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
             by_ant.setdefault(task_ids[task.pk], {})[task.pk] = task.job_execution.job_request_id
         attempts: dict[int, int] = {}
         for ant_id, ids in by_ant.items():
-            attempts.update(transitions.tasks_dispatch(ant_id, ids))
+            attempts.update(transitions.tasks_dispatch(ant_id, ids, engine.resources.incarnation(ant_id)))
         first_tasks = {
             t.job_execution.job_request_id: t.job_execution_id
             for t, *_ in going

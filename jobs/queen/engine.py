@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 # Grace on top of a task's own timeout before the queen gives up on the ant's answer.
 TIMEOUT_GRACE_SECS = 30.0
+# A task sent to an ant with room and not acknowledged this long after was lost on the way (see
+# ``ResourceManager.may_hold`` for what makes the queen sure): it is sent again.
+ACK_TIMEOUT_SECS = 5.0
 
 
 @dataclass
@@ -73,6 +76,10 @@ def _str_values(data: dict[str, Any]) -> dict[str, str]:
 
 
 DISPATCH_LIMIT = 100  # READY tasks looked at per pass
+
+
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
 def _ready_tasks(now: datetime) -> QuerySet[TaskExecution, tuple[Any, ...]]:
@@ -104,7 +111,7 @@ class Engine:
         resources: ResourceManager,
         *,
         clock: Callable[[], float] = time.time,
-        ack_timeout_secs: float = 60.0,
+        ack_timeout_secs: float = ACK_TIMEOUT_SECS,
     ) -> None:
         self.transport = transport
         self.resources = resources
@@ -354,7 +361,9 @@ class Engine:
                 self._run_queen_task(task, request, execution, rendered)
                 return 1
             assert ant_id is not None
-            attempt = transitions.task_dispatch(task.pk, request.pk, ant_id, task.attempt)
+            attempt = transitions.task_dispatch(
+                task.pk, request.pk, ant_id, task.attempt, self.resources.incarnation(ant_id)
+            )
             if attempt is None:
                 return 0
             if (
@@ -428,6 +437,7 @@ class Engine:
             organization_id=str(request.organization_id),
             user_id=str(request.user_id or ""),
             ant_id=ant_id,
+            ant_started_at=self.resources.incarnation(ant_id) or 0.0,
             tags=list(spec.tags or []),
             timeout_secs=float(spec.timeout) if spec.timeout else None,
             spec={**body, "artifact_downloads": artifact_services.downloads_for(request, execution, spec)},
@@ -741,7 +751,8 @@ class Engine:
             elif (
                 task_state == TaskState.STARTED
                 and age > self.ack_timeout_secs
-                and not self.resources.busy(ant_id)
+                and started_at is not None
+                and not self.resources.may_hold(ant_id, request_id, task_type, started_at.timestamp())
             ):
                 # sent but never acknowledged by an ant with room: the message was lost (e.g. a
                 # queen died before sending); on a busy ant it may be waiting for a slot
@@ -771,6 +782,32 @@ class Engine:
                                         reason=f"ant {task.ant_id} stopped answering"):  # fmt: skip
                 log.warning("task %s was on lost ant %s: sending it again", task.pk, task.ant_id)
                 changed += 1
+        return changed
+
+    def recover_restarted_ants(self, ant_ids: list[str]) -> int:
+        """An ant heard with a new start time is a new process under the old id: the attempts sent
+        to its earlier incarnation died with that one (it drops their requests when it reads
+        them), so they go back to READY at once instead of holding its slots."""
+        changed = 0
+        for ant_id in ant_ids:
+            current = self.resources.incarnation(ant_id)
+            if current is None:
+                continue
+            earlier = Q(ant_started_at__isnull=False) & ~Q(ant_started_at=current)
+            # attempts sent before incarnations were recorded: by when they were sent
+            earlier |= Q(ant_started_at__isnull=True, started_at__lt=_at(current))
+            for task_id, request_id in (
+                TaskExecution.objects.filter(task_state__in=RUNNING, ant_id=ant_id)
+                .filter(earlier)
+                .values_list("pk", "job_execution__job_request_id")
+            ):
+                if transitions.task_requeue(task_id, request_id, from_states=RUNNING, not_before=None,
+                                            count_retry=False, reason=f"ant {ant_id} restarted"):  # fmt: skip
+                    log.warning(
+                        "task %s was on ant %s before it restarted: sending it again", task_id, ant_id
+                    )
+                    self.resources.release(ant_id, task_id)
+                    changed += 1
         return changed
 
     def sync_reservations(self) -> None:

@@ -18,7 +18,7 @@ from ants.messaging.base import Transport
 from ants.protocol import STATUS_EXECUTING
 from jobs.queen import batches, events
 from jobs.queen.cron import CronScheduler
-from jobs.queen.engine import DISPATCH_LIMIT, Engine
+from jobs.queen.engine import ACK_TIMEOUT_SECS, DISPATCH_LIMIT, Engine
 from jobs.queen.leader import Lease
 from jobs.queen.resources import ResourceManager
 from jobs.states import JOB_TERMINAL
@@ -56,7 +56,7 @@ class Queen:
         ant_timeout_secs: float = 15.0,
         block_ms: int = 50,
         housekeeping_secs: float = 1.0,
-        ack_timeout_secs: float = 60.0,
+        ack_timeout_secs: float = ACK_TIMEOUT_SECS,
         lease_ttl_secs: float = 6.0,
     ) -> None:
         self.transport = transport
@@ -104,8 +104,9 @@ class Queen:
             return 0
         self._last_heartbeats = now
         regs = self.transport.read_registrations(block_ms=0)
-        for reg in regs:
-            self.resources.heard(reg)
+        restarted = [reg.ant_id for reg in regs if self.resources.heard(reg)]
+        if restarted:
+            self.engine.recover_restarted_ants(restarted)
         self._dispatch_wanted |= bool(regs)  # an ant may have come or freed room
         return len(regs)
 
@@ -221,6 +222,8 @@ class Queen:
         batches.prepare(max(DISPATCH_LIMIT, RESPONSES_READ))
         for reg in self.transport.ant_registrations(max_age_secs=self.ant_timeout_secs).values():
             self.resources.heard(reg)
+        # ants that restarted while no queen listened
+        self.engine.recover_restarted_ants(list(self.resources.ants))
         self.engine.sync_reservations()
         # responses this queen id read before it died and never acked
         for delivery in self.transport.claim_stale_responses(self.queen_id, min_idle_ms=0):

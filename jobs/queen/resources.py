@@ -22,6 +22,9 @@ PERSIST_EVERY_SECS = 2.0
 PREFETCH_AFTER_ANSWERS = 3
 # Below this a task's run time says more about clocks than about the task.
 MIN_RUN_SECS = 0.001
+# A heartbeat heard this long after a task was sent has seen it (the ant reads its stream when it
+# has a free slot), so "not busy and not running it" then means the message was lost.
+HEARD_AFTER_SEND_SECS = 1.0
 
 
 @dataclass
@@ -72,19 +75,33 @@ class ResourceManager:
         self.ants: dict[str, AntState] = {}
 
     # -- heartbeats ---------------------------------------------------------------------------------
-    def heard(self, reg: AntRegistration) -> None:
+    def heard(self, reg: AntRegistration) -> bool:
+        """Note a heartbeat; True when it is the first this queen hears from that incarnation of
+        the ant (its process started at ``ant_started_at``): whatever was sent to an earlier
+        incarnation under the same id died with it (see ``Engine.recover_restarted_ants``)."""
         now = self.clock()
         state = self.ants.get(reg.ant_id)
+        new = state is None or state.reg.ant_started_at != reg.ant_started_at
         if state is None:
             state = self.ants[reg.ant_id] = AntState(
                 reg=reg, last_seen=now, prefetch=self.prefetch, prefetch_secs=self.prefetch_secs
             )
-        elif reg.created_at < state.reg.created_at:
-            return  # an older heartbeat arriving late
+        elif reg.created_at < state.reg.created_at or reg.ant_started_at < state.reg.ant_started_at:
+            return False  # an older heartbeat (or an earlier incarnation's) arriving late
+        elif new:
+            # a restarted process runs nothing yet: its predecessor's slots are free
+            state.reserved = set()
+            state.persisted_at = 0.0
         state.reg, state.last_seen = reg, now
         if now - state.persisted_at >= PERSIST_EVERY_SECS or reg.shutting_down:
             self._persist(state, alive=not reg.shutting_down)
             state.persisted_at = now
+        return new
+
+    def incarnation(self, ant_id: str) -> float | None:
+        """The start time of the ant process now known under ``ant_id`` (tasks sent to it carry it)."""
+        state = self.ants.get(ant_id)
+        return state.reg.ant_started_at if state is not None else None
 
     def _persist(self, state: AntState, alive: bool) -> None:
         reg = state.reg
@@ -149,6 +166,20 @@ class ResourceManager:
         waiting in its stream, not lost)."""
         state = self.ants.get(ant_id)
         return state is not None and state.reg.current_load >= state.reg.max_capacity
+
+    def may_hold(self, ant_id: str, request_id: int, task_type: str, sent_at: float) -> bool:
+        """The ant may have the task sent at ``sent_at``, waiting in its stream or running with
+        the acknowledgement on its way: every slot was busy at its last heartbeat, the heartbeat
+        lists the task, or no heartbeat came after the send (one before says nothing of it)."""
+        state = self.ants.get(ant_id)
+        if state is None:
+            return False  # a lost ant's tasks are recovered as such
+        running = state.reg.allocations.get(str(request_id), {})
+        return (
+            state.reg.current_load >= state.reg.max_capacity
+            or task_type in running
+            or state.last_seen < sent_at + HEARD_AFTER_SEND_SECS
+        )
 
     def all_full(self) -> bool:
         """Ants are known and none has a free slot: no task for an ant can be sent now."""

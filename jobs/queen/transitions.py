@@ -230,12 +230,16 @@ def task_ready(
     return task
 
 
-def task_dispatch(task_id: int, request_id: int, ant_id: str, attempt: int) -> int | None:
-    """READY (at ``attempt``, as the caller read it) -> STARTED on ``ant_id`` at ``attempt + 1``;
-    returns the new attempt number, None if another queen won (or the row moved on meanwhile)."""
+def task_dispatch(
+    task_id: int, request_id: int, ant_id: str, attempt: int, ant_started_at: float | None = None
+) -> int | None:
+    """READY (at ``attempt``, as the caller read it) -> STARTED on ``ant_id`` (the incarnation
+    started at ``ant_started_at``) at ``attempt + 1``; returns the new attempt number, None if
+    another queen won (or the row moved on meanwhile)."""
     now = timezone.now()
     updated = TaskExecution.objects.filter(pk=task_id, task_state=TaskState.READY, attempt=attempt).update(
         task_state=TaskState.STARTED, ant_id=ant_id, attempt=attempt + 1, updated_at=now, started_at=now,
+        ant_started_at=ant_started_at,
     )  # fmt: skip
     if updated != 1:
         return None
@@ -406,12 +410,13 @@ def tasks_create_ready(rows: list[tuple[JobExecution, str, str, bool, int]]) -> 
     return ids
 
 
-def tasks_dispatch(ant_id: str, tasks: dict[int, int]) -> dict[int, int]:
-    """READY -> STARTED on ``ant_id`` for tasks (id -> request id); returns id -> new attempt of
-    those won."""
+def tasks_dispatch(ant_id: str, tasks: dict[int, int], ant_started_at: float | None = None) -> dict[int, int]:
+    """READY -> STARTED on ``ant_id`` (the incarnation started at ``ant_started_at``) for tasks
+    (id -> request id); returns id -> new attempt of those won."""
     now = timezone.now()
     rows = _update_returning(
-        TaskExecution, tasks, {"task_state": TaskState.STARTED, "ant_id": ant_id, "updated_at": now, "started_at": now},
+        TaskExecution, tasks, {"task_state": TaskState.STARTED, "ant_id": ant_id, "updated_at": now, "started_at": now,
+                               "ant_started_at": ant_started_at},
         where={"task_state": TaskState.READY}, increment=("attempt",), returning=("id", "attempt"),
     )  # fmt: skip
     for task_id, _ in rows:

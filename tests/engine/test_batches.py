@@ -1,6 +1,7 @@
 """The queen's batch paths (jobs.queen.batches) decide exactly as the one-at-a-time path: they
 read and write many items at once, and hand anything unusual back to it."""
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -200,7 +201,9 @@ def test_a_busy_ant_keeps_tasks_waiting_in_its_stream(alice):  # type: ignore[no
     engine.resources.heard(busy)
     engine.check_timeouts()
     assert TaskExecution.objects.filter(task_state="STARTED").count() == 2
-    idle = AntRegistration(ant_id="ant-b", max_capacity=1, methods=["SHELL"], current_load=0)
+    idle = AntRegistration(ant_id="ant-b", max_capacity=1, methods=["SHELL"], current_load=0,
+                           ant_started_at=busy.ant_started_at)  # fmt: skip
+    engine.resources.clock = lambda: time.time() + 2  # heard well after the tasks were sent
     engine.resources.heard(idle)
     # an ant with room that has not taken its task in time lost the message: sent again
     assert engine.check_timeouts() == 2

@@ -8,6 +8,7 @@ from jobs.models import TaskExecution
 from jobs.services.requests import request_submit
 from tests.conftest import upload
 from tests.engine.harness import wait_for_state
+from tests.faults.deploy import PROBE, overlaps, runs_of
 
 THREE_STEPS = """\
 job_type: three-steps
@@ -103,3 +104,26 @@ def test_sigterm_queen_then_restart_resumes(processes, api, alice, tmp_path):
     processes.start_queen("queen-2")
     assert wait_for_state(request.pk, timeout=60).job_state == "COMPLETED", processes.logs()
     assert trace.read_text().split() == ["one", "two", "three"]
+
+
+def test_ant_restarted_under_its_id_has_its_tasks_sent_again_at_once(processes, api, alice, tmp_path):
+    """A distributed ant killed and started again with the same ``--id`` well within the heartbeat
+    timeout (issue 14): what the old process ran is sent again as new attempts, and never runs
+    twice at once (the commands it left behind are killed, the requests it had read dropped)."""
+    markers = tmp_path / "markers"
+    assert upload(api, PROBE.format(markers=markers, tick=0.5)).status_code in (200, 201)
+    processes._spawn("queen", ["queen", "--id", "queen-test", "--ant-timeout", "60"])
+    processes.start_ant("ant-a", ["shared"])
+    requests = [
+        request_submit(org_id=alice.org_id, user=alice.user, job_type="fault-probe") for _ in range(3)
+    ]
+    deadline = time.monotonic() + 60
+    while len(runs_of(markers)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    processes.kill("ant-a")  # two tasks running, the third waiting in its stream
+    processes.start_ant("ant-a", ["shared"])
+    for request in requests:
+        assert wait_for_state(request.pk, timeout=40).job_state == "COMPLETED", processes.logs()
+    assert not overlaps(runs_of(markers)), runs_of(markers)
+    resent = TaskExecution.objects.filter(job_execution__job_request__in=requests, attempt=2)
+    assert resent.count() >= 2 and all(t.ant_id == "ant-a" for t in resent)
