@@ -1,17 +1,9 @@
 """The shared fixture world: two organizations, their users and tokens, API clients for each."""
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-# Test keys, set before pytest-django loads the settings (outside DEBUG a process without keys
-# refuses to start); processes the tests spawn inherit them. tests/security checks the refusal.
-TEST_SECRET_KEY = "formicary-tests-only-secret-key-3b9f0c1e7a5d4f2b8c6e"
-TEST_ENCRYPTION_KEY = "dGVzdHMtb25seS1mZXJuZXQta2V5LTMyLWJ5dGVzISE="
-os.environ.setdefault("SECRET_KEY", TEST_SECRET_KEY)
-os.environ.setdefault("FORMICARY_ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "examples"
 
