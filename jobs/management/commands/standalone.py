@@ -3,6 +3,7 @@
 import logging
 import os
 import threading
+from pathlib import Path
 
 import uvicorn
 from django.conf import settings
@@ -11,11 +12,15 @@ from django.core.management.base import BaseCommand
 
 from ants.artifact_hooks import install_artifact_hooks
 from ants.config import AntConfig
+from ants.executors.base import executor_for
+from ants.executors.shell import ShellExecutor
 from ants.worker import AntWorker
 from artifacts.storage import ant_store
+from formicary_site import data_folder
 from jobs.queen.logs import LogWriter
 from jobs.queen.messaging import get_transport
 from jobs.queen.queen import Queen, share_one_process
+from jobs.services.secrets import secrets_reencrypt
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,13 @@ def _sweep_expired_artifacts(stopping: threading.Event, every_secs: float = 3600
     connections.close_all()
 
 
+def _single_organization() -> bool:
+    """SHELL tasks run on the local ant while the install has one organization (docs/security.md)."""
+    from orgs.models import Organization
+
+    return Organization.objects.count() <= 1
+
+
 class Command(BaseCommand):
     help = (
         "Run Formicary in one process: the web app and API (ASGI), the queen and a local ant "
@@ -48,7 +60,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         logging.getLogger().setLevel(logging.INFO)
+        # the settings found or generated the keys (secret_key, encryption_key in the data folder)
+        data_folder.protect(settings.DATA_DIR)
         call_command("migrate", interactive=False, verbosity=0)
+        # rows still under a key of an earlier version move to the current key (docs/security.md)
+        try:
+            reencrypted = sum(secrets_reencrypt(only_stale=True).values())
+            if reencrypted:
+                log.info("re-encrypted %d secrets with the current key", reencrypted)
+        except ValueError as exc:
+            log.warning("secrets not re-encrypted: %s (set FORMICARY_ENCRYPTION_KEYS_OLD)", exc)
         if "FORMICARY_DEFAULT_METHOD" not in os.environ:
             settings.FORMICARY_DEFAULT_METHOD = "SHELL"  # the local ant runs tasks that name no method
         share_one_process()
@@ -68,9 +89,11 @@ class Command(BaseCommand):
                 ant_id="ant-standalone", concurrency=opts["concurrency"], tags=[],
                 methods=["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON",
                          "HTTP_DELETE", "MESSAGING"],
-                work_root=settings.DATA_DIR / "work",
+                work_root=Path(os.environ.get("FORMICARY_ANT_WORK_ROOT") or settings.DATA_DIR / data_folder.WORK_FOLDER),
             )  # fmt: skip
-            ant = AntWorker(config, transport)
+            shell = ShellExecutor(config, single_tenant=_single_organization)
+            ant = AntWorker(config, transport,
+                            executor_lookup=lambda method, cfg: shell if method == "SHELL" else executor_for(method, cfg))  # fmt: skip
             install_artifact_hooks(ant, ant_store())
             threads.append(threading.Thread(target=ant.run_forever, name="ant", daemon=True))
         for thread in threads:
