@@ -14,6 +14,7 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from ants.executors.base import MIN_SECRET_LENGTH
 from formicary_site.keys import LEGACY_DEFAULT_SECRET_KEY
 
 REDACTED = "****"
@@ -65,6 +66,17 @@ def reencrypt(token: str) -> str:
         return _current()[1].rotate(token.encode()).decode()
     except InvalidToken as exc:
         raise ValueError("secret cannot be decrypted with the configured keys") from exc
+
+
+def short_secret_problem(value: str) -> str:
+    """Why ``value`` cannot be a secret ('' when it can): masking a value this short would mask
+    parts of ordinary words and so reveal it. Empty values hide nothing and are allowed."""
+    if 0 < len(value.strip()) < MIN_SECRET_LENGTH:
+        return (
+            f"a secret value must be at least {MIN_SECRET_LENGTH} characters "
+            "(a shorter one cannot be masked in output without revealing it)"
+        )
+    return ""
 
 
 SECRET_NAME_MARKERS = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIAL")
