@@ -18,6 +18,10 @@ spec's ``variables`` and the spec's ``environment`` (later wins; names that are 
 identifiers are skipped), then ``FORMICARY_*`` values: TASK_EXECUTION_ID, ATTEMPT,
 JOB_REQUEST_ID, JOB_EXECUTION_ID, JOB_TYPE, TASK_TYPE, WORKDIR and CONTEXT_FILE.
 
+User (ants/executors/isolation.py, docs/security.md): an ant running as root runs each task as
+uid/gid ``200000 + organization id`` with ``HOME`` its working directory (given to that user,
+mode 0700); on a shared ant SHELL is refused unless ``FORMICARY_ANT_SHARED_SHELL`` allows it.
+
 Working directory: ``ctx.workdir``, or ``working_dir`` from the spec taken relative to it (an
 absolute path is re-rooted under it); a path escaping the workdir fails the task.
 
