@@ -41,9 +41,13 @@ class TaskUser:
     gid: int
 
 
+def task_user_possible() -> bool:
+    return os.geteuid() == 0 and env_flag(TASK_USERS_SETTING, True)
+
+
 def task_user(req: TaskRequest) -> TaskUser | None:
     """The user ``req`` runs as, or None when this process cannot switch users."""
-    if os.geteuid() != 0 or not env_flag(TASK_USERS_SETTING, True):
+    if not task_user_possible():
         return None
     org = req.organization_id or "0"
     # organization ids are integers; anything else still gets a stable uid of its own
@@ -53,19 +57,26 @@ def task_user(req: TaskRequest) -> TaskUser | None:
     return TaskUser(uid=TASK_UID_BASE + number, gid=TASK_UID_BASE + number)
 
 
+def closed_folder(path: Path) -> Path | None:
+    """The first of ``path`` and its parents other users may not enter (None: all open)."""
+    for folder in [path, *path.parents]:
+        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
 def give_workdir(root: Path, user: TaskUser) -> None:
     """Hand the task's directory (and what the ant put in it: dependencies, caches) to ``user``,
     mode 0700. Raises ValueError when the user could not reach it by its absolute path."""
     parent = root.parent
     if parent.stat().st_uid == os.geteuid():
         os.chmod(parent, 0o711)  # others may enter their own folder but not list the others
-    for folder in [parent, *parent.parents]:
-        if not folder.stat().st_mode & stat.S_IXOTH:
-            raise ValueError(
-                f"the task runs as uid {user.uid} but {folder} is closed to other users "
-                f"(mode {stat.S_IMODE(folder.stat().st_mode):o}): put the ant's work root under a folder "
-                f"others may enter (FORMICARY_ANT_WORK_ROOT)"
-            )
+    if (folder := closed_folder(parent)) is not None:
+        raise ValueError(
+            f"the task runs as uid {user.uid} but {folder} is closed to other users "
+            f"(mode {stat.S_IMODE(folder.stat().st_mode):o}): put the ant's work root under a folder "
+            f"others may enter (FORMICARY_ANT_WORK_ROOT)"
+        )
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
             os.chown(os.path.join(dirpath, name), user.uid, user.gid, follow_symlinks=False)

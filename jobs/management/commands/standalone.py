@@ -2,6 +2,7 @@
 
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand
 from ants.artifact_hooks import install_artifact_hooks
 from ants.config import AntConfig
 from ants.executors.base import executor_for
+from ants.executors.isolation import closed_folder, task_user_possible
 from ants.executors.shell import ShellExecutor
 from ants.worker import AntWorker
 from artifacts.storage import ant_store
@@ -45,6 +47,19 @@ def _single_organization() -> bool:
     return Organization.objects.count() <= 1
 
 
+def _work_root() -> Path:
+    """``FORMICARY_ANT_WORK_ROOT``, else ``<data folder>/work``; a root process whose data folder
+    sits where task users cannot enter (``/root/...``) uses a fresh folder under the temp dir."""
+    if configured := os.environ.get("FORMICARY_ANT_WORK_ROOT"):
+        return Path(configured)
+    work = settings.DATA_DIR / data_folder.WORK_FOLDER
+    if task_user_possible() and closed_folder(work) is not None:
+        work = Path(tempfile.mkdtemp(prefix="formicary-work-"))  # a new name: nobody pre-made it
+        os.chmod(work, 0o711)
+        log.info("task folders go to %s: task users cannot enter %s", work, closed_folder(settings.DATA_DIR))
+    return work
+
+
 class Command(BaseCommand):
     help = (
         "Run Formicary in one process: the web app and API (ASGI), the queen and a local ant "
@@ -61,7 +76,10 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         logging.getLogger().setLevel(logging.INFO)
         # the settings found or generated the keys (secret_key, encryption_key in the data folder)
-        data_folder.protect(settings.DATA_DIR)
+        try:
+            data_folder.protect(settings.DATA_DIR)
+        except OSError as exc:
+            log.warning("cannot make the data folder private: %s", exc)
         call_command("migrate", interactive=False, verbosity=0)
         # rows still under a key of an earlier version move to the current key (docs/security.md)
         try:
@@ -89,7 +107,7 @@ class Command(BaseCommand):
                 ant_id="ant-standalone", concurrency=opts["concurrency"], tags=[],
                 methods=["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON",
                          "HTTP_DELETE", "MESSAGING"],
-                work_root=Path(os.environ.get("FORMICARY_ANT_WORK_ROOT") or settings.DATA_DIR / data_folder.WORK_FOLDER),
+                work_root=_work_root(),
             )  # fmt: skip
             shell = ShellExecutor(config, single_tenant=_single_organization)
             ant = AntWorker(config, transport,
