@@ -13,7 +13,7 @@ import pytest
 
 from ants.config import AntConfig
 from ants.executors.base import ExecutionContext
-from ants.executors.isolation import SHARED_SHELL_SETTING, TASK_UID_BASE, TASK_USERS_SETTING
+from ants.executors.isolation import SHARED_SHELL_SETTING, TASK_UID_BASE, TASK_USERS_SETTING, closed_folder
 from ants.executors.shell import ShellExecutor
 from ants.protocol import TaskRequest
 from formicary_site import data_folder
@@ -128,3 +128,22 @@ def test_standalone_allows_shell_only_while_there_is_one_organization(alice, req
     assert _single_organization() is True
     request.getfixturevalue("bob")
     assert _single_organization() is False
+
+
+@root_only
+def test_standalone_as_root_keeps_task_folders_where_task_users_can_enter(settings, monkeypatch):
+    from jobs.management.commands.standalone import _work_root
+
+    monkeypatch.setenv(TASK_USERS_SETTING, "true")
+    monkeypatch.delenv("FORMICARY_ANT_WORK_ROOT", raising=False)
+    home = Path(tempfile.mkdtemp(prefix="formicary-home-", dir="/tmp"))  # 0700: closed, like /root
+    try:
+        settings.DATA_DIR = home / "data"
+        work = _work_root()
+        assert home not in work.parents and closed_folder(work) is None
+        assert (work.stat().st_uid, work.stat().st_mode & 0o777) == (0, 0o711)
+        work.rmdir()
+        os.chmod(home, 0o755)
+        assert _work_root() == home / "data" / "work"
+    finally:
+        os.rmdir(home)
