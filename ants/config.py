@@ -7,7 +7,7 @@ setting and where it came from.
 Environment variables: FORMICARY_ANT_ID, FORMICARY_ANT_TAGS and FORMICARY_ANT_METHODS (comma
 separated), FORMICARY_ANT_CONCURRENCY, FORMICARY_ANT_HEARTBEAT_SECS, FORMICARY_ANT_WORK_ROOT,
 FORMICARY_ANT_DEFAULT_METHOD, FORMICARY_ANT_KEEP_WORKDIRS, FORMICARY_ANT_SHUTDOWN_GRACE_SECS,
-FORMICARY_ANT_REDIS_URL (or REDIS_URL), FORMICARY_ANT_PREFIX, FORMICARY_ANT_DOCKER and
+FORMICARY_ANT_SHARED_SHELL, FORMICARY_ANT_REDIS_URL (or REDIS_URL), FORMICARY_ANT_PREFIX, FORMICARY_ANT_DOCKER and
 FORMICARY_ANT_KUBERNETES (JSON objects), and one variable per DOCKER / KUBERNETES setting
 (``DOCKER_ENV`` / ``KUBERNETES_ENV`` below, e.g. FORMICARY_ANT_DOCKER_HOST,
 FORMICARY_ANT_KUBERNETES_NAMESPACE, FORMICARY_ANT_KUBECONFIG) merged into those mappings.
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ants.executors.isolation import SHARED_SHELL_SETTING, env_flag
 
 DEFAULT_METHODS = [
     "SHELL",
@@ -128,6 +130,9 @@ class AntConfig:
     # Set for an ant that serves one organization only (a WEBSOCKET ant a user connected); it
     # goes into every registration so the queen sends it that organization's tasks only.
     organization_id: str = ""
+    # SHELL tasks on a shared ant (no organization_id) are refused unless an operator allows them
+    # (FORMICARY_ANT_SHARED_SHELL=true; docs/security.md).
+    shared_shell: bool = field(default_factory=lambda: env_flag(SHARED_SHELL_SETTING, False))
 
     def __post_init__(self) -> None:
         self.validate()
@@ -169,6 +174,8 @@ class AntConfig:
         if not isinstance(self.default_method, str) or not self.default_method.strip():
             raise bad("default_method", "must be a method name")
         self.default_method = self.default_method.strip().upper()
+        if not isinstance(self.shared_shell, bool):
+            raise bad("shared_shell", "must be true or false")
         if not isinstance(self.keep_workdirs, bool):
             raise bad("keep_workdirs", "must be true or false")
         if self.redis_url is not None and not isinstance(self.redis_url, str):
@@ -247,6 +254,10 @@ class AntConfig:
             data["default_method"] = v
         if (v := get("PREFIX")) is not None:
             data["prefix"] = v
+        if (v := get("SHARED_SHELL")) is not None:
+            if v.strip().lower() not in BOOL_WORDS:
+                raise ConfigError(f"environment: {SHARED_SHELL_SETTING}: {v!r} is not a boolean (true/false)")
+            data["shared_shell"] = v.strip().lower() in TRUE_WORDS
         if (v := get("KEEP_WORKDIRS")) is not None:
             low = v.strip().lower()
             if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

@@ -36,6 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from formicary_site import keys
+
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
 
@@ -174,6 +176,11 @@ def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["PYTHONUNBUFFERED"] = "1"
     env["LOG_LEVEL"] = "WARNING"
+    # throw-away keys (processes without keys refuse to start); one organization, tasks as root
+    env.setdefault("SECRET_KEY", keys.new_secret_key())
+    env.setdefault("FORMICARY_ENCRYPTION_KEY", keys.new_fernet_key())
+    env.setdefault("FORMICARY_ANT_SHARED_SHELL", "true")
+    env.setdefault("FORMICARY_ANT_TASK_USERS", "false")  # its work folders are in a private temp folder
     return env
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from formicary_site import keys
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -20,10 +22,17 @@ DATA_DIR = Path(env.str("FORMICARY_DATA_DIR", default=str(BASE_DIR / "data")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
-# The standalone default key is only for a local, single-user install; deployments set SECRET_KEY.
-SECRET_KEY = env.str("SECRET_KEY", default="formicary-standalone-insecure-key-change-me")
-# Fernet key (urlsafe base64, 32 bytes) for secrets at rest; derived from SECRET_KEY when unset.
-FORMICARY_ENCRYPTION_KEY = env.str("FORMICARY_ENCRYPTION_KEY", default="")
+# Keys (formicary_site/keys.py, docs/security.md): from the environment, else the data folder's
+# key files that standalone generates; any other process refuses to start without them.
+_COMMAND = keys.command_name()
+SECRET_KEY = keys.secret_key(env.str("SECRET_KEY", default=""), DATA_DIR, DEBUG, _COMMAND)
+# Fernet key (urlsafe base64, 32 bytes) for secrets at rest, independent of SECRET_KEY.
+FORMICARY_ENCRYPTION_KEY = keys.encryption_key(env.str("FORMICARY_ENCRYPTION_KEY", default=""), DATA_DIR, DEBUG,
+                                               _COMMAND)  # fmt: skip
+# Earlier keys, still accepted for decrypting until `manage.py rotate_keys` re-encrypts every row.
+FORMICARY_ENCRYPTION_KEYS_OLD = env.list("FORMICARY_ENCRYPTION_KEYS_OLD", default=[])
+for _old in FORMICARY_ENCRYPTION_KEYS_OLD:
+    keys.check_fernet_key(_old, "FORMICARY_ENCRYPTION_KEYS_OLD")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -4,6 +4,8 @@ from typing import Any
 
 from django import forms
 
+from orgs import crypto
+
 
 class SecretValueForm(forms.ModelForm):
     new_value = forms.CharField(
@@ -18,6 +20,13 @@ class SecretValueForm(forms.ModelForm):
             self.fields["new_value"].required = True
         elif not self.instance.secret:
             self.fields["new_value"].initial = self.instance.value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        new_value = cleaned.get("new_value")
+        if new_value and cleaned.get("secret") and (problem := crypto.short_secret_problem(new_value)):
+            self.add_error("new_value", problem)
+        return cleaned
 
     def save(self, commit: bool = True) -> Any:
         instance = super().save(commit=False)

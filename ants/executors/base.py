@@ -17,6 +17,9 @@ from ants.protocol import STATUS_COMPLETED, TaskRequest
 # Names treated as secret even when the queen did not list them (see DESIGN "Rules").
 SECRET_NAME_RE = re.compile(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY", re.IGNORECASE)
 REDACTED = "****"
+# Shorter secrets are never masked: masking them would mask parts of ordinary words and so
+# reveal them (``about`` -> ``****out``). Configs and params refuse them (docs/security.md).
+MIN_SECRET_LENGTH = 4
 STDOUT_TAIL_LINES = 100
 MAX_LINE_CHARS = 16 * 1024
 
@@ -154,11 +157,27 @@ def as_dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
+def maskable_values(secrets: Iterable[str]) -> list[str]:
+    """What to mask for these secrets, longest first (so a secret containing another is masked
+    whole): each value of at least ``MIN_SECRET_LENGTH`` characters and, since output is
+    masked line by line, each line of a multi-line value (a PEM key) that long."""
+    values: set[str] = set()
+    for secret in secrets:
+        if len(secret.strip()) < MIN_SECRET_LENGTH:
+            continue
+        values.add(secret)
+        if "\n" in secret or "\r" in secret:
+            values.update(
+                line.strip() for line in secret.splitlines() if len(line.strip()) >= MIN_SECRET_LENGTH
+            )
+    return sorted(values, key=len, reverse=True)
+
+
 class Redactor:
-    """Replaces secret values with ``****`` (longest first, so overlapping secrets stay hidden)."""
+    """Replaces secret values with ``****`` (``maskable_values``: whole values and their lines)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        values = sorted({s for s in secrets if s and s.strip()}, key=len, reverse=True)
+        values = maskable_values(secrets)
         self._re = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     def __call__(self, text: str) -> str:

@@ -44,7 +44,7 @@ Ant settings (``AntConfig.docker``): ``host`` (engine URL; default ``$DOCKER_HOS
 ``tls`` (``{ca_cert, client_cert, client_key, verify}``), ``registry`` (``{server, username,
 password}``) or ``registries`` (a list of those), ``pull_policy``, ``network_mode``,
 ``working_dir``, ``default_memory_limit`` / ``default_cpu_limit``, ``max_memory_limit`` /
-``max_cpu_limit``, ``allow_privileged`` (default true), ``allow_host_paths`` (default true),
+``max_cpu_limit``, ``allow_privileged`` (default true), ``allow_host_paths`` (default: true on an ant of one organization, false on a shared one),
 ``copy_back`` (``declared`` | ``all``), ``api_timeout_secs`` (default 3600), ``labels``.
 """
 
@@ -126,6 +126,8 @@ class DockerExecutor:
         self.config = config
         self.settings: dict[str, Any] = dict(getattr(config, "docker", None) or {})
         self.ant_id = getattr(config, "ant_id", "") or "ant"
+        # serves every organization (no organization_id): host paths are off unless allowed
+        self.shared = not getattr(config, "organization_id", "")
         self._client = client
         self._lock = threading.Lock()
 
@@ -212,7 +214,10 @@ class _Run:
         self.sink = OutputSink(req, ctx.log)
         self.redact, self.tail, self.markers = self.sink.redact, self.sink.tail, self.sink.markers
         self.warnings: list[str] = []
-        self.prefix = f"formicary-{req.task_execution_id}-{req.attempt}-{secrets.token_hex(3)}"
+        # names of the task's containers, network and volumes: keyed by organization and task, so
+        # tasks of different organizations never share one (docs/security.md)
+        org = re.sub(r"[^A-Za-z0-9]", "", req.organization_id)[:20] or "0"
+        self.prefix = f"formicary-o{org}-{req.task_execution_id}-{req.attempt}-{secrets.token_hex(3)}"
         self.containers: list[str] = []
         self.volumes: list[str] = []
         self.network: str | None = None
@@ -415,10 +420,15 @@ class _Run:
                 mount = as_str(entry["mount_path"])
                 mode = "ro" if entry.get("read_only") else "rw"
                 if kind == "host_path":
-                    if self.settings.get("allow_host_paths", True) is False:
+                    # a host folder is shared by every task that names it: on an ant serving several
+                    # organizations only when the operator says so
+                    if self.settings.get("allow_host_paths", not self.ex.shared) is not True:
                         raise _Fail(
-                            ERR_VALIDATION, f"{where}.host_path: host paths are not allowed on this ant"
-                        )
+                            ERR_VALIDATION,
+                            f"{where}.host_path: host paths are not allowed on this ant"
+                            + (" (a shared ant: FORMICARY_ANT_DOCKER_ALLOW_HOST_PATHS=true allows them)"
+                               if self.ex.shared else ""),
+                        )  # fmt: skip
                     binds.append(f"{as_str(entry.get('host_path') or entry.get('path'))}:{mount}:{mode}")
                 elif kind == "empty_dir":
                     name = (

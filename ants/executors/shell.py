@@ -18,6 +18,10 @@ spec's ``variables`` and the spec's ``environment`` (later wins; names that are 
 identifiers are skipped), then ``FORMICARY_*`` values: TASK_EXECUTION_ID, ATTEMPT,
 JOB_REQUEST_ID, JOB_EXECUTION_ID, JOB_TYPE, TASK_TYPE, WORKDIR and CONTEXT_FILE.
 
+User (ants/executors/isolation.py, docs/security.md): an ant running as root runs each task as
+uid/gid ``200000 + organization id`` with ``HOME`` its working directory (given to that user,
+mode 0700); on a shared ant SHELL is refused unless ``FORMICARY_ANT_SHARED_SHELL`` allows it.
+
 Working directory: ``ctx.workdir``, or ``working_dir`` from the spec taken relative to it (an
 absolute path is re-rooted under it); a path escaping the workdir fails the task.
 
@@ -64,6 +68,7 @@ from ants.executors.base import (
     as_str,
     task_variables,
 )
+from ants.executors.isolation import TaskUser, give_workdir, read_task_file, shell_refusal, task_user
 from ants.protocol import STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, TaskRequest
 
 CONTEXT_FILE_NAME = ".formicary-context.env"
@@ -127,9 +132,16 @@ def _killpg(pgid: int, sig: int) -> None:
 class ShellExecutor:
     """Runs SHELL tasks. Stateless, so one instance serves concurrent tasks."""
 
-    def __init__(self, config: Any = None, kill_grace_secs: float = 2.0) -> None:
+    def __init__(
+        self,
+        config: Any = None,
+        kill_grace_secs: float = 2.0,
+        single_tenant: Callable[[], bool] | None = None,
+    ) -> None:
         self.config = config
         self.kill_grace_secs = kill_grace_secs
+        # standalone: whether the install has one organization (SHELL is then allowed on its ant)
+        self.single_tenant = single_tenant
 
     # -- entry point ---------------------------------------------------------------------------
     def execute(self, req: TaskRequest, ctx: ExecutionContext) -> ExecutionResult:
@@ -137,6 +149,12 @@ class ShellExecutor:
         redact, tail, markers, emit = sink.redact, sink.tail, sink.markers, sink.emit
 
         spec = req.spec
+        if refusal := shell_refusal(req, self.config, self.single_tenant):
+            emit("system", refusal)
+            return ExecutionResult(
+                status=STATUS_FAILED, exit_message=refusal, error_code=ERR_VALIDATION, error_message=refusal
+            )
+        user = task_user(req)  # None: this ant cannot switch users (docs/security.md)
         try:
             ctx.workdir.mkdir(parents=True, exist_ok=True)
             root = ctx.workdir.resolve()  # once: each resolve is a system call per path part
@@ -144,15 +162,17 @@ class ShellExecutor:
             if spec.get("working_dir"):
                 cwd = resolve_working_dir(root, spec.get("working_dir"))
                 cwd.mkdir(parents=True, exist_ok=True)
+            context_file = root / CONTEXT_FILE_NAME
+            context_file.unlink(missing_ok=True)  # a kept workdir must not leak an old context
+            if user is not None:
+                give_workdir(root, user)
         except (ValueError, OSError) as exc:
             msg = str(exc)
             emit("system", msg)
             return ExecutionResult(
                 status=STATUS_FAILED, exit_message=msg, error_code=ERR_VALIDATION, error_message=msg
             )
-        context_file = root / CONTEXT_FILE_NAME
-        context_file.unlink(missing_ok=True)  # a kept workdir must not leak an old context
-        env = self._environment(req, root, context_file)
+        env = self._environment(req, root, context_file, user)
 
         deadline = ctx.deadline
         if req.timeout_secs is not None and req.timeout_secs > 0:
@@ -164,7 +184,7 @@ class ShellExecutor:
         try:
             for cmd in as_list(spec.get("before_script")) + as_list(spec.get("script")):
                 try:
-                    outcome = self._run(cmd, cwd, env, ctx, deadline, emit, pgids)
+                    outcome = self._run(cmd, cwd, env, ctx, deadline, emit, pgids, user)
                 except OSError as exc:  # e.g. E2BIG: the environment is too large
                     msg = redact(f"cannot run command: {exc}")
                     emit("system", msg)
@@ -214,10 +234,10 @@ class ShellExecutor:
                     break
 
             if result.status != STATUS_CANCELLED:
-                self._after_script(req, cwd, env, ctx, emit, pgids, result)
+                self._after_script(req, cwd, env, ctx, emit, pgids, result, user)
                 context = dict(markers)
                 try:
-                    context.update(parse_dotenv(context_file.read_text(encoding="utf-8", errors="replace")))
+                    context.update(parse_dotenv(read_task_file(context_file)))
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
@@ -241,6 +261,7 @@ class ShellExecutor:
         emit: Callable[[str, str], None],
         pgids: list[int],
         result: ExecutionResult,
+        user: TaskUser | None,
     ) -> None:
         commands = as_list(req.spec.get("after_script"))
         if not commands:
@@ -253,7 +274,7 @@ class ShellExecutor:
         deadline = time.monotonic() + budget
         for cmd in commands:
             try:
-                outcome = self._run(cmd, cwd, env, ctx, deadline, emit, pgids)
+                outcome = self._run(cmd, cwd, env, ctx, deadline, emit, pgids, user)
             except OSError as exc:
                 result.warnings.append(f"after_script could not run: {exc}")
                 return
@@ -264,10 +285,13 @@ class ShellExecutor:
                 result.warnings.append(warning)
                 return
 
-    def _environment(self, req: TaskRequest, workdir: Path, context_file: Path) -> dict[str, str]:
+    def _environment(
+        self, req: TaskRequest, workdir: Path, context_file: Path, user: TaskUser | None
+    ) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", str(workdir)),
+            # a task user's home is its own folder: nothing of the ant's user
+            "HOME": str(workdir) if user is not None else os.environ.get("HOME", str(workdir)),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "SHELL": "/bin/sh",
         }
@@ -283,6 +307,7 @@ class ShellExecutor:
         deadline: float | None,
         emit: Callable[[str, str], None],
         pgids: list[int],
+        user: TaskUser | None = None,
     ) -> _Outcome:
         emit("system", f"$ {cmd}")
         if ctx.cancel_event.is_set():
@@ -297,6 +322,10 @@ class ShellExecutor:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: a kill reaches grandchildren too
+            # the organization's unprivileged user, without the ant's supplementary groups
+            user=user.uid if user is not None else None,
+            group=user.gid if user is not None else None,
+            extra_groups=[] if user is not None else None,
         )
         pgid = proc.pid
         pgids.append(pgid)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from formicary_site.inserts import insert_rows
 from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.queen import events
+from jobs.redaction import redact_errors
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, TASK_ACTIVE, JobState, TaskState
 
 RUNNING_TASK = (TaskState.STARTED, TaskState.EXECUTING)
@@ -256,6 +257,7 @@ def task_executing(task_id: int, request_id: int, attempt: int) -> bool:
 def task_finish(task_id: int, request_id: int, attempt: int | None, state: TaskState, **result: Any) -> bool:
     """STARTED/EXECUTING -> a final state, only for the current attempt (stale replies are ignored)."""
     now = timezone.now()
+    result = redact_errors([request_id], result)
     qs = TaskExecution.objects.filter(pk=task_id, task_state__in=_values(RUNNING_TASK))
     if attempt is not None:
         qs = qs.filter(attempt=attempt)
@@ -268,6 +270,7 @@ def task_finish(task_id: int, request_id: int, attempt: int | None, state: TaskS
 def task_finish_ready(task_id: int, request_id: int, state: TaskState, **result: Any) -> bool:
     """READY -> final without an ant: skipped by ``except`` or failed before dispatch."""
     now = timezone.now()
+    result = redact_errors([request_id], result)
     won = (
         TaskExecution.objects.filter(pk=task_id, task_state=TaskState.READY).update(
             task_state=state, started_at=now, ended_at=now, updated_at=now, **result
@@ -284,9 +287,10 @@ def task_requeue(
     count_retry: bool, reason: str = "",
 ) -> bool:  # fmt: skip
     """Back to READY: a retry, a repeat (EXECUTING target) or a dead ant's task."""
+    reason = redact_errors([request_id], {"error_message": reason[:10_000]})["error_message"]
     fields: dict[str, Any] = {
         "task_state": TaskState.READY, "ant_id": "", "not_before": not_before, "updated_at": timezone.now(),
-        "error_message": reason[:10_000],
+        "error_message": reason,
     }  # fmt: skip
     if count_retry:
         fields["retried"] = F("retried") + 1
@@ -493,7 +497,8 @@ def jobs_finish(
     """Running -> COMPLETED / FAILED / FILTERED for requests (id -> execution id); returns the
     request ids won."""
     now = timezone.now()
-    error_message = error_message[:10_000]
+    # a template may have put a secret in the message (a templated fork_job_type, say)
+    error_message = redact_errors(executions, {"error_message": error_message[:10_000]})["error_message"]
     rows = _update_returning(
         JobRequest, executions, {"job_state": state, "error_code": error_code, "error_message": error_message,
                                  "state_message": "", "updated_at": now},

@@ -13,6 +13,7 @@ from jobs import selectors
 from jobs.definition.errors import DefinitionError
 from jobs.definition.parser import load_upload
 from jobs.models import JobConfig, JobDefinition
+from orgs import crypto
 
 MAX_DEFINITION_BYTES = 1024 * 1024
 # A definition that names no max_concurrency may run this many requests at once.
@@ -126,6 +127,8 @@ def job_config_save(
         clash = clash.exclude(pk=config.pk)
     if clash.exists():
         raise ValidationError(f"name: config {name!r} already exists for job type {job_type!r}")
+    if secret and (problem := crypto.short_secret_problem(value)):
+        raise ValidationError(f"value: {problem}")
     config = config or JobConfig(organization_id=org_id, job_type=job_type)
     config.name = name
     config.secret = secret

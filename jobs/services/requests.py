@@ -14,7 +14,7 @@ from formicary_site.inserts import insert_rows
 from jobs import selectors
 from jobs.models import JobDefinition, JobRequest, JobRequestParam
 from jobs.queen import events
-from orgs.crypto import is_secret_name
+from orgs.crypto import is_secret_name, short_secret_problem
 
 MAX_PARAMS = 200
 MAX_PARAM_VALUE = 64 * 1024
@@ -185,6 +185,8 @@ def _request_row(
             organization_id=org_id, job_request=request, name=name,
             secret=name in secret_params or is_secret_name(name),
         )  # fmt: skip
+        if row.secret and (problem := short_secret_problem(value)):
+            raise ValidationError(f"params.{name}: {problem}")
         row.set_value(value)
         rows.append(row)
     return request, rows

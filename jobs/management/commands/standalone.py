@@ -2,7 +2,9 @@
 
 import logging
 import os
+import tempfile
 import threading
+from pathlib import Path
 
 import uvicorn
 from django.conf import settings
@@ -11,11 +13,16 @@ from django.core.management.base import BaseCommand
 
 from ants.artifact_hooks import install_artifact_hooks
 from ants.config import AntConfig
+from ants.executors.base import executor_for
+from ants.executors.isolation import closed_folder, task_user_possible
+from ants.executors.shell import ShellExecutor
 from ants.worker import AntWorker
 from artifacts.storage import ant_store
+from formicary_site import data_folder
 from jobs.queen.logs import LogWriter
 from jobs.queen.messaging import get_transport
 from jobs.queen.queen import Queen, share_one_process
+from jobs.services.secrets import secrets_reencrypt
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,26 @@ def _sweep_expired_artifacts(stopping: threading.Event, every_secs: float = 3600
     connections.close_all()
 
 
+def _single_organization() -> bool:
+    """SHELL tasks run on the local ant while the install has one organization (docs/security.md)."""
+    from orgs.models import Organization
+
+    return Organization.objects.count() <= 1
+
+
+def _work_root() -> Path:
+    """``FORMICARY_ANT_WORK_ROOT``, else ``<data folder>/work``; a root process whose data folder
+    sits where task users cannot enter (``/root/...``) uses a fresh folder under the temp dir."""
+    if configured := os.environ.get("FORMICARY_ANT_WORK_ROOT"):
+        return Path(configured)
+    work = settings.DATA_DIR / data_folder.WORK_FOLDER
+    if task_user_possible() and closed_folder(work) is not None:
+        work = Path(tempfile.mkdtemp(prefix="formicary-work-"))  # a new name: nobody pre-made it
+        os.chmod(work, 0o711)
+        log.info("task folders go to %s: task users cannot enter %s", work, closed_folder(settings.DATA_DIR))
+    return work
+
+
 class Command(BaseCommand):
     help = (
         "Run Formicary in one process: the web app and API (ASGI), the queen and a local ant "
@@ -48,7 +75,19 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         logging.getLogger().setLevel(logging.INFO)
+        # the settings found or generated the keys (secret_key, encryption_key in the data folder)
+        try:
+            data_folder.protect(settings.DATA_DIR)
+        except OSError as exc:
+            log.warning("cannot make the data folder private: %s", exc)
         call_command("migrate", interactive=False, verbosity=0)
+        # rows still under a key of an earlier version move to the current key (docs/security.md)
+        try:
+            reencrypted = sum(secrets_reencrypt(only_stale=True).values())
+            if reencrypted:
+                log.info("re-encrypted %d secrets with the current key", reencrypted)
+        except ValueError as exc:
+            log.warning("secrets not re-encrypted: %s (set FORMICARY_ENCRYPTION_KEYS_OLD)", exc)
         if "FORMICARY_DEFAULT_METHOD" not in os.environ:
             settings.FORMICARY_DEFAULT_METHOD = "SHELL"  # the local ant runs tasks that name no method
         share_one_process()
@@ -68,9 +107,11 @@ class Command(BaseCommand):
                 ant_id="ant-standalone", concurrency=opts["concurrency"], tags=[],
                 methods=["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON",
                          "HTTP_DELETE", "MESSAGING"],
-                work_root=settings.DATA_DIR / "work",
+                work_root=_work_root(),
             )  # fmt: skip
-            ant = AntWorker(config, transport)
+            shell = ShellExecutor(config, single_tenant=_single_organization)
+            ant = AntWorker(config, transport,
+                            executor_lookup=lambda method, cfg: shell if method == "SHELL" else executor_for(method, cfg))  # fmt: skip
             install_artifact_hooks(ant, ant_store())
             threads.append(threading.Thread(target=ant.run_forever, name="ant", daemon=True))
         for thread in threads:
