@@ -357,7 +357,7 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(name__icontains=name)
     if kind:
         qs = qs.filter(kind=kind)
-    if request_id.isdigit():
+    if request_id.isascii() and request_id.isdigit():
         qs = qs.filter(job_request_id=int(request_id))
     page = Paginator(qs.order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
