@@ -58,7 +58,9 @@ def safe_relpath(name: str, what: str = "path") -> str:
         except UnicodeEncodeError:
             raise UnsafePath(f"{what} {name!r} is not Unicode text (a lone surrogate)") from None
         if size > MAX_NAME_PART_BYTES:  # the file systems' limit: longer names fail to open
-            raise UnsafePath(f"{what}: the part {part[:40]!r}... is {size} bytes, at most {MAX_NAME_PART_BYTES}")
+            raise UnsafePath(
+                f"{what}: the part {part[:40]!r}... is {size} bytes, at most {MAX_NAME_PART_BYTES}"
+            )
     return "/".join(parts)
 
 

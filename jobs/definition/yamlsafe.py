@@ -116,7 +116,9 @@ class _Builder:
                 continue
             key = key_node.value  # the key as written: `404:` gives "404", `on:` gives "on"
             if not _is_text(key):
-                self.problems.append(Problem("key with a lone surrogate or NUL character", line=self.line(key_node)))
+                self.problems.append(
+                    Problem("key with a lone surrogate or NUL character", line=self.line(key_node))
+                )
                 continue
             if key in mapping:
                 if not merged:
