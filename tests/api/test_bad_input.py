@@ -118,7 +118,9 @@ def test_expires_after_out_of_range_is_a_400(api, value):
 
 
 def test_expires_after_of_a_century_is_kept(api):
-    resp = api.post("/api/artifacts?name=a.txt&expires_after=3000000000", data=b"x", content_type="text/plain")
+    resp = api.post(
+        "/api/artifacts?name=a.txt&expires_after=3000000000", data=b"x", content_type="text/plain"
+    )
     assert resp.status_code == 201, resp.content
 
 
@@ -127,7 +129,10 @@ def test_artifact_name_part_over_255_bytes_is_a_400(api):
         resp = api.post(f"/api/artifacts?name={name}", data=b"x", content_type="text/plain")
         assert resp.status_code == 400, resp.content
         assert "at most 255" in error_of(resp)
-    assert api.post(f"/api/artifacts?name=d/{'a' * 255}", data=b"x", content_type="text/plain").status_code == 201
+    assert (
+        api.post(f"/api/artifacts?name=d/{'a' * 255}", data=b"x", content_type="text/plain").status_code
+        == 201
+    )
 
 
 @pytest.mark.parametrize("value", ["²", "١٢"])
@@ -135,7 +140,10 @@ def test_digits_that_are_not_ascii_are_not_ids(api, value):
     assert api.get("/api/artifacts", {"job_request_id": value}).status_code == 400
     assert api.get(f"/api/jobs/definitions/{value}").status_code == 404
     assert api.get(f"/api/ants/{value}").status_code == 404
-    assert api.post("/api/jobs/requests", {"job_type": "plain", "job_version": value}, format="json").status_code == 400
+    assert (
+        api.post("/api/jobs/requests", {"job_type": "plain", "job_version": value}, format="json").status_code
+        == 400
+    )
 
 
 # -- headers ----------------------------------------------------------------------------------------

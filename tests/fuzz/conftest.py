@@ -2,11 +2,21 @@
 secrets whose values must never appear in an answer."""
 
 import os
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+try:  # channels.testing imports daphne's live server; only WebsocketCommunicator is used here
+    import daphne.testing  # noqa: F401
+except ImportError:
+    _stub = types.ModuleType("daphne.testing")
+    _stub.DaphneProcess = object  # type: ignore[attr-defined]
+    sys.modules.setdefault("daphne", types.ModuleType("daphne"))
+    sys.modules["daphne.testing"] = _stub
 
 # Examples per API operation / per websocket or loader property: small, fixed, the same every run
 # (derandomized), so the suites fit the test command's time.
