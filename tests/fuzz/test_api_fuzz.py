@@ -14,7 +14,7 @@ from hypothesis import settings
 
 from tests.fuzz.conftest import assert_no_secret
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
 
 @pytest.fixture(scope="session")

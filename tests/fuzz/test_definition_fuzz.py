@@ -5,12 +5,15 @@ list of problems), never another exception (issue 14, "Fuzzing in CI"). Pure: no
 import contextlib
 import string
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobs.definition.errors import DefinitionError
 from jobs.definition.parser import load_definition, spec_from_dict
+
+pytestmark = pytest.mark.fuzz
 
 JOB_KEYS = ["job_type", "description", "max_concurrency", "required_params", "cron_trigger", "skip_if", "retry",
             "delay_between_retries", "hard_reset_after_retries", "timeout", "public_plugin", "sem_version",

@@ -18,7 +18,7 @@ from ants.messaging import InProcessTransport
 from jobs.queen import messaging
 from tests.fuzz.conftest import assert_no_secret
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fuzz]
 
 KEYS = ["type", "ant_id", "tags", "methods", "max_capacity", "concurrency", "status", "task_execution_id",
         "attempt", "exit_code", "lines", "task_context", "job_context", "error_message", "artifacts"]  # fmt: skip
