@@ -36,6 +36,9 @@ class UnsafePath(ValueError):
     """A key, name or path that could reach outside its root (``..``, absolute, escaping link)."""
 
 
+MAX_NAME_PART_BYTES = 255
+
+
 def safe_relpath(name: str, what: str = "path") -> str:
     """``name`` as a clean relative POSIX path; ``UnsafePath`` when it is absolute or has ``..``."""
     if not isinstance(name, str) or not name.strip():
@@ -49,6 +52,15 @@ def safe_relpath(name: str, what: str = "path") -> str:
         raise UnsafePath(f"{what} {name!r} must not contain '..'")
     if not parts:
         raise UnsafePath(f"{what} {name!r} names no file")
+    for part in parts:
+        try:
+            size = len(part.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise UnsafePath(f"{what} {name!r} is not Unicode text (a lone surrogate)") from None
+        if size > MAX_NAME_PART_BYTES:  # the file systems' limit: longer names fail to open
+            raise UnsafePath(
+                f"{what}: the part {part[:40]!r}... is {size} bytes, at most {MAX_NAME_PART_BYTES}"
+            )
     return "/".join(parts)
 
 

@@ -46,6 +46,7 @@ from ants.config import AntConfig
 from ants.executors.base import UnsupportedMethod
 from ants.executors.websocket import WebsocketExecutor
 from ants.worker import AntWorker
+from formicary_site import json_input
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +173,8 @@ class AntConsumer(AsyncWebsocketConsumer):
                 await self._error("message is not UTF-8 text")
                 return
         try:
-            message = json.loads(text_data)
-        except ValueError as exc:
+            message = json_input.loads(text_data)  # depth limit, no NaN, lone surrogates or NUL
+        except json_input.JSONInputError as exc:
             await self._error(f"message is not valid JSON: {exc}")
             return
         if not isinstance(message, dict):

@@ -26,14 +26,14 @@ def ant_get(*, org_id: int, key: str, superuser: bool = False) -> AntRegistratio
     """An ant by its ant id (or its row id when ``key`` is a number and no ant has that id)."""
     qs = ants_for(org_id=org_id, superuser=superuser)
     ant = qs.filter(ant_id=key).first()
-    if ant is None and key.isdigit():
+    if ant is None and key.isascii() and key.isdigit():
         ant = qs.filter(pk=int(key)).first()
     return ant
 
 
 def visible_request_ids(*, org_id: int, ants: list[AntRegistration]) -> set[str]:
     """The job request ids in the ants' allocations that belong to ``org_id`` (one query)."""
-    ids = {int(k) for ant in ants for k in (ant.allocations or {}) if str(k).isdigit()}
+    ids = {int(k) for ant in ants for k in (ant.allocations or {}) if str(k).isascii() and str(k).isdigit()}
     if not ids:
         return set()
     owned = job_selectors.requests_for(org_id).filter(id__in=ids).values_list("id", flat=True)

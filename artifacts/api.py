@@ -20,7 +20,6 @@ from rest_framework.exceptions import (
     PermissionDenied,
     ValidationError,
 )
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,6 +27,7 @@ from ants.artifact_store import CHUNK
 from artifacts import selectors, services, storage
 from artifacts.models import Artifact
 from formicary_site.api import OrgAPIView
+from formicary_site.parsers import MultiPartParser
 from jobs.api.parsers import RawBodyParser
 
 KINDS = {k.value for k in Artifact.Kind}
@@ -60,7 +60,9 @@ class UploadInput(serializers.Serializer):
     job_request_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     task_type = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     content_type = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    expires_after = serializers.FloatField(required=False, allow_null=True, min_value=0)
+    expires_after = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, max_value=services.MAX_EXPIRES_AFTER_SECS
+    )
 
 
 def _is_multipart(request: Request) -> bool:
@@ -88,7 +90,7 @@ class ArtifactListCreate(OrgAPIView):
         if params.get("job_request_id") or params.get("job_id"):
             name = "job_request_id" if params.get("job_request_id") else "job_id"
             raw = params[name]
-            if not raw.isdigit():
+            if not (raw.isascii() and raw.isdigit()):
                 raise ValidationError({name: f"must be a whole number, got {raw!r}"})
             qs = qs.filter(job_request_id=int(raw))
         if params.get("kind"):

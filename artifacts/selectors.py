@@ -56,7 +56,7 @@ def _latest_runs(rows: list[Artifact]) -> list[Artifact]:
 
 
 def artifacts_by_ids(org_id: int, ids: Iterable[str]) -> list[Artifact]:
-    wanted = [int(i) for i in ids if str(i).strip().isdigit()]
+    wanted = [int(i) for i in ids if str(i).strip().isascii() and str(i).strip().isdigit()]
     return list(artifacts_for(org_id).filter(pk__in=wanted, kind__in=FILE_KINDS).order_by("id"))
 
 

@@ -141,9 +141,14 @@ def downloads_for(request: JobRequest, execution: JobExecution, task: TaskSpec) 
     return entries
 
 
+# Longest expires_after kept as given (about 100 years); longer ones (inf included) are cut to it,
+# since a datetime past year 9999 cannot be computed or stored.
+MAX_EXPIRES_AFTER_SECS = 100 * 365 * 24 * 3600
+
+
 def _expiry(expires_after: Any, now: datetime) -> datetime | None:
     if isinstance(expires_after, int | float) and not isinstance(expires_after, bool) and expires_after > 0:
-        return now + timedelta(seconds=float(expires_after))
+        return now + timedelta(seconds=min(float(expires_after), MAX_EXPIRES_AFTER_SECS))
     days = settings.FORMICARY_ARTIFACT_DEFAULT_EXPIRY_DAYS
     return now + timedelta(days=days) if days else None
 

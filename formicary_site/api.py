@@ -8,9 +8,15 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from formicary_site.parsers import check_query
+
 
 class OrgAPIView(APIView):
     """An API view for a member of an organization; ``self.org_id`` scopes every query."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        check_query(request.query_params)
 
     @property
     def org_id(self) -> int:

@@ -219,9 +219,10 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        # ours: a nesting limit, no NaN, no lone surrogates or NUL characters (formicary_site/parsers.py)
+        "formicary_site.parsers.JSONParser",
+        "formicary_site.parsers.FormParser",
+        "formicary_site.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": None,
 }

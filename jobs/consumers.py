@@ -75,8 +75,10 @@ class RequestEventsConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """Browsers only listen; anything they send is ignored."""
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """Browsers only listen; anything they send (JSON or not, text or bytes) is ignored."""
 
     async def job_events(self, message: dict[str, Any]) -> None:
         """The request's events of one batch, in order: one frame each, as ``job_event`` sends."""
@@ -113,8 +115,10 @@ class TaskLogConsumer(AsyncJsonWebsocketConsumer):
         if self.tail is not None:
             self.tail.cancel()
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """Browsers only listen; anything they send is ignored."""
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """Browsers only listen; anything they send (JSON or not, text or bytes) is ignored."""
 
     async def _read(self, after: str, block_ms: int) -> list[tuple[str, Any]]:
         loop = asyncio.get_running_loop()

@@ -14,18 +14,27 @@ def definitions_live(org_id: int) -> QuerySet[JobDefinition]:
     return scoped(JobDefinition, org_id).filter(deleted_at__isnull=True)
 
 
+def is_row_id(key: str) -> bool:
+    """A key written the way an id is: ASCII digits, no leading zero, within a bigint."""
+    return key.isascii() and key.isdigit() and not key.startswith("0") and len(key) <= 18
+
+
 def definition_get(org_id: int, key: str, version: str | None = None) -> JobDefinition:
-    """A definition by numeric id, or the latest (or given version) of a job type."""
+    """The latest (or given version) of the job type ``key``; when no definition has that job
+    type and ``key`` is written as an id (digits, no leading zero), the definition with that id.
+    So ``00001`` and ``1x`` are always job types, and a job type ``123`` wins over id 123."""
     qs = definitions_live(org_id)
-    if key.isdigit():
-        found = qs.filter(pk=int(key)).first()
-        if found is not None:
-            return found
     by_type = qs.filter(job_type=key)
+    if is_row_id(key) and not by_type.exists():
+        found = qs.filter(pk=int(key)).first()
+        if found is None:
+            raise JobDefinition.DoesNotExist(f"no job definition {key!r}")
+        return found
     if version:
-        by_type = (
-            by_type.filter(version=int(version)) if version.isdigit() else by_type.filter(sem_version=version)
-        )
+        if version.isascii() and version.isdigit():
+            by_type = by_type.filter(version=int(version)) if len(version) <= 9 else by_type.none()
+        else:
+            by_type = by_type.filter(sem_version=version)
     else:
         by_type = by_type.filter(is_latest=True)
     # two versions may share a sem_version: the newest of them
@@ -77,9 +86,12 @@ def running_count(org_id: int, job_type: str) -> int:
 
 
 def pending_ahead(request: JobRequest, now: datetime) -> int:
-    """Runnable pending requests the scheduler takes before this one."""
+    """Runnable pending requests of the same organization the scheduler takes before this one
+    (other organizations' requests are not counted: their number is theirs to know)."""
     return (
-        JobRequest.objects.filter(job_state=JobState.PENDING, scheduled_at__lte=now)
+        JobRequest.objects.filter(
+            organization_id=request.organization_id, job_state=JobState.PENDING, scheduled_at__lte=now
+        )
         .filter(
             Q(job_priority__gt=request.job_priority) | Q(job_priority=request.job_priority, pk__lt=request.pk)
         )

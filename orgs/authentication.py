@@ -14,6 +14,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         parts = header.split()
+        if not parts:  # a header of only whitespace
+            raise exceptions.AuthenticationFailed("Authorization header is empty: send 'Bearer <token>'")
         if parts[0].lower() != self.keyword.lower():
             return None
         if len(parts) != 2:

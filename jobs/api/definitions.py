@@ -184,7 +184,9 @@ class DefinitionConcurrency(OrgAPIView):
         raw = request.data if hasattr(request.data, "get") else {}
         if not raw:
             raw = request.query_params
-        data = ConcurrencyInput(data={"concurrency": raw.get("concurrency") or raw.get("max_concurrency")})
+        # the first name given, 0 included (0 holds every new request of the job type)
+        value = next((raw.get(n) for n in ("concurrency", "max_concurrency") if raw.get(n) is not None), None)
+        data = ConcurrencyInput(data={"concurrency": value})
         data.is_valid(raise_exception=True)
         definition = selectors.definition_get(self.org_id, key)
         definition = services.definition_set_concurrency(

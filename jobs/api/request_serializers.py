@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.redaction import redact, secret_values
+from jobs.services.requests import MAX_JOB_PRIORITY, MIN_JOB_PRIORITY
 
 
 @extend_schema_field(
@@ -39,7 +40,9 @@ class JobRequestInput(serializers.Serializer):
     job_type = serializers.CharField(max_length=200)
     job_version = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
     params = ParamsField(required=False, default=dict)
-    job_priority = serializers.IntegerField(required=False, default=0, min_value=-1000, max_value=1000)
+    job_priority = serializers.IntegerField(
+        required=False, default=0, min_value=MIN_JOB_PRIORITY, max_value=MAX_JOB_PRIORITY
+    )
     job_group = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     user_key = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)

@@ -1,6 +1,7 @@
 """REST API of job requests (the reference system's paths)."""
 
-from datetime import datetime
+import subprocess
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Count
@@ -47,10 +48,17 @@ def _date_param(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
     if not raw:
         return None
-    value = parse_datetime(raw)
+    try:
+        # None when malformed; ValueError when well-formed but not a date (2026-13-45)
+        value = parse_datetime(raw)
+    except ValueError as exc:
+        raise ValidationError({name: f"not a valid date-time: {raw!r} ({exc})"}) from None
     if value is None:
         raise ValidationError({name: f"not an ISO 8601 date-time: {raw!r}"})
-    return value if value.tzinfo else timezone.make_aware(value)
+    try:
+        return (value if value.tzinfo else timezone.make_aware(value)).astimezone(UTC)
+    except (OverflowError, ValueError):  # near year 1 or 9999 with an offset
+        raise ValidationError({name: f"date-time out of range: {raw!r}"}) from None
 
 
 class RequestListCreate(OrgAPIView):

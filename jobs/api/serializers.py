@@ -80,4 +80,7 @@ class JobConfigInput(serializers.Serializer):
 
 
 class ConcurrencyInput(serializers.Serializer):
-    concurrency = serializers.IntegerField(min_value=0, max_value=100_000)
+    concurrency = serializers.IntegerField(
+        min_value=0, max_value=100_000,
+        error_messages={"null": "required: a whole number from 0 to 100000 (`concurrency` or `max_concurrency`)"},
+    )  # fmt: skip

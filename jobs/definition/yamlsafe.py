@@ -56,6 +56,17 @@ class _TooBig(Exception):
     pass
 
 
+def _is_text(value: str) -> bool:
+    """Storable text: encodable as UTF-8 and free of NUL characters."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Builder:
     def __init__(self, loader: _Loader, line_map: Sequence[int] | None, problems: list[Problem]) -> None:
         self.loader = loader
@@ -104,6 +115,11 @@ class _Builder:
                 self.problems.append(Problem("mapping keys must be text", line=self.line(key_node)))
                 continue
             key = key_node.value  # the key as written: `404:` gives "404", `on:` gives "on"
+            if not _is_text(key):
+                self.problems.append(
+                    Problem("key with a lone surrogate or NUL character", line=self.line(key_node))
+                )
+                continue
             if key in mapping:
                 if not merged:
                     self.problems.append(Problem(f"duplicate key '{key}'", line=self.line(key_node)))
@@ -114,6 +130,10 @@ class _Builder:
                 mapping.texts[key] = value_node.value
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        if not _is_text(node.value):
+            # "\ud800" or "\0" escapes: no UTF-8 form, or a NUL the database cannot store
+            self.problems.append(Problem("text with a lone surrogate or NUL character", line=self.line(node)))
+            return ""
         tag = node.tag or ""
         if not tag.startswith(_TAG):
             self.problems.append(Problem(f"unsupported YAML tag '{tag}'", line=self.line(node)))

@@ -239,7 +239,15 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
             spec = rendered_task(definition_text(request.job_definition_id), data, task.task_type)
         except (DefinitionError, TemplateError):
             spec = None
-        if spec is None or spec.is_skipped_by_except() or method_of(spec) != task.method:
+        if (
+            spec is None
+            or spec.is_skipped_by_except()
+            or method_of(spec) != task.method
+            # tags rendered from a template the ant chosen by the graph's tags may lack
+            or not engine.resources.fits(
+                task_ids[task.pk], task.method, list(spec.tags or []), request.organization_id
+            )
+        ):
             engine.resources.unreserve(task_ids[task.pk], task.pk)
             rest.append(task.pk)
             continue
@@ -265,6 +273,7 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
                 continue
             request, execution = task.job_execution.job_request, task.job_execution
             engine._wait_reasons.pop(task.pk, None)
+            engine._rendered_tags.pop(task.pk, None)
             sends.append((ant_id, engine._task_request(task, request, execution, spec, ant_id, attempts[task.pk],
                                                        data, secret_names)))  # fmt: skip
     engine.transport.send_tasks(sends)

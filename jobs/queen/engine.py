@@ -45,7 +45,15 @@ from jobs.queen.rules import (
     RUNNING,
     method_of,
 )
-from jobs.queen.specs import graph_of, graph_spec, is_static, rendered_spec, rendered_task, task_of
+from jobs.queen.specs import (
+    definition_text,
+    graph_of,
+    graph_spec,
+    is_static,
+    rendered_spec,
+    rendered_task,
+    task_of,
+)
 from jobs.states import JobState, TaskState
 
 log = logging.getLogger(__name__)
@@ -119,6 +127,9 @@ class Engine:
         self.ack_timeout_secs = ack_timeout_secs
         self.started_at = clock()
         self._wait_reasons: dict[int, str] = {}
+        # waiting READY task -> its tags as rendered with its request's data: the graph's are read
+        # without params, so a templated `tags: ["{{.Region}}"]` would look for "<no value>"
+        self._rendered_tags: dict[int, list[str]] = {}
         self._full_noted: dict[tuple[int, str], float] = {}
 
     # -- scheduling -------------------------------------------------------------------------------
@@ -192,6 +203,19 @@ class Engine:
             secs = min(backoff_secs * (2 ** min(request.schedule_attempts, 3)), 5.0)
             transitions.request_wait(request.pk, reason, timezone.now() + timedelta(seconds=secs))
 
+    def _first_tags(self, request: JobRequest, first: TaskSpec) -> list[str]:
+        """The first task's tags rendered with the request's params and configs (the graph's
+        own, read without them, when the definition has no template or does not render)."""
+        raw = request.job_definition.raw_yaml
+        if is_static(raw):
+            return list(first.tags or [])
+        try:
+            values, _ = secrets_and_values(request)
+            rendered = task_of(rendered_spec(raw, template_data(request, None, values)), first.task_type)
+        except (DefinitionError, TemplateError):
+            return list(first.tags or [])  # the claim fails the job with the reason
+        return list((rendered or first).tags or [])
+
     def start_request(self, request: JobRequest) -> bool:
         definition = request.job_definition
         try:
@@ -208,8 +232,11 @@ class Engine:
             return True
         org_id = request.organization_id
         first_method = method_of(first)
-        if first_method not in QUEEN_METHODS and not self.resources.capable(first_method, first.tags, org_id):
-            self._wait(request, "waiting: " + self.resources.waiting_reason(first_method, first.tags, org_id))
+        first_tags = list(first.tags or [])
+        if first_method not in QUEEN_METHODS and not self.resources.capable(first_method, first_tags, org_id):
+            first_tags = self._first_tags(request, first)
+        if first_method not in QUEEN_METHODS and not self.resources.capable(first_method, first_tags, org_id):
+            self._wait(request, "waiting: " + self.resources.waiting_reason(first_method, first_tags, org_id))
             return False
         with transaction.atomic():
             # the latest version's row serialises starts of one job type, so the count below
@@ -275,11 +302,19 @@ class Engine:
             if job_state not in JOB_RUNNING_VALUES or graph_task is None:
                 chosen[pk] = ""
                 continue
-            method, tags = method_of(graph_task), list(graph_task.tags or [])
+            method = method_of(graph_task)
+            tags = self._rendered_tags[pk] if pk in self._rendered_tags else list(graph_task.tags or [])
             if method in QUEEN_METHODS:
                 chosen[pk] = QUEEN_ANT
                 continue
             ant_id = self.resources.choose(method, tags, org_id)
+            if (
+                ant_id is None
+                and pk not in self._rendered_tags
+                and not is_static(definition_text(definition_id))
+            ):
+                chosen[pk] = ""  # its tags may be a template: the one-at-a-time path renders them
+                continue
             if ant_id is None:
                 waiting.append(
                     (pk, task_type, request_id, self.resources.waiting_reason(method, tags, org_id))
@@ -332,24 +367,31 @@ class Engine:
                     request, execution, JobState.FAILED, "ERR_UNKNOWN_TASK", f"unknown task {task.task_type}"
                 )
             return 0
-        method, tags = method_of(graph_task), list(graph_task.tags or [])
+        method = method_of(graph_task)
+        values, secret_names = secrets_and_values(request)
+        data = template_data(request, execution, values)
+        problem: Exception | None = None
+        try:
+            # rendered before an ant is chosen: templated tags name their values
+            rendered = rendered_task(request.job_definition.raw_yaml, data, task.task_type) or graph_task
+        except (DefinitionError, TemplateError) as exc:
+            rendered, problem = graph_task, exc
         ant_id = None
-        if method not in QUEEN_METHODS:
+        if problem is None and method not in QUEEN_METHODS:
+            tags = list(rendered.tags or [])
             ant_id = self.resources.choose(method, tags, request.organization_id)
             if ant_id is None:
+                self._remember_tags(task.pk, tags)  # the next passes choose by them, unrendered
                 reason = self.resources.waiting_reason(method, tags, request.organization_id)
                 self._note_waiting(task.pk, task.task_type, request.pk, reason)
                 return 0
         self._wait_reasons.pop(task.pk, None)
-        values, secret_names = secrets_and_values(request)
-        data = template_data(request, execution, values)
+        self._rendered_tags.pop(task.pk, None)
         with transaction.atomic():
-            try:
-                rendered = rendered_task(request.job_definition.raw_yaml, data, task.task_type) or graph_task
-            except (DefinitionError, TemplateError) as exc:
+            if problem is not None:
                 transitions.task_finish_ready(task.pk, request.pk, TaskState.FAILED,
-                                              error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
-                self._end_job(request, execution, JobState.FAILED, "ERR_INVALID_DEFINITION", str(exc))
+                                              error_code="ERR_INVALID_DEFINITION", error_message=str(problem))  # fmt: skip
+                self._end_job(request, execution, JobState.FAILED, "ERR_INVALID_DEFINITION", str(problem))
                 return 0
             if rendered.is_skipped_by_except():
                 if transitions.task_finish_ready(task.pk, request.pk, TaskState.SKIPPED, exit_code="SKIPPED"):
@@ -406,6 +448,11 @@ class Engine:
     def _merge_context(self, execution: JobExecution, values: dict[str, Any]) -> None:
         execution = JobExecution.objects.select_for_update().get(pk=execution.pk)
         JobExecution.objects.filter(pk=execution.pk).update(context={**execution.context, **values})
+
+    def _remember_tags(self, task_id: int, tags: list[str]) -> None:
+        if len(self._rendered_tags) > 100_000:  # tasks cancelled while waiting leave entries
+            self._rendered_tags.clear()
+        self._rendered_tags[task_id] = tags
 
     def _note_waiting(self, task_id: int, task_type: str, request_id: int, reason: str) -> None:
         self._note_waiting_many([(task_id, task_type, request_id, reason)])

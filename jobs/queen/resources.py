@@ -146,6 +146,11 @@ class ResourceManager:
             and self.clock() - state.last_seen <= self.ant_timeout_secs
         )
 
+    def fits(self, ant_id: str, method: str, tags: list[str], org_id: int | None = None) -> bool:
+        """The ant (still known) runs ``method`` tasks with ``tags`` of ``org_id``."""
+        state = self.ants.get(ant_id)
+        return state is not None and self._fits(state, method, tags, org_id)
+
     def capable(self, method: str, tags: list[str], org_id: int | None = None) -> bool:
         return any(self._fits(s, method, tags, org_id) for s in self.ants.values())
 

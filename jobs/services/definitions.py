@@ -1,7 +1,6 @@
 """Writes of job definitions and their configs."""
 
 import hashlib
-import json
 from typing import Any
 
 import yaml
@@ -9,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from formicary_site.json_input import JSONInputError, loads
 from jobs import selectors
 from jobs.definition.errors import DefinitionError
 from jobs.definition.parser import load_upload
@@ -23,9 +23,9 @@ DEFAULT_MAX_CONCURRENCY = 10
 def definition_text_from_json(body: bytes) -> str:
     """A JSON upload becomes YAML text, the form every version is stored and served in."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"invalid JSON: {exc}") from exc
+        data = loads(body)
+    except JSONInputError as exc:
+        raise ValidationError(str(exc)) from exc
     if not isinstance(data, dict):
         raise ValidationError("a job definition must be a JSON object")
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -19,6 +19,8 @@ from orgs.crypto import is_secret_name, short_secret_problem
 MAX_PARAMS = 200
 MAX_PARAM_VALUE = 64 * 1024
 MAX_SUBMIT_MANY = 1000
+# job_priority bounds, the same for the API and the UI's submit form
+MIN_JOB_PRIORITY, MAX_JOB_PRIORITY = -1000, 1000
 # What request_submit reads of the definition it resolves (see resolve_definition).
 _SUBMIT_FIELDS = ("id", "organization_id", "job_type", "version", "sem_version", "disabled")
 _REQUIRED_PARAMS = KeyTransform("required_params", "spec")
@@ -41,7 +43,7 @@ def _pick(qs: QuerySet[JobDefinition], job_version: str) -> JobDefinition | None
     if not job_version:
         return qs.filter(is_latest=True).first()
     found = qs.filter(sem_version=job_version).order_by("-version").first()
-    if found is None and job_version.isdigit():
+    if found is None and job_version.isascii() and job_version.isdigit():  # not '²'
         found = qs.filter(version=int(job_version)).first()
     return found
 

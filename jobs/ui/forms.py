@@ -1,9 +1,11 @@
 """Forms of the job pages: upload a definition, submit a request, save a job config."""
 
-import json
 from typing import Any
 
 from django import forms
+
+from formicary_site.json_input import JSONInputError, loads
+from jobs.services.requests import MAX_JOB_PRIORITY, MIN_JOB_PRIORITY
 
 
 class UploadForm(forms.Form):
@@ -29,7 +31,9 @@ class UploadForm(forms.Form):
 class SubmitForm(forms.Form):
     """One field per required param of the definition, then the optional extras."""
 
-    job_priority = forms.IntegerField(label="priority", initial=0, required=False)
+    job_priority = forms.IntegerField(
+        label="priority", initial=0, required=False, min_value=MIN_JOB_PRIORITY, max_value=MAX_JOB_PRIORITY
+    )
     extra_params = forms.CharField(
         label="more params (JSON object)", required=False,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"Name": "value"}', "class": "code"}),
@@ -48,9 +52,9 @@ class SubmitForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not JSON: {exc}") from exc
+            value = loads(raw)
+        except JSONInputError as exc:
+            raise forms.ValidationError(str(exc)) from exc
         if not isinstance(value, dict):
             raise forms.ValidationError("must be a JSON object of name to value")
         return value

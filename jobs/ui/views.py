@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ants.models import AntRegistration
+from ants import selectors as ant_selectors
 from artifacts.models import Artifact
 from jobs import selectors
 from jobs.consumers import request_snapshot
@@ -112,17 +112,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "failed": by_state.get(JobState.FAILED, 0),
         "success_pct": round(100 * day_counts["ok"] / day_counts["all"]) if day_counts["all"] else None,
         "recent": requests.select_related("job_definition")[:12],
-        "ants": _ants(),
+        "ants": _ants(request),
         "definitions": selectors.definitions_live(_org_id(request)).filter(is_latest=True).count(),
     }
     return render(request, "jobs/dashboard.html", context)
 
 
-def _ants() -> list[dict[str, Any]]:
-    """Ants are shared infrastructure: names, capacity and load, never other tenants' work."""
+def _ants(request: HttpRequest) -> list[dict[str, Any]]:
+    """The ants the API shows this user (shared ones and the organization's own): names,
+    capacity and load, never other tenants' work."""
     rows = []
     stale = timezone.now() - timedelta(seconds=30)
-    for ant in AntRegistration.objects.all():
+    for ant in ant_selectors.ants_for(org_id=_org_id(request), superuser=request.user.is_superuser):
         alive = ant.alive and ant.last_heartbeat_at >= stale
         pct = round(100 * ant.current_load / ant.max_capacity) if ant.max_capacity else 0
         rows.append({"ant": ant, "alive": alive, "load_pct": min(pct, 100)})
@@ -359,7 +360,7 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(name__icontains=name)
     if kind:
         qs = qs.filter(kind=kind)
-    if request_id.isdigit():
+    if request_id.isascii() and request_id.isdigit():
         qs = qs.filter(job_request_id=int(request_id))
     page = Paginator(qs.order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
@@ -374,7 +375,7 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
 
 @member_required
 def ant_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "jobs/ant_list.html", {"ants": _ants()})
+    return render(request, "jobs/ant_list.html", {"ants": _ants(request)})
 
 
 @member_required
