@@ -17,6 +17,15 @@ class TemplateError(Exception):
         return f"template: line {self.line}: {self.message}" if self.line else f"template: {self.message}"
 
 
+class TemplateLimitError(TemplateError):
+    """A render did more work than allowed; ``limit`` names the cap (``max_steps``, ...)."""
+
+    def __init__(self, message: str, line: int = 0, limit: str = "", value: float = 0) -> None:
+        super().__init__(message, line)
+        self.limit = limit
+        self.value = value
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a definition, precise enough to point the user at it."""
