@@ -31,6 +31,7 @@ __all__ = [
     "TemplateLimitError",
     "budget",
     "compile_template",
+    "output_actions",
     "render",
     "render_with_line_map",
 ]
@@ -817,6 +818,43 @@ class Template:
                 line_map.append(line + offset)
                 idx = s.find("\n", idx + 1)
         return "".join(c[0] for c in chunks), line_map
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAction:
+    """An action that prints: the names of the data's top-level fields it reads (`.A.B` reads
+    `A`) and the function its last command calls (`shellquote` in `{{.A | shellquote}}`)."""
+
+    line: int
+    fields: tuple[str, ...]
+    last_function: str | None
+
+
+_CONTROL = frozenset(
+    {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"}
+)
+
+
+def output_actions(text: str) -> list[OutputAction]:
+    """The printing actions of a template, for linters; raises TemplateError when it does not lex."""
+    out: list[OutputAction] = []
+    for item in _lex(text):
+        toks = item.toks
+        if item.kind != "action" or not toks or (toks[0].kind == "ident" and toks[0].value in _CONTROL):
+            continue
+        if any(t.kind in ("decl", "assign") for t in toks):
+            continue  # `{{$x := .A}}` prints nothing
+        depth, last_start = 0, 0
+        for i, t in enumerate(toks):
+            depth += {"lparen": 1, "rparen": -1}.get(t.kind, 0)
+            if t.kind == "pipe" and depth == 0:
+                last_start = i + 1
+        head = toks[last_start] if last_start < len(toks) else None
+        fields = tuple(dict.fromkeys(t.value[0] for t in toks if t.kind == "field"))
+        out.append(
+            OutputAction(item.line, fields, head.value if head is not None and head.kind == "ident" else None)
+        )
+    return out
 
 
 @functools.lru_cache(maxsize=512)
