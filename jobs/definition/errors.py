@@ -57,3 +57,11 @@ class DefinitionError(Exception):
 
     def to_dict(self) -> dict[str, object]:
         return {"message": str(self), "problems": [p.to_dict() for p in self.problems]}
+
+
+class DefinitionLimitError(DefinitionError):
+    """The definition's template hit a render limit; ``limit`` names it (``max_steps``, ...)."""
+
+    def __init__(self, problems: list[Problem], limit: str) -> None:
+        super().__init__(problems)
+        self.limit = limit

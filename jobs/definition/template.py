@@ -41,7 +41,7 @@ MAX_RANGE_ITERATIONS = 100_000
 # About 2 microseconds a step: a render stops within about half a second (the reference's
 # definitions take a few hundred steps; `range Iterate 100000` with 7 `Add` took 2.1 million).
 MAX_STEPS = 200_000
-MAX_RENDER_SECS = 2.0  # a backstop for steps that are slow (big strings); checked every 1024 steps
+MAX_RENDER_SECS = 5.0  # a backstop for steps that are slow (big strings); checked every 1024 steps
 MAX_DEPTH = 50
 
 _step_budget: contextvars.ContextVar[int] = contextvars.ContextVar("template_step_budget", default=MAX_STEPS)

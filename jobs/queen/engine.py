@@ -33,7 +33,8 @@ from jobs.definition.model import JobSpec, TaskSpec
 from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
 from jobs.queen import batches, forks, transitions
 from jobs.queen.compiled import Compiled
-from jobs.queen.context import secrets_and_values, template_data
+from jobs.queen.context import secrets_and_values, template_data, template_data_of
+from jobs.queen.render_pool import RenderPool
 from jobs.queen.resources import ResourceManager
 from jobs.queen.rules import (
     HEAVY_TASK_FIELDS,
@@ -111,6 +112,8 @@ class Engine:
         self.started_at = clock()
         self._wait_reasons: dict[int, str] = {}
         self._full_noted: dict[tuple[int, str], float] = {}
+        # templates that take more than a few ms render in a worker process (render_pool.py)
+        self.renders = RenderPool(transport.wake)
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -202,6 +205,9 @@ class Engine:
         if first_method not in QUEEN_METHODS and not self.resources.capable(first_method, first.tags, org_id):
             self._wait(request, "waiting: " + self.resources.waiting_reason(first_method, first.tags, org_id))
             return False
+        spec_or_error = self._start_render(request)
+        if spec_or_error is None:
+            return False
         with transaction.atomic():
             # the latest version's row serialises starts of one job type, so the count below
             # holds even with several schedulers (a leader handing over, or a forced restart)
@@ -224,16 +230,11 @@ class Engine:
             if not transitions.request_claim(request.pk):
                 return False
             execution = transitions.execution_create(request, reuse_execution_id=previous)
-            try:
-                if is_static(definition.raw_yaml):
-                    spec = rendered_spec(definition.raw_yaml, {})  # renders the same with any data
-                else:
-                    values, _ = secrets_and_values(request)
-                    spec = rendered_spec(definition.raw_yaml, template_data(request, execution, values))
-            except (DefinitionError, TemplateError) as exc:
+            if isinstance(spec_or_error, Exception):
                 transitions.job_finish(request.pk, execution.pk, JobState.FAILED,
-                                       error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
+                                       error_code="ERR_INVALID_DEFINITION", error_message=str(spec_or_error))  # fmt: skip
                 return True
+            spec = spec_or_error
             if spec.is_skipped():
                 transitions.job_finish(request.pk, execution.pk, JobState.FILTERED,
                                        error_message="skip_if is true: the request was filtered")  # fmt: skip
@@ -242,6 +243,24 @@ class Engine:
                 execution, first.task_type, first_method, allow_failure=bool(first.allow_failure), first=True
             )
         return True
+
+    def _start_render(self, request: JobRequest) -> JobSpec | Exception | None:
+        """The request's definition rendered for its start (before it is claimed, so a render
+        in the worker leaves it PENDING), the error that fails it, or None while the worker
+        renders it (the request waits a moment and is picked again)."""
+        raw = request.job_definition.raw_yaml
+        try:
+            if is_static(raw):
+                return rendered_spec(raw, {})  # renders the same with any data
+            values, _ = secrets_and_values(request)
+            urls = artifact_services.template_variables_of_requests([request]).get(request.pk, {})
+            data = template_data_of(request, None, values, urls)
+            spec = self.renders.render(("start", request.pk, request.last_execution_id), raw, data)
+        except (DefinitionError, TemplateError) as exc:
+            return exc
+        if spec is None:
+            self._wait(request, "waiting: its definition is being rendered", backoff_secs=0.1)
+        return spec
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -334,15 +353,19 @@ class Engine:
         self._wait_reasons.pop(task.pk, None)
         values, secret_names = secrets_and_values(request)
         data = template_data(request, execution, values)
-        with transaction.atomic():
-            try:
-                spec = rendered_spec(request.job_definition.raw_yaml, data)
-                rendered = task_of(spec, task.task_type) or graph_task
-            except (DefinitionError, TemplateError) as exc:
+        try:
+            spec = self.renders.render(("task", task.pk, task.attempt), request.job_definition.raw_yaml, data)
+        except (DefinitionError, TemplateError) as exc:
+            with transaction.atomic():
                 transitions.task_finish_ready(task.pk, request.pk, TaskState.FAILED,
                                               error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
                 self._end_job(request, execution, JobState.FAILED, "ERR_INVALID_DEFINITION", str(exc))
-                return 0
+            return 0
+        if spec is None:
+            self._note_waiting(task.pk, task.task_type, request.pk, "its definition is being rendered")
+            return 0
+        rendered = task_of(spec, task.task_type) or graph_task
+        with transaction.atomic():
             if rendered.is_skipped_by_except():
                 if transitions.task_finish_ready(task.pk, request.pk, TaskState.SKIPPED, exit_code="SKIPPED"):
                     self._advance(task, request, execution, graph, TaskState.COMPLETED, "SKIPPED")
