@@ -84,7 +84,7 @@ def _rate_checked(org_id: int) -> None:
     try:
         rate_limits.submit_rate_check(org_id=org_id)
     except rate_limits.SubmitRateLimited as exc:
-        raise Throttled(wait=exc.retry_after, detail=exc.message) from None
+        raise Throttled(wait=exc.retry_after, detail=f"{exc.reason}.") from None  # DRF adds the wait
 
 
 def _submission(data: object, where: str = "") -> dict[str, object]:

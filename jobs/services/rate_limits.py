@@ -30,10 +30,11 @@ class Rate:
 class SubmitRateLimited(Exception):
     """The organization submitted faster than its rate; ``retry_after`` is in whole seconds."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, reason: str, retry_after: int) -> None:
+        self.reason = reason
         self.retry_after = retry_after
+        self.message = f"{reason}; retry after {retry_after} s"
+        super().__init__(self.message)
 
 
 def parse_rate(text: str, burst: int) -> Rate | None:
@@ -114,6 +115,6 @@ def submit_rate_check(*, org_id: int) -> None:
         retry_after = max(1, math.ceil(wait))
         raise SubmitRateLimited(
             f"this organization submits faster than FORMICARY_SUBMIT_RATE={rate.text} "
-            f"(bursts of FORMICARY_SUBMIT_BURST={rate.burst}); retry after {retry_after} s",
+            f"(bursts of FORMICARY_SUBMIT_BURST={rate.burst})",
             retry_after,
         )

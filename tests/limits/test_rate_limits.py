@@ -40,7 +40,9 @@ def test_429_with_retry_after_past_the_burst_and_other_orgs_unaffected(limited, 
     refused = _submit(api)
     assert refused.status_code == 429
     assert 1 <= int(refused["Retry-After"]) <= 60
-    assert "FORMICARY_SUBMIT_RATE=1/m" in refused.json()["error"]
+    error = refused.json()["error"]
+    assert "submits faster than FORMICARY_SUBMIT_RATE=1/m (bursts of FORMICARY_SUBMIT_BURST=3)" in error
+    assert "Expected available in" in error
     assert _submit(bob_api).status_code == 201  # another organization has its own bucket
 
 
