@@ -16,12 +16,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from formicary_site.body_limits import BodyLimitMiddleware  # noqa: E402
 from formicary_site.routing import websocket_urlpatterns  # noqa: E402
 from formicary_site.ws_origin import SessionOnlyFromOwnOrigin  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # bodies over the limits are refused before Django reads them
+        "http": BodyLimitMiddleware(django_asgi_app),
         # a foreign page's handshake is not authenticated by the session cookie (ws_origin.py)
         "websocket": AllowedHostsOriginValidator(
             SessionOnlyFromOwnOrigin(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

@@ -143,6 +143,20 @@ CELERY_BEAT_SCHEDULE = {
 }
 # --- end of artifacts ------------------------------------------------------------------------------
 
+# --- Limits (formicary_site/body_limits.py, jobs/services/rate_limits.py) --------------------------
+# Request bodies are refused with 413 before they are read: a definition is at most 1 MiB, a bulk
+# submit of 1,000 requests about 200 KB. Artifact uploads stream to the store and may be larger.
+FORMICARY_MAX_BODY_BYTES = env.int("FORMICARY_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+FORMICARY_MAX_ARTIFACT_BYTES = env.int("FORMICARY_MAX_ARTIFACT_BYTES", default=5 * 1024**3)
+# what Django itself reads into memory (request.body, form fields) under any server, WSGI included
+DATA_UPLOAD_MAX_MEMORY_SIZE = FORMICARY_MAX_BODY_BYTES
+# Submits (POST /api/jobs/requests, .../bulk, the UI's submit) per organization: bursts of
+# FORMICARY_SUBMIT_BURST calls, refilled at FORMICARY_SUBMIT_RATE (per s, m or h; "0": no limit).
+# A bulk call counts once, however many requests it holds.
+FORMICARY_SUBMIT_RATE = env.str("FORMICARY_SUBMIT_RATE", default="600/m")
+FORMICARY_SUBMIT_BURST = env.int("FORMICARY_SUBMIT_BURST", default=100)
+# --- end of limits ---------------------------------------------------------------------------------
+
 # --- Web UI login (django-allauth): local accounts; GitHub and Google only when configured ----------
 # GITHUB_CLIENT_ID/GITHUB_CLIENT_SECRET and GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET enable the buttons.
 INSTALLED_APPS += [

@@ -244,15 +244,29 @@ class OutputSink:
                 return
 
 
+def env_name(name: str) -> str:
+    """``name`` as a valid environment name: other characters become ``_``, a leading digit
+    gets one before it; empty when nothing of it is usable."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not cleaned.strip("_"):
+        return ""
+    return f"_{cleaned}" if cleaned[0].isdigit() else cleaned
+
+
 def task_variables(req: TaskRequest, workdir: str, context_file: str) -> dict[str, str]:
-    """A task's environment: request variables < spec variables < environment (valid names
-    only), then the ``FORMICARY_*`` values."""
+    """A task's environment: request variables (params, configs, built-ins) < spec variables <
+    environment, names made valid (``env_name``), then the ``FORMICARY_*`` values. Params are
+    always here, so a script can use ``"$Branch"`` instead of pasting ``{{.Branch}}``."""
     env: dict[str, str] = {}
     for source in (req.variables, as_dict(req.spec.get("variables")), as_dict(req.spec.get("environment"))):
         for name, value in source.items():
             text = as_str(value)
-            if ENV_NAME_RE.match(str(name)) and "\0" not in text:
+            if "\0" in text:
+                continue
+            if ENV_NAME_RE.match(str(name)):
                 env[str(name)] = text
+            elif usable := env_name(str(name)):
+                env.setdefault(usable, text)  # `git-branch` is `$git_branch`; a real `git_branch` wins
     env.update(
         {
             "FORMICARY_TASK_EXECUTION_ID": str(req.task_execution_id),

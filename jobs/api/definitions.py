@@ -23,6 +23,7 @@ from jobs.api.serializers import (
     JobDefinitionSerializer,
 )
 from jobs.definition.dot import to_dot
+from jobs.definition.lint import shell_warnings
 from jobs.queen.specs import graph_spec
 from jobs.services import definitions as services
 from orgs.crypto import REDACTED
@@ -80,7 +81,8 @@ class DefinitionListCreate(OrgAPIView):
         request={"application/yaml": str, "application/json": dict},
         responses={201: JobDefinitionSerializer, 200: JobDefinitionSerializer},
         description="Upload a definition as YAML (application/yaml, text/yaml, application/x-yaml) or JSON. "
-        "Uploading an existing job_type creates a new version; the same text again returns 200.",
+        "Uploading an existing job_type creates a new version; the same text again returns 200. "
+        "`warnings` lists what loads but is risky, e.g. a param pasted unquoted into a script line.",
     )
     def post(self, request: Request) -> Response:
         body: bytes = request.data if isinstance(request.data, bytes) else b""
@@ -96,8 +98,10 @@ class DefinitionListCreate(OrgAPIView):
         else:
             text = services.definition_text_from_json(body)
         definition, created = services.definition_upload(org_id=self.org_id, user=request.user, text=text)
+        # accepted, but said: params pasted bare into script lines (jobs/definition/lint.py)
+        warnings = shell_warnings(text, (definition.spec or {}).get("required_params"))
         return Response(
-            JobDefinitionSerializer(definition).data,
+            {**JobDefinitionSerializer(definition).data, "warnings": warnings},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 

@@ -1,6 +1,5 @@
 """REST API of job requests (the reference system's paths)."""
 
-import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,7 +26,7 @@ from jobs.definition.dot import to_dot
 from jobs.models import JobDefinition, JobRequest
 from jobs.queen.logs import task_log_text
 from jobs.queen.specs import graph_spec
-from jobs.services import control
+from jobs.services import control, rate_limits
 from jobs.services.requests import MAX_SUBMIT_MANY, request_submit, requests_submit
 from jobs.states import JOB_TERMINAL, JobState
 
@@ -89,10 +88,24 @@ class RequestListCreate(OrgAPIView):
             qs = qs.filter(created_at__lt=end)
         return self.paginate(request, qs, JobRequestSerializer)
 
-    @extend_schema(request=JobRequestInput, responses={201: JobRequestSerializer})
+    @extend_schema(
+        request=JobRequestInput,
+        responses={201: JobRequestSerializer},
+        description="Submit a request. 429 with Retry-After when the organization submits faster than "
+        "FORMICARY_SUBMIT_RATE (bursts of FORMICARY_SUBMIT_BURST); a bulk submit counts once.",
+    )
     def post(self, request: Request) -> Response:
+        _rate_checked(self.org_id)
         job_request = request_submit(org_id=self.org_id, user=request.user, **_submission(request.data))
         return Response(JobRequestSerializer(job_request).data, status=status.HTTP_201_CREATED)
+
+
+def _rate_checked(org_id: int) -> None:
+    """429 with Retry-After when the organization submits faster than its rate."""
+    try:
+        rate_limits.submit_rate_check(org_id=org_id)
+    except rate_limits.SubmitRateLimited as exc:
+        raise Throttled(wait=exc.retry_after, detail=f"{exc.reason}.") from None  # DRF adds the wait
 
 
 def _submission(data: object, where: str = "") -> dict[str, object]:
@@ -115,6 +128,7 @@ class RequestSubmitMany(OrgAPIView):
         "queen, instead of one each.",
     )
     def post(self, request: Request) -> Response:
+        _rate_checked(self.org_id)  # one call, however many requests it holds
         items = request.data.get("requests") if isinstance(request.data, dict) else None
         if not isinstance(items, list):
             raise ValidationError({"requests": "must be a list of request objects"})

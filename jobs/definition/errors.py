@@ -17,6 +17,15 @@ class TemplateError(Exception):
         return f"template: line {self.line}: {self.message}" if self.line else f"template: {self.message}"
 
 
+class TemplateLimitError(TemplateError):
+    """A render did more work than allowed; ``limit`` names the cap (``max_steps``, ...)."""
+
+    def __init__(self, message: str, line: int = 0, limit: str = "", value: float = 0) -> None:
+        super().__init__(message, line)
+        self.limit = limit
+        self.value = value
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a definition, precise enough to point the user at it."""
@@ -48,3 +57,11 @@ class DefinitionError(Exception):
 
     def to_dict(self) -> dict[str, object]:
         return {"message": str(self), "problems": [p.to_dict() for p in self.problems]}
+
+
+class DefinitionLimitError(DefinitionError):
+    """The definition's template hit a render limit; ``limit`` names it (``max_steps``, ...)."""
+
+    def __init__(self, problems: list[Problem], limit: str) -> None:
+        super().__init__(problems)
+        self.limit = limit

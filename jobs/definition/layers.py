@@ -67,11 +67,17 @@ def render_job(text: str, data: Mapping[str, Any]) -> tuple[JobSpec, Mapping[str
     return load_definition(text, merged), merged
 
 
-def render_task(text: str, data: Mapping[str, Any], task_type: str) -> TaskSpec | None:
-    """One task rendered as the reference does: its own ``variables`` are template values too,
-    so a task with ``variables: {Service: svc}`` renders ``{{.Service}}`` as ``svc``."""
+def render_for_task(text: str, data: Mapping[str, Any], task_type: str) -> JobSpec:
+    """The definition rendered for one task as the reference does: the task's own ``variables``
+    are template values too, so a task with ``variables: {Service: svc}`` renders
+    ``{{.Service}}`` as ``svc`` (a third pass, only for a task that has variables)."""
     spec, merged = render_job(text, data)
     task = spec.task(task_type)
     if task is None or not task.variables:
-        return task
-    return load_definition(text, with_task_variables(merged, task.variables)).task(task_type)
+        return spec
+    return load_definition(text, with_task_variables(merged, task.variables))
+
+
+def render_task(text: str, data: Mapping[str, Any], task_type: str) -> TaskSpec | None:
+    """One task of ``render_for_task``."""
+    return render_for_task(text, data, task_type).task(task_type)

@@ -9,7 +9,7 @@ from typing import Any
 
 from .durations import parse_duration
 from .dynamic_tasks import dynamic_tasks_problems
-from .errors import DefinitionError, Problem, TemplateError
+from .errors import DefinitionError, DefinitionLimitError, Problem, TemplateError, TemplateLimitError
 from .ignored_fields import ignored_field_warnings
 from .model import DEFAULT_METHOD, JobSpec, TaskSpec, _plain
 from .retries import read_policy
@@ -61,6 +61,9 @@ def load_definition(
     params = builtin_params() if data is None else data
     try:
         rendered, line_map = render_with_line_map(text, params)
+    except TemplateLimitError as e:
+        problem = Problem(f"template error: {e.message}", line=e.line or None)
+        raise DefinitionLimitError([problem], e.limit) from None
     except TemplateError as e:
         raise DefinitionError([Problem(f"template error: {e.message}", line=e.line or None)]) from None
     if len(rendered) > MAX_TEXT:

@@ -2,28 +2,60 @@
 
 Sandboxed: `.A.B` only looks up mapping keys; no attribute access, no calling what the data holds.
 Every failure is a TemplateError carrying the 1-based line of the action at fault; output size,
-range iterations, evaluation steps and nesting depth are capped against abusive input.
+range iterations, evaluation steps (nodes walked, functions called, items Iterate makes), render
+time and nesting depth are capped against abusive input, and a cap reached raises
+TemplateLimitError naming it. ``budget()`` narrows the step cap for the calls inside it (the
+queen renders in its loop with a small budget and sends what exceeds it to a worker).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import contextvars
 import functools
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import TemplateError
+from .errors import TemplateError, TemplateLimitError
 from .gofmt import MISSING, format_value, type_name
 from .template_funcs import FUNCS, SPECIAL_FORMS, FuncError, truth
 
-__all__ = ["MISSING", "Template", "TemplateError", "compile_template", "render", "render_with_line_map"]
+__all__ = [
+    "MISSING",
+    "Template",
+    "TemplateError",
+    "TemplateLimitError",
+    "budget",
+    "compile_template",
+    "output_actions",
+    "render",
+    "render_with_line_map",
+]
 
 MAX_OUTPUT = 10 * 1024 * 1024
 MAX_RANGE_ITERATIONS = 100_000
-MAX_STEPS = 2_000_000
+# About 2 microseconds a step: a render stops within about half a second (the reference's
+# definitions take a few hundred steps; `range Iterate 100000` with 7 `Add` took 2.1 million).
+MAX_STEPS = 200_000
+MAX_RENDER_SECS = 5.0  # a backstop for steps that are slow (big strings); checked every 1024 steps
 MAX_DEPTH = 50
+
+_step_budget: contextvars.ContextVar[int] = contextvars.ContextVar("template_step_budget", default=MAX_STEPS)
+
+
+@contextlib.contextmanager
+def budget(steps: int) -> Iterator[None]:
+    """Renders in this block (this thread) stop after ``steps`` steps (at most MAX_STEPS)."""
+    token = _step_budget.set(min(steps, MAX_STEPS))
+    try:
+        yield
+    finally:
+        _step_budget.reset(token)
+
 
 _WS = " \t\r\n"
 _KEYWORDS = frozenset(
@@ -506,6 +538,8 @@ class _Exec:
         self.chunks: list[tuple[str, int, bool]] = []
         self.size = 0
         self.steps = 0
+        self.max_steps = _step_budget.get()
+        self.deadline = time.monotonic() + MAX_RENDER_SECS
         self.iterations = 0
         self.vars: list[list[Any]] = [["$", data]]
         self.line = 0
@@ -513,18 +547,35 @@ class _Exec:
     def err(self, message: str) -> TemplateError:
         return TemplateError(message, self.line)
 
+    def charge(self, steps: int, line: int) -> None:
+        """Counts work; the render stops with the limit named once it has done too much."""
+        before = self.steps
+        self.steps += steps
+        if self.steps > self.max_steps:
+            raise TemplateLimitError(
+                f"template takes more than {self.max_steps} steps (limit max_steps)",
+                line,
+                "max_steps",
+                self.max_steps,
+            )
+        if before >> 10 != self.steps >> 10 and time.monotonic() > self.deadline:
+            raise TemplateLimitError(
+                f"template takes longer than {MAX_RENDER_SECS:g} s to render (limit max_render_secs)",
+                line, "max_render_secs", MAX_RENDER_SECS,
+            )  # fmt: skip
+
     def emit(self, s: str, line: int, is_text: bool) -> None:
         self.size += len(s)
         if self.size > MAX_OUTPUT:
-            raise TemplateError(f"output larger than {MAX_OUTPUT} bytes", line)
+            raise TemplateLimitError(
+                f"output larger than {MAX_OUTPUT} bytes (limit max_output)", line, "max_output", MAX_OUTPUT
+            )
         if s:
             self.chunks.append((s, line, is_text))
 
     def walk(self, nodes: list[Any], dot: Any) -> None:
         for node in nodes:
-            self.steps += 1
-            if self.steps > MAX_STEPS:
-                raise TemplateError(f"template takes more than {MAX_STEPS} steps", node.line)
+            self.charge(1, node.line)
             kind = type(node)
             if kind is _Text:
                 self.emit(node.text, node.line, True)
@@ -575,7 +626,10 @@ class _Exec:
                 ran = True
                 self.iterations += 1
                 if self.iterations > MAX_RANGE_ITERATIONS:
-                    raise TemplateError(f"more than {MAX_RANGE_ITERATIONS} range iterations", node.line)
+                    raise TemplateLimitError(
+                        f"more than {MAX_RANGE_ITERATIONS} range iterations (limit max_range_iterations)",
+                        node.line, "max_range_iterations", MAX_RANGE_ITERATIONS,
+                    )  # fmt: skip
                 del self.vars[mark:]
                 decls = node.pipe.decls
                 if decls:
@@ -644,6 +698,8 @@ class _Exec:
         args = [self.operand(op, dot) for op in ops]
         if final is not _NOFINAL:
             args.append(final)
+        # a call is a step; Iterate pays for the items it makes before making them
+        self.charge(1 + (_iterate_cost(args) if name == "Iterate" else 0), self.line)
         try:
             result = FUNCS[name](*args)
         except FuncError as e:
@@ -653,7 +709,12 @@ class _Exec:
         except (ValueError, ArithmeticError, IndexError, KeyError) as e:
             raise self.err(f"error calling {name}: {e}") from None
         if isinstance(result, str | list | dict) and len(result) > MAX_OUTPUT:
-            raise self.err(f"{name} produced a value larger than {MAX_OUTPUT}")
+            raise TemplateLimitError(
+                f"{name} produced a value larger than {MAX_OUTPUT} (limit max_output)",
+                self.line,
+                "max_output",
+                MAX_OUTPUT,
+            )
         return result
 
     def operand(self, op: Operand, dot: Any) -> Any:
@@ -687,6 +748,15 @@ class _Exec:
             else:
                 raise self.err(f"can't evaluate field {name} in type {type_name(value)}")
         return value
+
+
+def _iterate_cost(args: list[Any]) -> int:
+    if len(args) != 1 or isinstance(args[0], bool):
+        return 0
+    try:
+        return max(int(args[0]), 0)  # params arrive as text: "100000" costs as much as 100000
+    except (TypeError, ValueError, OverflowError):
+        return 0  # not a count: Iterate itself says so
 
 
 def _describe(op: Operand) -> str:
@@ -748,6 +818,43 @@ class Template:
                 line_map.append(line + offset)
                 idx = s.find("\n", idx + 1)
         return "".join(c[0] for c in chunks), line_map
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAction:
+    """An action that prints: the names of the data's top-level fields it reads (`.A.B` reads
+    `A`) and the function its last command calls (`shellquote` in `{{.A | shellquote}}`)."""
+
+    line: int
+    fields: tuple[str, ...]
+    last_function: str | None
+
+
+_CONTROL = frozenset(
+    {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"}
+)
+
+
+def output_actions(text: str) -> list[OutputAction]:
+    """The printing actions of a template, for linters; raises TemplateError when it does not lex."""
+    out: list[OutputAction] = []
+    for item in _lex(text):
+        toks = item.toks
+        if item.kind != "action" or not toks or (toks[0].kind == "ident" and toks[0].value in _CONTROL):
+            continue
+        if any(t.kind in ("decl", "assign") for t in toks):
+            continue  # `{{$x := .A}}` prints nothing
+        depth, last_start = 0, 0
+        for i, t in enumerate(toks):
+            depth += {"lparen": 1, "rparen": -1}.get(t.kind, 0)
+            if t.kind == "pipe" and depth == 0:
+                last_start = i + 1
+        head = toks[last_start] if last_start < len(toks) else None
+        fields = tuple(dict.fromkeys(t.value[0] for t in toks if t.kind == "field"))
+        out.append(
+            OutputAction(item.line, fields, head.value if head is not None and head.kind == "ident" else None)
+        )
+    return out
 
 
 @functools.lru_cache(maxsize=512)

@@ -228,6 +228,22 @@ def f_iterate(count: Any) -> list[int]:
     return list(range(max(n, 0)))
 
 
+def f_shellquote(v: Any) -> str:
+    """POSIX single-quoting: one shell word whatever the value holds (`;`, `$(...)`, quotes).
+    `'` becomes `'\\''` (close the quote, an escaped quote, open again). A line break would
+    split the script line in the YAML, so a value with one is printed by `printf '%b'` from
+    escapes instead (trailing line breaks are lost, as in any `$(...)`)."""
+    text = _to_str(v)
+    if "\n" not in text and "\r" not in text:
+        return _single_quoted(text)
+    escaped = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return f"\"$(printf '%b' {_single_quoted(escaped)})\""
+
+
+def _single_quoted(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
 def f_add(n: Any, plus: Any) -> int:
     return _to_int(n, "Add") + _to_int(plus, "Add")
 
@@ -382,6 +398,8 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "FormatTime": f_format_time,
     "Percent100": f_percent100,
     "Random": f_random,
+    # ours: a param made safe for a script line, `{{.Branch | shellquote}}`
+    "shellquote": f_shellquote,
 }
 
 # Names the executor handles itself (lazy evaluation).

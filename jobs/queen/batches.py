@@ -22,7 +22,7 @@ from artifacts import services as artifact_services
 from artifacts.models import Artifact
 from jobs.definition import dag
 from jobs.definition.errors import DefinitionError, TemplateError
-from jobs.definition.model import TaskSpec
+from jobs.definition.model import JobSpec, TaskSpec
 from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest, JobRequestParam, TaskExecution
 from jobs.queen import transitions
 from jobs.queen.compiled import CompiledLoad
@@ -34,7 +34,6 @@ from jobs.queen.specs import (
     graph_spec,
     is_static,
     rendered_spec,
-    rendered_task,
     task_of,
 )
 from jobs.states import JobState, TaskState
@@ -82,6 +81,8 @@ def start_requests(engine: "Engine", requests: list[JobRequest]) -> tuple[int, l
             simple.append((request, first, method))
         else:
             rest.append(request)
+    specs = _render_starts(engine, [r for r, _, _ in simple])
+    simple = [c for c in simple if c[0].pk in specs]  # the others wait for the render worker
     if not simple:
         return 0, rest
     with transaction.atomic():
@@ -116,7 +117,7 @@ def start_requests(engine: "Engine", requests: list[JobRequest]) -> tuple[int, l
         executions = transitions.executions_create(
             [(r, None if claimed[r.pk][0] else claimed[r.pk][1]) for r, _, _ in chosen]
         )
-        rendered = _render_starts([(r, executions[r.pk]) for r, _, _ in chosen])
+        rendered = _finish_starts([(r, executions[r.pk]) for r, _, _ in chosen], specs)
         transitions.tasks_create_ready(
             [
                 (executions[r.pk], first.task_type, method, bool(first.allow_failure), 0)
@@ -127,25 +128,43 @@ def start_requests(engine: "Engine", requests: list[JobRequest]) -> tuple[int, l
     return len(chosen), rest
 
 
-def _render_starts(starts: list[tuple[JobRequest, JobExecution]]) -> dict[int, bool]:
-    """Render each started request's definition with its template data (loaded for all at once):
-    request id -> whether its first task goes on. One whose ``skip_if`` holds ends FILTERED, one
-    whose template fails ends FAILED."""
-    templated = [r for r, _ in starts if not is_static(r.job_definition.raw_yaml)]
+def _render_starts(engine: "Engine", requests: list[JobRequest]) -> dict[int, JobSpec | Exception]:
+    """Render each request's definition with its template data (loaded for all at once) before
+    it is claimed: request id -> its spec or the error that fails it. A template too heavy for
+    the loop goes to the render worker; its request is left out, PENDING, and waits a moment."""
+    templated = [r for r in requests if not is_static(r.job_definition.raw_yaml)]
     values = secrets_and_values_many(templated) if templated else {}
     urls = artifact_services.template_variables_of_requests(templated) if templated else {}
-    out: dict[int, bool] = {}
-    for request, execution in starts:
+    out: dict[int, JobSpec | Exception] = {}
+    for request in requests:
         raw = request.job_definition.raw_yaml
         try:
             if is_static(raw):
-                spec = rendered_spec(raw, {})  # renders the same with any data
-            else:
-                data = template_data_of(request, execution, values[request.pk][0], urls.get(request.pk, {}))
-                spec = rendered_spec(raw, data)
+                out[request.pk] = rendered_spec(raw, {})  # renders the same with any data
+                continue
+            data = template_data_of(request, None, values[request.pk][0], urls.get(request.pk, {}))
+            spec = engine.renders.render(("start", request.pk, request.last_execution_id), raw, data)
         except (DefinitionError, TemplateError) as exc:
+            out[request.pk] = exc
+            continue
+        if spec is None:
+            engine._wait(request, "waiting: its definition is being rendered", backoff_secs=0.1)
+        else:
+            out[request.pk] = spec
+    return out
+
+
+def _finish_starts(
+    starts: list[tuple[JobRequest, JobExecution]], specs: dict[int, JobSpec | Exception]
+) -> dict[int, bool]:
+    """Request id -> whether its first task goes on. One whose ``skip_if`` holds ends FILTERED,
+    one whose template failed ends FAILED."""
+    out: dict[int, bool] = {}
+    for request, execution in starts:
+        spec = specs[request.pk]
+        if isinstance(spec, Exception):
             transitions.job_finish(request.pk, execution.pk, JobState.FAILED,
-                                   error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
+                                   error_code="ERR_INVALID_DEFINITION", error_message=str(spec))  # fmt: skip
             out[request.pk] = False
             continue
         if spec.is_skipped():
@@ -236,9 +255,15 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
         request_values, secret_names = values.get(request.pk, ({}, set()))
         data = template_data_of(request, task.job_execution, request_values, urls.get(request.pk, {}))
         try:
-            spec = rendered_task(definition_text(request.job_definition_id), data, task.task_type)
+            whole = engine.renders.render(("task", task.pk, task.attempt), definition_text(request.job_definition_id),
+                                          data, task.task_type)  # fmt: skip
         except (DefinitionError, TemplateError):
-            spec = None
+            whole = None  # the one-at-a-time path fails the job with the reason
+        else:
+            if whole is None:  # in the render worker: the task stays READY until it is done
+                engine.resources.unreserve(task_ids[task.pk], task.pk)
+                continue
+        spec = task_of(whole, task.task_type) if whole is not None else None
         if (
             spec is None
             or spec.is_skipped_by_except()

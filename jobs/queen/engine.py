@@ -32,10 +32,12 @@ from jobs.definition.error_rules import SUSPEND_JOB, ErrorRule, job_retry_limit,
 from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.retries import retry_delay
+from jobs.definition.template import budget
 from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
 from jobs.queen import batches, error_codes, forks, transitions
 from jobs.queen.compiled import Compiled
-from jobs.queen.context import secrets_and_values, template_data
+from jobs.queen.context import secrets_and_values, template_data, template_data_of
+from jobs.queen.render_pool import FAST_STEPS, RenderPool
 from jobs.queen.resources import ResourceManager
 from jobs.queen.rules import (
     HEAVY_TASK_FIELDS,
@@ -51,7 +53,6 @@ from jobs.queen.specs import (
     graph_spec,
     is_static,
     rendered_spec,
-    rendered_task,
     task_of,
 )
 from jobs.states import JobState, TaskState
@@ -131,6 +132,8 @@ class Engine:
         # without params, so a templated `tags: ["{{.Region}}"]` would look for "<no value>"
         self._rendered_tags: dict[int, list[str]] = {}
         self._full_noted: dict[tuple[int, str], float] = {}
+        # templates that take more than a few ms render in a worker process (render_pool.py)
+        self.renders = RenderPool(transport.wake)
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -211,7 +214,8 @@ class Engine:
             return list(first.tags or [])
         try:
             values, _ = secrets_and_values(request)
-            rendered = task_of(rendered_spec(raw, template_data(request, None, values)), first.task_type)
+            with budget(FAST_STEPS):  # a heavier template renders off the loop when the job starts
+                rendered = task_of(rendered_spec(raw, template_data(request, None, values)), first.task_type)
         except (DefinitionError, TemplateError):
             return list(first.tags or [])  # the claim fails the job with the reason
         return list((rendered or first).tags or [])
@@ -238,6 +242,9 @@ class Engine:
         if first_method not in QUEEN_METHODS and not self.resources.capable(first_method, first_tags, org_id):
             self._wait(request, "waiting: " + self.resources.waiting_reason(first_method, first_tags, org_id))
             return False
+        spec_or_error = self._start_render(request)
+        if spec_or_error is None:
+            return False
         with transaction.atomic():
             # the latest version's row serialises starts of one job type, so the count below
             # holds even with several schedulers (a leader handing over, or a forced restart)
@@ -260,16 +267,11 @@ class Engine:
             if not transitions.request_claim(request.pk):
                 return False
             execution = transitions.execution_create(request, reuse_execution_id=previous)
-            try:
-                if is_static(definition.raw_yaml):
-                    spec = rendered_spec(definition.raw_yaml, {})  # renders the same with any data
-                else:
-                    values, _ = secrets_and_values(request)
-                    spec = rendered_spec(definition.raw_yaml, template_data(request, execution, values))
-            except (DefinitionError, TemplateError) as exc:
+            if isinstance(spec_or_error, Exception):
                 transitions.job_finish(request.pk, execution.pk, JobState.FAILED,
-                                       error_code="ERR_INVALID_DEFINITION", error_message=str(exc))  # fmt: skip
+                                       error_code="ERR_INVALID_DEFINITION", error_message=str(spec_or_error))  # fmt: skip
                 return True
+            spec = spec_or_error
             if spec.is_skipped():
                 transitions.job_finish(request.pk, execution.pk, JobState.FILTERED,
                                        error_message="skip_if is true: the request was filtered")  # fmt: skip
@@ -278,6 +280,24 @@ class Engine:
                 execution, first.task_type, first_method, allow_failure=bool(first.allow_failure), first=True
             )
         return True
+
+    def _start_render(self, request: JobRequest) -> JobSpec | Exception | None:
+        """The request's definition rendered for its start (before it is claimed, so a render
+        in the worker leaves it PENDING), the error that fails it, or None while the worker
+        renders it (the request waits a moment and is picked again)."""
+        raw = request.job_definition.raw_yaml
+        try:
+            if is_static(raw):
+                return rendered_spec(raw, {})  # renders the same with any data
+            values, _ = secrets_and_values(request)
+            urls = artifact_services.template_variables_of_requests([request]).get(request.pk, {})
+            data = template_data_of(request, None, values, urls)
+            spec = self.renders.render(("start", request.pk, request.last_execution_id), raw, data)
+        except (DefinitionError, TemplateError) as exc:
+            return exc
+        if spec is None:
+            self._wait(request, "waiting: its definition is being rendered", backoff_secs=0.1)
+        return spec
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -371,11 +391,17 @@ class Engine:
         values, secret_names = secrets_and_values(request)
         data = template_data(request, execution, values)
         problem: Exception | None = None
+        spec: JobSpec | None = None
         try:
             # rendered before an ant is chosen: templated tags name their values
-            rendered = rendered_task(request.job_definition.raw_yaml, data, task.task_type) or graph_task
+            spec = self.renders.render(("task", task.pk, task.attempt), request.job_definition.raw_yaml, data,
+                                       task.task_type)  # fmt: skip
         except (DefinitionError, TemplateError) as exc:
-            rendered, problem = graph_task, exc
+            problem = exc
+        if spec is None and problem is None:
+            self._note_waiting(task.pk, task.task_type, request.pk, "its definition is being rendered")
+            return 0
+        rendered = (task_of(spec, task.task_type) if spec is not None else None) or graph_task
         ant_id = None
         if problem is None and method not in QUEEN_METHODS:
             tags = list(rendered.tags or [])

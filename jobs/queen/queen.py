@@ -245,6 +245,7 @@ class Queen:
                 time.sleep(0.5)
         if self.is_leader:
             self.lease.release()  # hand over at once instead of after the lease expires
+        self.engine.renders.close()
         connections.close_all()  # this thread's connections: a stopped queen holds none
         log.info("queen %s stopped", self.queen_id)
 

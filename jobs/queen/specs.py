@@ -8,7 +8,7 @@ with the live template data, so ``JobElapsedSecs`` and outputs of earlier tasks 
 from functools import lru_cache
 from typing import Any
 
-from jobs.definition.layers import render_job, render_task
+from jobs.definition.layers import render_for_task, render_job, render_task
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.parser import load_definition
 
@@ -64,3 +64,11 @@ def rendered_task(raw_yaml: str, data: dict[str, Any], task_type: str) -> TaskSp
 
 def task_of(spec: JobSpec, task_type: str) -> TaskSpec | None:
     return spec.task(task_type)
+
+
+def rendered_for_task(raw_yaml: str, data: dict[str, Any], task_type: str | None) -> JobSpec:
+    """``rendered_spec``, or with ``task_type`` the definition as that task sees it (its own
+    ``variables`` among the template values)."""
+    if task_type is None or is_static(raw_yaml):
+        return rendered_spec(raw_yaml, data)
+    return render_for_task(raw_yaml, data, task_type)

@@ -25,7 +25,7 @@ from jobs.consumers import request_snapshot
 from jobs.definition.dot import to_dot
 from jobs.models import ErrorCode, JobDefinition, JobRequest, SystemConfig
 from jobs.queen.specs import graph_spec
-from jobs.services import control
+from jobs.services import control, rate_limits
 from jobs.services.definitions import definition_set_disabled, definition_upload, job_config_save
 from jobs.services.requests import request_submit
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
@@ -199,8 +199,10 @@ def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST or None, required_params=list(definition.spec.get("required_params") or [])
     )
     errors: list[str] = []
+    retry_after = 0
     if request.method == "POST" and form.is_valid():
         try:
+            rate_limits.submit_rate_check(org_id=_org_id(request))
             job_request = request_submit(
                 org_id=_org_id(request), user=request.user, job_type=definition.job_type,
                 job_version=str(definition.version), params=form.params(),
@@ -208,12 +210,18 @@ def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
             )  # fmt: skip
         except ValidationError as exc:
             errors = _errors(exc)
+        except rate_limits.SubmitRateLimited as exc:
+            errors, retry_after = [exc.message], exc.retry_after
         else:
             return redirect("ui:request", pk=job_request.pk)
     context = _definition_context(request, definition, submit_form=form, submit_errors=errors)
-    return render(
-        request, "jobs/definition_detail.html", context, status=400 if request.method == "POST" else 200
-    )
+    response = render(
+        request, "jobs/definition_detail.html", context,
+        status=(429 if retry_after else 400) if request.method == "POST" else 200,
+    )  # fmt: skip
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @member_required
