@@ -200,7 +200,7 @@ REST_FRAMEWORK = {
         "orgs.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["orgs.permissions.IsOrgMember"],
+    "DEFAULT_PERMISSION_CLASSES": ["orgs.permissions.HasPermission"],
     "DEFAULT_PAGINATION_CLASS": "formicary_site.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
