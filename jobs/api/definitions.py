@@ -32,6 +32,7 @@ def _bool(raw: str, name: str) -> bool:
 
 
 class DefinitionListCreate(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read", "POST": "JobDefinition:Write"}
     parser_classes = [RawBodyParser]
 
     @extend_schema(
@@ -89,6 +90,8 @@ class DefinitionListCreate(OrgAPIView):
 
 
 class DefinitionDetail(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read", "DELETE": "JobDefinition:Write"}
+
     @extend_schema(
         responses=JobDefinitionSerializer,
         parameters=[OpenApiParameter("version", str, description="with a job type: that version")],
@@ -104,6 +107,8 @@ class DefinitionDetail(OrgAPIView):
 
 
 class DefinitionYaml(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses={(200, "application/yaml"): str})
     def get(self, request: Request, key: str) -> HttpResponse:
         definition = selectors.definition_get(self.org_id, key, request.query_params.get("version"))
@@ -111,6 +116,8 @@ class DefinitionYaml(OrgAPIView):
 
 
 class DefinitionDot(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses={(200, "text/vnd.graphviz"): str})
     def get(self, request: Request, key: str) -> HttpResponse:
         definition = selectors.definition_get(self.org_id, key)
@@ -119,6 +126,7 @@ class DefinitionDot(OrgAPIView):
 
 
 class DefinitionDisable(OrgAPIView):
+    required_permissions = {"POST": "JobDefinition:Write"}
     disabled = True
 
     @extend_schema(request=None, responses=JobDefinitionSerializer)
@@ -133,6 +141,8 @@ class DefinitionEnable(DefinitionDisable):
 
 
 class DefinitionConcurrency(OrgAPIView):
+    required_permissions = {"PUT": "JobDefinition:Write"}
+
     @extend_schema(request=ConcurrencyInput, responses=JobDefinitionSerializer)
     def put(self, request: Request, key: str) -> Response:
         raw = request.data if hasattr(request.data, "get") else {}
@@ -148,6 +158,8 @@ class DefinitionConcurrency(OrgAPIView):
 
 
 class DefinitionStats(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses=dict)
     def get(self, request: Request, key: str) -> Response:
         from jobs.stats import definition_stats
@@ -157,6 +169,8 @@ class DefinitionStats(OrgAPIView):
 
 
 class PluginList(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses=JobDefinitionSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = selectors.public_plugins().order_by("job_type", "-version")
@@ -166,6 +180,8 @@ class PluginList(OrgAPIView):
 
 
 class ConfigListCreate(OrgAPIView):
+    required_permissions = {"GET": "Config:Read", "POST": "Config:Write"}
+
     @extend_schema(responses=JobConfigSerializer(many=True))
     def get(self, request: Request, key: str) -> Response:
         definition = selectors.definition_get(self.org_id, key)
@@ -185,6 +201,8 @@ class ConfigListCreate(OrgAPIView):
 
 
 class ConfigDetail(OrgAPIView):
+    required_permissions = {"GET": "Config:Read", "PUT": "Config:Write", "DELETE": "Config:Write"}
+
     def _config(self, key: str, config_id: int):  # type: ignore[no-untyped-def]
         definition = selectors.definition_get(self.org_id, key)
         return get_object_or_404(selectors.job_configs(self.org_id, definition.job_type), pk=config_id)
