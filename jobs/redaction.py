@@ -4,7 +4,7 @@ from typing import Any
 
 from jobs.models import JobConfig, JobRequest
 from orgs.crypto import REDACTED
-from orgs.models import OrgConfig
+from orgs.models import OrgConfig, UserConfig
 
 # Shorter values would mask ordinary words; the ant masks on the same rule.
 MIN_SECRET_LENGTH = 4
@@ -13,6 +13,8 @@ MIN_SECRET_LENGTH = 4
 def secret_values(request: JobRequest) -> list[str]:
     rows: list[Any] = [p for p in request.params.all() if p.secret]
     rows += list(OrgConfig.objects.filter(organization_id=request.organization_id, secret=True))
+    if request.user_id:
+        rows += list(UserConfig.objects.filter(user_id=request.user_id, secret=True))
     rows += list(JobConfig.objects.filter(organization_id=request.organization_id, job_type=request.job_type,
                                           secret=True))  # fmt: skip
     values = {row.plain_value() for row in rows}

@@ -9,7 +9,7 @@ from django.db.models import F, Value
 from artifacts import services as artifact_services
 from jobs.models import JobConfig, JobExecution, JobRequest, JobRequestParam
 from orgs import crypto
-from orgs.models import OrgConfig
+from orgs.models import OrgConfig, UserConfig
 
 
 def builtins(request: JobRequest, execution: JobExecution | None, now: float | None = None) -> dict[str, Any]:
@@ -37,8 +37,8 @@ def builtins(request: JobRequest, execution: JobExecution | None, now: float | N
 
 
 def secrets_and_values(request: JobRequest) -> tuple[dict[str, str], set[str]]:
-    """Configs of the organization and job type, then request params (which win), decrypted,
-    with the names whose values are secret."""
+    """Configs of the organization, of the submitting user, of the job type, then request params
+    (each wins over the ones before), decrypted, with the names whose values are secret."""
     return secrets_and_values_many([request])[request.pk]
 
 
@@ -54,9 +54,9 @@ def template_data(
 
 
 def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[str, str], set[str]]]:
-    """``secrets_and_values`` of many requests in one query: the three tables share their
-    columns, so a UNION ALL reads organization configs (source 0), job configs (1) and request
-    params (2) together."""
+    """``secrets_and_values`` of many requests in one query: the four tables share their
+    columns, so a UNION ALL reads organization configs (source 0), job configs (1), request
+    params (2) and the submitting users' configs (3) together."""
     org_ids = {r.organization_id for r in requests}
     columns = ("src", "owner", "kind", "name", "value", "secret")
     orgs = OrgConfig.objects.filter(organization_id__in=org_ids).annotate(
@@ -68,9 +68,13 @@ def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[
     params = JobRequestParam.objects.filter(job_request_id__in=[r.pk for r in requests]).annotate(
         src=Value(2), owner=F("job_request_id"), kind=Value("")
     )
+    users = UserConfig.objects.filter(
+        user_id__in={r.user_id for r in requests if r.user_id}, organization_id__in=org_ids
+    ).annotate(src=Value(3), owner=F("user_id"), kind=Value(""))
     rows = (
         orgs.order_by().values_list(*columns)
-        .union(types.order_by().values_list(*columns), params.order_by().values_list(*columns), all=True)
+        .union(types.order_by().values_list(*columns), params.order_by().values_list(*columns),
+               users.order_by().values_list(*columns), all=True)
     )  # fmt: skip
     found: dict[tuple[int, int, str], list[tuple[str, str, bool]]] = {}
     for src, owner, kind, name, value, secret in rows:
@@ -80,7 +84,10 @@ def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[
         values: dict[str, str] = {}
         secret_names: set[str] = set()
         org = request.organization_id
-        for name, value, secret in [*found.get((0, org, ""), []), *found.get((1, org, request.job_type), []),
+        # a user's config wins over the organization's of the same name; the job type's and the
+        # request's params are more specific still
+        user = found.get((3, request.user_id, ""), []) if request.user_id else []
+        for name, value, secret in [*found.get((0, org, ""), []), *user, *found.get((1, org, request.job_type), []),
                                     *found.get((2, request.pk, ""), [])]:  # fmt: skip
             values[name] = crypto.decrypt(value) if secret else value
             if secret:
