@@ -31,9 +31,7 @@ class User(AbstractUser):
     # the reference's notify settings: {"email": {"recipients": [...], "when": ...}, "slack": {...}}
     notify = models.JSONField(default=dict, blank=True)
     # existing members became owners by migration; new members get what their inviter chose
-    role = models.CharField(
-        max_length=20, choices=[(r, r) for r in roles.ROLES], default=roles.MEMBER
-    )
+    role = models.CharField(max_length=20, choices=[(r, r) for r in roles.ROLES], default=roles.MEMBER)
 
     def __str__(self) -> str:
         return self.username

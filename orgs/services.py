@@ -34,9 +34,10 @@ def token_issue(
     wanted = sorted(roles.expand_scopes(scopes)) if scopes else []
     if within is not None and not user.is_superuser:
         # a token cannot mint a token stronger than itself
-        wanted = sorted(set(wanted or roles.effective(user.role)) & within)
-        if not wanted:
-            raise ValueError("the requested scopes are outside the issuing token's")
+        beyond = sorted(set(wanted) - within)
+        if beyond:
+            raise ValueError(f"the issuing token lacks {', '.join(beyond)}")
+        wanted = wanted or sorted(roles.effective(user.role) & within)
     plain = ApiToken.new_plain()
     token = ApiToken.objects.create(
         user=user, organization_id=user.organization_id, name=name, digest=ApiToken.digest_of(plain),
