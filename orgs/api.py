@@ -508,7 +508,9 @@ class SubscriptionListCreate(OrgAPIView):
     def post(self, request: Request) -> Response:
         data = dict(_valid(SubscriptionInput, request.data).validated_data)
         org_id = data.pop("organization_id", None) or request.user.organization_id
-        org = get_object_or_404(_visible_orgs(request), pk=org_id or 0)
+        if not org_id:
+            raise ValidationError({"organization_id": "required: you belong to no organization"})
+        org = get_object_or_404(_visible_orgs(request), pk=org_id)
         subscription = services.subscription_save(Subscription(organization=org, user=request.user), data)
         audit.record(request, "Subscription:Create", subscription, summary=f"{subscription.policy} plan",
                      data={k: v for k, v in data.items() if not hasattr(v, "isoformat")})  # fmt: skip

@@ -73,3 +73,9 @@ class InviteForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, initial="default")
+    # the common narrower scopes; the API takes any list of roles and permissions
+    scope = forms.ChoiceField(
+        required=False,
+        choices=[("", "my role"), ("viewer", "read-only"), ("JobRequest:Submit", "submit only"),
+                 ("Ant:Register", "ant only")],
+    )  # fmt: skip

@@ -42,7 +42,10 @@ def token_create(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST)
     if not request.user.organization_id or not form.is_valid():
         return render(request, "orgs/account.html", _account_context(request, token_form=form), status=400)
-    issued = services.token_issue(user=request.user, name=form.cleaned_data["name"])
+    scope = form.cleaned_data.get("scope")
+    issued = services.token_issue(
+        user=request.user, name=form.cleaned_data["name"], scopes=[scope] if scope else []
+    )
     # shown once, on this response only: only the digest is stored
     return render(request, "orgs/account.html", _account_context(request, new_token=issued.plain))
 

@@ -114,3 +114,13 @@ def test_every_role_watches_a_request_and_nobody_from_elsewhere(acme, bob):
         assert request_snapshot(user, request.pk)["job_request_id"] == request.pk
     assert request_snapshot(bob.user, request.pk) is None
     assert request_snapshot(AnonymousUser(), request.pk) is None
+
+
+@pytest.mark.django_db
+def test_the_account_page_issues_a_read_only_token(alice):
+    from orgs import roles
+    from orgs.models import ApiToken
+
+    page = browser(alice.user).post("/account/tokens", {"name": "ro", "scope": "viewer"})
+    assert page.status_code == 200 and 'id="new-token"' in page.content.decode()
+    assert set(ApiToken.objects.get(user=alice.user, name="ro").scopes) == roles.ROLE_PERMISSIONS["viewer"]
