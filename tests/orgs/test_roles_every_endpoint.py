@@ -126,6 +126,15 @@ def test_the_table_covers_every_endpoint_of_the_schema():
     assert set(schema_endpoints()) == set(EXPECTED)
 
 
+def test_swagger_names_the_permission_of_every_operation():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    reveal = schema["paths"]["/api/orgs/{org_id}/configs/{id}/reveal"]["get"]["description"]
+    assert "`Config:Reveal`" in reveal
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            assert "Needs the `" in operation.get("description", ""), f"{method} {path}"
+
+
 def _api_views() -> list[type[APIView]]:
     found: list[type[APIView]] = []
 
