@@ -45,6 +45,8 @@ class _Rows(list):  # type: ignore[type-arg]
 
 
 class AntAPIView(OrgAPIView):
+    required_permissions = {"GET": "Ant:Read"}
+
     @property
     def superuser(self) -> bool:
         return bool(self.request.user.is_superuser)
@@ -89,6 +91,8 @@ class AntDetail(AntAPIView):
 
 
 class ExecutorList(OrgAPIView):
+    required_permissions = {"GET": "Ant:Read"}
+
     @extend_schema(
         responses=ContainerSerializer(many=True),
         parameters=[
@@ -111,6 +115,8 @@ class ExecutorList(OrgAPIView):
 
 
 class ExecutorDetail(OrgAPIView):
+    required_permissions = {"GET": "Ant:Read", "DELETE": "Ant:Write"}
+
     def container(self, container_id: str) -> dict[str, Any]:
         found = selectors.container_get(org_id=self.org_id, container_id=container_id)
         if found is None:

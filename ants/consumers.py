@@ -63,6 +63,9 @@ _connected: dict[str, AntConsumer] = {}
 _connected_lock = threading.Lock()
 
 
+REGISTER = "Ant:Register"
+
+
 def heartbeat_secs() -> float:
     return float(getattr(settings, "FORMICARY_WS_ANT_HEARTBEAT_SECS", 5.0))
 
@@ -94,12 +97,14 @@ def authenticate(scope: dict[str, Any]) -> tuple[int, int] | None:
         if row.expires_at and row.expires_at < timezone.now():
             return None
         user = row.user
+        granted = row.permissions()
     else:
         user = scope.get("user")
         if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
             return None
-    if not user.organization_id:
-        return None
+        granted = user.permissions()
+    if not user.organization_id or REGISTER not in granted:
+        return None  # running tasks (and receiving their secrets) needs Ant:Register
     return user.organization_id, user.pk
 
 

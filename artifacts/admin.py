@@ -6,6 +6,7 @@ from orgs.admin_scoping import OrgScopedAdmin
 
 @admin.register(Artifact)
 class ArtifactAdmin(OrgScopedAdmin):
+    read_permission, write_permission = "Artifact:Read", "Artifact:Write"
     list_display = [
         "id",
         "name",

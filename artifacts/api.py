@@ -29,6 +29,7 @@ from artifacts.models import Artifact
 from formicary_site.api import OrgAPIView
 from formicary_site.parsers import MultiPartParser
 from jobs.api.parsers import RawBodyParser
+from orgs.permissions import require
 
 KINDS = {k.value for k in Artifact.Kind}
 
@@ -70,6 +71,7 @@ def _is_multipart(request: Request) -> bool:
 
 
 class ArtifactListCreate(OrgAPIView):
+    required_permissions = {"GET": "Artifact:Read", "POST": "Artifact:Write"}
     parser_classes = [MultiPartParser, RawBodyParser]
 
     @extend_schema(
@@ -148,6 +150,8 @@ class ArtifactListCreate(OrgAPIView):
 
 
 class ArtifactDetail(OrgAPIView):
+    required_permissions = {"GET": "Artifact:Read", "DELETE": "Artifact:Write"}
+
     @extend_schema(responses=ArtifactSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(ArtifactSerializer(selectors.artifact_get(self.org_id, pk)).data)
@@ -174,6 +178,8 @@ async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
 class ArtifactDownload(OrgAPIView):
     """The token (or session) of a member of the artifact's organization, or a valid ``sig``."""
 
+    required_permissions = {"GET": "Artifact:Read"}
+
     permission_classes: list = []
 
     @extend_schema(
@@ -197,6 +203,7 @@ class ArtifactDownload(OrgAPIView):
                 raise NotAuthenticated("a token or a signed link (?sig=) is required")
             if not getattr(user, "organization_id", None):
                 raise AuthenticationFailed("you must belong to an organization")
+            require(request, self.required_permissions["GET"])  # a narrower token may lack it
             artifact = selectors.artifact_get(int(user.organization_id), pk)
         chunks = storage.iter_chunks(artifact.storage_key)
         content: Any = _async_chunks(chunks) if isinstance(request._request, ASGIRequest) else chunks

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/", include("jobs.api.urls")),
     path("api/", include("artifacts.urls")),
     path("api/", include("ants.urls")),
+    path("api/", include("orgs.api_urls")),
     path("health", health, name="health"),
     path("api/health", health, name="api-health"),  # the reference's path
     # web UI: login (allauth), account and organization pages, then the job pages at the root

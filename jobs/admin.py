@@ -19,6 +19,7 @@ from orgs.admin_scoping import OrgScopedAdmin, ReadOnlyAdmin, ReadOnlyInline
 
 @admin.register(JobDefinition)
 class JobDefinitionAdmin(OrgScopedAdmin):
+    read_permission, write_permission = "JobDefinition:Read", "JobDefinition:Write"
     list_display = ["job_type", "version", "sem_version", "max_concurrency", "disabled", "is_latest", "public_plugin",
                     "cron_trigger", "created_at"]  # fmt: skip
     list_filter = ["disabled", "is_latest", "public_plugin"]
@@ -35,6 +36,7 @@ class JobDefinitionAdmin(OrgScopedAdmin):
 
 @admin.register(JobConfig)
 class JobConfigAdmin(OrgScopedAdmin):
+    read_permission, write_permission = "Config:Read", "Config:Write"
     list_display = ["job_type", "name", "display_value", "secret", "updated_at"]
     list_filter = ["secret"]
     search_fields = ["job_type", "name"]
@@ -56,6 +58,7 @@ class ExecutionInline(ReadOnlyInline):
 
 @admin.register(JobRequest)
 class JobRequestAdmin(ReadOnlyAdmin):
+    read_permission, write_permission = "JobRequest:Read", "JobRequest:Cancel"
     list_display = ["id", "job_type", "job_version", "job_state", "job_priority", "scheduled_at", "retried",
                     "user", "created_at"]  # fmt: skip
     list_filter = ["job_state", "cron_triggered"]
@@ -73,6 +76,7 @@ class TaskInline(ReadOnlyInline):
 
 @admin.register(JobExecution)
 class JobExecutionAdmin(ReadOnlyAdmin):
+    read_permission, write_permission = "JobRequest:Read", "JobRequest:Cancel"
     list_display = ["id", "job_request", "job_state", "error_code", "started_at", "ended_at"]
     list_filter = ["job_state"]
     search_fields = ["=id", "job_request__job_type"]
@@ -81,6 +85,7 @@ class JobExecutionAdmin(ReadOnlyAdmin):
 
 @admin.register(TaskExecution)
 class TaskExecutionAdmin(ReadOnlyAdmin):
+    read_permission, write_permission = "JobRequest:Read", "JobRequest:Cancel"
     list_display = ["id", "task_type", "method", "task_state", "exit_code", "error_code", "ant_id", "attempt",
                     "started_at", "ended_at"]  # fmt: skip
     list_filter = ["task_state", "method"]
@@ -89,6 +94,7 @@ class TaskExecutionAdmin(ReadOnlyAdmin):
 
 @admin.register(TaskLogChunk)
 class TaskLogChunkAdmin(ReadOnlyAdmin):
+    read_permission, write_permission = "JobRequest:Read", "JobRequest:Cancel"
     list_display = ["id", "task_execution", "attempt", "first_seq", "last_seq", "created_at"]
     search_fields = ["=task_execution__id", "text"]
 
@@ -107,6 +113,7 @@ class QueenLeaseAdmin(admin.ModelAdmin):
 
 @admin.register(ErrorCode)
 class ErrorCodeAdmin(OrgScopedAdmin):
+    read_permission, write_permission = "Config:Read", "Config:Write"
     list_display = [
         "error_code",
         "exit_code",

@@ -30,8 +30,18 @@ TAIL_BLOCK_MS = 500
 _tail_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="log-tail")
 
 
+WATCH = "JobRequest:Read"
+
+
+def may_watch(user: Any) -> bool:
+    """Watching is reading: every role may (``JobRequest:Read``); browsers never act here."""
+    return bool(user is not None and getattr(user, "is_authenticated", False) and WATCH in user.permissions())
+
+
 def request_snapshot(user: Any, request_id: int) -> dict[str, Any] | None:
     """The request's current job and task states, or None when the user may not see it."""
+    if not may_watch(user):
+        return None
     request = for_user(JobRequest, user).filter(pk=request_id).select_related("last_execution").first()
     if request is None:
         return None
@@ -46,6 +56,8 @@ def request_snapshot(user: Any, request_id: int) -> dict[str, Any] | None:
 
 
 def visible_task(user: Any, task_id: int) -> TaskExecution | None:
+    if not may_watch(user):
+        return None
     return for_user(TaskExecution, user).filter(pk=task_id).first()
 
 

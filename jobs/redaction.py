@@ -8,7 +8,7 @@ from typing import Any
 from ants.executors.base import MIN_SECRET_LENGTH, maskable_values
 from jobs.models import JobConfig, JobRequest, JobRequestParam
 from orgs.crypto import REDACTED
-from orgs.models import OrgConfig
+from orgs.models import OrgConfig, UserConfig
 
 __all__ = ["MIN_SECRET_LENGTH", "redact", "redact_errors", "secret_values", "secret_values_of"]
 
@@ -19,6 +19,8 @@ ERROR_FIELDS = ("error_message", "exit_message", "failed_command")
 def secret_values(request: JobRequest) -> list[str]:
     rows: list[Any] = [p for p in request.params.all() if p.secret]
     rows += list(OrgConfig.objects.filter(organization_id=request.organization_id, secret=True))
+    if request.user_id:
+        rows += list(UserConfig.objects.filter(user_id=request.user_id, secret=True))
     rows += list(JobConfig.objects.filter(organization_id=request.organization_id, job_type=request.job_type,
                                           secret=True))  # fmt: skip
     return maskable_values(row.plain_value() for row in rows)

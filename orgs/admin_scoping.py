@@ -7,10 +7,35 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 
+def role_allows(request: HttpRequest, permission: str) -> bool:
+    """Whether the user's role (``orgs.roles``) holds ``permission``; superusers hold all."""
+    user: Any = request.user
+    return bool(user.is_active and (user.is_superuser or permission in user.permissions()))
+
+
 class OrgScopedAdmin(admin.ModelAdmin):
-    """Superusers see every organization; other staff only their own."""
+    """Superusers see every organization; other staff only their own. Besides Django's model
+    permissions, the staff user's role must hold ``read_permission`` to see the rows and
+    ``write_permission`` to add, change or delete them."""
 
     org_field = "organization"
+    read_permission = "Org:Read"
+    write_permission = "Org:Admin"
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return role_allows(request, self.read_permission) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return role_allows(request, self.read_permission) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return role_allows(request, self.write_permission) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return role_allows(request, self.write_permission) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return role_allows(request, self.write_permission) and super().has_delete_permission(request, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)

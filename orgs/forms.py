@@ -7,6 +7,7 @@ from django import forms
 from django.db import transaction
 from django.utils import timezone
 
+from orgs import roles
 from orgs.models import Invitation, Organization, User
 
 INVITATION_TTL = timedelta(days=7)
@@ -24,7 +25,8 @@ class CreateOrganizationForm(forms.Form):
     @transaction.atomic
     def save(self, user: User) -> Organization:
         org = Organization.objects.create(name=self.cleaned_data["name"])
-        User.objects.filter(pk=user.pk, organization__isnull=True).update(organization=org)
+        # the creator of an organization is its owner
+        User.objects.filter(pk=user.pk, organization__isnull=True).update(organization=org, role=roles.OWNER)
         return org
 
 
@@ -54,7 +56,7 @@ class JoinOrganizationForm(forms.Form):
         ):
             raise forms.ValidationError("this invitation was just used")
         User.objects.filter(pk=user.pk, organization__isnull=True).update(
-            organization=invitation.organization
+            organization=invitation.organization, role=roles.MEMBER
         )
         return invitation.organization
 
@@ -71,3 +73,9 @@ class InviteForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, initial="default")
+    # the common narrower scopes; the API takes any list of roles and permissions
+    scope = forms.ChoiceField(
+        required=False,
+        choices=[("", "my role"), ("viewer", "read-only"), ("JobRequest:Submit", "submit only"),
+                 ("Ant:Register", "ant only")],
+    )  # fmt: skip

@@ -6,7 +6,7 @@ import secrets
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
-from orgs import crypto
+from orgs import crypto, roles
 
 
 class Organization(models.Model):
@@ -28,9 +28,21 @@ class User(AbstractUser):
         Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
     notify_email = models.EmailField(blank=True)
+    # the reference's notify settings: {"email": {"recipients": [...], "when": ...}, "slack": {...}}
+    notify = models.JSONField(default=dict, blank=True)
+    # existing members became owners by migration; new members get what their inviter chose
+    role = models.CharField(max_length=20, choices=[(r, r) for r in roles.ROLES], default=roles.MEMBER)
 
     def __str__(self) -> str:
         return self.username
+
+    def permissions(self) -> frozenset[str]:
+        """What this user may do in their organization (by role; everything for a superuser)."""
+        if self.is_superuser:
+            return roles.effective(self.role, superuser=True)
+        if not self.organization_id or not self.is_active:
+            return frozenset()
+        return roles.effective(self.role)
 
 
 class TenantModel(models.Model):
@@ -53,12 +65,21 @@ class ApiToken(TenantModel):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # permission or role names narrowing the user's role; empty: the user's role as it is
+    scopes = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.user}:{self.name}"
+
+    def permissions(self) -> frozenset[str]:
+        """The user's permissions narrowed to this token's scopes."""
+        user = self.user
+        if not user.is_superuser and (not user.organization_id or not user.is_active):
+            return frozenset()
+        return roles.effective(user.role, superuser=user.is_superuser, scopes=self.scopes)
 
     @staticmethod
     def digest_of(plain: str) -> str:
@@ -110,3 +131,83 @@ class Invitation(TenantModel):
 
     def __str__(self) -> str:
         return self.email
+
+
+class UserConfig(TenantModel, SecretValueMixin):
+    """A member's own name/value config: in the jobs they submit it wins over the org's."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="configs")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="uniq_user_config")]
+
+    def __str__(self) -> str:
+        return f"{self.user}:{self.name}"
+
+
+class Subscription(TenantModel):
+    """An organization's plan and its limits (0 means no limit); one active per organization."""
+
+    class Policy(models.TextChoices):
+        FREEMIUM = "FREEMIUM"
+        BASIC = "BASIC"
+        ENTERPRISE = "ENTERPRISE"
+        UNLIMITED = "UNLIMITED"
+
+    class Period(models.TextChoices):
+        WEEKLY = "WEEKLY"
+        MONTHLY = "MONTHLY"
+        SEMI_ANNUAL = "SEMI_ANNUAL"
+        ANNUAL = "ANNUAL"
+
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    policy = models.CharField(max_length=20, choices=Policy.choices, default=Policy.FREEMIUM)
+    kind = models.CharField(max_length=20, default="ORGANIZATION")
+    period = models.CharField(max_length=20, choices=Period.choices, default=Period.MONTHLY)
+    price = models.BigIntegerField(default=0)
+    max_concurrency = models.PositiveIntegerField(default=0, help_text="concurrent jobs")
+    cpu_quota = models.BigIntegerField(default=0, help_text="CPU seconds per period")
+    disk_quota = models.BigIntegerField(default=0, help_text="artifact storage bytes")
+    max_ants = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"], condition=models.Q(active=True), name="one_active_subscription"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}:{self.policy}"
+
+
+class AuditRecord(models.Model):
+    """Who did what to which object, when and from where; ``summary``/``data`` never hold a
+    secret value. Written through ``orgs.audit.record``."""
+
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, blank=True)  # kept when the user is deleted
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    token_name = models.CharField(max_length=100, blank=True)
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=100, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="audit_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} {self.object_type}:{self.object_id}"

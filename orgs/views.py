@@ -12,6 +12,7 @@ from orgs import services
 from orgs.forms import CreateOrganizationForm, InviteForm, JoinOrganizationForm, TokenForm
 from orgs.models import ApiToken, Invitation
 from orgs.scoping import for_user
+from orgs.web_permissions import requires
 
 
 def _account_context(request: HttpRequest, **extra: object) -> dict[str, object]:
@@ -36,17 +37,22 @@ def account(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@requires("Token:Write")
 def token_create(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST)
     if not request.user.organization_id or not form.is_valid():
         return render(request, "orgs/account.html", _account_context(request, token_form=form), status=400)
-    issued = services.token_issue(user=request.user, name=form.cleaned_data["name"])
+    scope = form.cleaned_data.get("scope")
+    issued = services.token_issue(
+        user=request.user, name=form.cleaned_data["name"], scopes=[scope] if scope else []
+    )
     # shown once, on this response only: only the digest is stored
     return render(request, "orgs/account.html", _account_context(request, new_token=issued.plain))
 
 
 @login_required
 @require_POST
+@requires("Token:Write")
 def token_delete(request: HttpRequest, token_id: int) -> HttpResponse:
     token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=token_id)
     token.delete()
@@ -56,6 +62,7 @@ def token_delete(request: HttpRequest, token_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@requires("User:Write")
 def invite(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST)
     if not request.user.organization_id or not form.is_valid():

@@ -42,6 +42,7 @@ def _is_json(content_type: str) -> bool:
 
 
 class DefinitionListCreate(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read", "POST": "JobDefinition:Write"}
     parser_classes = [RawBodyParser]
 
     @extend_schema(
@@ -107,6 +108,8 @@ class DefinitionListCreate(OrgAPIView):
 
 
 class DefinitionDetail(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read", "DELETE": "JobDefinition:Write"}
+
     @extend_schema(
         responses=JobDefinitionSerializer,
         parameters=[OpenApiParameter("version", str, description="with a job type: that version")],
@@ -122,6 +125,8 @@ class DefinitionDetail(OrgAPIView):
 
 
 class DefinitionYaml(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses={(200, "application/yaml"): str})
     def get(self, request: Request, key: str) -> HttpResponse:
         definition = selectors.definition_get(self.org_id, key, request.query_params.get("version"))
@@ -129,6 +134,8 @@ class DefinitionYaml(OrgAPIView):
 
 
 class DefinitionDot(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses={(200, "text/vnd.graphviz"): str})
     def get(self, request: Request, key: str) -> HttpResponse:
         definition = selectors.definition_get(self.org_id, key)
@@ -169,6 +176,7 @@ class DefinitionVersions(OrgAPIView):
 
 
 class DefinitionDisable(OrgAPIView):
+    required_permissions = {"POST": "JobDefinition:Write"}
     disabled = True
 
     @extend_schema(request=None, responses=JobDefinitionSerializer)
@@ -183,6 +191,8 @@ class DefinitionEnable(DefinitionDisable):
 
 
 class DefinitionConcurrency(OrgAPIView):
+    required_permissions = {"PUT": "JobDefinition:Write"}
+
     @extend_schema(request=ConcurrencyInput, responses=JobDefinitionSerializer)
     def put(self, request: Request, key: str) -> Response:
         raw = request.data if hasattr(request.data, "get") else {}
@@ -200,6 +210,8 @@ class DefinitionConcurrency(OrgAPIView):
 
 
 class DefinitionStats(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses=dict)
     def get(self, request: Request, key: str) -> Response:
         from jobs.stats import definition_stats
@@ -209,6 +221,8 @@ class DefinitionStats(OrgAPIView):
 
 
 class PluginList(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses=JobDefinitionSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = selectors.public_plugins().order_by("job_type", "-version")
@@ -229,6 +243,7 @@ def _config_input(request: Request) -> dict[str, object]:
 
 class ConfigListCreate(OrgAPIView):
     parser_classes = [MultiPartParser, ObjectBodyParser]
+    required_permissions = {"GET": "Config:Read", "POST": "Config:Write"}
 
     @extend_schema(responses=JobConfigSerializer(many=True))
     def get(self, request: Request, key: str) -> Response:
@@ -256,6 +271,7 @@ class ConfigListCreate(OrgAPIView):
 
 class ConfigDetail(OrgAPIView):
     parser_classes = [MultiPartParser, ObjectBodyParser]
+    required_permissions = {"GET": "Config:Read", "PUT": "Config:Write", "DELETE": "Config:Write"}
 
     def _config(self, key: str, config_id: int):  # type: ignore[no-untyped-def]
         definition = selectors.definition_get(self.org_id, key)

@@ -61,6 +61,8 @@ def _date_param(request: Request, name: str) -> datetime | None:
 
 
 class RequestListCreate(OrgAPIView):
+    required_permissions = {"GET": "JobRequest:Read", "POST": "JobRequest:Submit"}
+
     @extend_schema(
         responses=JobRequestSerializer(many=True),
         parameters=[
@@ -119,6 +121,8 @@ def _submission(data: object, where: str = "") -> dict[str, object]:
 
 
 class RequestSubmitMany(OrgAPIView):
+    required_permissions = {"POST": "JobRequest:Submit"}
+
     @extend_schema(
         request=JobRequestManyInput,
         responses={201: JobRequestSerializer(many=True)},
@@ -142,12 +146,16 @@ class RequestSubmitMany(OrgAPIView):
 
 
 class RequestDetail(OrgAPIView):
+    required_permissions = {"GET": "JobRequest:Read"}
+
     @extend_schema(responses=JobRequestDetailSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(JobRequestDetailSerializer(selectors.request_get(self.org_id, pk)).data)
 
 
 class RequestCancel(OrgAPIView):
+    required_permissions = {"POST": "JobRequest:Cancel"}
+
     @extend_schema(request=None, responses=JobRequestSerializer)
     def post(self, request: Request, pk: int) -> Response:
         job_request = control.request_cancel(request=selectors.request_get(self.org_id, pk))
@@ -155,6 +163,8 @@ class RequestCancel(OrgAPIView):
 
 
 class RequestPause(OrgAPIView):
+    required_permissions = {"POST": "JobRequest:Cancel"}
+
     @extend_schema(request=None, responses=JobRequestSerializer)
     def post(self, request: Request, pk: int) -> Response:
         job_request = control.request_pause(request=selectors.request_get(self.org_id, pk))
@@ -162,6 +172,8 @@ class RequestPause(OrgAPIView):
 
 
 class RequestResume(OrgAPIView):
+    required_permissions = {"POST": "JobRequest:Cancel"}
+
     @extend_schema(request=None, responses=JobRequestSerializer)
     def post(self, request: Request, pk: int) -> Response:
         job_request = control.request_resume(request=selectors.request_get(self.org_id, pk))
@@ -169,6 +181,8 @@ class RequestResume(OrgAPIView):
 
 
 class RequestRestart(OrgAPIView):
+    required_permissions = {"POST": "JobRequest:Cancel"}
+
     @extend_schema(
         request=None,
         responses=JobRequestSerializer,
@@ -205,6 +219,8 @@ def _restart_definition(org_id: int, job_request: JobRequest, version: str) -> J
 
 
 class RequestTrigger(OrgAPIView):
+    required_permissions = {"POST": "JobRequest:Cancel"}
+
     @extend_schema(request=None, responses=JobRequestSerializer)
     def post(self, request: Request, pk: int) -> Response:
         job_request = control.request_trigger(request=selectors.request_get(self.org_id, pk))
@@ -212,6 +228,8 @@ class RequestTrigger(OrgAPIView):
 
 
 class RequestWaitTime(OrgAPIView):
+    required_permissions = {"GET": "JobRequest:Read"}
+
     @extend_schema(responses=dict)
     def get(self, request: Request, pk: int) -> Response:
         job_request = selectors.request_get(self.org_id, pk)
@@ -242,6 +260,8 @@ class RequestWaitTime(OrgAPIView):
 
 
 class RequestDeadIds(OrgAPIView):
+    required_permissions = {"GET": "JobRequest:Read"}
+
     @extend_schema(responses=list[int], parameters=[OpenApiParameter("limit", int)])
     def get(self, request: Request) -> Response:
         try:
@@ -258,6 +278,8 @@ class RequestDeadIds(OrgAPIView):
 
 
 class RequestStats(OrgAPIView):
+    required_permissions = {"GET": "JobRequest:Read"}
+
     @extend_schema(responses=dict, parameters=[OpenApiParameter("from", str), OpenApiParameter("to", str)])
     def get(self, request: Request) -> Response:
         qs = selectors.requests_for(self.org_id)
@@ -272,6 +294,8 @@ class RequestStats(OrgAPIView):
 
 
 class RequestDot(OrgAPIView):
+    required_permissions = {"GET": "JobRequest:Read"}
+
     def _dot(self, pk: int) -> str:
         job_request = selectors.request_get(self.org_id, pk)
         definition = job_request.job_definition
@@ -292,6 +316,8 @@ class RequestDotPng(RequestDot):
 
 
 class RequestLogs(OrgAPIView):
+    required_permissions = {"GET": "JobRequest:Read"}
+
     @extend_schema(
         responses={(200, "text/plain"): str},
         parameters=[

@@ -37,7 +37,7 @@ from jobs.queen.specs import (
     task_of,
 )
 from jobs.states import JobState, TaskState
-from orgs.models import OrgConfig
+from orgs.models import OrgConfig, UserConfig
 
 if TYPE_CHECKING:
     from jobs.queen.engine import Engine
@@ -190,6 +190,7 @@ def _dispatch_load(ids: list[int]) -> "QuerySet[TaskExecution]":
         # artifacts of earlier tasks, and then those queries are not sent at all
         .annotate(
             has_org_configs=Exists(OrgConfig.objects.filter(organization_id=org)),
+            has_user_configs=Exists(UserConfig.objects.filter(user_id=OuterRef(f"{_R}user_id"))),
             has_job_configs=Exists(
                 JobConfig.objects.filter(
                     organization_id=org, job_type=OuterRef("job_execution__job_request__job_type")
@@ -236,7 +237,7 @@ def dispatch_tasks(engine: "Engine", task_ids: dict[int, str]) -> tuple[int, lis
     with_values = {
         t.job_execution.job_request_id
         for t in simple
-        if t.has_org_configs or t.has_job_configs or t.has_params
+        if t.has_org_configs or t.has_user_configs or t.has_job_configs or t.has_params
     }
     with_urls = {
         t.job_execution.job_request_id

@@ -11,7 +11,7 @@ from artifacts import services as artifact_services
 from jobs.definition.layers import TemplateData
 from jobs.models import JobConfig, JobExecution, JobRequest, JobRequestParam
 from orgs import crypto
-from orgs.models import OrgConfig
+from orgs.models import OrgConfig, UserConfig
 
 
 def builtins(request: JobRequest, execution: JobExecution | None, now: float | None = None) -> dict[str, Any]:
@@ -39,8 +39,8 @@ def builtins(request: JobRequest, execution: JobExecution | None, now: float | N
 
 
 def secrets_and_values(request: JobRequest) -> tuple[dict[str, str], set[str]]:
-    """Configs of the organization and job type, then request params (which win), decrypted,
-    with the names whose values are secret."""
+    """Configs of the organization, of the submitting user, of the job type, then request params
+    (each wins over the ones before), decrypted, with the names whose values are secret."""
     return secrets_and_values_many([request])[request.pk]
 
 
@@ -57,9 +57,9 @@ def template_data(
 
 
 def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[str, str], set[str]]]:
-    """``secrets_and_values`` of many requests in one query: the three tables share their
-    columns, so a UNION ALL reads organization configs (source 0), job configs (1) and request
-    params (2) together."""
+    """``secrets_and_values`` of many requests in one query: the four tables share their
+    columns, so a UNION ALL reads organization configs (source 0), job configs (1), request
+    params (2) and the submitting users' configs (3) together."""
     org_ids = {r.organization_id for r in requests}
     columns = ("src", "owner", "kind", "name", "value", "secret")
     orgs = OrgConfig.objects.filter(organization_id__in=org_ids).annotate(
@@ -71,9 +71,13 @@ def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[
     params = JobRequestParam.objects.filter(job_request_id__in=[r.pk for r in requests]).annotate(
         src=Value(2), owner=F("job_request_id"), kind=Value("")
     )
+    users = UserConfig.objects.filter(
+        user_id__in={r.user_id for r in requests if r.user_id}, organization_id__in=org_ids
+    ).annotate(src=Value(3), owner=F("user_id"), kind=Value(""))
     rows = (
         orgs.order_by().values_list(*columns)
-        .union(types.order_by().values_list(*columns), params.order_by().values_list(*columns), all=True)
+        .union(types.order_by().values_list(*columns), params.order_by().values_list(*columns),
+               users.order_by().values_list(*columns), all=True)
     )  # fmt: skip
     found: dict[tuple[int, int, str], list[tuple[str, str, bool]]] = {}
     for src, owner, kind, name, value, secret in rows:
@@ -81,9 +85,11 @@ def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[
     out: dict[int, tuple[dict[str, str], set[str]]] = {}
     for request in requests:
         org = request.organization_id
-        org_rows = found.get((0, org, ""), [])
+        # a user's config wins over the organization's of the same name (together the base layer);
+        # job variables rank between them and job configs: they need to know which is which
+        user = found.get((3, request.user_id, ""), []) if request.user_id else []
+        org_rows = [*found.get((0, org, ""), []), *user]
         later = [*found.get((1, org, request.job_type), []), *found.get((2, request.pk, ""), [])]
-        # job variables rank between organization and job configs: they need to know which is which
         values = TemplateData(org_config_names={r[0] for r in org_rows} - {r[0] for r in later})
         secret_names: set[str] = set()
         for name, value, secret in [*org_rows, *later]:

@@ -32,6 +32,7 @@ from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
 from jobs.stats import definition_stats
 from jobs.ui.forms import JobConfigForm, SubmitForm, UploadForm
 from orgs.scoping import for_user
+from orgs.web_permissions import requires
 
 PAGE_SIZE = 25
 REQUEST_TABS = {
@@ -148,6 +149,7 @@ def definition_list(request: HttpRequest) -> HttpResponse:
 
 
 @member_required
+@requires("JobDefinition:Write")
 def definition_upload_view(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     errors: list[str] = []
@@ -193,6 +195,7 @@ def definition_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @member_required
+@requires("JobRequest:Submit", methods=("POST",))
 def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
     form = SubmitForm(
@@ -226,6 +229,7 @@ def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 @require_POST
+@requires("JobDefinition:Write")
 def definition_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
     definition = definition_set_disabled(definition=definition, disabled=not definition.disabled)
@@ -235,6 +239,7 @@ def definition_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 @require_POST
+@requires("Config:Write")
 def definition_config_add(request: HttpRequest, pk: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
     form = JobConfigForm(request.POST)
@@ -252,6 +257,7 @@ def definition_config_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 @require_POST
+@requires("Config:Write")
 def definition_config_delete(request: HttpRequest, pk: int, config_id: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
     config = get_object_or_404(selectors.job_configs(_org_id(request), definition.job_type), pk=config_id)
@@ -338,6 +344,7 @@ def request_state(request: HttpRequest, pk: int) -> JsonResponse:
 
 @member_required
 @require_POST
+@requires("JobRequest:Cancel")
 def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     job_request = get_object_or_404(selectors.requests_for(_org_id(request)), pk=pk)
     if action not in REQUEST_ACTIONS:
