@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0005_fewer_indexes'),
+        ('jobs', '0006_error_code_display_code'),
     ]
 
     operations = [
