@@ -650,7 +650,11 @@ class Engine:
         spec_task = task_of(graph, task.task_type)
         assert spec_task is not None
         step = dag.next_step(spec_task, str(state), exit_code)
-        effective = TaskState(step.task_state) if step.task_state in TaskState.__members__ else state
+        # a repeat (EXECUTING target) keeps the attempt's own state: the task is requeued from it
+        repeat = step.kind == "repeat"
+        effective = (
+            TaskState(step.task_state) if step.task_state in TaskState.__members__ and not repeat else state
+        )
         if effective != state and state != TaskState.SKIPPED:
             TaskExecution.objects.filter(pk=task.pk).update(task_state=effective,
                                                             error_code=step.error_code or error_code)  # fmt: skip

@@ -119,17 +119,6 @@ def test_etl_job_hands_files_on_as_artifacts(harness, api):
     assert download(api, stored["report.txt"]).strip() == "ANTS averaged 21.00 over 3 days"
 
 
-# The engine does not repeat a task whose exit code maps to EXECUTING: jobs/queen/engine.py sets
-# the task's state to EXECUTING (the step's task_state) and then requeues it only from
-# COMPLETED/FAILED/SKIPPED, so the task stays EXECUTING for good. The engine is not this change's
-# to edit; the one-line fix (keep the attempt's state when step.kind == "repeat") makes both pass.
-SENSOR_REPEAT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="engine: an EXECUTING exit-code target leaves the task EXECUTING instead of repeating it",
-)
-
-
-@SENSOR_REPEAT_BUG
 def test_file_sensor_polls_until_the_file_is_there(harness, api, tmp_path):
     define(api, "file-sensor")
     ready = tmp_path / "ready"
@@ -150,7 +139,6 @@ def test_file_sensor_polls_until_the_file_is_there(harness, api, tmp_path):
     assert "processing batch-42" in log_of(api, request_id, "process", "processing")
 
 
-@SENSOR_REPEAT_BUG
 def test_file_sensor_gives_up_after_max_wait(harness, api, tmp_path):
     define(api, "file-sensor")
     request_id = submit(api, "file-sensor", ReadyFile=str(tmp_path / "never"), MaxWaitSecs=0)
