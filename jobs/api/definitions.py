@@ -99,10 +99,12 @@ class DefinitionListCreate(OrgAPIView):
         else:
             text = services.definition_text_from_json(body)
         definition, created = services.definition_upload(org_id=self.org_id, user=request.user, text=text)
-        # accepted, but said: params pasted bare into script lines (jobs/definition/lint.py)
-        warnings = shell_warnings(text, (definition.spec or {}).get("required_params"))
+        # accepted, but said: fields not acted on (kept with the definition) and params pasted
+        # bare into script lines (jobs/definition/lint.py)
+        data = JobDefinitionSerializer(definition).data
+        warnings = [*data["warnings"], *shell_warnings(text, (definition.spec or {}).get("required_params"))]
         return Response(
-            {**JobDefinitionSerializer(definition).data, "warnings": warnings},
+            {**data, "warnings": warnings},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
