@@ -74,21 +74,22 @@ def load_definition(
     return _finish(value, problems, strict)
 
 
+# the flag as written, for when the definition does not parse (the problems are listed together)
+_DYNAMIC_FLAG = re.compile(r"(?m)^dynamic_template_tasks[ \t]*:[ \t]*['\"]?true\b")
+
+
 def load_upload(text: str) -> JobSpec:
     """``load_definition`` plus what only an upload checks (stored versions keep running):
     a `range` that generates tasks needs `dynamic_template_tasks: true`."""
     try:
         spec = load_definition(text)
     except DefinitionError as exc:
-        flag = bool(_DYNAMIC_FLAG.search(text)) if isinstance(text, str) else True
+        flag = bool(_DYNAMIC_FLAG.search(text))
         raise DefinitionError(exc.problems + dynamic_tasks_problems(text, flag)) from None
     problems = dynamic_tasks_problems(text, spec.dynamic_template_tasks)
     if problems:
         raise DefinitionError(problems)
     return spec
-
-
-_DYNAMIC_FLAG = re.compile(r"(?m)^dynamic_template_tasks[ \t]*:[ \t]*['\"]?true\b")
 
 
 def spec_from_dict(data: Mapping[str, Any], *, strict: bool = True) -> JobSpec:
