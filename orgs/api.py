@@ -210,9 +210,11 @@ class _UserView(OrgAPIView):
         return get_object_or_404(User.objects.filter(organization_id=self.org_id), pk=pk)
 
     def _self_or(self, user: User, permission: str) -> None:
-        """Changing oneself needs only the route's permission; another member needs more."""
+        """Changing oneself needs only the route's permission; another member needs more, and
+        a role at least as strong as theirs (an admin cannot deactivate an owner)."""
         if user.pk != self.request.user.pk:
             require(self.request, permission)
+            _check_grant(self.request, user.role)
 
 
 class UserListCreate(_UserView):

@@ -127,6 +127,10 @@ def test_roles_are_granted_only_up_to_ones_own(alice, api):
     assert dan.organization_id == alice.org_id
     # an admin cannot touch an owner; an owner promotes; nobody changes their own role
     assert admin.put(f"/api/users/{alice.user.pk}", {"role": "viewer"}, format="json").status_code == 403
+    assert admin.put(f"/api/users/{alice.user.pk}", {"is_active": False}, format="json").status_code == 403
+    assert (
+        admin.put(f"/api/users/{alice.user.pk}/notify", {"email": "x@x.io"}, format="json").status_code == 403
+    )
     assert api.put(f"/api/users/{dan.pk}", {"role": "admin"}, format="json").json()["role"] == "admin"
     assert api.put(f"/api/users/{alice.user.pk}", {"role": "viewer"}, format="json").status_code == 403
     # a viewer edits their own profile and notifications, nobody else's
