@@ -161,12 +161,6 @@ class ResourceManager:
                 best = state
         return best.reg.ant_id if best else None
 
-    def busy(self, ant_id: str) -> bool:
-        """The ant said in its last heartbeat that every slot is taken (a task sent to it may be
-        waiting in its stream, not lost)."""
-        state = self.ants.get(ant_id)
-        return state is not None and state.reg.current_load >= state.reg.max_capacity
-
     def may_hold(self, ant_id: str, request_id: int, task_type: str, sent_at: float) -> bool:
         """The ant may have the task sent at ``sent_at``, waiting in its stream or running with
         the acknowledgement on its way: every slot was busy at its last heartbeat, the heartbeat
