@@ -77,6 +77,7 @@ LOG_PUBLISH_CHUNK = 2000  # lines per publish (one pipeline): a failure re-sends
 # blocks): the ant's memory stays flat however much a task prints.
 LOG_BACKPRESSURE_LINES = 20_000
 LOG_BACKPRESSURE_MAX_WAIT_SECS = 1.0
+FINAL_SEND_GIVE_UP_SECS = 10.0  # a stopping ant tries this long to send a task's final answer
 FULL_BLOCK_MS = 200  # a full ant re-checks its slots at least this often (wake() is the fast path)
 ERR_UNSUPPORTED_METHOD = "ERR_UNSUPPORTED_METHOD"
 ERR_UNSUPPORTED_ACTION = "ERR_UNSUPPORTED_ACTION"
@@ -524,15 +525,36 @@ class AntWorker:
             full = len(self._running) >= cfg.concurrency and not self._backlog
         read = (cfg.ant_id, self.consumer, 1) if full and not self._stop.is_set() else None
         try:
-            # every line lands before the response that ends the task
-            taken = self.flush(final=resp, ack=(cfg.ant_id, run.delivery_id), read=read)
-            sent = True
-        except Exception:
-            logger.exception(
-                "ant %s: response for %s not sent; the request stays pending", cfg.ant_id, req.key
-            )
+            sent, taken = self._send_final(resp, run.delivery_id, read)
         finally:
             self._task_done(req.key, resp if sent else None, taken)
+
+    def _send_final(
+        self, resp: TaskResponse, delivery_id: str, read: tuple[str, str, int] | None
+    ) -> tuple[bool, list[Delivery[TaskRequest]]]:
+        """Send a task's final answer (after its lines) with the ack of its request, trying again
+        while the transport is down (a Redis restart): an answer given up on leaves its task
+        running in the queens' eyes until the task's timeout. The slot stays taken meanwhile; a
+        stopping ant gives up after FINAL_SEND_GIVE_UP_SECS."""
+        cfg, delay, give_up_at = self.config, 0.1, None
+        while True:
+            try:
+                # every line lands before the response that ends the task
+                return True, self.flush(final=resp, ack=(cfg.ant_id, delivery_id), read=read)
+            except TransportClosed:
+                return False, []
+            except Exception:
+                if self._stop.is_set():
+                    give_up_at = give_up_at or time.monotonic() + FINAL_SEND_GIVE_UP_SECS
+                if give_up_at is not None and time.monotonic() >= give_up_at:
+                    logger.exception(
+                        "ant %s: response for %s not sent; the request stays pending", cfg.ant_id, resp.key
+                    )
+                    return False, []
+                logger.warning("ant %s: sending the response for %s failed; trying again in %.1fs",
+                               cfg.ant_id, resp.key, delay, exc_info=True)  # fmt: skip
+                time.sleep(delay)
+                delay, read = min(delay * 2, 2.0), None
 
     def _task_done(self, key: Key, resp: TaskResponse | None, taken: list[Delivery[TaskRequest]]) -> None:
         """Free the slot of ``key`` (answered with ``resp`` unless None) and start ``taken``."""

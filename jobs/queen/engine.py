@@ -885,6 +885,7 @@ class Engine:
                     )
                     self.resources.release(ant_id, task_id)
                     changed += 1
+            self.resources.mark_recovered(ant_id, current)
         return changed
 
     def sync_reservations(self) -> None:

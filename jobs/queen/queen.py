@@ -104,11 +104,17 @@ class Queen:
             return 0
         self._last_heartbeats = now
         regs = self.transport.read_registrations(block_ms=0)
-        restarted = [reg.ant_id for reg in regs if self.resources.heard(reg)]
-        if restarted:
-            self.engine.recover_restarted_ants(restarted)
+        for reg in regs:
+            self.resources.heard(reg)
+        self._recover_restarted()
         self._dispatch_wanted |= bool(regs)  # an ant may have come or freed room
         return len(regs)
+
+    def _recover_restarted(self) -> None:
+        """Attempts sent to an earlier process of a restarted ant go back to READY at once."""
+        pending = self.resources.unrecovered()
+        if pending:
+            self.engine.recover_restarted_ants(pending)
 
     def responses(self, block_ms: int = 0) -> int:
         deliveries = self.transport.read_responses(self.queen_id, block_ms=block_ms, count=RESPONSES_READ)
@@ -191,6 +197,7 @@ class Queen:
         self._last_housekeeping = now
         # another queen may have applied the answers to tasks this queen sent: room on ants is
         # what the database says is running, not what this queen remembers
+        self._recover_restarted()  # again, when it failed at the heartbeat
         self.engine.sync_reservations()
         done = self.engine.recover_lost_tasks(self.ant_timeout_secs)
         done += self.engine.check_timeouts()
@@ -222,8 +229,7 @@ class Queen:
         batches.prepare(max(DISPATCH_LIMIT, RESPONSES_READ))
         for reg in self.transport.ant_registrations(max_age_secs=self.ant_timeout_secs).values():
             self.resources.heard(reg)
-        # ants that restarted while no queen listened
-        self.engine.recover_restarted_ants(list(self.resources.ants))
+        self._recover_restarted()  # ants that restarted while no queen listened
         self.engine.sync_reservations()
         # responses this queen id read before it died and never acked
         for delivery in self.transport.claim_stale_responses(self.queen_id, min_idle_ms=0):

@@ -38,6 +38,8 @@ class AntState:
     # moving average of how long its tasks held a slot; None until a few tasks came back
     run_secs: float | None = None
     answered: int = 0
+    # the attempts sent to earlier processes under this id were put back (see ``unrecovered``)
+    recovered: bool = False
 
     @property
     def ahead(self) -> int:
@@ -92,11 +94,22 @@ class ResourceManager:
             # a restarted process runs nothing yet: its predecessor's slots are free
             state.reserved = set()
             state.persisted_at = 0.0
+            state.recovered = False
         state.reg, state.last_seen = reg, now
         if now - state.persisted_at >= PERSIST_EVERY_SECS or reg.shutting_down:
             self._persist(state, alive=not reg.shutting_down)
             state.persisted_at = now
         return new
+
+    def unrecovered(self) -> list[str]:
+        """Ants heard in a new process whose earlier attempts are not yet put back: kept until
+        done, so a failure on the way (the database restarting) only delays it."""
+        return [ant_id for ant_id, s in self.ants.items() if not s.recovered]
+
+    def mark_recovered(self, ant_id: str, incarnation: float) -> None:
+        state = self.ants.get(ant_id)
+        if state is not None and state.reg.ant_started_at == incarnation:
+            state.recovered = True
 
     def incarnation(self, ant_id: str) -> float | None:
         """The start time of the ant process now known under ``ant_id`` (tasks sent to it carry it)."""
@@ -165,12 +178,6 @@ class ResourceManager:
             ):
                 best = state
         return best.reg.ant_id if best else None
-
-    def busy(self, ant_id: str) -> bool:
-        """The ant said in its last heartbeat that every slot is taken (a task sent to it may be
-        waiting in its stream, not lost)."""
-        state = self.ants.get(ant_id)
-        return state is not None and state.reg.current_load >= state.reg.max_capacity
 
     def may_hold(self, ant_id: str, request_id: int, task_type: str, sent_at: float) -> bool:
         """The ant may have the task sent at ``sent_at``, waiting in its stream or running with

@@ -2,12 +2,18 @@
 
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from ants.protocol import AntRegistration
 from jobs.models import TaskExecution
 from jobs.services.requests import request_submit
 from tests.conftest import upload
 from tests.engine.harness import wait_for_state
+from tests.engine.test_batches import make_engine
+from tests.engine.test_batches import submit as batch_submit
 from tests.faults.deploy import PROBE, overlaps, runs_of
 
 THREE_STEPS = """\
@@ -127,3 +133,33 @@ def test_ant_restarted_under_its_id_has_its_tasks_sent_again_at_once(processes, 
     assert not overlaps(runs_of(markers)), runs_of(markers)
     resent = TaskExecution.objects.filter(job_execution__job_request__in=requests, attempt=2)
     assert resent.count() >= 2 and all(t.ant_id == "ant-a" for t in resent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_start_time_frees_the_old_attempts_and_keeps_the_new_ones(alice):  # type: ignore[no-untyped-def]
+    """The queen's side of a restart under the same id, step by step: attempts sent to the old
+    process go back to READY and free their slots; those sent to the new one stay."""
+    engine = make_engine(alice, capacity=2)
+    old = engine.resources.incarnation("ant-b")
+    first, second = batch_submit(alice), batch_submit(alice)
+    engine.schedule()
+    assert engine.dispatch_ready() == 2
+    sent = engine.transport.read_tasks("ant-b", "c", 0, 10)
+    assert {d.message.ant_started_at for d in sent} == {old}
+    assert set(TaskExecution.objects.values_list("ant_started_at", flat=True)) == {old}
+    assert engine.resources.choose("SHELL", []) is None  # both slots taken
+    restarted = AntRegistration(ant_id="ant-b", max_capacity=2, methods=["SHELL"], ant_started_at=old + 5)
+    assert engine.resources.heard(restarted)
+    assert not engine.resources.heard(replace(restarted, created_at=restarted.created_at + 1))  # same run
+    assert engine.recover_restarted_ants(["ant-b"]) == 2
+    assert set(TaskExecution.objects.values_list("task_state", flat=True)) == {"READY"}
+    assert engine.resources.choose("SHELL", []) == "ant-b"
+    assert engine.dispatch_ready() == 2  # sent again, to the new process
+    assert set(TaskExecution.objects.values_list("attempt", "ant_started_at")) == {(2, old + 5)}
+    assert engine.recover_restarted_ants(["ant-b"]) == 0  # the new process's attempts stay
+    late = replace(restarted, ant_started_at=old, created_at=restarted.created_at + 2)
+    assert not engine.resources.heard(late)  # a heartbeat of the old process arriving late
+    assert engine.resources.incarnation("ant-b") == old + 5
+    assert {first.pk, second.pk} == set(
+        TaskExecution.objects.values_list("job_execution__job_request_id", flat=True)
+    )
