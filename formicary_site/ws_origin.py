@@ -4,7 +4,8 @@ A browser sends a site's cookies with any page's websocket handshake, so without
 ``http://evil.example`` could open ``/ws/ants`` or a job's live log as the logged-in user
 (cross-site websocket hijacking). ``ALLOWED_HOSTS`` is ``*`` by default, which makes Channels'
 ``AllowedHostsOriginValidator`` accept every origin; so for a handshake whose ``Origin`` is not
-the server's own (the ``Host`` it was asked for, or one of ``CSRF_TRUSTED_ORIGINS``) the cookie
+the server's own (the ``Host`` it was asked for, a host named in ``ALLOWED_HOSTS`` other than
+``*``, or one of ``CSRF_TRUSTED_ORIGINS``) the cookie
 header is dropped before authentication. Clients that authenticate with an API token (scripts,
 WEBSOCKET ants, with or without an ``Origin``) are unaffected; a handshake without ``Origin``
 does not come from a browser page.
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.http.request import validate_host
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -40,6 +42,10 @@ def same_origin(scope: dict[str, Any]) -> bool:
             origin_host = parsed.hostname  # "https://x:443" is the origin of Host "x"
     except ValueError:
         return False
+    # hosts the operator names in ALLOWED_HOSTS (the "*" wildcard aside) are trusted origins too
+    named = [h for h in settings.ALLOWED_HOSTS if h != "*"]
+    if parsed.hostname and named and validate_host(parsed.hostname, named):
+        return True
     if host.endswith(":80") or host.endswith(":443"):
         host_no_port = host.rsplit(":", 1)[0]
         return bool(origin_host) and origin_host in (host, host_no_port)

@@ -20,7 +20,7 @@ except ImportError:
 
 # Examples per API operation / per websocket or loader property: small, fixed, the same every run
 # (derandomized), so the suites fit the test command's time.
-EXAMPLES = int(os.environ.get("FORMICARY_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("FORMICARY_FUZZ_EXAMPLES", "10"))
 
 settings.register_profile(
     "formicary-fuzz",
