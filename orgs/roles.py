@@ -18,13 +18,14 @@ SYSTEM_ADMIN = "System:Admin"
 
 _VIEWER = frozenset({
     "JobDefinition:Read", "JobRequest:Read", "Config:Read", "Artifact:Read", "Ant:Read",
-    "User:Read", "Org:Read", "Subscription:Read", "Profile:Write", "Token:Write",
+    "User:Read", "Org:Read", "Subscription:Read", "Profile:Write", "Token:Write", "ErrorCode:Read",
 })  # fmt: skip
 _MEMBER = _VIEWER | {
     "JobDefinition:Write", "JobRequest:Submit", "JobRequest:Cancel", "Config:Write", "Artifact:Write",
 }  # fmt: skip
 _ADMIN = _MEMBER | {
     "JobRequest:Approve", "Config:Reveal", "User:Write", "Ant:Register", "Ant:Write", "Audit:Read",
+    "ErrorCode:Write",
 }  # fmt: skip
 _OWNER = _ADMIN | {"Subscription:Write", "Org:Admin"}
 

@@ -157,6 +157,8 @@ def dot_png_response(dot: str) -> HttpResponse:
 
 
 class DefinitionDotPng(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(responses={(200, "image/png"): bytes})
     def get(self, request: Request, key: str) -> HttpResponse:
         definition = selectors.definition_get(self.org_id, key)
@@ -164,6 +166,8 @@ class DefinitionDotPng(OrgAPIView):
 
 
 class DefinitionVersions(OrgAPIView):
+    required_permissions = {"GET": "JobDefinition:Read"}
+
     @extend_schema(
         responses=DefinitionVersionSerializer(many=True),
         parameters=[OpenApiParameter("page", int), OpenApiParameter("pageSize", int)],

@@ -41,6 +41,8 @@ class ErrorCodeAPIView(OrgAPIView):
 
 
 class ErrorCodeList(ErrorCodeAPIView):
+    required_permissions = {"GET": "ErrorCode:Read", "POST": "ErrorCode:Write", "PUT": "ErrorCode:Write"}
+
     @extend_schema(
         responses=ErrorCodeSerializer(many=True),
         parameters=[
@@ -94,6 +96,8 @@ class ErrorCodeList(ErrorCodeAPIView):
 
 
 class ErrorCodeDetail(ErrorCodeAPIView):
+    required_permissions = {"GET": "ErrorCode:Read", "PUT": "ErrorCode:Write", "DELETE": "ErrorCode:Write"}
+
     @extend_schema(responses=ErrorCodeSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(ErrorCodeSerializer(services.error_code_get(self.org_id, pk)).data)

@@ -9,12 +9,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
+from orgs import roles
 
 
 class Unsupported(OrgAPIView):
     """``what``: the sentence the 400 answers with."""
 
     what = "this call is not supported"
+    # every caller gets the same 400, whatever their role
+    required_permissions = dict.fromkeys(("GET", "POST", "PUT", "DELETE"), roles.ANY_USER)
 
     def _refuse(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raise ValidationError(self.what)
