@@ -363,7 +363,12 @@ class Deployment:
         except AssertionError:
             states = self.states()
             stuck = {k: v for k, v in states.items() if v not in TERMINAL}
-            raise AssertionError(f"{len(stuck)} requests did not end: {sorted(stuck.items())[:20]}\n"
+            tasks = self._rows(
+                "SELECT t.id, e.job_request_id, t.task_state, t.attempt, t.ant_id, t.ant_started_at, t.started_at, "
+                "t.error_message FROM jobs_taskexecution t JOIN jobs_jobexecution e ON e.id = t.job_execution_id "
+                "WHERE t.task_state NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'SKIPPED')"
+            )  # fmt: skip
+            raise AssertionError(f"{len(stuck)} requests did not end: {sorted(stuck.items())[:20]}\n{tasks}\n"
                                  f"{self.logs()}") from None  # fmt: skip
 
     def first_trace_of(self, request_id: int) -> float | None:

@@ -2,7 +2,7 @@
 per round and started again. Checked: every request ends, no task ever runs twice at once (each
 run leaves a timed trace, see ``deploy.PROBE``), and new work starts within 10 s of each restart.
 
-``FORMICARY_FAULT_ROUNDS`` (default 10 per deployment) and ``FORMICARY_FAULT_BUDGET_SECS`` (75:
+``FORMICARY_FAULT_ROUNDS`` (default 10 per deployment) and ``FORMICARY_FAULT_BUDGET_SECS`` (60:
 no round starts after that, once three ran) bound the rounds, ``FORMICARY_FAULT_SEED`` sets the
 random choices, and ``FORMICARY_FAULT_REPORT`` names a JSON-lines file the figures are appended
 to (``docs/reliability.md`` reports them).
@@ -22,7 +22,7 @@ from tests.faults.deploy import Deployment, Postgres, Redis, overlaps, runs_of, 
 ROUNDS = int(os.environ.get("FORMICARY_FAULT_ROUNDS", "10"))
 # No new round starts after this many seconds of injecting (once three rounds ran): the suite's
 # time in the test command stays fixed on a slow machine; a longer run raises both.
-BUDGET_SECS = float(os.environ.get("FORMICARY_FAULT_BUDGET_SECS", "75"))
+BUDGET_SECS = float(os.environ.get("FORMICARY_FAULT_BUDGET_SECS", "60"))
 MIN_ROUNDS = 3
 # the suite's own bounds (set-up, rounds, the drain) instead of the project's 300 s per test
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(max(300, 240 + min(BUDGET_SECS, ROUNDS * 60) * 1.5))]
