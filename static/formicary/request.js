@@ -264,18 +264,29 @@
       if (self.searchText) self.log.search(self.searchText);
       self.showCount();
     };
-    if (!this.isLatestOfRow(a)) {
-      // an earlier attempt of the same row: only its stored text is kept
-      fetch(this.root.querySelector("#log-raw").href, { credentials: "same-origin" })
+    var stored = function () {
+      fetch(self.root.querySelector("#log-raw").href, { credentials: "same-origin" })
         .then(function (r) { return r.text(); })
         .then(function (text) { if (self.current && self.current.key === key) { log.appendText(text); log.note("end of output"); done(); } });
+    };
+    if (!this.isLatestOfRow(a)) {
+      stored(); // an earlier attempt of the same row: only its stored text is kept
       return;
     }
     var socket = new WebSocket(wsUrl("/ws/jobs/tasks/" + a.task_execution_id + "/logs"));
+    var first = true;
     this.socket = socket;
     socket.onmessage = function (ev) {
       if (self.socket !== socket) return;
       var msg = JSON.parse(ev.data);
+      if (msg.kind === "lines" && first && !live && !msg.stored && msg.lines.length && msg.lines[0].seq > 1) {
+        // the live stream keeps a task's last lines only: a long finished log comes whole from storage
+        self.socket = null;
+        socket.close();
+        stored();
+        return;
+      }
+      first = false;
       if (msg.kind === "lines") {
         var now = Date.now();
         // the stream of a row holds every attempt; this view shows one
