@@ -200,8 +200,9 @@
       var cls = "ln" + (l.stream === "stderr" ? " stderr" : l.stream === "system" ? " system" : "") +
         (q ? " hit" : "") + (i === current ? " current" : "") + (n === this.target ? " target" : "");
       html.push('<span class="' + cls + '" id="L' + n + '" data-n="' + n + '">' +
-        '<a class="n" href="' + esc(this.linkFor(n)) + '" data-n="' + n + '" tabindex="-1">' + n + "</a>" +
-        '<span class="ts">' + (l.ts ? clock(l.ts) : "") + "</span>" + lineHtml(l, q) + "</span>");
+        // number and time are drawn from attributes, so a row's text (and a copy) is the line alone
+        '<a class="n" href="' + esc(this.linkFor(n)) + '" data-n="' + n + '" tabindex="-1" aria-label="line ' + n + '"></a>' +
+        '<span class="ts" data-ts="' + (l.ts ? clock(l.ts) : "") + '"></span>' + lineHtml(l, q) + "</span>");
     }
     this.rows.style.top = first * ROW + "px";
     this.rows.innerHTML = html.join("");
