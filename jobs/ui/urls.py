@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from jobs.ui import views
+from jobs.ui import request_views, views
 
 app_name = "ui"
 
@@ -23,6 +23,9 @@ urlpatterns = [
     path("jobs/requests", views.request_list, name="requests"),
     path("jobs/requests/<int:pk>", views.request_detail, name="request"),
     path("jobs/requests/<int:pk>/state.json", views.request_state, name="request-state"),
+    path("jobs/requests/<int:pk>/page.json", request_views.request_page_state, name="request-page-state"),
+    path("jobs/requests/<int:pk>/tasks/<int:task_id>/log.txt", request_views.task_log, name="task-log"),
+    path("jobs/requests/<int:pk>/rerun-all", request_views.request_rerun_all, name="request-rerun-all"),
     path("jobs/requests/<int:pk>/<str:action>", views.request_action, name="request-action"),
     path("artifacts", views.artifact_list, name="artifacts"),
     path("ants", views.ant_list, name="ants"),

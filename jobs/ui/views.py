@@ -2,6 +2,7 @@
 organization's object is a 404. Writes call the same services as the REST API."""
 
 import functools
+import json
 import subprocess
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,6 +31,7 @@ from jobs.services.definitions import definition_set_disabled, definition_upload
 from jobs.services.requests import request_submit
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
 from jobs.stats import definition_stats
+from jobs.ui import request_page
 from jobs.ui.forms import JobConfigForm, SubmitForm, UploadForm
 from orgs.scoping import for_user
 from orgs.web_permissions import requires
@@ -41,7 +43,12 @@ REQUEST_TABS = {
     "done": [str(s) for s in JOB_TERMINAL],
 }
 # User actions on a request; pause and restart appear once the control services provide them.
-REQUEST_ACTIONS = {"cancel": "request_cancel", "pause": "request_pause", "restart": "request_restart"}
+REQUEST_ACTIONS = {
+    "cancel": "request_cancel",
+    "pause": "request_pause",
+    "resume": "request_resume",
+    "restart": "request_restart",
+}
 
 
 def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -298,7 +305,8 @@ def _available_actions(job_request: JobRequest) -> list[str]:
     applies = {
         "cancel": not terminal,
         "pause": state in JOB_RUNNING or state == JobState.PENDING,
-        "restart": terminal or state == JobState.PAUSED,
+        "resume": state == JobState.PAUSED,
+        "restart": terminal,
     }
     return [action for action in REQUEST_ACTIONS if applies[action]]
 
@@ -310,24 +318,32 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         pk=pk,
     )
     definition = job_request.job_definition
-    executed = {}
-    if job_request.last_execution is not None:
-        executed = {t.task_type: t for t in job_request.last_execution.tasks.all()}
-    # every task of the graph, in definition order, with its execution once it has one
-    tasks = [{"task_type": t["task_type"], "execution": executed.pop(t["task_type"], None)}
-             for t in definition.spec.get("tasks") or []]  # fmt: skip
-    tasks += [{"task_type": name, "execution": te} for name, te in executed.items()]
+    rows, runs = request_page.task_rows(job_request)
+    failure = request_page.failure_of(job_request, rows)
+    stored = list(job_request.params.all())
+    params = [(p.name, p.display_value()) for p in stored]
+    # the re-run form starts from this run's params; secrets are typed again, never echoed
+    required = list(definition.spec.get("required_params") or [])
+    plain = {p.name: ("" if p.secret else p.plain_value()) for p in stored}
+    rerun_extra = {name: v for name, v in plain.items() if name not in required and v}
+    artifacts = (
+        for_user(Artifact, request.user).filter(job_request=job_request).order_by("task_type", "name", "pk")
+    )
     context = {
         "job_request": job_request,
         "definition": definition,
         "svg": graph_svg(definition),
-        "tasks": tasks,
-        "params": [(p.name, p.display_value()) for p in job_request.params.all()],
-        "artifacts": for_user(Artifact, request.user)
-        .filter(job_request=job_request)
-        .order_by("task_type", "name"),
+        "tasks": rows,
+        "runs": len(runs),
+        "failure": failure,
+        "times": request_page.request_times(job_request),
+        "params": params,
+        "rerun_params": [(name, plain.get(name, "")) for name in required],
+        "rerun_extra": json.dumps(rerun_extra) if rerun_extra else "",
+        "artifacts": request_page.artifact_rows(list(artifacts), runs),
         "actions": _available_actions(job_request),
         "snapshot": request_snapshot(request.user, job_request.pk),
+        "page_state": request_page.page_state(job_request),
         "terminal": job_request.job_state in JOB_TERMINAL,
     }
     return render(request, "jobs/request_detail.html", context)
@@ -356,7 +372,7 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         messages.error(request, "; ".join(_errors(exc)))
     else:
         target = result.pk if isinstance(result, JobRequest) else job_request.pk
-        verb = {"cancel": "cancelled", "pause": "paused", "restart": "restarted"}[action]
+        verb = {"cancel": "cancelled", "pause": "paused", "resume": "resumed", "restart": "restarted"}[action]
         messages.success(request, f"{job_request.job_type} #{job_request.pk} {verb}")
         return redirect("ui:request", pk=target)
     return redirect("ui:request", pk=pk)

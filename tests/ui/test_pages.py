@@ -174,14 +174,15 @@ def test_social_buttons_only_when_configured(db, settings):  # type: ignore[no-u
     assert "GitHub" in Client().get("/accounts/login/").content.decode()
 
 
-def test_pause_then_restart_from_the_page(alice, acme):  # type: ignore[no-untyped-def]
+def test_pause_then_resume_from_the_page(alice, acme):  # type: ignore[no-untyped-def]
     client = login(alice)
     r = acme["request"].pk
     page = client.get(f"/jobs/requests/{r}").content.decode()
     assert "/pause" in page and "/restart" not in page
     client.post(f"/jobs/requests/{r}/pause")
     assert JobRequest.objects.get(pk=r).job_state == "PAUSED"
-    assert "/restart" in client.get(f"/jobs/requests/{r}").content.decode()
-    client.post(f"/jobs/requests/{r}/restart")  # a paused request resumes
+    paused = client.get(f"/jobs/requests/{r}").content.decode()
+    assert "/resume" in paused and "/restart" not in paused  # a paused request offers Resume
+    client.post(f"/jobs/requests/{r}/resume")
     assert JobRequest.objects.get(pk=r).job_state == "PENDING"
     assert client.post(f"/jobs/requests/{r}/explode").status_code == 404

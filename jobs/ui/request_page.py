@@ -1,0 +1,262 @@
+"""What the request page shows: every run and attempt of every task, durations, the failure that
+ended the request, and the timeline. Reads only; the page and its JSON refresh share it.
+
+What the data keeps: each run of a request (a restart, a job retry) is a ``JobExecution`` with its
+own ``TaskExecution`` rows; within one run a task retry re-dispatches the same row (``attempt``
+counts up). Log chunks are kept per row and attempt, but a row's times, exit code and error are
+those of its latest attempt only; earlier attempts of the same row keep just their log. A task a
+soft restart reused from an earlier run is a row that never went to an ant (``attempt`` 0): its
+times, log and artifacts are those of the run it came from.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from artifacts.models import Artifact
+from jobs.models import JobExecution, JobRequest, TaskExecution
+from jobs.states import TaskState
+
+# exit-code targets that make the task fail; any other target routes the graph on purpose
+FAILING_TARGETS = {"FAILED", "FATAL"}
+RUNNING = {TaskState.STARTED, TaskState.EXECUTING}
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds-precise and short: ``0.4 s``, ``11.2 s``, ``2 min 5 s``, ``1 h 3 min``."""
+    if seconds is None:
+        return ""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def _secs(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start and end else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass
+class Attempt:
+    """One run of a task on an ant: a row and one of its attempts."""
+
+    number: int  # 1-based, over every run of the request
+    run: int  # which execution of the request (1-based)
+    task: TaskExecution
+    row_attempt: int  # the row's own attempt number (what its log chunks are keyed by)
+    latest_of_row: bool  # only the latest attempt of a row has its times and exit code
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.task.started_at if self.latest_of_row else None
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return self.task.ended_at if self.latest_of_row else None
+
+    def as_json(self) -> dict[str, Any]:
+        t = self.task
+        return {
+            "number": self.number, "run": self.run, "task_execution_id": t.pk, "row_attempt": self.row_attempt,
+            "state": t.task_state if self.latest_of_row else "RETRIED",
+            "exit_code": t.exit_code if self.latest_of_row else "",
+            "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at),
+            "duration": format_duration(_secs(self.started_at, self.ended_at)),
+        }  # fmt: skip
+
+
+@dataclass
+class TaskRow:
+    task_type: str
+    spec: dict[str, Any]
+    current: TaskExecution | None = None  # the row of the latest run
+    attempts: list[Attempt] = field(default_factory=list)
+    reused: bool = False  # the latest run reused this task's result from an earlier run
+    job_state: str = ""
+
+    @property
+    def shown(self) -> Attempt | None:
+        """The attempt whose times and log the page shows first: the latest real one."""
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def state(self) -> str:
+        return self.current.task_state if self.current else ""
+
+    @property
+    def exit_code(self) -> str:
+        return self.current.exit_code if self.current else ""
+
+    @property
+    def route(self) -> str | None:
+        """The task a declared exit code sent the graph to (``on_exit_code: {2: tuesday}``)."""
+        code = (self.exit_code or "").strip().upper()
+        target = (self.spec.get("on_exit_code") or {}).get(code) if code else None
+        if not target or target in FAILING_TARGETS or str(target).startswith("ERR_"):
+            return None
+        return str(target)
+
+    @property
+    def state_label(self) -> str:
+        if self.route:
+            return f"exit {self.exit_code} → {self.route}"
+        if self.job_state == "PAUSED" and self.state in RUNNING:
+            return "running (job paused)"
+        if self.reused:
+            return f"{self.state} (reused)"
+        return self.state or "not run"
+
+    @property
+    def state_class(self) -> str:
+        return "ROUTED" if self.route else (self.state or "NOTRUN")
+
+    @property
+    def started_at(self) -> datetime | None:
+        a = self.shown
+        return a.started_at if a else None
+
+    @property
+    def ended_at(self) -> datetime | None:
+        a = self.shown
+        return a.ended_at if a else None
+
+    @property
+    def duration(self) -> str:
+        return format_duration(_secs(self.started_at, self.ended_at))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task_type": self.task_type, "state": self.state, "state_label": self.state_label,
+            "state_class": self.state_class, "exit_code": self.exit_code, "reused": self.reused,
+            "task_execution_id": self.current.pk if self.current else None,
+            "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at), "duration": self.duration,
+            "attempts": [a.as_json() for a in self.attempts],
+        }  # fmt: skip
+
+
+def _reused(task: TaskExecution, execution: JobExecution) -> bool:
+    return bool(
+        execution.reuse_execution_id
+        and task.attempt == 0
+        and task.task_state in (TaskState.COMPLETED, TaskState.SKIPPED)
+    )
+
+
+def task_rows(job_request: JobRequest) -> tuple[list[TaskRow], list[JobExecution]]:
+    """Every task of the graph in definition order (then any other that ran), with its attempts
+    over every run of the request."""
+    specs = {t["task_type"]: t for t in job_request.job_definition.spec.get("tasks") or []}
+    rows: dict[str, TaskRow] = {
+        name: TaskRow(name, spec, job_state=job_request.job_state) for name, spec in specs.items()
+    }
+    runs = list(job_request.executions.order_by("started_at", "pk"))
+    tasks = TaskExecution.objects.filter(job_execution__job_request=job_request).order_by("task_order", "pk")
+    by_run: dict[int, list[TaskExecution]] = {}
+    for t in tasks:
+        by_run.setdefault(t.job_execution_id, []).append(t)
+    number: dict[str, int] = {}
+    for run_no, execution in enumerate(runs, start=1):
+        for t in by_run.get(execution.pk, []):
+            row = rows.setdefault(t.task_type, TaskRow(t.task_type, {}, job_state=job_request.job_state))
+            latest = execution.pk == job_request.last_execution_id
+            if latest:
+                row.current = t
+                row.reused = _reused(t, execution)
+            if _reused(t, execution):
+                continue  # not a run of its own: its attempts are listed under the run it came from
+            for a in range(1, t.attempt + 1):
+                number[t.task_type] = number.get(t.task_type, 0) + 1
+                row.attempts.append(Attempt(number[t.task_type], run_no, t, a, a == t.attempt))
+    return list(rows.values()), runs
+
+
+@dataclass
+class Failure:
+    task_type: str
+    exit_code: str
+    command: str
+    error: str
+
+
+def failure_of(job_request: JobRequest, rows: list[TaskRow]) -> Failure | None:
+    """The task that failed the request (the one the run names, else the last failed one)."""
+    if job_request.job_state != "FAILED":
+        return None
+    execution = job_request.last_execution
+    named = execution.failed_task_type if execution else ""
+    failed = [r for r in rows if r.current and r.state == TaskState.FAILED and not r.route]
+    row = next((r for r in failed if r.task_type == named), failed[-1] if failed else None)
+    if row is None or row.current is None:
+        error = " ".join(p for p in (job_request.error_code, job_request.error_message) if p)
+        return Failure("", "", "", error) if error else None
+    t = row.current
+    error = " ".join(p for p in (t.error_code, t.error_message) if p) or " ".join(
+        p for p in (job_request.error_code, job_request.error_message) if p
+    )
+    return Failure(row.task_type, t.exit_code, t.failed_command, error)
+
+
+def request_times(job_request: JobRequest) -> dict[str, Any]:
+    """Queue wait and run time of the latest run; ``running_since`` drives the live clock."""
+    ex = job_request.last_execution
+    started = ex.started_at if ex else None
+    ended = ex.ended_at if ex else None
+    queued = job_request.scheduled_at if job_request.scheduled_at and started else None
+    return {
+        "started_at": started,
+        "ended_at": ended,
+        "duration": format_duration(_secs(started, ended)),
+        "queue_wait": format_duration(_secs(queued, started)) if queued and started >= queued else "",
+        "running_since": _iso(started) if started and not ended else None,
+    }
+
+
+def timeline(job_request: JobRequest, rows: list[TaskRow]) -> dict[str, Any]:
+    """Bars for the Gantt tab, in seconds from the run's start. A task's queue wait is estimated
+    from when it could have started: the latest end of a task of the run that ended before it
+    started (or the run's start); the data keeps no "ready" time per task."""
+    ex = job_request.last_execution
+    if ex is None:
+        return {"origin": None, "bars": []}
+    origin = ex.started_at
+    ends = sorted(r.ended_at for r in rows if r.ended_at and not r.reused)
+    bars = []
+    for r in rows:
+        if r.reused or not r.started_at:
+            continue
+        ready = max([e for e in ends if e <= r.started_at] or [origin])
+        bars.append({
+            "task_type": r.task_type, "state": r.state_class, "label": r.state_label,
+            "ready": _iso(ready), "started_at": _iso(r.started_at), "ended_at": _iso(r.ended_at),
+            "wait": format_duration(_secs(ready, r.started_at)), "duration": r.duration,
+        })  # fmt: skip
+    return {"origin": _iso(origin), "ended_at": _iso(ex.ended_at), "now": _iso(timezone.now()), "bars": bars}
+
+
+def artifact_rows(artifacts: list[Artifact], runs: list[JobExecution]) -> list[dict[str, Any]]:
+    """Each artifact names the run it came from, so two runs' ``publish.log`` are told apart."""
+    run_of = {ex.pk: n for n, ex in enumerate(runs, start=1)}
+    return [{"artifact": a, "run": run_of.get(a.job_execution_id)} for a in artifacts]
+
+
+def page_state(job_request: JobRequest) -> dict[str, Any]:
+    """The JSON the page refreshes its tasks table, clock and timeline from."""
+    rows, _ = task_rows(job_request)
+    failure = failure_of(job_request, rows)
+    times = request_times(job_request)
+    return {
+        "job_state": job_request.job_state,
+        "duration": times["duration"], "running_since": times["running_since"],
+        "tasks": [r.as_json() for r in rows],
+        "failed_task": failure.task_type if failure else None,
+        "timeline": timeline(job_request, rows),
+    }  # fmt: skip
