@@ -130,7 +130,7 @@ def trigger_problems(triggers: list[Mapping[str, Any]]) -> list[Problem]:
         if kind not in KINDS:
             bad("type", f"must be one of {', '.join(KINDS)}, got {kind!r}")
             continue
-        for key in sorted(set(d) - _KEYS[kind]):
+        for key in sorted(str(k) for k in set(d) - _KEYS[kind]):
             bad(key, f"unknown key for a {kind} trigger (known: {', '.join(sorted(_KEYS[kind]))})")
         for key in _REQUIRED[kind]:
             if not d.get(key):
