@@ -17,13 +17,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.definition.triggers import TriggerSpec, evaluate, trigger_named
+from jobs.definition.triggers import Decision, TriggerSpec, evaluate, trigger_named
 from jobs.triggers.models import TriggerState
 from jobs.triggers.services import fire, live_definitions, state_for
 
 log = logging.getLogger(__name__)
 QUEUE_CONSUMER = "formicary"  # one consumer name: a message a dead poller left pending is read again
 QUEUE_BATCH = 100
+_BEFORE = "there before the trigger started (or was reset)"
 
 
 def triggers_poll(*, force: bool = False) -> int:
@@ -86,12 +87,15 @@ def _s3_client() -> Any:
 
 
 def _poll_s3(state: TriggerState, trigger: TriggerSpec) -> int:
-    """Objects modified at or after the cursor. The first poll starts the cursor a second back
-    (S3 times have whole seconds): objects already there are not new."""
-    if not state.cursor:
-        state.cursor = (timezone.now().replace(microsecond=0) - timedelta(seconds=1)).isoformat()
-        return 0
-    since = datetime.fromisoformat(state.cursor)
+    """Objects modified at or after the cursor (inclusive: S3 times have whole seconds; the
+    unique firing rows drop the ones seen before). The first poll only takes note: objects
+    already there are not new."""
+    first = not state.cursor
+    since = (
+        timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+        if first
+        else datetime.fromisoformat(state.cursor)
+    )
     newest = since
     started = 0
     pages = (
@@ -104,11 +108,16 @@ def _poll_s3(state: TriggerState, trigger: TriggerSpec) -> int:
                 continue
             newest = max(newest, modified)
             etag = str(obj.get("ETag", "")).strip('"')
+            event_key = f"{etag}:{obj['Key']}"
+            if first:
+                fire(state=state, trigger=trigger, decision=Decision(False, reason=_BEFORE), event_key=event_key,
+                     locked=True)  # fmt: skip
+                continue
             event = {"Object": {"Key": obj["Key"], "Bucket": trigger.bucket, "Size": obj.get("Size", 0), "ETag": etag,
                                 "LastModified": modified.isoformat()}}  # fmt: skip
-            result = fire(state=state, trigger=trigger, decision=evaluate(trigger, event),
-                          event_key=f"{etag}:{obj['Key']}", locked=True)  # fmt: skip
-            started += result.request_id is not None and result.outcome == "fired"
+            result = fire(state=state, trigger=trigger, decision=evaluate(trigger, event), event_key=event_key,
+                          locked=True)  # fmt: skip
+            started += result.outcome == "fired"
     state.cursor = newest.isoformat()
     return started
 
