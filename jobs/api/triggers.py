@@ -18,6 +18,8 @@ from jobs.triggers import selectors as trigger_selectors
 from jobs.triggers import services
 from jobs.triggers.services import FireResult, TriggerAmbiguous, TriggerNotFound, TriggerUnauthorized
 
+# what the Swagger page names as the receivers' permission: no user, the trigger's secret
+SIGNED_BY_SECRET = "none: the trigger's secret (a signature, token or key) authorizes the call"
 ORG_PARAM = OpenApiParameter(
     "org", str, description="organization name; needed only when two organizations accept the same secret"
 )
@@ -51,6 +53,7 @@ class _Receiver(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    required_permissions = {"POST": SIGNED_BY_SECRET}
 
     def receive(self, request: Request, call: Any) -> Response:
         body = _read_body(request)
@@ -191,3 +194,8 @@ class TriggerStateView(OrgAPIView):
         if found["state"] is not None:
             services.trigger_reset(state=found["state"])
         return Response(TriggerStateSerializer(_state_or_404(self.org_id, key, name)).data)
+
+
+class TriggerReset(OrgAPIView):
+    required_permissions = {"POST": "JobDefinition:Write"}
+    post = TriggerStateView.post

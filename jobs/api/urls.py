@@ -41,7 +41,7 @@ urlpatterns = [
     ),
     path(
         "jobs/definitions/<str:key>/triggers/<str:name>/reset",
-        t.TriggerStateView.as_view(),
+        t.TriggerReset.as_view(),
         name="trigger-reset",
     ),
     path("triggers/<str:job_type>/<str:name>", t.WebhookTrigger.as_view(), name="trigger-webhook"),
