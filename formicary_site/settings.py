@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "channels",
     "orgs",
     "jobs",
+    "jobs.triggers",
     "ants",
     "artifacts",
 ]
@@ -141,6 +142,7 @@ FORMICARY_ARTIFACT_DEFAULT_EXPIRY_DAYS = env.int("FORMICARY_ARTIFACT_DEFAULT_EXP
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 CELERY_BEAT_SCHEDULE = {
     "expire-artifacts": {"task": "artifacts.tasks.expire_artifacts", "schedule": 3600.0},
+    "poll-triggers": {"task": "jobs.triggers.tasks.poll_triggers", "schedule": 5.0},  # docs/triggers.md
 }
 # --- end of artifacts ------------------------------------------------------------------------------
 

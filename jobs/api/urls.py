@@ -3,6 +3,7 @@ from django.urls import path
 from jobs.api import definitions as d
 from jobs.api import errors as e
 from jobs.api import requests as r
+from jobs.api import triggers as t
 from jobs.api.unsupported import unsupported
 
 MERMAID = "Mermaid output is not supported here: use .../dot (Graphviz DOT) or .../dot.png"
@@ -32,6 +33,19 @@ urlpatterns = [
     path("jobs/definitions/<str:key>/stats", d.DefinitionStats.as_view(), name="definition-stats"),
     path("jobs/definitions/<str:key>/configs", d.ConfigListCreate.as_view(), name="job-configs"),
     path("jobs/definitions/<str:key>/configs/<int:config_id>", d.ConfigDetail.as_view(), name="job-config"),
+    path("jobs/definitions/<str:key>/triggers", t.TriggerList.as_view(), name="definition-triggers"),
+    path(
+        "jobs/definitions/<str:key>/triggers/<str:name>/state",
+        t.TriggerStateView.as_view(),
+        name="trigger-state",
+    ),
+    path(
+        "jobs/definitions/<str:key>/triggers/<str:name>/reset",
+        t.TriggerReset.as_view(),
+        name="trigger-reset",
+    ),
+    path("triggers/<str:job_type>/<str:name>", t.WebhookTrigger.as_view(), name="trigger-webhook"),
+    path("auth/github/webhook", t.GithubWebhook.as_view(), name="github-webhook"),
     path("jobs/requests", r.RequestListCreate.as_view(), name="requests"),
     path("jobs/requests/bulk", r.RequestSubmitMany.as_view(), name="requests-bulk"),
     path("jobs/requests/dead_ids", r.RequestDeadIds.as_view(), name="request-dead-ids"),

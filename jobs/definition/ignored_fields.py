@@ -17,7 +17,6 @@ JOB_FIELDS: dict[str, str] = {
     "methods": "a job's methods are those of its tasks (the reference recomputes them too)",
     "notify": "email and Slack notifications are not sent",
     "webhook": "job webhooks are not called",
-    "triggers": "event triggers are not run; use cron_trigger or POST /api/jobs/requests",
     "resources": "job resources are not reserved",
 }
 

@@ -8,9 +8,9 @@ from collections import Counter
 from . import cron, dag
 from .errors import Problem
 from .model import HTTP_METHODS, METHODS, JobSpec, TaskSpec, is_special_target
+from .triggers import trigger_problems
 
 MAX_TASKS = 100
-MAX_TRIGGERS = 5  # the reference's limit
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*?/,#-]+")
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
@@ -46,10 +46,7 @@ def _job_fields(spec: JobSpec) -> list[Problem]:
         value = getattr(spec, name)
         if value is not None and value < 0:
             out.append(Problem("must not be negative", field=name))
-    if len(spec.triggers) > MAX_TRIGGERS:
-        out.append(
-            Problem(f"a job has at most {MAX_TRIGGERS} triggers, not {len(spec.triggers)}", field="triggers")
-        )
+    out += trigger_problems(spec.triggers)
     if spec.cron_trigger:
         error = cron_problem(spec.cron_trigger)
         if error:

@@ -147,9 +147,9 @@ def test_fields_not_acted_on_are_named_in_warnings() -> None:
 def test_job_level_notify_webhook_and_triggers_load_with_warnings() -> None:
     text = (
         "job_type: j\nnotify:\n  email:\n    recipients: [a@b.c]\nwebhook:\n  url: https://x\n"
-        "triggers:\n- type: webhook\n  name: push\ntasks:\n- task_type: t\n  method: SHELL\n  script: [true]\n"
+        "triggers:\n- type: webhook\n  name: push\n  auth: {method: bearer_token, secret_config: Token}\ntasks:\n- task_type: t\n  method: SHELL\n  script: [true]\n"
     )
-    assert {w.field for w in load_upload(text).warnings} == {"notify", "webhook", "triggers"}
+    assert {w.field for w in load_upload(text).warnings} == {"notify", "webhook"}  # triggers act
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,20 @@ def _sweep_expired_artifacts(stopping: threading.Event, every_secs: float = 3600
     connections.close_all()
 
 
+def _poll_triggers(stopping: threading.Event, every_secs: float = 5.0) -> None:
+    """The Celery task jobs.triggers.tasks.poll_triggers, run in-process (no broker here)."""
+    from django.db import connections
+
+    from jobs.triggers.tasks import poll_triggers
+
+    while not stopping.wait(every_secs):
+        try:
+            poll_triggers()
+        except Exception:
+            log.exception("polling triggers failed")
+    connections.close_all()
+
+
 def _single_organization() -> bool:
     """SHELL tasks run on the local ant while the install has one organization (docs/security.md)."""
     from orgs.models import Organization
@@ -100,6 +114,7 @@ class Command(BaseCommand):
             threading.Thread(target=writer.run_forever, name="log-writer", daemon=True),
             # what celery beat does in the distributed deployment
             threading.Thread(target=_sweep_expired_artifacts, args=(stopping,), name="expiry", daemon=True),
+            threading.Thread(target=_poll_triggers, args=(stopping,), name="triggers", daemon=True),
         ]
         ant = None
         if not opts["no_ant"]:
