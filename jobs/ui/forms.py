@@ -11,7 +11,7 @@ from jobs.services.requests import MAX_JOB_PRIORITY, MIN_JOB_PRIORITY
 class UploadForm(forms.Form):
     text = forms.CharField(
         label="Definition (YAML)", required=False,
-        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code", "data-editor": ""}),
     )  # fmt: skip
     file = forms.FileField(label="or a file", required=False)
 

@@ -3,6 +3,7 @@ organization's object is a 404. Writes call the same services as the REST API.""
 
 import difflib
 import functools
+import re
 import subprocess
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,6 +39,7 @@ from orgs.scoping import for_user
 from orgs.web_permissions import requires
 
 PAGE_SIZE = 25
+_LINE_REF = re.compile(r"\blines? (\d+)")
 REQUEST_TABS = {
     "all": [str(s) for s in JobState],
     "running": [str(s) for s in JOB_RUNNING],
@@ -202,7 +204,11 @@ def definition_upload_view(request: HttpRequest) -> HttpResponse:
             for warning in selectors.definition_warnings(definition):
                 messages.warning(request, warning)
             return redirect("ui:definition", pk=definition.pk)
-    return render(request, "jobs/definition_upload.html", {"form": form, "errors": errors})
+    # the validator names lines as "line N": the editor marks them and each error links to its line
+    cited = [(e, [int(n) for n in _LINE_REF.findall(e)]) for e in errors]
+    error_lines = sorted({n for _, ns in cited for n in ns})
+    context = {"form": form, "errors": cited, "error_lines": ",".join(map(str, error_lines))}
+    return render(request, "jobs/definition_upload.html", context)
 
 
 def _submit_form(definition: JobDefinition, data: Any = None) -> SubmitForm:

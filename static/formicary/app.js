@@ -344,7 +344,7 @@
   };
 
   // The upload editor: a plain textarea with a line-number gutter that scrolls with it; lines
-  // the validator named (data-error-lines) are marked in the gutter and listed as links.
+  // the validator named (#error-lines) are marked in the gutter and listed as links.
   function Editor(textarea) {
     var wrap = document.createElement("div");
     wrap.className = "editor";
@@ -358,7 +358,8 @@
     this.textarea = textarea;
     this.gutter = gutter;
     this.errors = {};
-    (textarea.getAttribute("data-error-lines") || "").split(",").forEach(function (n) {
+    var cited = document.getElementById("error-lines");
+    (cited ? cited.textContent : "").split(",").forEach(function (n) {
       if (n) this.errors[n] = true;
     }, this);
     var self = this;
