@@ -387,6 +387,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     setupMenu();
     setupCopyButtons();
+    // the error pages' Back: the browser's history when the server did not know the previous page
+    document.querySelectorAll("a[data-history-back]").forEach(function (a) {
+      a.addEventListener("click", function (ev) { if (history.length > 1) { ev.preventDefault(); history.back(); } });
+    });
     if (document.querySelector("[data-live-region]")) window.formicaryLive = new LiveList();
     var editorArea = document.querySelector("textarea[data-editor]");
     if (editorArea) {
