@@ -268,6 +268,9 @@
     function set(open) {
       document.body.classList.toggle("nav-open", open);
       button.setAttribute("aria-expanded", open ? "true" : "false");
+      var first = document.querySelector("#sidebar nav a");
+      if (open && first) setTimeout(function () { first.focus(); }, 0); // keyboard users land in the menu
+      if (!open && document.activeElement && document.activeElement.closest("#sidebar") && button.offsetParent) button.focus();
     }
     button.addEventListener("click", function () { set(!document.body.classList.contains("nav-open")); });
     document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") set(false); });
@@ -384,7 +387,18 @@
     this.textarea.scrollTop = Math.max(0, (line - 3) * lh);
   };
 
+  // A region that scrolls sideways (a wide table on a phone, long YAML) must take keyboard focus
+  // so it can be scrolled without a mouse.
+  function markScrollable() {
+    document.querySelectorAll("pre.yaml, pre.diff, .panel, .table-scroll, .graph").forEach(function (el) {
+      var scrolls = el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1;
+      if (scrolls && !el.hasAttribute("tabindex")) el.setAttribute("tabindex", "0");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    markScrollable();
+    window.addEventListener("resize", markScrollable);
     setupMenu();
     setupCopyButtons();
     // the error pages' Back: the browser's history when the server did not know the previous page
