@@ -1,6 +1,8 @@
 """The app layout in Chromium: usable at 390 px (menu button, no sideways scrolling), dark mode
 from the browser's preference, and error pages inside the layout with a way back."""
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +112,27 @@ def test_a_superuser_without_an_organization_reaches_system_configs(chromium, as
     page.wait_for_url("**/configs")
     assert page.locator("h1").first.inner_text().startswith("System config")
     assert page.locator("#sidebar").is_visible()
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.mark.skipif(not os.environ.get("FORMICARY_SCREENSHOTS"), reason="set FORMICARY_SCREENSHOTS=1 to refresh")
+def test_screenshots_of_the_main_pages(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Refreshes docs/screenshots/ (desktop and 390 px, light and dark): scripts/screenshots."""
+    from tests.engine.harness import wait_for_state
+
+    world = seed(alice)
+    wait_for_state(world["request"].pk)
+    pages = {"dashboard": "/", "requests": "/jobs/requests", "definition": f"/jobs/definitions/{world['second'].pk}",
+             "upload": "/jobs/definitions/upload", "ants": "/ants"}  # fmt: skip
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for size, viewport in (("desktop", {"width": 1200, "height": 760}), ("phone", PHONE)):
+        for scheme in ("light", "dark"):
+            page = open_page(chromium, asgi_server, alice.user, viewport=viewport, scheme=scheme)
+            for name, path in pages.items():
+                page.goto(path)
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}-{scheme}.png"))
+            page.context.close()
+    assert len(list(SCREENSHOTS.glob("*.png"))) >= 20
