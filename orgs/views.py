@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from formicary_site.error_views import post_only
 
+from formicary_site.error_views import post_only
 from orgs import services
 from orgs.forms import CreateOrganizationForm, InviteForm, JoinOrganizationForm, TokenForm
 from orgs.models import ApiToken, Invitation

@@ -18,10 +18,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from formicary_site.error_views import post_only
 
 from ants import selectors as ant_selectors
 from artifacts.models import Artifact
+from formicary_site.error_views import post_only
 from jobs import selectors
 from jobs.consumers import request_snapshot
 from jobs.definition.dot import to_dot
@@ -230,7 +230,9 @@ def _definition_context(request: HttpRequest, definition: JobDefinition, **extra
         .first()
     )
     return {
-        "diff": None, "diff_from": older or definition, "diff_to": definition,
+        "diff": None,
+        "diff_from": older or definition,
+        "diff_to": definition,
         "definition": definition,
         "svg": graph_svg(definition),
         "versions": selectors.definitions_live(org_id)

@@ -55,7 +55,9 @@ def open_page(browser: Any, base_url: str, user: Any = None, *, viewport: dict[s
     context = browser.new_context(viewport=viewport, base_url=base_url, color_scheme=scheme)
     if user is not None:
         host = base_url.split("://", 1)[1].split(":")[0]
-        context.add_cookies([{"name": "sessionid", "value": session_cookie(user), "domain": host, "path": "/"}])
+        context.add_cookies(
+            [{"name": "sessionid", "value": session_cookie(user), "domain": host, "path": "/"}]
+        )
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.on("dialog", lambda dialog: dialog.accept())

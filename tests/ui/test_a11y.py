@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the browser fixtures are imported, then named as test arguments)
 """axe-core (shipped inside axe-playwright-python, no network) finds no serious or critical
 violation on the main pages, light and dark, desktop and phone; every control is reachable by
 keyboard and every button has a name."""
@@ -31,9 +32,11 @@ def _serious(page: Any) -> list[str]:
 @pytest.mark.parametrize(
     ("scheme", "viewport"), [("light", None), ("dark", None), ("light", PHONE), ("dark", PHONE)]
 )
-def test_axe_finds_no_serious_violation(chromium, asgi_server, alice, scheme, viewport):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_axe_finds_no_serious_violation(chromium, asgi_server, alice, scheme, viewport):  # type: ignore[no-untyped-def]
     world = seed(alice)
-    page = open_page(chromium, asgi_server, alice.user, scheme=scheme, **({"viewport": viewport} if viewport else {}))
+    page = open_page(
+        chromium, asgi_server, alice.user, scheme=scheme, **({"viewport": viewport} if viewport else {})
+    )
     found = {}
     for path in _pages(world):
         page.goto(path)
@@ -42,7 +45,7 @@ def test_axe_finds_no_serious_violation(chromium, asgi_server, alice, scheme, vi
     assert not found, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 
-def test_buttons_are_named_and_reachable_by_keyboard(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_buttons_are_named_and_reachable_by_keyboard(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     page = open_page(chromium, asgi_server, alice.user, viewport=PHONE)
     page.goto("/")
     # the first Tab lands on the menu button, Enter opens the navigation

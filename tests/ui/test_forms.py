@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the browser fixtures are imported, then named as test arguments)
 """Forms in Chromium: the submit form's bounded priority and its fields from the template's
 variables, the upload editor's line gutter and error marks, the version diff, token copying."""
 
@@ -20,7 +21,7 @@ tasks:
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE])
-def test_priority_is_bounded_in_the_browser_and_on_the_server(chromium, asgi_server, alice, viewport):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_priority_is_bounded_in_the_browser_and_on_the_server(chromium, asgi_server, alice, viewport):  # type: ignore[no-untyped-def]
     world = seed(alice)
     page = open_page(chromium, asgi_server, alice.user, **({"viewport": viewport} if viewport else {}))
     page.goto(f"/jobs/definitions/{world['second'].pk}")
@@ -39,7 +40,7 @@ def test_priority_is_bounded_in_the_browser_and_on_the_server(chromium, asgi_ser
     assert page_overflow(page) <= 0
 
 
-def test_submit_offers_the_templates_variables(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_submit_offers_the_templates_variables(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     world = seed(alice)
     page = open_page(chromium, asgi_server, alice.user)
     page.goto(f"/jobs/definitions/{world['second'].pk}")
@@ -56,7 +57,7 @@ def test_submit_offers_the_templates_variables(chromium, asgi_server, alice):  #
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_upload_editor_numbers_lines_and_marks_the_ones_in_error(chromium, asgi_server, alice, scheme):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_upload_editor_numbers_lines_and_marks_the_ones_in_error(chromium, asgi_server, alice, scheme):  # type: ignore[no-untyped-def]
     page = open_page(chromium, asgi_server, alice.user, scheme=scheme)
     page.goto("/jobs/definitions/upload")
     page.fill("textarea[name=text]", BAD_DEFINITION)
@@ -73,14 +74,14 @@ def test_upload_editor_numbers_lines_and_marks_the_ones_in_error(chromium, asgi_
     assert selected == "  on_completed: missing"
 
 
-def test_upload_editor_fits_a_phone(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_upload_editor_fits_a_phone(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     page = open_page(chromium, asgi_server, alice.user, viewport=PHONE)
     page.goto("/jobs/definitions/upload")
     page.fill("textarea[name=text]", BAD_DEFINITION.replace("echo hi", "echo " + "x" * 200))
     assert page_overflow(page) <= 0
 
 
-def test_diff_between_two_versions(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_diff_between_two_versions(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     world = seed(alice)
     page = open_page(chromium, asgi_server, alice.user)
     page.goto(f"/jobs/definitions/{world['second'].pk}")
@@ -96,7 +97,7 @@ def test_diff_between_two_versions(chromium, asgi_server, alice):  # type: ignor
     assert "same text" in page.locator("#diff").inner_text()
 
 
-def test_a_new_token_has_a_copy_button(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_new_token_has_a_copy_button(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     page = open_page(chromium, asgi_server, alice.user)
     page.goto("/account")
     page.fill("#tokens input[name=name]", "ci")

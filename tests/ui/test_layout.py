@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the browser fixtures are imported, then named as test arguments)
 """The app layout in Chromium: usable at 390 px (menu button, no sideways scrolling), dark mode
 from the browser's preference, and error pages inside the layout with a way back."""
 
@@ -14,7 +15,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_every_main_page_fits_a_390px_phone(chromium, asgi_server, alice, scheme):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_every_main_page_fits_a_390px_phone(chromium, asgi_server, alice, scheme):  # type: ignore[no-untyped-def]
     world = seed(alice)
     page = open_page(chromium, asgi_server, alice.user, viewport=PHONE, scheme=scheme)
     for path in main_pages(world):
@@ -25,7 +26,7 @@ def test_every_main_page_fits_a_390px_phone(chromium, asgi_server, alice, scheme
         assert page.locator("#menu-toggle").is_visible(), path
 
 
-def test_the_menu_button_opens_and_closes_the_sidebar(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_menu_button_opens_and_closes_the_sidebar(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     page = open_page(chromium, asgi_server, alice.user, viewport=PHONE)
     page.goto("/")
     toggle = page.locator("#menu-toggle")
@@ -40,7 +41,7 @@ def test_the_menu_button_opens_and_closes_the_sidebar(chromium, asgi_server, ali
     page.wait_for_function("!document.body.classList.contains('nav-open')")
 
 
-def test_desktop_keeps_the_sidebar_open(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_desktop_keeps_the_sidebar_open(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     page = open_page(chromium, asgi_server, alice.user)
     page.goto("/")
     assert page.locator("#sidebar").is_visible()
@@ -52,7 +53,7 @@ def _background(page: Any, selector: str) -> str:
     return page.evaluate(f"getComputedStyle(document.querySelector('{selector}')).backgroundColor")
 
 
-def test_dark_mode_follows_the_browser(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_dark_mode_follows_the_browser(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     seed(alice)
     light = open_page(chromium, asgi_server, alice.user, scheme="light")
     dark = open_page(chromium, asgi_server, alice.user, scheme="dark")
@@ -65,7 +66,7 @@ def test_dark_mode_follows_the_browser(chromium, asgi_server, alice):  # type: i
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE])
-def test_404_is_inside_the_layout_with_a_way_back(chromium, asgi_server, alice, viewport):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_404_is_inside_the_layout_with_a_way_back(chromium, asgi_server, alice, viewport):  # type: ignore[no-untyped-def]
     page = open_page(chromium, asgi_server, alice.user, **({"viewport": viewport} if viewport else {}))
     page.goto("/jobs/definitions")
     response = page.goto("/jobs/definitions/999999")
@@ -77,10 +78,13 @@ def test_404_is_inside_the_layout_with_a_way_back(chromium, asgi_server, alice, 
     assert page_overflow(page) <= 0
 
 
-def test_get_on_an_action_url_is_a_405_page(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_get_on_an_action_url_is_a_405_page(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     world = seed(alice)
     page = open_page(chromium, asgi_server, alice.user)
-    for path in (f"/jobs/requests/{world['request'].pk}/cancel", f"/jobs/definitions/{world['second'].pk}/toggle"):
+    for path in (
+        f"/jobs/requests/{world['request'].pk}/cancel",
+        f"/jobs/definitions/{world['second'].pk}/toggle",
+    ):
         response = page.goto(path)
         assert response.status == 405, path
         assert response.headers["allow"] == "POST"
@@ -89,7 +93,7 @@ def test_get_on_an_action_url_is_a_405_page(chromium, asgi_server, alice):  # ty
         page.wait_for_url("**/")
 
 
-def test_403_is_inside_the_layout(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_403_is_inside_the_layout(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     from orgs import roles
 
     alice.user.role = roles.VIEWER
@@ -101,7 +105,7 @@ def test_403_is_inside_the_layout(chromium, asgi_server, alice):  # type: ignore
     assert page.locator("#sidebar").count() == 1
 
 
-def test_a_superuser_without_an_organization_reaches_system_configs(chromium, asgi_server, db):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_superuser_without_an_organization_reaches_system_configs(chromium, asgi_server, db):  # type: ignore[no-untyped-def]
     from django.contrib.auth import get_user_model
 
     root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root")
@@ -117,8 +121,10 @@ def test_a_superuser_without_an_organization_reaches_system_configs(chromium, as
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-@pytest.mark.skipif(not os.environ.get("FORMICARY_SCREENSHOTS"), reason="set FORMICARY_SCREENSHOTS=1 to refresh")
-def test_screenshots_of_the_main_pages(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+@pytest.mark.skipif(
+    not os.environ.get("FORMICARY_SCREENSHOTS"), reason="set FORMICARY_SCREENSHOTS=1 to refresh"
+)
+def test_screenshots_of_the_main_pages(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     """Refreshes docs/screenshots/ (desktop and 390 px, light and dark): scripts/screenshots."""
     from tests.engine.harness import wait_for_state
 

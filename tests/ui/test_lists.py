@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the browser fixtures are imported, then named as test arguments)
 """The requests list and the dashboard: an "All" tab first, rows that say how long, who and with
 what, and updates over the request event sockets without a reload; the ants page's methods."""
 
@@ -16,7 +17,9 @@ def _row(page, request_id: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE])
-def test_requests_open_on_all_with_duration_trigger_params_and_task_strip(chromium, asgi_server, alice, viewport):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_requests_open_on_all_with_duration_trigger_params_and_task_strip(
+    chromium, asgi_server, alice, viewport
+):  # type: ignore[no-untyped-def]
     world = seed(alice)
     request = world["request"]
     wait_for_state(request.pk)
@@ -33,7 +36,7 @@ def test_requests_open_on_all_with_duration_trigger_params_and_task_strip(chromi
     assert page_overflow(page) <= 0
 
 
-def test_the_list_and_the_dashboard_follow_a_request_live(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_list_and_the_dashboard_follow_a_request_live(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     from jobs.services import control
     from jobs.services.definitions import definition_upload
     from jobs.services.requests import request_submit
@@ -64,7 +67,7 @@ def test_the_list_and_the_dashboard_follow_a_request_live(chromium, asgi_server,
     listing.wait_for_function("Object.keys(window.formicaryLive.sockets).length === 0")
 
 
-def test_the_ants_page_shows_each_ants_methods_and_standalone_offers_docker(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_ants_page_shows_each_ants_methods_and_standalone_offers_docker(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
     from ants.models import AntRegistration
     from jobs.management.commands.standalone import docker_reachable, local_ant_methods
 
