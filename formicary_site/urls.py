@@ -26,3 +26,7 @@ urlpatterns = [
     re_path(r"^static/(?P<path>.*)$", static_serve, {"insecure": True}),
     path("", include("jobs.ui.urls")),
 ]
+
+handler403 = "formicary_site.error_views.handler403"
+handler404 = "formicary_site.error_views.handler404"
+handler500 = "formicary_site.error_views.handler500"

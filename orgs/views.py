@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
+from formicary_site.error_views import post_only
 from orgs import services
 from orgs.forms import CreateOrganizationForm, InviteForm, JoinOrganizationForm, TokenForm
 from orgs.models import ApiToken, Invitation
@@ -36,7 +36,7 @@ def account(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only
 @requires("Token:Write")
 def token_create(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST)
@@ -51,7 +51,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only
 @requires("Token:Write")
 def token_delete(request: HttpRequest, token_id: int) -> HttpResponse:
     token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=token_id)
@@ -61,7 +61,7 @@ def token_delete(request: HttpRequest, token_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only
 @requires("User:Write")
 def invite(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST)

@@ -11,7 +11,7 @@ from jobs.services.requests import MAX_JOB_PRIORITY, MIN_JOB_PRIORITY
 class UploadForm(forms.Form):
     text = forms.CharField(
         label="Definition (YAML)", required=False,
-        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code", "data-editor": ""}),
     )  # fmt: skip
     file = forms.FileField(label="or a file", required=False)
 
@@ -39,12 +39,21 @@ class SubmitForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"Name": "value"}', "class": "code"}),
     )  # fmt: skip
 
-    def __init__(self, *args: Any, required_params: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, required_params: list[str], optional_params: list[str] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.required_params = required_params
-        fields = {
+        self.optional_params = [name for name in optional_params if name not in required_params]
+        fields: dict[str, forms.Field] = {
             f"param_{name}": forms.CharField(label=name, max_length=64 * 1024) for name in required_params
         }
+        # the other variables the definition's template uses: empty means "not set"
+        for name in self.optional_params:
+            fields[f"param_{name}"] = forms.CharField(
+                label=name, max_length=64 * 1024, required=False,
+                help_text="optional: used by the definition's template",
+            )  # fmt: skip
         self.fields = {**fields, **self.fields}
 
     def clean_extra_params(self) -> dict[str, Any]:
@@ -61,7 +70,10 @@ class SubmitForm(forms.Form):
 
     def params(self) -> dict[str, Any]:
         named = {name: self.cleaned_data[f"param_{name}"] for name in self.required_params}
-        return {**self.cleaned_data.get("extra_params", {}), **named}
+        optional = {
+            name: value for name in self.optional_params if (value := self.cleaned_data.get(f"param_{name}"))
+        }
+        return {**self.cleaned_data.get("extra_params", {}), **optional, **named}
 
 
 class JobConfigForm(forms.Form):

@@ -1,8 +1,10 @@
 """Server-rendered pages of the web UI. Every read goes through the organization scope: another
 organization's object is a 404. Writes call the same services as the REST API."""
 
+import difflib
 import functools
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,13 +19,15 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from ants import selectors as ant_selectors
 from artifacts.models import Artifact
+from formicary_site.error_views import post_only
 from jobs import selectors
 from jobs.consumers import request_snapshot
 from jobs.definition.dot import to_dot
+from jobs.definition.durations import format_duration
+from jobs.definition.template_vars import template_variables
 from jobs.models import ErrorCode, JobDefinition, JobRequest, SystemConfig
 from jobs.queen.specs import graph_spec
 from jobs.services import control, rate_limits
@@ -37,7 +41,9 @@ from orgs.scoping import for_user
 from orgs.web_permissions import requires
 
 PAGE_SIZE = 25
+_LINE_REF = re.compile(r"\blines? (\d+)")
 REQUEST_TABS = {
+    "all": [str(s) for s in JobState],
     "running": [str(s) for s in JOB_RUNNING],
     "waiting": [JobState.PENDING, JobState.PAUSED],
     "done": [str(s) for s in JOB_TERMINAL],
@@ -103,6 +109,38 @@ def definition_graph(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponse(svg, content_type="image/svg+xml")
 
 
+# -- request rows -------------------------------------------------------------------------------
+
+KEY_PARAMS = 3
+
+
+def _with_row_details(requests: Any) -> list[JobRequest]:
+    """Requests of a list, each with what its row shows: duration, trigger, a few params and
+    the state of each task (two prefetches for the page, not a query per row)."""
+    rows = list(
+        requests.select_related("user", "parent", "last_execution").prefetch_related(
+            "params", "last_execution__tasks"
+        )
+    )
+    now = timezone.now()
+    for r in rows:
+        execution = r.last_execution
+        if execution is not None:
+            end = execution.ended_at or (now if r.job_state not in JOB_TERMINAL else r.updated_at)
+            r.duration_text = format_duration(round(max((end - execution.started_at).total_seconds(), 0)))
+            r.task_strip = [(t.task_type, t.task_state) for t in execution.tasks.all()]
+        else:
+            r.duration_text, r.task_strip = "", []
+        if r.cron_triggered:
+            r.trigger = "cron"
+        elif r.parent_id:
+            r.trigger = f"fork of #{r.parent_id}"
+        else:
+            r.trigger = r.user.username if r.user else "—"
+        r.key_params = [(p.name, p.display_value()) for p in list(r.params.all())[:KEY_PARAMS]]
+    return rows
+
+
 # -- dashboard ------------------------------------------------------------------------------------
 
 
@@ -119,7 +157,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "finished": sum(by_state.get(s, 0) for s in REQUEST_TABS["done"]),
         "failed": by_state.get(JobState.FAILED, 0),
         "success_pct": round(100 * day_counts["ok"] / day_counts["all"]) if day_counts["all"] else None,
-        "recent": requests.select_related("job_definition")[:12],
+        "recent": _with_row_details(requests[:12]),
         "ants": _ants(request),
         "definitions": selectors.definitions_live(_org_id(request)).filter(is_latest=True).count(),
     }
@@ -173,13 +211,35 @@ def definition_upload_view(request: HttpRequest) -> HttpResponse:
             for warning in selectors.definition_warnings(definition):
                 messages.warning(request, warning)
             return redirect("ui:definition", pk=definition.pk)
-    return render(request, "jobs/definition_upload.html", {"form": form, "errors": errors})
+    # the validator names lines as "line N": the editor marks them and each error links to its line
+    cited = [(e, [int(n) for n in _LINE_REF.findall(e)]) for e in errors]
+    error_lines = sorted({n for _, ns in cited for n in ns})
+    context = {"form": form, "errors": cited, "error_lines": ",".join(map(str, error_lines))}
+    return render(request, "jobs/definition_upload.html", context)
+
+
+def _submit_form(definition: JobDefinition, data: Any = None) -> SubmitForm:
+    """Fields for the required params, then for every other variable the template uses."""
+    defined = set(definition.spec.get("job_variables") or {})
+    return SubmitForm(
+        data,
+        required_params=list(definition.spec.get("required_params") or []),
+        optional_params=template_variables(definition.raw_yaml, defined=defined),
+    )
 
 
 def _definition_context(request: HttpRequest, definition: JobDefinition, **extra: Any) -> dict[str, Any]:
     org_id = _org_id(request)
-    required = list(definition.spec.get("required_params") or [])
+    older = (
+        selectors.definitions_live(org_id)
+        .filter(job_type=definition.job_type, version__lt=definition.version)
+        .order_by("-version")
+        .first()
+    )
     return {
+        "diff": None,
+        "diff_from": older or definition,
+        "diff_to": definition,
         "definition": definition,
         "svg": graph_svg(definition),
         "versions": selectors.definitions_live(org_id)
@@ -188,26 +248,41 @@ def _definition_context(request: HttpRequest, definition: JobDefinition, **extra
         "configs": selectors.job_configs(org_id, definition.job_type),
         "stats": definition_stats(definition),
         "recent": selectors.requests_for(org_id).filter(job_type=definition.job_type)[:10],
-        "submit_form": extra.pop("submit_form", None) or SubmitForm(required_params=required),
+        "submit_form": extra.pop("submit_form", None) or _submit_form(definition),
         "config_form": extra.pop("config_form", None) or JobConfigForm(),
         "tasks": definition.spec.get("tasks") or [],
         **extra,
     }
 
 
+def _version_diff(request: HttpRequest, definition: JobDefinition) -> dict[str, Any]:
+    """``?from=<id>&to=<id>``: a unified line diff of two versions of the same job type."""
+    ids = [request.GET.get("from", ""), request.GET.get("to", "")]
+    if not all(i.isascii() and i.isdigit() for i in ids):
+        return {}
+    versions = selectors.definitions_live(_org_id(request)).filter(job_type=definition.job_type)
+    old, new = (get_object_or_404(versions, pk=int(i)) for i in ids)
+    lines = difflib.unified_diff(
+        old.raw_yaml.splitlines(), new.raw_yaml.splitlines(),
+        f"v{old.version}", f"v{new.version}", lineterm="",
+    )  # fmt: skip
+    kinds = {"+": "add", "-": "del", "@": "hunk"}
+    diff = [(kinds.get(line[:1], "ctx"), line) for line in lines]
+    return {"diff": diff, "diff_from": old, "diff_to": new}
+
+
 @member_required
 def definition_detail(request: HttpRequest, pk: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
-    return render(request, "jobs/definition_detail.html", _definition_context(request, definition))
+    context = _definition_context(request, definition, **_version_diff(request, definition))
+    return render(request, "jobs/definition_detail.html", context)
 
 
 @member_required
 @requires("JobRequest:Submit", methods=("POST",))
 def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
-    form = SubmitForm(
-        request.POST or None, required_params=list(definition.spec.get("required_params") or [])
-    )
+    form = _submit_form(definition, request.POST or None)
     errors: list[str] = []
     retry_after = 0
     if request.method == "POST" and form.is_valid():
@@ -235,7 +310,7 @@ def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @member_required
-@require_POST
+@post_only
 @requires("JobDefinition:Write")
 def definition_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
@@ -245,7 +320,7 @@ def definition_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @member_required
-@require_POST
+@post_only
 @requires("Config:Write")
 def definition_config_add(request: HttpRequest, pk: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
@@ -263,7 +338,7 @@ def definition_config_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @member_required
-@require_POST
+@post_only
 @requires("Config:Write")
 def definition_config_delete(request: HttpRequest, pk: int, config_id: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
@@ -278,9 +353,9 @@ def definition_config_delete(request: HttpRequest, pk: int, config_id: int) -> H
 
 @member_required
 def request_list(request: HttpRequest) -> HttpResponse:
-    tab = request.GET.get("tab", "running")
+    tab = request.GET.get("tab", "all")
     if tab not in REQUEST_TABS:
-        tab = "running"
+        tab = "all"
     base = selectors.requests_for(_org_id(request))
     counts = {name: base.filter(job_state__in=states).count() for name, states in REQUEST_TABS.items()}
     qs = base.filter(job_state__in=REQUEST_TABS[tab])
@@ -291,6 +366,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
     if state:
         qs = qs.filter(job_state=state)
     page = Paginator(qs.order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = _with_row_details(page.object_list)
     context = {
         "page": page, "tab": tab, "counts": counts, "job_type": job_type, "state": state,
         "job_types": base.order_by("job_type").values_list("job_type", flat=True).distinct(),
@@ -359,7 +435,7 @@ def request_state(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 @member_required
-@require_POST
+@post_only
 @requires("JobRequest:Cancel")
 def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     job_request = get_object_or_404(selectors.requests_for(_org_id(request)), pk=pk)
@@ -419,9 +495,12 @@ def error_code_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/error_code_list.html", {"page": page, "q": q})
 
 
-@member_required
+@login_required
 def system_config_list(request: HttpRequest) -> HttpResponse:
+    """Superusers only; they need no organization (an operator may belong to none)."""
     if not request.user.is_superuser:  # type: ignore[union-attr]
+        if not request.user.organization_id:  # type: ignore[union-attr]
+            return redirect("orgs:setup")
         return render(request, "jobs/system_config_list.html", {"forbidden": True}, status=403)
     configs = [(c, c.display_value()) for c in SystemConfig.objects.all()]
     return render(request, "jobs/system_config_list.html", {"configs": configs})

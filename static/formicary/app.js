@@ -260,6 +260,162 @@
     this.log.show(t && t.id ? t.id : null);
   };
 
+
+  // -- shared page behaviour: menu button, copy buttons, live lists, the definition editor -------
+  function setupMenu() {
+    var button = document.getElementById("menu-toggle");
+    if (!button) return;
+    function set(open) {
+      document.body.classList.toggle("nav-open", open);
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+      var first = document.querySelector("#sidebar nav a");
+      if (open && first) setTimeout(function () { first.focus(); }, 0); // keyboard users land in the menu
+      if (!open && document.activeElement && document.activeElement.closest("#sidebar") && button.offsetParent) button.focus();
+    }
+    button.addEventListener("click", function () { set(!document.body.classList.contains("nav-open")); });
+    document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") set(false); });
+    document.addEventListener("click", function (ev) {
+      if (document.body.classList.contains("nav-open") && !ev.target.closest(".sidebar, #menu-toggle")) set(false);
+    });
+  }
+
+  function setupCopyButtons() {
+    document.querySelectorAll("button[data-copy]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        var el = document.getElementById(b.getAttribute("data-copy"));
+        var text = el ? el.textContent.trim() : "";
+        function done() { b.textContent = "Copied"; window.formicaryCopied = text; }
+        if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, done);
+        else {
+          var range = document.createRange();
+          range.selectNodeContents(el);
+          var sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+          try { document.execCommand("copy"); } catch (e) { /* the text stays selected */ }
+          done();
+        }
+      });
+    });
+  }
+
+  // Lists and the dashboard: every unfinished request on the page is watched over its events
+  // socket; a state change re-reads the page and swaps its live regions. New requests show
+  // up on a slow re-read, since no socket names them before they exist.
+  function LiveList() {
+    this.sockets = {};
+    this.timer = null;
+    this.refreshes = 0;
+    var self = this;
+    this.watch();
+    setInterval(function () { if (!document.hidden) self.refresh(); }, 20000);
+  }
+  LiveList.prototype.watch = function () {
+    var self = this, wanted = {};
+    document.querySelectorAll("tr[data-live-request]").forEach(function (tr) {
+      if (TERMINAL.indexOf(tr.getAttribute("data-state")) < 0) wanted[tr.getAttribute("data-live-request")] = true;
+    });
+    Object.keys(this.sockets).forEach(function (id) {
+      if (!wanted[id]) { var s = self.sockets[id]; delete self.sockets[id]; s.close(); }
+    });
+    Object.keys(wanted).forEach(function (id) {
+      if (self.sockets[id]) return;
+      var socket = new WebSocket(wsUrl("/ws/jobs/requests/" + id + "/events"));
+      self.sockets[id] = socket;
+      socket.onmessage = function (ev) {
+        var msg = JSON.parse(ev.data);
+        if (msg.kind === "job_state" || msg.kind === "task_state") self.soon();
+      };
+      socket.onclose = function () { if (self.sockets[id] === socket) delete self.sockets[id]; };
+    });
+  };
+  LiveList.prototype.soon = function () {
+    var self = this;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(function () { self.refresh(); }, 250);
+  };
+  LiveList.prototype.refresh = function () {
+    var self = this;
+    fetch(location.href, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
+      if (!html) return;
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      document.querySelectorAll("[data-live-region]").forEach(function (old) {
+        var fresh = doc.querySelector('[data-live-region="' + old.getAttribute("data-live-region") + '"]');
+        if (fresh && fresh.innerHTML !== old.innerHTML) old.innerHTML = fresh.innerHTML;
+      });
+      self.refreshes += 1;
+      self.watch();
+    });
+  };
+
+  // The upload editor: a plain textarea with a line-number gutter that scrolls with it; lines
+  // the validator named (#error-lines) are marked in the gutter and listed as links.
+  function Editor(textarea) {
+    var wrap = document.createElement("div");
+    wrap.className = "editor";
+    var gutter = document.createElement("pre");
+    gutter.className = "gutter";
+    gutter.setAttribute("aria-hidden", "true");
+    textarea.parentNode.insertBefore(wrap, textarea);
+    wrap.appendChild(gutter);
+    wrap.appendChild(textarea);
+    textarea.setAttribute("wrap", "off");
+    this.textarea = textarea;
+    this.gutter = gutter;
+    this.errors = {};
+    var cited = document.getElementById("error-lines");
+    (cited ? cited.textContent : "").split(",").forEach(function (n) {
+      if (n) this.errors[n] = true;
+    }, this);
+    var self = this;
+    textarea.addEventListener("input", function () { self.render(); });
+    textarea.addEventListener("scroll", function () { gutter.scrollTop = textarea.scrollTop; });
+    this.render();
+  }
+  Editor.prototype.render = function () {
+    var count = this.textarea.value.split("\n").length, html = [];
+    for (var i = 1; i <= count; i++) {
+      html.push(this.errors[i] ? '<span class="err" data-line="' + i + '">' + i + "</span>" : String(i));
+    }
+    this.gutter.innerHTML = html.join("\n") + "\n";
+    this.gutter.scrollTop = this.textarea.scrollTop;
+  };
+  Editor.prototype.goTo = function (line) {
+    var lines = this.textarea.value.split("\n"), start = 0;
+    for (var i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
+    this.textarea.focus();
+    this.textarea.setSelectionRange(start, start + (lines[line - 1] || "").length);
+    var lh = parseFloat(getComputedStyle(this.textarea).lineHeight) || 18;
+    this.textarea.scrollTop = Math.max(0, (line - 3) * lh);
+  };
+
+  // A region that scrolls sideways (a wide table on a phone, long YAML) must take keyboard focus
+  // so it can be scrolled without a mouse.
+  function markScrollable() {
+    document.querySelectorAll("pre.yaml, pre.diff, .panel, .table-scroll, .graph").forEach(function (el) {
+      var scrolls = el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1;
+      if (scrolls && !el.hasAttribute("tabindex")) el.setAttribute("tabindex", "0");
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    markScrollable();
+    window.addEventListener("resize", markScrollable);
+    setupMenu();
+    setupCopyButtons();
+    // the error pages' Back: the browser's history when the server did not know the previous page
+    document.querySelectorAll("a[data-history-back]").forEach(function (a) {
+      a.addEventListener("click", function (ev) { if (history.length > 1) { ev.preventDefault(); history.back(); } });
+    });
+    if (document.querySelector("[data-live-region]")) window.formicaryLive = new LiveList();
+    var editorArea = document.querySelector("textarea[data-editor]");
+    if (editorArea) {
+      var editor = new Editor(editorArea);
+      window.formicaryEditor = editor;
+      document.querySelectorAll("a[data-goto-line]").forEach(function (a) {
+        a.addEventListener("click", function (ev) { ev.preventDefault(); editor.goTo(parseInt(a.getAttribute("data-goto-line"), 10)); });
+      });
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("pre.yaml").forEach(highlightYaml);
     var page = document.querySelector("[data-request-id]");

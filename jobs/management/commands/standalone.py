@@ -74,10 +74,33 @@ def _work_root() -> Path:
     return work
 
 
+LOCAL_METHODS = ["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON",
+                 "HTTP_DELETE", "MESSAGING"]  # fmt: skip
+
+
+def docker_reachable(timeout: float = 2.0) -> bool:
+    """Whether a Docker engine answers a ping (DOCKER_HOST or the local socket) within ``timeout``."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no engine, no permission, no SDK: the local ant just offers no DOCKER
+        return False
+
+
+def local_ant_methods(*, docker: bool) -> list[str]:
+    """The local ant's methods; DOCKER too when an engine is reachable (as the reference's embedded ant)."""
+    return [*LOCAL_METHODS, "DOCKER"] if docker else list(LOCAL_METHODS)
+
+
 class Command(BaseCommand):
     help = (
         "Run Formicary in one process: the web app and API (ASGI), the queen and a local ant "
-        "(SHELL and HTTP methods), on the configured database (SQLite by default) with in-process "
+        "(SHELL and HTTP methods, DOCKER when a Docker engine answers), on the configured database (SQLite by default) with in-process "
         "messaging. Migrates the database first."
     )
 
@@ -120,8 +143,7 @@ class Command(BaseCommand):
         if not opts["no_ant"]:
             config = AntConfig(
                 ant_id="ant-standalone", concurrency=opts["concurrency"], tags=[],
-                methods=["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON",
-                         "HTTP_DELETE", "MESSAGING"],
+                methods=local_ant_methods(docker=docker_reachable()),
                 work_root=_work_root(),
             )  # fmt: skip
             shell = ShellExecutor(config, single_tenant=_single_organization)
