@@ -53,7 +53,10 @@ def job_type_numbers(org_id: int, since: Any = None) -> dict[str, dict[str, Any]
     ).order_by("job_type")  # fmt: skip
     for row in rows:
         finished = row["succeeded"] + row["failed"]
-        out[row["job_type"]] = {**row, "success_rate": round(row["succeeded"] / finished, 4) if finished else None}
+        out[row["job_type"]] = {
+            **row,
+            "success_rate": round(row["succeeded"] / finished, 4) if finished else None,
+        }
     durations: dict[str, list[float]] = defaultdict(list)
     for job_type, started, ended in executions.order_by("-ended_at").values_list(
         "job_request__job_type", "started_at", "ended_at"
@@ -79,9 +82,11 @@ def report(org_id: int, days: int = DEFAULT_DAYS) -> dict[str, Any]:
         per_day.setdefault(row["day"].isoformat(), {})[row["job_state"]] = row["n"]
     tasks = TaskExecution.objects.filter(organization_id=org_id, ended_at__gte=since)
     task_secs: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for job_type, task_type, started, ended in tasks.filter(started_at__isnull=False).order_by("-ended_at").values_list(
-        "job_execution__job_request__job_type", "task_type", "started_at", "ended_at"
-    )[:MAX_ROWS]:
+    for job_type, task_type, started, ended in (
+        tasks.filter(started_at__isnull=False)
+        .order_by("-ended_at")
+        .values_list("job_execution__job_request__job_type", "task_type", "started_at", "ended_at")[:MAX_ROWS]
+    ):
         task_secs[(job_type, task_type)].append((ended - started).total_seconds())
     slowest = sorted(
         ({"job_type": j, "task_type": t, "runs": len(v), "avg_secs": round(sum(v) / len(v), 3),
@@ -100,7 +105,12 @@ def report(org_id: int, days: int = DEFAULT_DAYS) -> dict[str, Any]:
         "job_types": [{"job_type": k, **v} for k, v in job_type_numbers(org_id, since).items()],
         "slowest_tasks": slowest,
         "most_failing_tasks": [
-            {"job_type": r["job_execution__job_request__job_type"], "task_type": r["task_type"],
-             "failures": r["failures"], "runs": r["runs"]} for r in failing
+            {
+                "job_type": r["job_execution__job_request__job_type"],
+                "task_type": r["task_type"],
+                "failures": r["failures"],
+                "runs": r["runs"],
+            }
+            for r in failing
         ],  # fmt: skip
     }

@@ -31,7 +31,9 @@ class RequestWebhooks(OrgAPIView):
 
     @extend_schema(responses=WebhookDeliverySerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        return self.paginate(request, selectors.webhook_deliveries(self.org_id, pk), WebhookDeliverySerializer)
+        return self.paginate(
+            request, selectors.webhook_deliveries(self.org_id, pk), WebhookDeliverySerializer
+        )
 
 
 class Reports(OrgAPIView):
@@ -39,7 +41,9 @@ class Reports(OrgAPIView):
 
     @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
-        return Response(reports.report(self.org_id, days=reports.days_param(request.query_params.get("days"))))
+        return Response(
+            reports.report(self.org_id, days=reports.days_param(request.query_params.get("days")))
+        )
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
@@ -54,9 +58,12 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 def _may_scrape(request: HttpRequest) -> bool:
     header = request.headers.get("Authorization", "")
     token = settings.FORMICARY_METRICS_TOKEN
-    if token and header.startswith("Bearer "):
-        if hmac.compare_digest(header[7:].strip().encode(), token.encode()):
-            return True
+    if (
+        token
+        and header.startswith("Bearer ")
+        and hmac.compare_digest(header[7:].strip().encode(), token.encode())
+    ):
+        return True
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_staff:
         return True

@@ -26,7 +26,9 @@ def runs_per_day(days: list[dict[str, Any]], width: int = 720, height: int = 180
                          f'fill="{STATE_COLORS.get(state, OTHER_COLOR)}"><title>{escape(day["day"])} '
                          f'{escape(state)}: {n}</title></rect>')  # fmt: skip
         if i % max(1, len(days) // 7) == 0:
-            parts.append(f'<text x="{i * slot + 2:.1f}" y="{height + 14}" font-size="10">{escape(day["day"][5:])}</text>')
+            parts.append(
+                f'<text x="{i * slot + 2:.1f}" y="{height + 14}" font-size="10">{escape(day["day"][5:])}</text>'
+            )
     parts.append("</svg>")
     return mark_safe("".join(parts))
 

@@ -22,12 +22,30 @@ def reports_page(request: HttpRequest) -> HttpResponse:
         "days": days,
         "runs_chart": charts.runs_per_day(data["runs_per_day"]),
         "duration_chart": charts.horizontal_bars(
-            "durations", [(t["job_type"], [("p50", t["p50_secs"], "#3b7dd8"), ("p95", t["p95_secs"], "#1d4f91")])
-                          for t in types], "s"),  # fmt: skip
+            "durations",
+            [
+                (t["job_type"], [("p50", t["p50_secs"], "#3b7dd8"), ("p95", t["p95_secs"], "#1d4f91")])
+                for t in types
+            ],
+            "s",
+        ),  # fmt: skip
         "success_chart": charts.horizontal_bars(
-            "success-rate", [(t["job_type"], [("success", None if t["success_rate"] is None
-                                                else round(t["success_rate"] * 100, 1), "#2e9d5b")]) for t in types],
-            "%"),  # fmt: skip
+            "success-rate",
+            [
+                (
+                    t["job_type"],
+                    [
+                        (
+                            "success",
+                            None if t["success_rate"] is None else round(t["success_rate"] * 100, 1),
+                            "#2e9d5b",
+                        )
+                    ],
+                )
+                for t in types
+            ],
+            "%",
+        ),  # fmt: skip
         "states": charts.STATE_COLORS,
     }
     return render(request, "jobs/reports.html", context)

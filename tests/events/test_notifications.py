@@ -55,7 +55,9 @@ def test_failed_job_mails_and_posts_to_slack_skipping_opted_out_users(
     assert envelope.rcpt_tos == ["ops@example.com"]  # quiet@ turned notifications off
     mail = message_from_bytes(envelope.content)
     assert mail["Subject"] == f"[Formicary] notified #{done.pk} FAILED"
-    text = next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    text = (
+        next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    )
     assert "Failing task: build (exit code 3)" in text
     assert f"http://localhost:7777/jobs/requests/{done.pk}" in text
     slack = eventually(lambda: http_sink.received and http_sink.received[0])
@@ -76,7 +78,10 @@ def test_on_failure_also_tells_the_first_success_after_a_failure_and_except_supp
     run(api, alice, NOTIFY, Code="0")  # a success after a success: no mail
     eventually(lambda: len(http_sink.received) == 3)  # Slack: every run but the excepted one
     subjects = [message_from_bytes(m.content)["Subject"] for m in smtp_server.messages]
-    assert subjects == [f"[Formicary] notified #{failed.pk} FAILED", f"[Formicary] notified #{fixed.pk} COMPLETED"]
+    assert subjects == [
+        f"[Formicary] notified #{failed.pk} FAILED",
+        f"[Formicary] notified #{fixed.pk} COMPLETED",
+    ]
     assert first.job_state == "COMPLETED"
     assert len(smtp_server.messages) == 2
 
@@ -107,7 +112,9 @@ def test_job_and_task_webhooks_are_signed_retried_and_recorded(standalone, api, 
     job_call = next(r for r in http_sink.received if r.path.startswith("/job"))
     assert job_call.path == f"/job?id={done.pk}" and job_call.headers["X-Job"] == "hooked"
     body = job_call.json()
-    assert body["event"] == "job.finished" and body["state"] == "COMPLETED" and body["job_request_id"] == done.pk
+    assert (
+        body["event"] == "job.finished" and body["state"] == "COMPLETED" and body["job_request_id"] == done.pk
+    )
     task_call = next(r for r in http_sink.received if r.path == "/task").json()
     assert task_call["event"] == "task.finished" and task_call["task_type"] == "step"
     assert task_call["exit_code"] == "0" or task_call["state"] == "COMPLETED"
