@@ -124,7 +124,7 @@ def test_job_and_task_webhooks_are_signed_retried_and_recorded(standalone, api, 
     assert sorted((d.attempt, d.status_code) for d in deliveries[1:]) in ([(1, 200), (2, 200)],)
     listed = api.get(f"/api/jobs/requests/{done.pk}/webhooks")
     assert listed.status_code == 200, listed.content
-    rows = listed.json()["results"] if isinstance(listed.json(), dict) else listed.json()
+    rows = listed.json()["Records"]
     assert {(r["attempt"], r["status_code"]) for r in rows} == {(1, 500), (1, 200), (2, 200)}
     assert "HTTP 500" in next(r["error"] for r in rows if r["status_code"] == 500)
     client.force_login(alice.user)
