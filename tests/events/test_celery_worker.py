@@ -57,5 +57,8 @@ def test_a_real_celery_worker_delivers_the_notification(standalone, celery_worke
     assert wait_for_state(request.pk).job_state == "COMPLETED"
     envelope = eventually(lambda: smtp_server.messages and smtp_server.messages[0], timeout=60)
     assert envelope.rcpt_tos == ["team@example.com"]
-    assert message_from_bytes(envelope.content)["Subject"] == f"[Formicary] mailed-by-celery #{request.pk} COMPLETED"
+    assert (
+        message_from_bytes(envelope.content)["Subject"]
+        == f"[Formicary] mailed-by-celery #{request.pk} COMPLETED"
+    )
     assert celery_worker.poll() is None  # the worker, not this process, sent it

@@ -24,7 +24,10 @@ def test_when(when: str, succeeded: bool, previous: bool | None, expected: bool)
 
 
 def test_channels_recipients_and_except() -> None:
-    notify = {"email": {"recipients": ["a@x.io", " "], "when": "onFailure"}, "slack": {"recipients": "#a, #b"}}
+    notify = {
+        "email": {"recipients": ["a@x.io", " "], "when": "onFailure"},
+        "slack": {"recipients": "#a, #b"},
+    }
     assert notices(notify, False, None) == [Notice("email", ("a@x.io",)), Notice("slack", ("#a", "#b"))]
     assert notices(notify, True, True) == [Notice("slack", ("#a", "#b"))]
     assert notices({"slack": {"recipients": ["#a"], "except": "true"}}, True, None) == []
@@ -41,7 +44,9 @@ def test_problems_name_the_field() -> None:
 def test_upload_refuses_a_bad_when_and_a_webhook_without_url() -> None:
     from jobs.definition.parser import load_upload
 
-    text = "job_type: j\nnotify:\n  email: {recipients: [a@b.c], when: sometimes}\nwebhook: {headers: {A: b}}\n"
+    text = (
+        "job_type: j\nnotify:\n  email: {recipients: [a@b.c], when: sometimes}\nwebhook: {headers: {A: b}}\n"
+    )
     text += "tasks:\n- task_type: t\n  method: SHELL\n  script: [true]\n"
     with pytest.raises(Exception) as err:
         load_upload(text)
