@@ -73,7 +73,7 @@ def report(org_id: int, days: int = DEFAULT_DAYS) -> dict[str, Any]:
     since = now - timedelta(days=days)
     per_day: dict[str, dict[str, int]] = {}
     for offset in range(days - 1, -1, -1):
-        per_day[(now - timedelta(days=offset)).date().isoformat()] = {}
+        per_day[timezone.localdate(now - timedelta(days=offset)).isoformat()] = {}
     rows = (
         JobRequest.objects.filter(organization_id=org_id, created_at__gte=since)
         .annotate(day=TruncDate("created_at")).values("day", "job_state").annotate(n=Count("id")).order_by()
