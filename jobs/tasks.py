@@ -7,7 +7,9 @@ from celery import shared_task
 from django.conf import settings
 
 from jobs.definition.notify_rules import Notice
+from jobs.models import JobRequest
 from jobs.outbound import metrics, notifications, runner, webhooks
+from jobs.queen.specs import graph_of
 
 log = logging.getLogger(__name__)
 LIMITS = {"soft_time_limit": 60, "time_limit": 90}  # an SMTP or HTTP call has a 10 s timeout of its own
@@ -19,7 +21,9 @@ def job_ended(request_id: int) -> None:
     for notice in notifications.job_notices(request_id):
         runner.enqueue("jobs.tasks.send_notification", request_id=request_id, channel=notice.channel,
                        recipients=list(notice.recipients), attempt=1)  # fmt: skip
-    runner.enqueue("jobs.tasks.call_webhook", request_id=request_id, task_execution_id=None, attempt=1)
+    definition_id = JobRequest.objects.values_list("job_definition_id", flat=True).get(pk=request_id)
+    if graph_of(definition_id).webhook:
+        runner.enqueue("jobs.tasks.call_webhook", request_id=request_id, task_execution_id=None, attempt=1)
 
 
 @shared_task(name="jobs.tasks.send_notification", **LIMITS)

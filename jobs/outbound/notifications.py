@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 
 from jobs.definition.notify_rules import Notice, notices
 from jobs.outbound.outcome import JobOutcome, job_outcome, previous_succeeded, rendered_job
+from jobs.states import JobState
 from orgs.models import OrgConfig, User
 
 SLACK_CONFIG = "SlackWebhookURL"  # secret org config: the Slack incoming-webhook URL
@@ -23,6 +24,8 @@ class NotSent(Exception):
 def job_notices(request_id: int) -> list[Notice]:
     """The channels a finished job notifies on, after `when`, `except` and the users' opt-outs."""
     outcome = job_outcome(request_id)
+    if outcome.state == JobState.FILTERED:  # skip_if: the job never ran
+        return []
     notify = rendered_job(outcome.request).notify
     if not notify:
         return []
