@@ -1,10 +1,18 @@
 """What the queen does when jobs and tasks end, after its commit (transitions.py calls these
-through ``transaction.on_commit``): observe metrics and enqueue ids, no outbound I/O."""
+through ``transaction.on_commit``): it hands the ids to one background thread of its process,
+which looks up what to do, observes the metrics and enqueues the Celery tasks. The queen's loop
+spends neither a query nor a broker round trip on it (tests/engine/test_query_counts.py).
+Ids still in that thread's queue when the process dies are lost: notifications are at most once.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable
+
+from django.db import close_old_connections
 
 from jobs.models import JobRequest, TaskExecution
 from jobs.outbound import metrics, runner
@@ -13,10 +21,39 @@ from jobs.queen.specs import graph_of
 log = logging.getLogger(__name__)
 
 
+_pending: queue.SimpleQueue[tuple[Callable[[list[int]], None], list[int]]] = queue.SimpleQueue()
+_worker: threading.Thread | None = None
+_lock = threading.Lock()
+
+
 def jobs_ended(request_ids: Iterable[int]) -> None:
+    _submit(_jobs_ended, list(request_ids))
+
+
+def tasks_ended(task_ids: Iterable[int]) -> None:
+    _submit(_tasks_ended, list(task_ids))
+
+
+def _submit(step: Callable[[list[int]], None], ids: list[int]) -> None:
+    global _worker
+    with _lock:
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_drain, name="outbound-hooks", daemon=True)
+            _worker.start()
+    _pending.put((step, ids))
+
+
+def _drain() -> None:
+    while True:
+        step, ids = _pending.get()
+        close_old_connections()
+        step(ids)
+
+
+def _jobs_ended(request_ids: list[int]) -> None:
     """Enqueue `job_ended` for the finished jobs whose definition has `notify` or `webhook`."""
     try:
-        rows = JobRequest.objects.filter(pk__in=list(request_ids)).values_list("pk", "job_definition_id")
+        rows = JobRequest.objects.filter(pk__in=request_ids).values_list("pk", "job_definition_id")
         for request_id, definition_id in rows:
             graph = graph_of(definition_id)
             if graph.notify or graph.webhook:
@@ -25,10 +62,10 @@ def jobs_ended(request_ids: Iterable[int]) -> None:
         log.exception("could not enqueue the outbound work of requests %s", request_ids)
 
 
-def tasks_ended(task_ids: Iterable[int]) -> None:
+def _tasks_ended(task_ids: list[int]) -> None:
     """Observe the finished tasks' durations; enqueue the webhooks of those whose task has one."""
     try:
-        rows = TaskExecution.objects.filter(pk__in=list(task_ids)).values_list(
+        rows = TaskExecution.objects.filter(pk__in=task_ids).values_list(
             "pk", "task_type", "method", "task_state", "started_at", "ended_at",
             "job_execution__job_request_id", "job_execution__job_request__job_definition_id",
         )  # fmt: skip
