@@ -7,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs.services.requests import request_submit
 from tests.conftest import upload
 from tests.engine.harness import wait_for_state
+from tests.events.conftest import eventually
 
 pytestmark = pytest.mark.usefixtures("outbound_in_process")
 
@@ -44,7 +45,14 @@ def test_metrics_need_the_token_and_parse(standalone, api, alice, anon_api, sett
     assert client.get("/api/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     resp = client.get("/api/metrics", HTTP_AUTHORIZATION="Bearer scrape-me")
     assert resp.status_code == 200 and resp["Content-Type"].startswith("text/plain")
-    found = samples(resp.content.decode())
+
+    def observed() -> dict | None:  # type: ignore[type-arg]
+        # the queen's outbound thread observes durations just after each commit
+        found = samples(client.get("/api/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").content.decode())
+        counts = [s for s in found["formicary_task_duration_seconds"] if s.name.endswith("_count")]
+        return found if sum(s.value for s in counts if s.labels["method"] == "SHELL") >= 6 else None
+
+    found = eventually(observed)
     by_state = {(s.labels["job_type"], s.labels["state"]): s.value for s in found["formicary_requests"]}
     assert by_state[("measured", "COMPLETED")] == 2 and by_state[("measured", "FAILED")] == 1
     assert found["formicary_queue_depth"][0].value == 0

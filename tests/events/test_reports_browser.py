@@ -27,7 +27,9 @@ tasks:
 def test_reports_page_draws_charts_from_the_runs(page, api, alice):  # type: ignore[no-untyped-def]  # noqa: F811
     assert upload(api, DEFINITION).status_code == 201
     for code in ("0", "0", "1"):
-        request = request_submit(org_id=alice.org_id, user=alice.user, job_type="charted", params={"Code": code})
+        request = request_submit(
+            org_id=alice.org_id, user=alice.user, job_type="charted", params={"Code": code}
+        )
         wait_for_state(request.pk)
     log_in(page, "alice", "pw-alice")
     page.click("nav >> text=Reports")
