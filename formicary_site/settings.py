@@ -221,6 +221,23 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 
+# --- Outbound: notifications, webhooks, metrics (docs/notifications.md) ---------------------------
+# Notifications, webhooks and other outbound work run on Celery through the broker; without a
+# broker (standalone) on a small in-process thread pool, never in the queen's loop.
+FORMICARY_OUTBOUND_IN_PROCESS = env.bool("FORMICARY_OUTBOUND_IN_PROCESS", default=not REDIS_URL)
+FORMICARY_OUTBOUND_ATTEMPTS = env.int(
+    "FORMICARY_OUTBOUND_ATTEMPTS", default=5
+)  # per email, Slack post or webhook
+FORMICARY_OUTBOUND_RETRY_SECS = env.float("FORMICARY_OUTBOUND_RETRY_SECS", default=5.0)  # doubled per attempt
+# Mail (notifications, invitations): smtp://user:password@host:port (smtp+tls://, smtp+ssl://);
+# unset, mail is printed on the console.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="formicary@localhost")
+# GET /api/metrics: Authorization: Bearer <this>, or a staff user's session or API token
+FORMICARY_METRICS_TOKEN = env.str("FORMICARY_METRICS_TOKEN", default="")
+# --- end of outbound ------------------------------------------------------------------------------
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "orgs.authentication.BearerTokenAuthentication",

@@ -270,3 +270,24 @@ class SystemConfig(SecretValueMixin):
 
     def __str__(self) -> str:
         return f"{self.scope}/{self.kind}/{self.name}"
+
+
+class WebhookDelivery(TenantModel):
+    """One attempt to call a job's or task's `webhook` (jobs/outbound/webhooks.py)."""
+
+    job_request = models.ForeignKey(JobRequest, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    task_execution = models.ForeignKey(
+        TaskExecution, null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    url = models.TextField()
+    attempt = models.PositiveIntegerField(default=1)
+    status_code = models.PositiveIntegerField(null=True, blank=True, help_text="none: no answer")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job_request_id", "id"]
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from jobs.definition.errors import Problem
-from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest
+from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest, WebhookDelivery
 from jobs.states import JOB_RUNNING, JobState
 from orgs.scoping import scoped
 
@@ -109,3 +109,9 @@ def average_duration_secs(org_id: int, job_type: str, sample: int = 20) -> float
     if not rows:
         return None
     return sum((end - start).total_seconds() for start, end in rows) / len(rows)
+
+
+def webhook_deliveries(org_id: int, request_id: int) -> QuerySet:
+    """The webhook delivery attempts of one request of the organization (404 if not its own)."""
+    request = requests_for(org_id).only("pk").get(pk=request_id)
+    return WebhookDelivery.objects.filter(job_request=request).select_related("task_execution").order_by("id")

@@ -30,6 +30,8 @@ class User(AbstractUser):
     notify_email = models.EmailField(blank=True)
     # the reference's notify settings: {"email": {"recipients": [...], "when": ...}, "slack": {...}}
     notify = models.JSONField(default=dict, blank=True)
+    # false: this user is sent no job notifications (the reference's PUT /api/users/{id}/notify)
+    notify_enabled = models.BooleanField(default=True)
     # existing members became owners by migration; new members get what their inviter chose
     role = models.CharField(max_length=20, choices=[(r, r) for r in roles.ROLES], default=roles.MEMBER)
 

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
-from jobs import selectors
+from jobs import reports, selectors
 from jobs.api.definitions import dot_png_response
 from jobs.api.request_serializers import (
     JobRequestDetailSerializer,
@@ -290,7 +290,10 @@ class RequestStats(OrgAPIView):
         rows = (
             qs.values("job_type", "job_state").annotate(counts=Count("id")).order_by("job_type", "job_state")
         )
-        return Response([dict(r) for r in rows])
+        # each row also carries its job type's numbers of the Reports page (jobs/reports.py)
+        per_type = reports.job_type_numbers(self.org_id, since=start)
+        keys = ("success_rate", "p50_secs", "p95_secs")
+        return Response([{**r, **{k: per_type.get(r["job_type"], {}).get(k) for k in keys}} for r in rows])
 
 
 class RequestDot(OrgAPIView):

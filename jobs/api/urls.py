@@ -2,6 +2,7 @@ from django.urls import path
 
 from jobs.api import definitions as d
 from jobs.api import errors as e
+from jobs.api import outbound as o
 from jobs.api import requests as r
 from jobs.api import triggers as t
 from jobs.api.unsupported import unsupported
@@ -60,6 +61,9 @@ urlpatterns = [
     path("jobs/requests/<int:pk>/dot", r.RequestDot.as_view(), name="request-dot"),
     path("jobs/requests/<int:pk>/dot.png", r.RequestDotPng.as_view(), name="request-dot-png"),
     path("jobs/requests/<int:pk>/logs", r.RequestLogs.as_view(), name="request-logs"),
+    path("jobs/requests/<int:pk>/webhooks", o.RequestWebhooks.as_view(), name="request-webhooks"),
+    path("reports", o.Reports.as_view(), name="reports"),
+    path("metrics", o.metrics_view, name="metrics"),
     path("jobs/definitions/<str:key>/mermaid", unsupported(MERMAID)),
     path("jobs/requests/<int:pk>/mermaid", unsupported(MERMAID)),
     path(

@@ -15,8 +15,6 @@ NOT_ACTED_ON = "accepted but not acted on yet"
 
 JOB_FIELDS: dict[str, str] = {
     "methods": "a job's methods are those of its tasks (the reference recomputes them too)",
-    "notify": "email and Slack notifications are not sent",
-    "webhook": "job webhooks are not called",
     "resources": "job resources are not reserved",
 }
 
@@ -24,7 +22,6 @@ JOB_FIELDS: dict[str, str] = {
 TASK_FIELDS: dict[str, str] = {
     "helper_environment": "there is no helper container here (DOCKER and KUBERNETES copy files without one)",
     "helper": "there is no helper container here (DOCKER and KUBERNETES copy files without one)",
-    "webhook": "task webhooks are not called",
     "notify": "task notifications are not sent",
     "fan_out": "fan-out is not run: the task runs once",
     "sub_workflow": "FORK_JOB forks without sub_workflow (no input_params, output_variables or waiting)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from . import cron, dag
+from . import cron, dag, notify_rules
 from .errors import Problem
 from .model import HTTP_METHODS, METHODS, JobSpec, TaskSpec, is_special_target
 from .triggers import trigger_problems
@@ -47,6 +47,9 @@ def _job_fields(spec: JobSpec) -> list[Problem]:
         if value is not None and value < 0:
             out.append(Problem("must not be negative", field=name))
     out += trigger_problems(spec.triggers)
+    out += [Problem(p, field="notify") for p in notify_rules.problems(spec.notify)]
+    if spec.webhook and not str(spec.webhook.get("url") or "").strip():
+        out.append(Problem("a webhook needs a url", field="webhook"))
     if spec.cron_trigger:
         error = cron_problem(spec.cron_trigger)
         if error:

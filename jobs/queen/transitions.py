@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from formicary_site.inserts import insert_rows
 from jobs.models import JobExecution, JobRequest, TaskExecution
+from jobs.outbound import hooks as outbound
 from jobs.queen import events
 from jobs.redaction import redact_errors
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, TASK_ACTIVE, JobState, TaskState
@@ -35,6 +36,15 @@ def _task_event(task: TaskExecution | int, request_id: int, state: str, **extra:
 
 def _job_event(request_id: int, state: str, **extra: Any) -> None:
     events.emit("job_state", {"job_request_id": request_id, "job_state": state, **extra})
+
+
+def _ended_on_commit(request_ids: Iterable[int] = (), task_ids: Iterable[int] = ()) -> None:
+    """Notifications, webhooks and metrics of what ended, enqueued once the decision commits."""
+    jobs, tasks = list(request_ids), list(task_ids)
+    if jobs:
+        transaction.on_commit(lambda: outbound.jobs_ended(jobs))
+    if tasks:
+        transaction.on_commit(lambda: outbound.tasks_ended(tasks))
 
 
 # -- job requests -------------------------------------------------------------------------------
@@ -187,6 +197,7 @@ def job_cancel(request_id: int, reason: str = "cancelled") -> bool:
             job_state__in=_values(JOB_TERMINAL)
         ).update(job_state=JobState.CANCELLED, ended_at=now, updated_at=now)
         _job_event(request_id, JobState.CANCELLED)
+        _ended_on_commit(request_ids=[request_id])
     return won
 
 
@@ -264,6 +275,7 @@ def task_finish(task_id: int, request_id: int, attempt: int | None, state: TaskS
     won = qs.update(task_state=state, ended_at=now, updated_at=now, **result) == 1
     if won:
         _task_event(task_id, request_id, state, exit_code=result.get("exit_code", ""))
+        _ended_on_commit(task_ids=[task_id])
     return won
 
 
@@ -279,6 +291,7 @@ def task_finish_ready(task_id: int, request_id: int, state: TaskState, **result:
     )
     if won:
         _task_event(task_id, request_id, state, exit_code=result.get("exit_code", ""))
+        _ended_on_commit(task_ids=[task_id])
     return won
 
 
@@ -488,6 +501,7 @@ def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
         cursor.executemany(sql, params)
     for task_id, request_id, _, values in finished:
         _task_event(task_id, request_id, values["task_state"], exit_code=values["exit_code"])
+    _ended_on_commit(task_ids=[task_id for task_id, _, _, _ in finished])
 
 
 def jobs_finish(
@@ -512,4 +526,5 @@ def jobs_finish(
         )  # fmt: skip
     for request_id in won:
         _job_event(request_id, state, error_code=error_code)
+    _ended_on_commit(request_ids=won)
     return won

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from jobs.ui import request_views, views
+from jobs.ui import reports, request_views, views
 
 app_name = "ui"
 
@@ -30,5 +30,6 @@ urlpatterns = [
     path("artifacts", views.artifact_list, name="artifacts"),
     path("ants", views.ant_list, name="ants"),
     path("errors", views.error_code_list, name="error-codes"),
+    path("reports", reports.reports_page, name="reports"),
     path("configs", views.system_config_list, name="system-configs"),
 ]

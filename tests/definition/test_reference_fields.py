@@ -138,18 +138,17 @@ def test_fields_not_acted_on_are_named_in_warnings() -> None:
         (None, "methods"),
         ("t", "helper_environment"),
         ("t", "fan_out"),
-        ("t", "webhook"),
-    }  # debug: false changes nothing, so it is not warned about
+    }  # webhook acts now  # debug: false changes nothing, so it is not warned about
     text = str(next(w for w in load_upload(FIELDS).warnings if w.field == "fan_out"))
     assert "task 't': field 'fan_out': accepted but not acted on yet" in text
 
 
-def test_job_level_notify_webhook_and_triggers_load_with_warnings() -> None:
+def test_job_level_notify_webhook_and_triggers_act_without_warnings() -> None:
     text = (
         "job_type: j\nnotify:\n  email:\n    recipients: [a@b.c]\nwebhook:\n  url: https://x\n"
         "triggers:\n- type: webhook\n  name: push\n  auth: {method: bearer_token, secret_config: Token}\ntasks:\n- task_type: t\n  method: SHELL\n  script: [true]\n"
     )
-    assert {w.field for w in load_upload(text).warnings} == {"notify", "webhook"}  # triggers act
+    assert {w.field for w in load_upload(text).warnings} == set()  # all three act
 
 
 @pytest.mark.parametrize(

@@ -211,11 +211,11 @@ def test_upload_answers_with_a_warning_for_each_field_not_acted_on(api):
         assert any(w.startswith(f"field '{field}': accepted but not acted on yet") for w in warnings), (
             warnings
         )
-    for field in ("helper_environment", "fan_out", "sub_workflow", "notify", "webhook"):
+    for field in ("helper_environment", "fan_out", "sub_workflow", "notify"):
         assert any(
             w.startswith(f"task 't': field '{field}': accepted but not acted on yet") for w in warnings
         ), warnings
-    assert len(warnings) == 6  # triggers act (docs/triggers.md): no warning
+    assert len(warnings) == 5, warnings  # the task webhook acts
     assert api.get(f"/api/jobs/definitions/{resp.json()['id']}").json()["warnings"] == warnings
 
 

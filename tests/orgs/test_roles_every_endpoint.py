@@ -86,10 +86,12 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/jobs/requests/{id}/resume"): "JobRequest:Cancel",
     ("POST", "/api/jobs/requests/{id}/trigger"): "JobRequest:Cancel",
     ("GET", "/api/jobs/requests/{id}/wait_time"): "JobRequest:Read",
+    ("GET", "/api/jobs/requests/{id}/webhooks"): "JobRequest:Read",
     ("POST", "/api/jobs/requests/bulk"): "JobRequest:Submit",
     ("GET", "/api/jobs/requests/dead_ids"): "JobRequest:Read",
     ("GET", "/api/jobs/requests/stats"): "JobRequest:Read",
     ("GET", "/api/orgs"): "Org:Read",
+    ("GET", "/api/reports"): "JobRequest:Read",
     ("POST", "/api/orgs"): roles.SYSTEM_ADMIN,  # members of an org: only a superuser adds another
     ("GET", "/api/orgs/{id}"): "Org:Read",
     ("PUT", "/api/orgs/{id}"): "Org:Admin",

@@ -1,0 +1,80 @@
+"""What the queen does when jobs and tasks end, after its commit (transitions.py calls these
+through ``transaction.on_commit``): it hands the ids to one background thread of its process,
+which looks up what to do, observes the metrics and enqueues the Celery tasks. The queen's loop
+spends neither a query nor a broker round trip on it (tests/engine/test_query_counts.py).
+Ids still in that thread's queue when the process dies are lost: notifications are at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+
+from django.db import close_old_connections
+
+from jobs.models import JobRequest, TaskExecution
+from jobs.outbound import metrics, runner
+from jobs.queen.specs import graph_of
+
+log = logging.getLogger(__name__)
+
+
+_pending: queue.SimpleQueue[tuple[Callable[[list[int]], None], list[int]]] = queue.SimpleQueue()
+_worker: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def jobs_ended(request_ids: Iterable[int]) -> None:
+    _submit(_jobs_ended, list(request_ids))
+
+
+def tasks_ended(task_ids: Iterable[int]) -> None:
+    _submit(_tasks_ended, list(task_ids))
+
+
+def _submit(step: Callable[[list[int]], None], ids: list[int]) -> None:
+    global _worker
+    with _lock:
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_drain, name="outbound-hooks", daemon=True)
+            _worker.start()
+    _pending.put((step, ids))
+
+
+def _drain() -> None:
+    while True:
+        step, ids = _pending.get()
+        close_old_connections()
+        step(ids)
+
+
+def _jobs_ended(request_ids: list[int]) -> None:
+    """Enqueue `job_ended` for the finished jobs whose definition has `notify` or `webhook`."""
+    try:
+        rows = JobRequest.objects.filter(pk__in=request_ids).values_list("pk", "job_definition_id")
+        for request_id, definition_id in rows:
+            graph = graph_of(definition_id)
+            if graph.notify or graph.webhook:
+                runner.enqueue("jobs.tasks.job_ended", request_id=request_id)
+    except Exception:  # a broker that is down must not fail the queen's pass: the job has ended
+        log.exception("could not enqueue the outbound work of requests %s", request_ids)
+
+
+def _tasks_ended(task_ids: list[int]) -> None:
+    """Observe the finished tasks' durations; enqueue the webhooks of those whose task has one."""
+    try:
+        rows = TaskExecution.objects.filter(pk__in=task_ids).values_list(
+            "pk", "task_type", "method", "task_state", "started_at", "ended_at",
+            "job_execution__job_request_id", "job_execution__job_request__job_definition_id",
+        )  # fmt: skip
+        for task_id, task_type, method, state, started, ended, request_id, definition_id in rows:
+            metrics.TASKS_FINISHED.labels(method=method, state=state).inc()
+            if started and ended:
+                metrics.TASK_DURATION.labels(method=method).observe((ended - started).total_seconds())
+            task = graph_of(definition_id).task(task_type)
+            if task is not None and task.webhook:
+                runner.enqueue("jobs.tasks.call_webhook", request_id=request_id, task_execution_id=task_id)
+    except Exception:
+        log.exception("could not enqueue the outbound work of tasks %s", task_ids)

@@ -1,0 +1,49 @@
+"""Celery tasks of jobs: thin wrappers around jobs/outbound. The queen enqueues them after its
+commit (jobs/outbound/hooks.py); a retry is the same task enqueued again with ``attempt + 1``."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from jobs.definition.notify_rules import Notice
+from jobs.models import JobRequest
+from jobs.outbound import metrics, notifications, runner, webhooks
+from jobs.queen.specs import graph_of
+
+log = logging.getLogger(__name__)
+LIMITS = {"soft_time_limit": 60, "time_limit": 90}  # an SMTP or HTTP call has a 10 s timeout of its own
+
+
+@shared_task(name="jobs.tasks.job_ended", **LIMITS)
+def job_ended(request_id: int) -> None:
+    """Fans a finished job out to one task per notification channel and its webhook."""
+    for notice in notifications.job_notices(request_id):
+        runner.enqueue("jobs.tasks.send_notification", request_id=request_id, channel=notice.channel,
+                       recipients=list(notice.recipients), attempt=1)  # fmt: skip
+    definition_id = JobRequest.objects.values_list("job_definition_id", flat=True).get(pk=request_id)
+    if graph_of(definition_id).webhook:
+        runner.enqueue("jobs.tasks.call_webhook", request_id=request_id, task_execution_id=None, attempt=1)
+
+
+@shared_task(name="jobs.tasks.send_notification", **LIMITS)
+def send_notification(request_id: int, channel: str, recipients: list[str], attempt: int = 1) -> None:
+    try:
+        notifications.send(request_id, Notice(channel, tuple(recipients)))
+    except notifications.NotSent as exc:
+        metrics.NOTIFICATION_FAILURES.labels(channel=channel).inc()
+        log.warning("notification of request %s (attempt %s): %s", request_id, attempt, exc)
+        if attempt < settings.FORMICARY_OUTBOUND_ATTEMPTS:
+            runner.enqueue("jobs.tasks.send_notification", countdown=runner.backoff(attempt), request_id=request_id,
+                           channel=channel, recipients=recipients, attempt=attempt + 1)  # fmt: skip
+
+
+@shared_task(name="jobs.tasks.call_webhook", **LIMITS)
+def call_webhook(request_id: int, task_execution_id: int | None = None, attempt: int = 1) -> None:
+    record = webhooks.deliver(request_id, task_execution_id, attempt)
+    if record is None or record.ok:
+        return
+    metrics.WEBHOOK_FAILURES.labels(level="task" if task_execution_id else "job").inc()
+    if attempt < settings.FORMICARY_OUTBOUND_ATTEMPTS:
+        runner.enqueue("jobs.tasks.call_webhook", countdown=runner.backoff(attempt), request_id=request_id,
+                       task_execution_id=task_execution_id, attempt=attempt + 1)  # fmt: skip
