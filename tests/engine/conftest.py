@@ -55,6 +55,24 @@ class Processes:
         self.procs[name] = proc
         return proc
 
+    def wait_ready(self, names: list[str] | None = None, timeout: float = 120.0) -> None:
+        """Until each process has said it runs (a queen's "queen <id> running", an ant's
+        "ant <id>: methods ..."). Starting a process imports Django and the product: seconds on an
+        idle machine, tens of seconds on a loaded one; the tests' own deadlines measure the
+        behaviour after that, not the interpreter's start. A process that exits fails at once."""
+        deadline = time.monotonic() + timeout
+        pending = set(names if names is not None else self.procs)
+        while pending:
+            for name in list(pending):
+                if self.procs[name].poll() is not None:
+                    raise AssertionError(f"{name} exited ({self.procs[name].returncode})\n{self.logs()}")
+                text = (self.tmp / f"{name}.log").read_text(errors="replace")
+                if " running" in text or f"ant {name}:" in text:
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise AssertionError(f"{sorted(pending)} not running after {timeout:.0f}s\n{self.logs()}")
+            time.sleep(0.1)
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs[name]
         proc.send_signal(sig)
@@ -95,7 +113,7 @@ class Cluster:
             self.processes.start_queen()
             for ant_id, tags in ANTS.items():
                 self.processes.start_ant(ant_id, tags)
-            time.sleep(0.5)
+            self.processes.wait_ready()
         return self
 
     def stop(self) -> None:

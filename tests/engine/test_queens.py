@@ -35,6 +35,7 @@ def _cluster(processes) -> None:  # type: ignore[no-untyped-def]
     processes.start_queen("queen-2", queen_id="queen-2")
     processes.start_ant("ant-a", ["shared"], concurrency=3)
     processes.start_ant("ant-b", ["shared"], concurrency=3)
+    processes.wait_ready()
 
 
 def _peak_overlap(requests) -> int:  # type: ignore[no-untyped-def]
