@@ -92,8 +92,8 @@ def test_config_put_with_capitalised_keys_and_the_mask_keeps_the_secret(api, job
     resp = api.put(url, {"Name": "Token", "Value": "****", "Secret": True}, format="json")
     assert resp.status_code == 200, resp.content
     assert JobConfig.objects.get(pk=made["id"]).plain_value() == "t0ken"
-    resp = api.put(url, data=b"name: Token\nvalue: new\nsecret: true\n", content_type="application/yaml")
-    assert resp.status_code == 200 and JobConfig.objects.get(pk=made["id"]).plain_value() == "new"
+    resp = api.put(url, data=b"name: Token\nvalue: fresh\nsecret: true\n", content_type="application/yaml")
+    assert resp.status_code == 200 and JobConfig.objects.get(pk=made["id"]).plain_value() == "fresh"
 
 
 @pytest.mark.parametrize(
