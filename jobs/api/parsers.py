@@ -1,14 +1,15 @@
 """Request bodies the way the reference system's clients send them."""
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-import yaml
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
+
+from formicary_site.json_input import JSONInputError, check, loads
+from jobs.definition.yamlsafe import load_yaml
 
 
 class RawBodyParser(BaseParser):
@@ -55,15 +56,20 @@ class ObjectBodyParser(BaseParser):
         if kind == FORM_TYPE and not looks_like_json(body) and "=" in text and ":" not in text.split("=")[0]:
             return dict(parse_qsl(text, keep_blank_values=True))
         if kind == "application/json" or (kind not in YAML_TYPES and looks_like_json(body)):
+            # the one JSON reader: depth limit, no NaN, no lone surrogates or NUL characters
             try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ParseError(f"invalid JSON: {exc}") from exc
+                data = loads(text)
+            except JSONInputError as exc:
+                raise ParseError(str(exc)) from None
         else:
+            # the project's YAML loader caps depth, aliases and size; then the same string checks
+            data, problems = load_yaml(text)
+            if problems:
+                raise ParseError(str(problems[0]))
             try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise ParseError(f"invalid YAML: {exc}") from exc
+                check(data)
+            except JSONInputError as exc:
+                raise ParseError(str(exc)) from None
         if not isinstance(data, dict):
             raise ParseError("the body must be an object of fields (JSON or YAML)")
         return data

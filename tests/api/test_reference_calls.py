@@ -85,13 +85,15 @@ def test_config_post_of_an_existing_name_updates_it(api, job):
 
 
 def test_config_put_with_capitalised_keys_and_the_mask_keeps_the_secret(api, job):
-    made = api.post(configs_url(job), {"Name": "Token", "Value": "t0k", "Secret": True}, format="json").json()
+    made = api.post(
+        configs_url(job), {"Name": "Token", "Value": "t0ken", "Secret": True}, format="json"
+    ).json()
     url = f"{configs_url(job)}/{made['id']}"
     resp = api.put(url, {"Name": "Token", "Value": "****", "Secret": True}, format="json")
     assert resp.status_code == 200, resp.content
-    assert JobConfig.objects.get(pk=made["id"]).plain_value() == "t0k"
-    resp = api.put(url, data=b"name: Token\nvalue: new\nsecret: true\n", content_type="application/yaml")
-    assert resp.status_code == 200 and JobConfig.objects.get(pk=made["id"]).plain_value() == "new"
+    assert JobConfig.objects.get(pk=made["id"]).plain_value() == "t0ken"
+    resp = api.put(url, data=b"name: Token\nvalue: fresh\nsecret: true\n", content_type="application/yaml")
+    assert resp.status_code == 200 and JobConfig.objects.get(pk=made["id"]).plain_value() == "fresh"
 
 
 @pytest.mark.parametrize(
