@@ -18,10 +18,13 @@ pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
 
 @pytest.fixture(scope="session")
-def api_schema():  # type: ignore[no-untyped-def]
+def api_schema(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     from django.core.wsgi import get_wsgi_application
 
-    return schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+    # loading the schema is a request: its middleware may touch the database (sessions, the
+    # request's user), which a session fixture may only do explicitly
+    with django_db_blocker.unblock():
+        return schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
