@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "FILTERED", "SKIPPED"}
@@ -203,7 +204,9 @@ class Deployment:
         self.postgres, self.redis = postgres, redis
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         self.env.update({"PYTHONUNBUFFERED": "1", "FORMICARY_DATA_DIR": str(tmp / "data"),
-                         "SECRET_KEY": secrets.token_urlsafe(40), "FORMICARY_ENCRYPTION_KEY": "",
+                         "SECRET_KEY": secrets.token_urlsafe(40),
+                         # keys are required outside standalone (formicary_site/keys.py)
+                         "FORMICARY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
                          "FORMICARY_REDIS_PREFIX": f"f{secrets.token_hex(4)}", "LOG_LEVEL": "INFO"})  # fmt: skip
         if mode == "distributed":
             assert postgres is not None and redis is not None
