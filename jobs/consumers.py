@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen.logs import task_log_text
+from jobs.queen.logs import task_log_lines
 from jobs.queen.messaging import get_transport
 from jobs.states import TASK_TERMINAL
 from orgs.scoping import for_user
@@ -156,11 +156,11 @@ class TaskLogConsumer(AsyncJsonWebsocketConsumer):
             after = "0"
             batch = await self._read(after, 0)
             if not batch and task.task_state in TASK_TERMINAL:
-                text = await database_sync_to_async(task_log_text)(task.pk, task.attempt or None)
-                stored = text.split("\n") if text else []
+                stored = await database_sync_to_async(task_log_lines)(task.pk, task.attempt or None)
                 await self.send_json(
                     {"kind": "lines", "stored": True,
-                     "lines": [{"seq": i + 1, "line": t, "attempt": task.attempt} for i, t in enumerate(stored)]}
+                     "lines": [{"seq": i + 1, "line": t, "stream": s, "attempt": task.attempt}
+                               for i, (t, s) in enumerate(stored)]}
                 )  # fmt: skip
                 await self.send_json({"kind": "end"})
                 return

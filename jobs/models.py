@@ -211,6 +211,9 @@ class TaskLogChunk(TenantModel):
     first_seq = models.PositiveIntegerField()
     last_seq = models.PositiveIntegerField()
     text = models.TextField()
+    # one letter per line of ``text`` (``o`` stdout, ``e`` stderr, ``s`` system): the UI styles a
+    # stored log as it did live; empty in chunks stored before streams were kept (all stdout)
+    streams = models.TextField(default="", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

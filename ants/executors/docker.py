@@ -578,20 +578,23 @@ class _Run:
         exec_id = self.api.exec_create(
             self.main, ["/bin/sh", "-c", cmd], workdir=self.wd, stdin=False, tty=False
         )["Id"]
-        stream = self.api.exec_start(exec_id, stream=True, demux=False)
+        # demuxed: each chunk is (stdout bytes | None, stderr bytes | None)
+        stream = self.api.exec_start(exec_id, stream=True, demux=True)
         done = threading.Event()
-        splitter = LineSplitter()
+        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
 
         def reader() -> None:
             try:
-                for chunk in stream:
-                    for line in splitter.feed(chunk):
-                        self.emit("stdout", line)
+                for out, err in stream:
+                    for name, chunk in (("stdout", out), ("stderr", err)):
+                        for line in splitters[name].feed(chunk) if chunk else ():
+                            self.emit(name, line)
             except Exception:  # the stream was closed under us, or the engine went away
                 pass
             finally:
-                for line in splitter.flush():
-                    self.emit("stdout", line)
+                for name, splitter in splitters.items():
+                    for line in splitter.flush():
+                        self.emit(name, line)
                 done.set()
 
         thread = threading.Thread(target=reader, name=f"docker-exec-{exec_id[:8]}", daemon=True)

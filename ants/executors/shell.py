@@ -25,8 +25,8 @@ mode 0700); on a shared ant SHELL is refused unless ``FORMICARY_ANT_SHARED_SHELL
 Working directory: ``ctx.workdir``, or ``working_dir`` from the spec taken relative to it (an
 absolute path is re-rooted under it); a path escaping the workdir fails the task.
 
-Output: stdout and stderr are merged (their relative order is kept) and streamed line by
-line as printed; values of secret variables (``secret_names`` and names containing SECRET,
+Output: stdout and stderr are streamed line by line as printed, each line marked with its
+stream (the UI styles stderr apart; lines of the two streams keep the order they were read in); values of secret variables (``secret_names`` and names containing SECRET,
 PASSWORD, TOKEN or ACCESS_KEY) are replaced with ``****`` in logs, the stdout tail and
 ``failed_command``.
 
@@ -320,7 +320,7 @@ class ShellExecutor:
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             start_new_session=True,  # own process group: a kill reaches grandchildren too
             # the organization's unprivileged user, without the ant's supplementary groups
             user=user.uid if user is not None else None,
@@ -329,22 +329,23 @@ class ShellExecutor:
         )
         pgid = proc.pid
         pgids.append(pgid)
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
+        assert proc.stdout is not None and proc.stderr is not None
+        streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+        bufs = {fd: bytearray() for fd in streams}
         outcome = _Outcome(returncode=0)
-        buf = bytearray()
         kill_stage, kill_at, exited_at = 0, 0.0, None
 
-        def flush_lines(final: bool = False) -> None:
+        def flush_lines(fd: int, final: bool = False) -> None:
+            buf, stream = bufs[fd], streams[fd]
             while True:
                 nl = buf.find(b"\n")
                 if nl < 0:
                     break
                 line = bytes(buf[:nl]).rstrip(b"\r")
                 del buf[: nl + 1]
-                emit("stdout", line.decode("utf-8", "replace"))
+                emit(stream, line.decode("utf-8", "replace"))
             if buf and (final or len(buf) > MAX_LINE_CHARS):
-                emit("stdout", bytes(buf).decode("utf-8", "replace"))
+                emit(stream, bytes(buf).decode("utf-8", "replace"))
                 buf.clear()
 
         # Wait on the pipe and, where the kernel has pidfds, on the process exit itself: no
@@ -353,10 +354,11 @@ class ShellExecutor:
             pidfd: int | None = os.pidfd_open(proc.pid)
         except (AttributeError, OSError):
             pidfd = None
-        pipe_open, exited = True, False
+        open_pipes, exited = len(streams), False
         try:
             with selectors.DefaultSelector() as sel:
-                sel.register(fd, selectors.EVENT_READ, "pipe")
+                for fd in streams:
+                    sel.register(fd, selectors.EVENT_READ, fd)
                 if pidfd is not None:
                     sel.register(pidfd, selectors.EVENT_READ, "exit")
                 while True:
@@ -368,19 +370,19 @@ class ShellExecutor:
                             exited = True
                             sel.unregister(pidfd)
                             continue
-                        chunk = os.read(fd, 65536)
+                        chunk = os.read(key.data, 65536)
                         if chunk:
-                            buf += chunk
-                            flush_lines()
+                            bufs[key.data] += chunk
+                            flush_lines(key.data)
                         else:
-                            pipe_open = False
-                            sel.unregister(fd)
+                            open_pipes -= 1
+                            sel.unregister(key.data)
                     if not exited and pidfd is None and proc.poll() is not None:
                         exited = True
                     now = time.monotonic()
                     if exited and exited_at is None:
                         exited_at = now
-                    if exited and not pipe_open:
+                    if exited and not open_pipes:
                         break  # the command and everything holding its output are done
                     if kill_stage == 0:
                         if ctx.cancel_event.is_set():
@@ -400,8 +402,10 @@ class ShellExecutor:
         finally:
             if pidfd is not None:
                 os.close(pidfd)
-        flush_lines(final=True)
+        for fd in streams:
+            flush_lines(fd, final=True)
         proc.stdout.close()
+        proc.stderr.close()
         try:
             outcome.returncode = proc.wait() if exited else proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -12,6 +12,7 @@ import threading
 from collections import defaultdict
 
 from django.db import close_old_connections, connections
+from django.db.models import QuerySet
 
 from ants.messaging.base import Delivery, Transport
 from ants.protocol import LogLine
@@ -20,7 +21,18 @@ from jobs.models import TaskExecution, TaskLogChunk
 
 log = logging.getLogger(__name__)
 
-_CHUNK_COLUMNS = ("organization_id", "task_execution_id", "attempt", "first_seq", "last_seq", "text")
+_CHUNK_COLUMNS = (
+    "organization_id",
+    "task_execution_id",
+    "attempt",
+    "first_seq",
+    "last_seq",
+    "text",
+    "streams",
+)
+# a line's stream as stored (one letter per line) and back
+_STREAM_LETTERS = {"stdout": "o", "stderr": "e", "system": "s"}
+_LETTER_STREAMS = {v: k for k, v in _STREAM_LETTERS.items()}
 READ_COUNT = 5000  # lines per batch at most
 LINGER_SECS = 0.1  # after a batch smaller than READ_COUNT (the stream is drained)
 
@@ -39,7 +51,11 @@ def store_lines(deliveries: list[Delivery[LogLine]]) -> int:
             continue  # a message about a task that does not exist: drop it
         lines.sort(key=lambda line: line.seq)
         text = "\n".join(line.line for line in lines)
-        chunks.append((orgs[task_id], task_id, attempt, lines[0].seq, lines[-1].seq, text))
+        # a line holding newlines is that many lines once stored: one letter for each
+        streams = "".join(
+            _STREAM_LETTERS.get(line.stream, "o") * (line.line.count("\n") + 1) for line in lines
+        )
+        chunks.append((orgs[task_id], task_id, attempt, lines[0].seq, lines[-1].seq, text, streams))
     insert_rows(TaskLogChunk, _CHUNK_COLUMNS, chunks)
     return sum(len(lines) for lines in by_task.values())
 
@@ -83,8 +99,24 @@ class LogWriter:
         self._stop.set()
 
 
-def task_log_text(task_execution_id: int, attempt: int | None = None) -> str:
+def _chunks(task_execution_id: int, attempt: int | None) -> QuerySet[TaskLogChunk]:
     chunks = TaskLogChunk.objects.filter(task_execution_id=task_execution_id)
     if attempt is not None:
         chunks = chunks.filter(attempt=attempt)
-    return "\n".join(chunks.order_by("attempt", "first_seq").values_list("text", flat=True))
+    return chunks.order_by("attempt", "first_seq")
+
+
+def task_log_text(task_execution_id: int, attempt: int | None = None) -> str:
+    return "\n".join(_chunks(task_execution_id, attempt).values_list("text", flat=True))
+
+
+def task_log_lines(task_execution_id: int, attempt: int | None = None) -> list[tuple[str, str]]:
+    """The stored lines as ``(line, stream)``, in order."""
+    out: list[tuple[str, str]] = []
+    for text, streams in _chunks(task_execution_id, attempt).values_list("text", "streams"):
+        lines = text.split("\n")
+        letters = streams if len(streams) == len(lines) else "o" * len(lines)
+        out += [
+            (line, _LETTER_STREAMS.get(letter, "stdout")) for line, letter in zip(lines, letters, strict=True)
+        ]
+    return out

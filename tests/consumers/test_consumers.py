@@ -217,3 +217,31 @@ def test_session_login_through_the_real_websocket_stack(alice, bob, running):  #
     alice_cookie, bob_cookie = cookie_of(alice.user), cookie_of(bob.user)
     assert async_to_sync(connect_as)(alice_cookie)[0]
     assert async_to_sync(connect_as)(bob_cookie) == (False, CLOSE_FORBIDDEN)
+
+
+def test_stored_lines_keep_their_stream(alice, running, transport):  # type: ignore[no-untyped-def]
+    """The queen stores each line's stream with it: a finished log served from storage styles
+    stderr and the echoed commands as the live one did (chunks from before keep all stdout)."""
+    from ants.messaging.base import Delivery
+    from jobs.queen.logs import store_lines
+
+    sent = [("system", "$ make"), ("stdout", "building"), ("stderr", "warning: a\ntwo-line warning"),
+            ("stdout", "done")]  # fmt: skip
+    store_lines([Delivery(f"0-{i}", LogLine(task_execution_id=running.pk, job_request_id=1, attempt=1,
+                                            seq=i + 1, stream=stream, line=line))
+                 for i, (stream, line) in enumerate(sent)])  # fmt: skip
+    TaskLogChunk.objects.create(organization_id=alice.org_id, task_execution=running, attempt=1, first_seq=9,
+                                last_seq=9, text="older row")  # fmt: skip
+    TaskExecution.objects.filter(pk=running.pk).update(task_state=TaskState.COMPLETED)
+
+    async def scenario() -> None:
+        comm = communicator(alice.user, f"/ws/jobs/tasks/{running.pk}/logs")
+        assert (await comm.connect())[0]
+        stored = await comm.receive_json_from(timeout=5)
+        assert [(x["stream"], x["line"]) for x in stored["lines"]] == [
+            ("system", "$ make"), ("stdout", "building"), ("stderr", "warning: a"), ("stderr", "two-line warning"),
+            ("stdout", "done"), ("stdout", "older row"),
+        ]  # fmt: skip
+        await comm.disconnect()
+
+    run(scenario)

@@ -101,14 +101,15 @@ def test_failing_command_sets_exit_code_and_failed_command(
 ) -> None:
     req = request(
         docker_image,
-        script=["echo one", "sh -c 'exit 7'", "echo never"],
+        script=["echo one", "echo oops >&2; sh -c 'exit 7'", "echo never"],
         after_script=["echo cleanup"],
     )
     result, logs = run(executor, req, tmp_path)
     assert result.status == STATUS_FAILED
     assert result.exit_code == "7"
-    assert result.failed_command == "sh -c 'exit 7'"
+    assert result.failed_command == "echo oops >&2; sh -c 'exit 7'"
     assert logs.out() == ["one", "cleanup"]
+    assert ("stderr", "oops") in logs.lines  # its own stream: the UI styles it apart
     assert leftovers(docker_client, executor.ant_id) == []
 
 
