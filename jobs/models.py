@@ -187,6 +187,9 @@ class TaskExecution(TenantModel):
     not_before = models.DateTimeField(null=True, blank=True, help_text="retry delay: not dispatched before")
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # the earlier attempts of this row (a retry, a repeat or a lost ant sends it again): each one's
+    # attempt, state, exit code, error, ant and times, so the request page shows every run
+    earlier_attempts = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -804,7 +804,10 @@ class Engine:
             "pk", "task_type", "task_state", "started_at", "ant_id", "job_execution__job_request_id",
             "job_execution__job_request__job_definition_id",
         )  # fmt: skip
+        executing: set[tuple[str, int, str]] = set()
         for task_id, task_type, task_state, started_at, ant_id, request_id, definition_id in running:
+            if task_state == TaskState.EXECUTING:
+                executing.add((ant_id, request_id, task_type))
             graph = graph_of(definition_id)
             spec_task = task_of(graph, task_type)
             age = (now - (started_at or now)).total_seconds()
@@ -837,6 +840,21 @@ class Engine:
                                             count_retry=False, reason="no acknowledgement from the ant"):  # fmt: skip
                     self.resources.release(ant_id, task_id)
                     changed += 1
+            elif (
+                task_state == TaskState.EXECUTING
+                and started_at is not None
+                and self.resources.answer_lost(ant_id, request_id, task_type, started_at.timestamp())
+            ):
+                # it ended on its ant, whose answer never arrived (lost with a database's last
+                # commits in a crash, say): it runs again rather than hold its request forever
+                if transitions.task_requeue(task_id, request_id, from_states=[TaskState.EXECUTING], not_before=None,
+                                            count_retry=False, reason=f"ant {ant_id} ended it; its answer was lost"):  # fmt: skip
+                    log.warning(
+                        "task %s ended on ant %s without an answer: sending it again", task_id, ant_id
+                    )
+                    self.resources.release(ant_id, task_id)
+                    changed += 1
+        self.resources.keep_unlisted(executing)
         return changed
 
     def recover_lost_tasks(self, ant_timeout_secs: float) -> int:

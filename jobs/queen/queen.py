@@ -198,14 +198,17 @@ class Queen:
         # another queen may have applied the answers to tasks this queen sent: room on ants is
         # what the database says is running, not what this queen remembers
         self._recover_restarted()  # again, when it failed at the heartbeat
-        self.engine.sync_reservations()
-        done = self.engine.recover_lost_tasks(self.ant_timeout_secs)
-        done += self.engine.check_timeouts()
-        done += self.engine.check_awaits()
+        # answers read earlier that failed to apply go first: the checks below must not take a
+        # task whose answer is here for a lost one
+        done = 0
         for delivery in self.transport.claim_stale_responses(self.queen_id, min_idle_ms=10_000):
             self.engine.apply_response(delivery.message)
             self.transport.ack_response(delivery.id)
             done += 1
+        self.engine.sync_reservations()
+        done += self.engine.recover_lost_tasks(self.ant_timeout_secs)
+        done += self.engine.check_timeouts()
+        done += self.engine.check_awaits()
         return done
 
     def run_once(self, block_ms: int = 0) -> int:

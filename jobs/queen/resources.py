@@ -25,6 +25,11 @@ MIN_RUN_SECS = 0.001
 # A heartbeat heard this long after a task was sent has seen it (the ant reads its stream when it
 # has a free slot), so "not busy and not running it" then means the message was lost.
 HEARD_AFTER_SEND_SECS = 1.0
+# A task its ant says it no longer runs, heartbeat after heartbeat for this long, while its final
+# answer never came: the answer was lost (a database that lost its last commits in a crash, a
+# Redis without durable writes). Long enough for an answer that is still on its way or that
+# failed to apply to be claimed again and applied first (queens claim those after 10 s).
+ANSWER_LOST_SECS = 15.0
 
 
 @dataclass
@@ -75,6 +80,8 @@ class ResourceManager:
         self.prefetch = max(0, prefetch)
         self.prefetch_secs = max(0.0, prefetch_secs)
         self.ants: dict[str, AntState] = {}
+        # (ant, request, task type) of a running task its ant's heartbeats stopped listing: since when
+        self._unlisted: dict[tuple[str, int, str], float] = {}
 
     # -- heartbeats ---------------------------------------------------------------------------------
     def heard(self, reg: AntRegistration) -> bool:
@@ -192,6 +199,26 @@ class ResourceManager:
             or task_type in running
             or state.last_seen < sent_at + HEARD_AFTER_SEND_SECS
         )
+
+    def answer_lost(self, ant_id: str, request_id: int, task_type: str, sent_at: float) -> bool:
+        """The ant acknowledged the task sent at ``sent_at``, and its heartbeats have not listed it
+        for ``ANSWER_LOST_SECS``: it ended there, and its answer is lost. An ant that is gone or
+        leaving says nothing here (its tasks are recovered as a lost ant's)."""
+        state, key = self.ants.get(ant_id), (ant_id, request_id, task_type)
+        if (
+            state is None
+            or state.reg.shutting_down
+            or task_type in state.reg.allocations.get(str(request_id), {})
+            or state.last_seen < sent_at + HEARD_AFTER_SEND_SECS
+        ):
+            self._unlisted.pop(key, None)
+            return False
+        since = self._unlisted.setdefault(key, self.clock())
+        return self.clock() - since >= ANSWER_LOST_SECS
+
+    def keep_unlisted(self, keys: set[tuple[str, int, str]]) -> None:
+        """Forget the unlisted tasks that are no longer running."""
+        self._unlisted = {k: v for k, v in self._unlisted.items() if k in keys}
 
     def all_full(self) -> bool:
         """Ants are known and none has a free slot: no task for an ant can be sent now."""

@@ -14,7 +14,9 @@ JOB_RUNNING_VALUES = [s.value for s in JOB_RUNNING]
 QUEEN_ANT = "queen"
 # Columns the hot paths never read: the parsed definition (the queen parses the text once per
 # version) and the task's own results (stdout tail, context); deferring them saves decoding JSON.
-HEAVY_TASK_FIELDS = ("job_execution__job_request__job_definition__spec", "stdout", "context")
+HEAVY_TASK_FIELDS = (
+    "job_execution__job_request__job_definition__spec", "stdout", "context", "earlier_attempts",
+)  # fmt: skip
 
 
 def method_of(task: TaskSpec) -> str:

@@ -307,10 +307,35 @@ def task_requeue(
     }  # fmt: skip
     if count_retry:
         fields["retried"] = F("retried") + 1
-    won = TaskExecution.objects.filter(pk=task_id, task_state__in=_values(from_states)).update(**fields) == 1
+    rows = TaskExecution.objects.filter(pk=task_id, task_state__in=_values(from_states))
+    earlier = _earlier_attempts(rows)
+    if earlier is not None:
+        fields["earlier_attempts"] = earlier
+    won = rows.update(**fields) == 1
     if won:
         _task_event(task_id, request_id, TaskState.READY, reason=reason)
     return won
+
+
+def _earlier_attempts(rows: Any) -> list[dict[str, Any]] | None:
+    """The row's earlier attempts with the one ending now (a requeue is rare: one more read)."""
+    current = rows.values(
+        "attempt", "task_state", "exit_code", "error_code", "error_message", "ant_id", "started_at",
+        "ended_at", "earlier_attempts",
+    ).first()  # fmt: skip
+    if current is None or not current["attempt"]:
+        return None
+    # a task sent again from STARTED/EXECUTING never ended: its ant was lost (or restarted)
+    ended = current["task_state"] in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED)
+    started, ended_at = current["started_at"], current["ended_at"] if ended else timezone.now()
+    entry = {
+        "attempt": current["attempt"], "state": current["task_state"] if ended else "LOST",
+        "exit_code": current["exit_code"] if ended else "", "error_code": current["error_code"] if ended else "",
+        "error_message": current["error_message"][:2000] if ended else "", "ant_id": current["ant_id"],
+        "started_at": started.isoformat() if started else None,
+        "ended_at": ended_at.isoformat() if ended_at else None,
+    }  # fmt: skip
+    return [*(current["earlier_attempts"] or []), entry]
 
 
 def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[int, str, int]]:

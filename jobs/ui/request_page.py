@@ -3,8 +3,9 @@ ended the request, and the timeline. Reads only; the page and its JSON refresh s
 
 What the data keeps: each run of a request (a restart, a job retry) is a ``JobExecution`` with its
 own ``TaskExecution`` rows; within one run a task retry re-dispatches the same row (``attempt``
-counts up). Log chunks are kept per row and attempt, but a row's times, exit code and error are
-those of its latest attempt only; earlier attempts of the same row keep just their log. A task a
+counts up). Log chunks are kept per row and attempt; the row's fields are its latest attempt's,
+and each earlier attempt's state, exit code, error, ant and times are in ``earlier_attempts``
+(attempts from before that field existed keep just their log). A task a
 soft restart reused from an earlier run is a row that never went to an ant (``attempt`` 0): its
 times, log and artifacts are those of the run it came from.
 """
@@ -53,25 +54,49 @@ class Attempt:
     run: int  # which execution of the request (1-based)
     task: TaskExecution
     row_attempt: int  # the row's own attempt number (what its log chunks are keyed by)
-    latest_of_row: bool  # only the latest attempt of a row has its times and exit code
+    latest_of_row: bool  # the row's own fields describe its latest attempt
+    earlier: dict[str, Any] | None = None  # an earlier attempt as the row recorded it
 
     @property
     def started_at(self) -> datetime | None:
-        return self.task.started_at if self.latest_of_row else None
+        if self.latest_of_row:
+            return self.task.started_at
+        return _parse(self.earlier.get("started_at")) if self.earlier else None
 
     @property
     def ended_at(self) -> datetime | None:
-        return self.task.ended_at if self.latest_of_row else None
+        if self.latest_of_row:
+            return self.task.ended_at
+        return _parse(self.earlier.get("ended_at")) if self.earlier else None
+
+    @property
+    def state(self) -> str:
+        if self.latest_of_row:
+            return self.task.task_state
+        return str(self.earlier.get("state") or "RETRIED") if self.earlier else "RETRIED"
+
+    @property
+    def exit_code(self) -> str:
+        if self.latest_of_row:
+            return self.task.exit_code
+        return str(self.earlier.get("exit_code") or "") if self.earlier else ""
 
     def as_json(self) -> dict[str, Any]:
         t = self.task
+        error = self.earlier.get("error_message", "") if self.earlier else ""
         return {
             "number": self.number, "run": self.run, "task_execution_id": t.pk, "row_attempt": self.row_attempt,
-            "state": t.task_state if self.latest_of_row else "RETRIED",
-            "exit_code": t.exit_code if self.latest_of_row else "",
+            "state": self.state, "exit_code": self.exit_code, "error_message": error,
             "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at),
             "duration": format_duration(_secs(self.started_at, self.ended_at)),
         }  # fmt: skip
+
+
+def _parse(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -173,9 +198,12 @@ def task_rows(job_request: JobRequest) -> tuple[list[TaskRow], list[JobExecution
                 row.reused = _reused(t, execution)
             if _reused(t, execution):
                 continue  # not a run of its own: its attempts are listed under the run it came from
+            earlier = {e.get("attempt"): e for e in t.earlier_attempts or [] if isinstance(e, dict)}
             for a in range(1, t.attempt + 1):
                 number[t.task_type] = number.get(t.task_type, 0) + 1
-                row.attempts.append(Attempt(number[t.task_type], run_no, t, a, a == t.attempt))
+                row.attempts.append(
+                    Attempt(number[t.task_type], run_no, t, a, a == t.attempt, earlier.get(a))
+                )
     return list(rows.values()), runs
 
 
@@ -243,9 +271,20 @@ def timeline(job_request: JobRequest, rows: list[TaskRow]) -> dict[str, Any]:
 
 
 def artifact_rows(artifacts: list[Artifact], runs: list[JobExecution]) -> list[dict[str, Any]]:
-    """Each artifact names the run it came from, so two runs' ``publish.log`` are told apart."""
+    """Each artifact names the run and the task attempt it came from, so two runs' (or two
+    retries') ``publish.log`` are told apart."""
     run_of = {ex.pk: n for n, ex in enumerate(runs, start=1)}
-    return [{"artifact": a, "run": run_of.get(a.job_execution_id)} for a in artifacts]
+    return [
+        {"artifact": a, "run": run_of.get(a.job_execution_id), "attempt": _int(a.metadata.get("attempt"))}
+        for a in artifacts
+    ]
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def page_state(job_request: JobRequest) -> dict[str, Any]:

@@ -405,6 +405,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     artifacts = (
         for_user(Artifact, request.user).filter(job_request=job_request).order_by("task_type", "name", "pk")
     )
+    artifact_rows = request_page.artifact_rows(list(artifacts), runs)
     context = {
         "job_request": job_request,
         "definition": definition,
@@ -416,7 +417,9 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "params": params,
         "rerun_params": [(name, plain.get(name, "")) for name in required],
         "rerun_extra": json.dumps(rerun_extra) if rerun_extra else "",
-        "artifacts": request_page.artifact_rows(list(artifacts), runs),
+        "artifacts": artifact_rows,
+        # which run and attempt an artifact came from, once there is more than one of either
+        "artifact_origin": len(runs) > 1 or any((row["attempt"] or 0) > 1 for row in artifact_rows),
         "actions": _available_actions(job_request),
         "snapshot": request_snapshot(request.user, job_request.pk),
         "page_state": request_page.page_state(job_request),

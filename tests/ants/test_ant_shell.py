@@ -81,7 +81,10 @@ def test_first_failing_command_sets_exit_code_and_failed_command(tmp_path) -> No
     assert result.failed_command == "echo oops >&2; exit 7"
     assert c.out() == ["one"]  # later commands skipped
     # stderr is its own stream (the UI styles it), in the order printed
-    assert [(st, line) for st, line, _ in c.lines if st != "system"] == [("stdout", "one"), ("stderr", "oops")]
+    assert [(st, line) for st, line, _ in c.lines if st != "system"] == [
+        ("stdout", "one"),
+        ("stderr", "oops"),
+    ]
 
 
 def test_failing_before_script_skips_script(tmp_path) -> None:

@@ -210,6 +210,47 @@ def test_a_busy_ant_keeps_tasks_waiting_in_its_stream(alice):  # type: ignore[no
     assert TaskExecution.objects.filter(task_state="READY").count() == 2
 
 
+def test_a_task_its_ant_ended_without_an_answer_is_sent_again(alice):  # type: ignore[no-untyped-def]
+    """A database that lost its last commits in a crash can lose an applied answer the queen already
+    acknowledged: the task stays EXECUTING while its ant says it runs nothing. Once the ant's
+    heartbeats have not listed it for ANSWER_LOST_SECS, it goes back to READY; while they list
+    it (a long task), it stays."""
+    from jobs.queen.resources import ANSWER_LOST_SECS
+
+    engine = make_engine(alice)
+    now = [time.time()]
+    engine.resources.clock = lambda: now[0]
+    request = submit(alice)
+    engine.schedule()
+    engine.dispatch_ready()
+    task = TaskExecution.objects.get(job_execution__job_request=request)
+    assert engine.apply_responses([answer(task, STATUS_EXECUTING)]) == [True]
+    started = engine.resources.ants["ant-b"].reg.ant_started_at
+
+    def heartbeat(running: bool) -> None:
+        now[0] += 5
+        allocations = {str(request.pk): {"one": STATUS_EXECUTING}} if running else {}
+        engine.resources.heard(AntRegistration(ant_id="ant-b", max_capacity=10, methods=["SHELL"],
+                                               ant_started_at=started, allocations=allocations,
+                                               created_at=now[0]))  # fmt: skip
+
+    for _ in range(int(ANSWER_LOST_SECS / 5) + 2):  # a long task: listed all along
+        heartbeat(running=True)
+        assert engine.check_timeouts() == 0
+    heartbeat(running=False)  # it ended; its answer never comes
+    assert engine.check_timeouts() == 0  # not yet: an answer may still be on its way
+    heartbeat(running=True)  # listed again: the clock starts over
+    engine.check_timeouts()
+    for _ in range(int(ANSWER_LOST_SECS / 5)):
+        heartbeat(running=False)
+        assert engine.check_timeouts() == 0
+    heartbeat(running=False)
+    assert engine.check_timeouts() == 1
+    task.refresh_from_db()
+    assert task.task_state == "READY" and "answer was lost" in task.error_message
+    assert task.earlier_attempts[-1]["state"] == "LOST" and task.earlier_attempts[-1]["attempt"] == 1
+
+
 def test_tasks_go_ahead_by_how_long_they_hold_a_slot():
     resources = ResourceManager(prefetch=4, prefetch_secs=0.1)
     resources.heard(AntRegistration(ant_id="ant-p", max_capacity=2, methods=["SHELL"]))

@@ -90,8 +90,12 @@ class Postgres:
                                      "formicary"]), check=True, capture_output=True)  # fmt: skip
 
     def start(self) -> None:
+        # Commits are durable when they return, as on a production server: with synchronous_commit
+        # off a kill -9 loses the last commits, answers the queen applied and acknowledged among
+        # them (docs/reliability.md). fsync stays off: a killed process loses nothing the kernel
+        # has, and this test kills processes, not the machine.
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")  # fmt: skip
+                   "-c synchronous_commit=on -c full_page_writes=off -c max_connections=100")  # fmt: skip
         subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "pg.log"),
                                      "-w", "-t", "60", "-o", options, "start"]), check=True, capture_output=True)  # fmt: skip
 

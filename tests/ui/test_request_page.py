@@ -307,12 +307,56 @@ def test_every_attempt_is_kept_with_its_log_and_artifacts(page, alice, tmp_path)
         .locator("td.artifact-run")
         .all_inner_texts()
     )
-    assert sorted(runs) == ["run 1", "run 3"]
+    assert sorted(runs) == ["run 1, attempt 1", "run 3, attempt 1"]
     screenshot(page, "attempts")
     # re-run with new params: a form pre-filled from this run
     page.click("#rerun-params-toggle")
     assert page.locator("#rerun-params").is_visible()
     no_page_overflow(page)
+
+
+def _retrying(marker: str) -> str:
+    return f"""
+job_type: retrying
+tasks:
+- task_type: flaky
+  method: SHELL
+  retry: 2
+  delay_between_retries: 0
+  script:
+    - if [ -f {marker} ]; then echo "retry worked"; else touch {marker}; echo "first go" >&2; exit 3; fi
+"""
+
+
+def test_a_retry_within_one_run_keeps_the_first_attempts_times_and_exit_code(page, alice, tmp_path):  # type: ignore[no-untyped-def]
+    definition_upload(org_id=alice.org_id, user=alice.user, text=_retrying(str(tmp_path / "marker")))
+    request = request_submit(org_id=alice.org_id, user=alice.user, job_type="retrying")
+    assert wait_for_state(request.pk, timeout=60).job_state == "COMPLETED"
+    log_in(page, "alice", "pw-alice")
+    page.goto(f"/jobs/requests/{request.pk}")
+    state = page.request.get(f"/jobs/requests/{request.pk}/page.json").json()
+    first, second = next(t for t in state["tasks"] if t["task_type"] == "flaky")["attempts"]
+    assert (first["run"], first["state"], first["exit_code"]) == (1, "FAILED", "3")
+    assert (second["run"], second["state"], second["exit_code"]) == (1, "COMPLETED", "0")
+    assert first["started_at"] and first["ended_at"] and first["ended_at"] <= second["started_at"]
+    assert re.fullmatch(r"\d+\.\d s", first["duration"])
+    page.click('.log-tabs button[data-task="flaky"]')
+    page.wait_for_function(
+        "document.querySelector('.attempt-label').textContent.startsWith('attempt 2 of 2')"
+    )
+    page.select_option("#attempt-select", "1")
+    page.wait_for_function(
+        "[...document.querySelectorAll('pre.log .ln')].some(e => e.textContent.endsWith('first go'))"
+    )
+    option = page.locator("#attempt-select option").first.inner_text()
+    assert "run 1, FAILED exit 3" in option and re.search(r"\d+\.\d s\)$", option), option
+    # each attempt's log artifact names its attempt
+    origins = (
+        page.locator("#request-artifacts tr", has_text="flaky.log")
+        .locator("td.artifact-run")
+        .all_inner_texts()
+    )
+    assert sorted(origins) == ["attempt 1", "attempt 2"]
 
 
 def test_a_200000_line_log_stays_small_in_the_dom(page, alice):  # type: ignore[no-untyped-def]
