@@ -81,6 +81,9 @@ class JobRequest(TenantModel):
     # set when a cron tick created this request; unique so two queens cannot create a tick twice
     cron_key = models.CharField(max_length=250, null=True, blank=True, unique=True)
     cron_triggered = models.BooleanField(default=False)
+    # how it came when not by a person's session: ``token <name>`` (an API token), ``<kind> trigger
+    # <name>`` (webhook, s3, queue, github); cron and forks say so with the fields above
+    triggered_by = models.CharField(max_length=200, blank=True)
     retried = models.PositiveIntegerField(default=0)
     schedule_attempts = models.PositiveIntegerField(default=0)
     # backoff for a request that could not start (no capable ant, concurrency full); for a

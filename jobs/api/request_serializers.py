@@ -94,7 +94,7 @@ class JobRequestSerializer(serializers.ModelSerializer):
         fields = [
             "id", "job_type", "job_version", "job_definition_id", "job_state", "job_priority", "job_group",
             "user_key", "platform", "scheduled_at", "organization_id", "user_id", "parent_id", "cron_triggered",
-            "retried", "schedule_attempts", "state_message", "error_code", "error_message", "job_execution_id",
+            "triggered_by", "retried", "schedule_attempts", "state_message", "error_code", "error_message", "job_execution_id",
             "params", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields

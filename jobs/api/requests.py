@@ -29,6 +29,7 @@ from jobs.queen.specs import graph_spec
 from jobs.services import control, rate_limits
 from jobs.services.requests import MAX_SUBMIT_MANY, request_submit, requests_submit
 from jobs.states import JOB_TERMINAL, JobState
+from orgs.models import ApiToken
 
 # spellings of the list filters the reference's guides use (``?jobType=...``, ``?state=...``)
 FILTER_ALIASES = {"jobType": "job_type", "jobState": "job_state", "state": "job_state", "jobGroup": "job_group",
@@ -98,7 +99,8 @@ class RequestListCreate(OrgAPIView):
     )
     def post(self, request: Request) -> Response:
         _rate_checked(self.org_id)
-        job_request = request_submit(org_id=self.org_id, user=request.user, **_submission(request.data))
+        job_request = request_submit(org_id=self.org_id, user=request.user, triggered_by=_via(request),
+                                     **_submission(request.data))  # fmt: skip
         return Response(JobRequestSerializer(job_request).data, status=status.HTTP_201_CREATED)
 
 
@@ -108,6 +110,12 @@ def _rate_checked(org_id: int) -> None:
         rate_limits.submit_rate_check(org_id=org_id)
     except rate_limits.SubmitRateLimited as exc:
         raise Throttled(wait=exc.retry_after, detail=f"{exc.reason}.") from None  # DRF adds the wait
+
+
+def _via(request: Request) -> str:
+    """``token <name>`` when the call came with an API token (a person's session says nothing)."""
+    token = request.auth
+    return f"token {token.name}" if isinstance(token, ApiToken) else ""
 
 
 def _submission(data: object, where: str = "") -> dict[str, object]:
@@ -139,7 +147,8 @@ class RequestSubmitMany(OrgAPIView):
         if len(items) > MAX_SUBMIT_MANY:
             raise ValidationError({"requests": f"at most {MAX_SUBMIT_MANY} requests at once"})
         submissions = [_submission(item, f"requests[{i}]") for i, item in enumerate(items)]
-        created = requests_submit(org_id=self.org_id, user=request.user, submissions=submissions)
+        created = requests_submit(org_id=self.org_id, user=request.user, submissions=submissions,
+                                  triggered_by=_via(request))  # fmt: skip
         rows = selectors.requests_for(self.org_id).filter(pk__in=[r.pk for r in created])
         rows = rows.prefetch_related("params").order_by("id")
         return Response(JobRequestSerializer(rows, many=True).data, status=status.HTTP_201_CREATED)

@@ -83,18 +83,21 @@ def request_submit(
     parent: JobRequest | None = None,
     cron_key: str | None = None,
     secret_params: set[str] | None = None,
+    triggered_by: str = "",
 ) -> JobRequest:
     definition = resolve_definition(org_id, job_type, job_version)
     row = _request_row(
         org_id=org_id, user=user, definition=definition, params=params, secret_params=secret_params,
         job_priority=job_priority, job_group=job_group, user_key=user_key, scheduled_at=scheduled_at,
-        parent=parent, cron_key=cron_key,
+        parent=parent, cron_key=cron_key, triggered_by=triggered_by,
     )  # fmt: skip
     _insert([row])
     return row[0]
 
 
-def requests_submit(*, org_id: int, user: Any, submissions: list[dict[str, Any]]) -> list[JobRequest]:
+def requests_submit(
+    *, org_id: int, user: Any, submissions: list[dict[str, Any]], triggered_by: str = ""
+) -> list[JobRequest]:
     """Submit many requests at once, all or none: each submission holds ``request_submit``'s
     arguments (job_type, job_version, params, secret_params, job_priority, job_group, user_key,
     scheduled_at). A problem names the submission it is in (``requests[3].params: ...``).
@@ -118,7 +121,7 @@ def requests_submit(*, org_id: int, user: Any, submissions: list[dict[str, Any]]
                 org_id=org_id, user=user, definition=definitions[key], params=fields.get("params"),
                 secret_params=fields.get("secret_params"), job_priority=fields.get("job_priority", 0),
                 job_group=fields.get("job_group", ""), user_key=fields.get("user_key", ""),
-                scheduled_at=fields.get("scheduled_at"),
+                scheduled_at=fields.get("scheduled_at"), triggered_by=triggered_by,
             ))  # fmt: skip
         except ValidationError as exc:
             raise ValidationError([f"requests[{i}].{m}" for m in exc.messages]) from exc
@@ -130,7 +133,8 @@ _Row = tuple[JobRequest, list[JobRequestParam]]
 # the columns ``_request_row`` sets; every other one starts at its default
 _REQUEST_COLUMNS = (
     "organization_id", "user_id", "job_definition_id", "job_type", "job_version", "job_priority", "job_group",
-    "user_key", "scheduled_at", "parent_id", "cron_key", "cron_triggered", "created_at", "updated_at",
+    "user_key", "scheduled_at", "parent_id", "cron_key", "cron_triggered", "triggered_by", "created_at",
+    "updated_at",
 )  # fmt: skip
 
 
@@ -147,6 +151,7 @@ def _request_row(
     scheduled_at: datetime | None,
     parent: JobRequest | None = None,
     cron_key: str | None = None,
+    triggered_by: str = "",
 ) -> _Row:
     """A checked, unsaved request of ``definition`` and its param rows."""
     params = params or {}
@@ -179,6 +184,7 @@ def _request_row(
         parent=parent,
         cron_key=cron_key,
         cron_triggered=cron_key is not None,
+        triggered_by=triggered_by[:200],
     )
     secret_params = secret_params or set()
     rows = []

@@ -156,7 +156,7 @@ def fire(
             with transaction.atomic():
                 request = request_submit(
                     org_id=state.organization_id, user=None, job_type=state.job_type, params=decision.params,
-                    user_key=decision.user_key,
+                    user_key=decision.user_key, triggered_by=_by(state),
                 )  # fmt: skip
         except ValidationError as exc:
             reason = "; ".join(exc.messages)
@@ -165,6 +165,11 @@ def fire(
         TriggerFiring.objects.filter(pk=firing.pk).update(job_request=request)
         _prune(state)
         return FireResult(Outcome.FIRED, request_id=request.pk)
+
+
+def _by(state: TriggerState) -> str:
+    """What a request's "triggered by" says: ``webhook trigger deploy-hook``, ``github trigger``."""
+    return f"{state.kind} trigger" + ("" if state.name == state.kind else f" {state.name}")
 
 
 def _prune(state: TriggerState) -> None:

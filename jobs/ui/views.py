@@ -135,6 +135,9 @@ def _with_row_details(requests: Any) -> list[JobRequest]:
             r.trigger = "cron"
         elif r.parent_id:
             r.trigger = f"fork of #{r.parent_id}"
+        elif r.triggered_by:
+            who = r.user.username if r.user else ""
+            r.trigger = f"{who} ({r.triggered_by})" if who else r.triggered_by
         else:
             r.trigger = r.user.username if r.user else "—"
         r.key_params = [(p.name, p.display_value()) for p in list(r.params.all())[:KEY_PARAMS]]

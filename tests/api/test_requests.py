@@ -201,3 +201,24 @@ def test_schema_and_swagger_ui(api):
         assert path in text
     ui = api.get("/api/docs/")
     assert ui.status_code == 200 and b"swagger" in ui.content.lower()
+
+
+def test_a_request_says_what_triggered_it(api, job, alice, client):  # type: ignore[no-untyped-def]
+    """Submitted with an API token, a request names the token (the list shows "alice (token
+    default)"); from a person's session it names nobody else; a trigger names itself."""
+    from jobs.definition.triggers import Decision, TriggerSpec
+    from jobs.models import JobRequest
+    from jobs.triggers.services import fire, state_for
+
+    body = {"job_type": "with-params", "params": {"Branch": "main"}}
+    by_token = post(api, body).json()
+    assert by_token["triggered_by"] == "token default"
+    many = api.post("/api/jobs/requests/bulk", {"requests": [body]}, format="json").json()
+    assert many[0]["triggered_by"] == "token default"
+    state = state_for(org_id=alice.org_id, job_type="with-params", name="deploy-hook", kind="webhook")
+    fired = fire(state=state, trigger=TriggerSpec(name="deploy-hook", type="webhook"),
+                 decision=Decision(True, params={"Branch": "main"}))  # fmt: skip
+    assert JobRequest.objects.get(pk=fired.request_id).triggered_by == "webhook trigger deploy-hook"
+    client.force_login(alice.user)
+    page = client.get("/jobs/requests").content.decode()
+    assert "alice (token default)" in page and "webhook trigger deploy-hook" in page
