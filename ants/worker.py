@@ -659,6 +659,7 @@ class AntWorker:
             stream=stream,
             line=line,
             ts=time.time(),
+            ant_id=self.config.ant_id,
         )
         with self._log_cond:
             self._log_buf.append(entry)
