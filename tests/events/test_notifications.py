@@ -120,8 +120,8 @@ def test_job_and_task_webhooks_are_signed_retried_and_recorded(standalone, api, 
     assert task_call["exit_code"] == "0" or task_call["state"] == "COMPLETED"
     deliveries = eventually(lambda: WebhookDelivery.objects.filter(job_request_id=done.pk).count() == 3 and list(
         WebhookDelivery.objects.filter(job_request_id=done.pk).order_by("id")))  # fmt: skip
-    assert [(d.attempt, d.status_code) for d in deliveries][0] == (1, 500)
-    assert sorted((d.attempt, d.status_code) for d in deliveries[1:]) in ([(1, 200), (2, 200)],)
+    # the job's and the task's calls run on two threads: which records first is not fixed
+    assert sorted((d.attempt, d.status_code) for d in deliveries) == [(1, 200), (1, 500), (2, 200)]
     listed = api.get(f"/api/jobs/requests/{done.pk}/webhooks")
     assert listed.status_code == 200, listed.content
     rows = listed.json()["Records"]
