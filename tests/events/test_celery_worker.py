@@ -1,6 +1,6 @@
 """The distributed shape: the queen enqueues on the Redis broker and a real `celery worker`
-process (another process, the test database) sends the notification mail to an SMTP server that
-is a process too (aiosmtpd)."""
+process (another process, the test database) sends the job's and the task's notification mail
+to an SMTP server that is a process too (aiosmtpd)."""
 
 import os
 import subprocess
@@ -26,6 +26,8 @@ tasks:
 - task_type: only
   method: SHELL
   script: ["echo hi"]
+  notify:
+    email: {recipients: [task-team@example.com]}
 """
 
 
@@ -55,7 +57,12 @@ def test_a_real_celery_worker_delivers_the_notification(standalone, celery_worke
     assert resp.status_code == 201, resp.content
     request = request_submit(org_id=alice.org_id, user=alice.user, job_type="mailed-by-celery", params={})
     assert wait_for_state(request.pk).job_state == "COMPLETED"
-    (mail,) = eventually(lambda: smtp_process.messages(), timeout=60)
-    assert mail["X-RcptTo"] == "team@example.com"
-    assert mail["Subject"] == f"[Formicary] mailed-by-celery #{request.pk} COMPLETED"
+    mails = eventually(lambda: len(smtp_process.messages()) == 2 and smtp_process.messages(), timeout=60)
+    assert {(m["X-RcptTo"], m["Subject"]) for m in mails} == {
+        ("team@example.com", f"[Formicary] mailed-by-celery #{request.pk} COMPLETED"),  # the job's notify
+        (
+            "task-team@example.com",
+            f"[Formicary] mailed-by-celery #{request.pk} task only COMPLETED",
+        ),  # the task's
+    }
     assert celery_worker.poll() is None  # the worker, not this process, sent it
