@@ -5,9 +5,13 @@ while encryption is on, is dropped with a warning that never shows its content."
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +19,7 @@ from ants.messaging.redis_streams import ANT_FIELD, FIELD, SEALED_FIELD, RedisSt
 from ants.messaging.sealing import MessageSealer, export_ant_key
 from ants.protocol import LogLine, TaskRequest, TaskResponse
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = secrets.token_urlsafe(32)
 MARK = "distinct-payload-7Qx"
 
@@ -140,3 +145,25 @@ def test_keys_are_per_ant_and_settings_are_checked() -> None:
         MessageSealer.from_setting("short")
     with pytest.raises(ValueError, match="ant-key:<ant id>"):
         MessageSealer.from_setting("ant-key:ant-1:bm90LWEta2V5")
+
+
+def _manage(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env={**os.environ, **env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_commands_print_an_ants_key_and_refuse_a_bad_or_foreign_one() -> None:
+    on = {"FORMICARY_MESSAGE_ENCRYPTION": "true"}
+    printed = _manage(["message_key", "--ant-id", "ant-1"], **on, FORMICARY_MESSAGE_KEY=SECRET)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    assert printed.stdout.strip() == export_ant_key(SECRET, "ant-1")
+    short = _manage(["check"], **on, FORMICARY_MESSAGE_KEY="short")
+    assert (
+        short.returncode != 0
+        and "FORMICARY_MESSAGE_KEY: the message secret must have at least 32" in short.stderr
+    )
+    missing = _manage(["check"], **on, FORMICARY_MESSAGE_KEY="")
+    assert missing.returncode != 0 and "FORMICARY_MESSAGE_KEY is not set" in missing.stderr
+    foreign = _manage(["ant", "--id", "ant-2"], **on, FORMICARY_MESSAGE_KEY=printed.stdout.strip(),
+                      REDIS_URL="redis://127.0.0.1:1/0")  # fmt: skip
+    assert foreign.returncode != 0 and "the key of another ant, not of ant-2" in foreign.stderr
