@@ -98,6 +98,7 @@ class RedisStreamsTransport(Transport):
         self._blocked: dict[int, int] = {}  # client id -> number of reads blocked on it
         self._wake_gen = 0
         self._reg_cursor: str | None = None
+        self._key_warned: dict[str, str] = {}  # ant id -> the encryption_key last warned about
         self._closed = False
 
     @property
@@ -438,6 +439,26 @@ class RedisStreamsTransport(Transport):
         return self._decode_responses(self._claim(key, RESPONSES_GROUP, consumer, min_idle_ms))
 
     # -- registrations -------------------------------------------------------------------------
+    def registration_key(self, ant_id: str) -> str:
+        return "" if self.sealer is None else self.sealer.key_id(ant_id)
+
+    def _check_key(self, reg: AntRegistration) -> None:
+        """Warn (once per ant and value) about an ant whose messages this process cannot read."""
+        try:
+            expected = self.registration_key(reg.ant_id)
+        except SealError:
+            return  # an ant holding one ant's key reads no one else's registration anyway
+        if reg.encryption_key == expected or self._key_warned.get(reg.ant_id) == reg.encryption_key:
+            return
+        self._key_warned[reg.ant_id] = reg.encryption_key
+        if not expected:
+            why = "encrypts its messages and this process does not (FORMICARY_MESSAGE_ENCRYPTION is off here)"
+        elif not reg.encryption_key:
+            why = "does not encrypt its messages (set FORMICARY_MESSAGE_ENCRYPTION and FORMICARY_MESSAGE_KEY there)"
+        else:
+            why = "encrypts its messages with another FORMICARY_MESSAGE_KEY"
+        logger.warning("ant %s %s: its messages and ours will be dropped", reg.ant_id, why)
+
     def publish_registration(self, reg: AntRegistration) -> None:
         self._check_open()
         payload = reg.to_json()
@@ -462,6 +483,7 @@ class RedisStreamsTransport(Transport):
                 AntRegistration, None if fields is None else fields.get(FIELD), f"{key} {entry_id}"
             )
             if reg is not None:
+                self._check_key(reg)
                 out.append(reg)
         return out
 

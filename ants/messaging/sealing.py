@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import os
 from collections.abc import Mapping
 
@@ -56,6 +57,7 @@ class MessageSealer:
             raise ValueError("message encryption needs a secret or an ant's key")
         self._secret = secret
         self._fixed = {ant_id: AESGCM(key) for ant_id, key in (ant_keys or {}).items()}
+        self._fixed_ids = {ant_id: _key_id(key) for ant_id, key in (ant_keys or {}).items()}
 
     @classmethod
     def from_setting(cls, value: str) -> MessageSealer:
@@ -82,6 +84,16 @@ class MessageSealer:
             raise SealError(f"no key for ant {ant_id!r} (this process holds another ant's key only)")
         return _derived(self._secret, ant_id)
 
+    def key_id(self, ant_id: str) -> str:
+        """A public name of ``ant_id``'s key (a hash of it), sent in the ant's registrations so a
+        queen sees at once an ant that encrypts with another key, or not at all."""
+        fixed = self._fixed_ids.get(ant_id)
+        if fixed is not None:
+            return fixed
+        if not self._secret:
+            raise SealError(f"no key for ant {ant_id!r} (this process holds another ant's key only)")
+        return _key_id(derive_ant_key(self._secret, ant_id))
+
     def seal(self, kind: str, ant_id: str, plain: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead(ant_id).encrypt(nonce, plain, _aad(kind, ant_id))
@@ -98,6 +110,10 @@ class MessageSealer:
 @functools.lru_cache(maxsize=4096)
 def _derived(secret: str, ant_id: str) -> AESGCM:
     return AESGCM(derive_ant_key(secret, ant_id))
+
+
+def _key_id(key: bytes) -> str:
+    return "aes-256-gcm:" + hashlib.sha256(b"formicary-key-id|" + key).hexdigest()[:16]
 
 
 def _aad(kind: str, ant_id: str) -> bytes:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from ants.config import AntConfig
 from ants.messaging.redis_streams import ANT_FIELD, FIELD, SEALED_FIELD, RedisStreamsTransport
 from ants.messaging.sealing import MessageSealer, export_ant_key
-from ants.protocol import LogLine, TaskRequest, TaskResponse
+from ants.protocol import AntRegistration, LogLine, TaskRequest, TaskResponse
+from ants.worker import AntWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = secrets.token_urlsafe(32)
@@ -167,3 +169,35 @@ def test_commands_print_an_ants_key_and_refuse_a_bad_or_foreign_one() -> None:
     foreign = _manage(["ant", "--id", "ant-2"], **on, FORMICARY_MESSAGE_KEY=printed.stdout.strip(),
                       REDIS_URL="redis://127.0.0.1:1/0")  # fmt: skip
     assert foreign.returncode != 0 and "the key of another ant, not of ant-2" in foreign.stderr
+
+
+def test_registrations_name_the_key_and_a_queen_warns_once_about_an_ant_it_cannot_read(
+    make, caplog, tmp_path
+) -> None:
+    queen, same, other, clear = make(), make(), make(secrets.token_urlsafe(32)), make("")
+    own = make(export_ant_key(SECRET, "ant-4"))
+    assert own.registration_key("ant-4") == queen.registration_key("ant-4")  # the same key, the same id
+    worker = AntWorker(AntConfig(ant_id="ant-1", work_root=tmp_path), same)
+    assert worker.registration().encryption_key == queen.registration_key("ant-1")
+    queen.read_registrations(0)  # the cursor starts here
+    same.publish_registration(worker.registration())
+    for t, ant_id in ((other, "ant-2"), (clear, "ant-3"), (own, "ant-4")):
+        t.publish_registration(AntRegistration(ant_id, encryption_key=t.registration_key(ant_id)))
+    with caplog.at_level(logging.WARNING):
+        regs = queen.read_registrations(0)
+    assert {r.ant_id: r.encryption_key[:12] for r in regs} == {
+        "ant-1": "aes-256-gcm:", "ant-2": "aes-256-gcm:", "ant-3": "", "ant-4": "aes-256-gcm:"
+    }  # fmt: skip
+    assert "ant ant-2 encrypts its messages with another FORMICARY_MESSAGE_KEY" in caplog.text
+    assert "ant ant-3 does not encrypt its messages" in caplog.text
+    assert "ant-1" not in caplog.text and "ant-4" not in caplog.text
+    caplog.clear()
+    other.publish_registration(AntRegistration("ant-2", encryption_key=other.registration_key("ant-2")))
+    with caplog.at_level(logging.WARNING):
+        assert len(queen.read_registrations(0)) == 1
+    assert caplog.text == ""  # once per ant: its next heartbeats say nothing new
+    clear.read_registrations(0)
+    same.publish_registration(worker.registration())
+    with caplog.at_level(logging.WARNING):
+        clear.read_registrations(0)
+    assert "ant ant-1 encrypts its messages and this process does not" in caplog.text
