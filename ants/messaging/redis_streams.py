@@ -220,7 +220,7 @@ class RedisStreamsTransport(Transport):
         return conn._formicary_cid  # type: ignore[attr-defined]
 
     # -- sealing -------------------------------------------------------------------------------
-    def _entry(self, kind: str, ant_id: str, payload: str) -> dict[bytes, bytes | str]:
+    def _entry(self, kind: str, ant_id: str, payload: str) -> dict[Any, Any]:
         """The fields of a new entry: the JSON in clear, or sealed with ``ant_id``'s key."""
         if self.sealer is None:
             return {FIELD: payload}
