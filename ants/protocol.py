@@ -368,6 +368,8 @@ class LogLine(Message):
     attempt: int = 1
     stream: str = "stdout"
     ts: float = field(default_factory=time.time)
+    # the ant that printed it (names the key of a sealed log entry; empty from older ants)
+    ant_id: str = ""
 
 
 __all__ = [

@@ -233,6 +233,7 @@ class AntWorker:
             ant_started_at=self.started_at,
             shutting_down=shutting_down,
             organization_id=self.config.organization_id,
+            encryption_key=self.transport.registration_key(self.config.ant_id),
             containers=containers,
         )
 
@@ -659,6 +660,7 @@ class AntWorker:
             stream=stream,
             line=line,
             ts=time.time(),
+            ant_id=self.config.ant_id,
         )
         with self._log_cond:
             self._log_buf.append(entry)

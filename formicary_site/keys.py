@@ -99,6 +99,23 @@ def encryption_key(value: str, data_dir: Path, debug: bool, command: str) -> str
     return value
 
 
+def message_key(enabled: bool, value: str) -> str:
+    """The queen <-> ant message key ('' when encryption is off); checked here so a bad one stops the start."""
+    if not enabled:
+        return ""
+    from ants.messaging.sealing import MessageSealer
+
+    if not value:
+        raise _missing("FORMICARY_MESSAGE_KEY", "is not set (FORMICARY_MESSAGE_ENCRYPTION is on)")
+    try:
+        MessageSealer.from_setting(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f'FORMICARY_MESSAGE_KEY: {exc}; make one with python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        ) from None
+    return value
+
+
 def check_fernet_key(value: str, variable: str) -> None:
     try:
         ok = len(base64.urlsafe_b64decode(value.encode())) == 32

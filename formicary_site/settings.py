@@ -199,6 +199,13 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # `manage.py standalone` uses SHELL unless this is set.
 FORMICARY_DEFAULT_METHOD = env.str("FORMICARY_DEFAULT_METHOD", default="KUBERNETES").upper()
 FORMICARY_REDIS_PREFIX = env.str("FORMICARY_REDIS_PREFIX", default="formicary")
+# Encrypted queen <-> ant messages over Redis (docs/messaging.md): AES-GCM with a key per ant
+# derived from FORMICARY_MESSAGE_KEY (a secret of 32+ characters on queens and web servers; an
+# ant may hold its own derived key instead: `manage.py message_key --ant-id ID`).
+FORMICARY_MESSAGE_ENCRYPTION = env.bool("FORMICARY_MESSAGE_ENCRYPTION", default=False)
+FORMICARY_MESSAGE_KEY = keys.message_key(
+    FORMICARY_MESSAGE_ENCRYPTION, env.str("FORMICARY_MESSAGE_KEY", default="")
+)
 # Tasks the queen may send ahead to a busy ant, per slot: they wait in its stream and start the
 # moment a slot frees, with no round trip through the queen. At most FORMICARY_QUEEN_PREFETCH,
 # and only as many as the slot runs in FORMICARY_QUEEN_PREFETCH_SECS at the pace of its last

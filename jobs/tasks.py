@@ -26,16 +26,33 @@ def job_ended(request_id: int) -> None:
         runner.enqueue("jobs.tasks.call_webhook", request_id=request_id, task_execution_id=None, attempt=1)
 
 
+@shared_task(name="jobs.tasks.task_ended", **LIMITS)
+def task_ended(request_id: int, task_execution_id: int) -> None:
+    """Fans a finished task with a `notify` out to one task per notification channel."""
+    for notice in notifications.task_notices(task_execution_id):
+        runner.enqueue("jobs.tasks.send_notification", request_id=request_id, channel=notice.channel,
+                       recipients=list(notice.recipients), attempt=1,
+                       task_execution_id=task_execution_id)  # fmt: skip
+
+
 @shared_task(name="jobs.tasks.send_notification", **LIMITS)
-def send_notification(request_id: int, channel: str, recipients: list[str], attempt: int = 1) -> None:
+def send_notification(
+    request_id: int,
+    channel: str,
+    recipients: list[str],
+    attempt: int = 1,
+    task_execution_id: int | None = None,
+) -> None:
+    """One email or Slack message about a job, or about one of its tasks with ``task_execution_id``."""
     try:
-        notifications.send(request_id, Notice(channel, tuple(recipients)))
+        notifications.send(request_id, Notice(channel, tuple(recipients)), task_execution_id)
     except notifications.NotSent as exc:
         metrics.NOTIFICATION_FAILURES.labels(channel=channel).inc()
         log.warning("notification of request %s (attempt %s): %s", request_id, attempt, exc)
         if attempt < settings.FORMICARY_OUTBOUND_ATTEMPTS:
             runner.enqueue("jobs.tasks.send_notification", countdown=runner.backoff(attempt), request_id=request_id,
-                           channel=channel, recipients=recipients, attempt=attempt + 1)  # fmt: skip
+                           channel=channel, recipients=recipients, attempt=attempt + 1,
+                           task_execution_id=task_execution_id)  # fmt: skip
 
 
 @shared_task(name="jobs.tasks.call_webhook", **LIMITS)

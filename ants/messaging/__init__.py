@@ -8,13 +8,19 @@ from ants.messaging.base import Delivery, Transport, TransportClosed
 from ants.messaging.inprocess import InProcessTransport
 
 
-def transport_from_url(url: str | None, prefix: str = "formicary") -> Transport:
-    """``redis://...`` (or ``rediss://``/``unix://``) -> Redis Streams; empty or ``memory://`` -> in-process."""
+def transport_from_url(url: str | None, prefix: str = "formicary", message_key: str = "") -> Transport:
+    """``redis://...`` (or ``rediss://``/``unix://``) -> Redis Streams; empty or ``memory://`` -> in-process.
+
+    ``message_key`` (a deployment secret or one ant's key, see ``ants.messaging.sealing``) turns
+    on message encryption over Redis; in-process messages never leave the process and stay clear.
+    """
     if not url or url.startswith("memory:"):
         return InProcessTransport()
     from ants.messaging.redis_streams import RedisStreamsTransport
+    from ants.messaging.sealing import MessageSealer
 
-    return RedisStreamsTransport(url, prefix=prefix)
+    sealer = MessageSealer.from_setting(message_key) if message_key else None
+    return RedisStreamsTransport(url, prefix=prefix, sealer=sealer)
 
 
 __all__ = ["Delivery", "InProcessTransport", "Transport", "TransportClosed", "transport_from_url"]

@@ -168,6 +168,11 @@ class Transport(abc.ABC):
         """XAUTOCLAIM: responses pending longer than ``min_idle_ms`` (a dead queen's) move to us."""
 
     # -- registrations (ants -> every queen) ---------------------------------------------------
+    def registration_key(self, ant_id: str) -> str:
+        """What an ant puts in its registration's ``encryption_key``: the public id of its message
+        key, "" when messages are not encrypted (always, in process)."""
+        return ""
+
     @abc.abstractmethod
     def publish_registration(self, reg: AntRegistration) -> None: ...
 

@@ -6,7 +6,11 @@ requests or of acks), and readers block in XREADGROUP/XREAD instead of polling. 
 interrupts blocked reads with CLIENT UNBLOCK: blocking reads run on a connection whose client id
 we know, so shutdown and "a slot became free" need no polling either.
 
-Every entry has a single field ``m`` holding the message JSON.
+Every entry has a single field ``m`` holding the message JSON. With message encryption on (a
+``MessageSealer``, see ``ants.messaging.sealing``), task requests, responses and log lines have
+instead ``s`` (the sealed JSON) and ``a`` (the ant id, in clear: it names the key); an entry that
+does not open, or a clear one where sealed ones are expected, is logged (never its content),
+acked and dropped like a malformed one.
 """
 
 from __future__ import annotations
@@ -37,11 +41,15 @@ from ants.messaging.base import (
     TransportClosed,
     decode_entry,
 )
+from ants.messaging.sealing import KIND_LOG, KIND_RESPONSE, KIND_TASK, MessageSealer, SealError
 from ants.protocol import ACTION_EXECUTE, AntRegistration, LogLine, TaskRequest, TaskResponse
 
 logger = logging.getLogger(__name__)
 
 FIELD = b"m"
+SEALED_FIELD = b"s"
+ANT_FIELD = b"a"
+KINDS: dict[type, str] = {TaskRequest: KIND_TASK, TaskResponse: KIND_RESPONSE, LogLine: KIND_LOG}
 # An entry with this field instead of FIELD on the responses stream only wakes the queen that
 # reads it (a request was submitted in another process); it is acked and dropped, never returned.
 WAKE_FIELD = b"w"
@@ -73,8 +81,15 @@ def _parse_read_reply(reply: Any) -> dict[str, RawEntries]:
 class RedisStreamsTransport(Transport):
     """Queen <-> ant messaging over Redis Streams and consumer groups."""
 
-    def __init__(self, redis_url: str, prefix: str = "formicary", **redis_kwargs: Any) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str = "formicary",
+        sealer: MessageSealer | None = None,
+        **redis_kwargs: Any,
+    ) -> None:
         self.prefix = prefix
+        self.sealer = sealer
         # RESP2 so the raw replies of blocking reads have one known shape.
         self._r = redis.Redis.from_url(redis_url, protocol=2, decode_responses=False, **redis_kwargs)
         self._pool = self._r.connection_pool
@@ -83,6 +98,7 @@ class RedisStreamsTransport(Transport):
         self._blocked: dict[int, int] = {}  # client id -> number of reads blocked on it
         self._wake_gen = 0
         self._reg_cursor: str | None = None
+        self._key_warned: dict[str, str] = {}  # ant id -> the encryption_key last warned about
         self._closed = False
 
     @property
@@ -203,13 +219,56 @@ class RedisStreamsTransport(Transport):
             conn._formicary_sock = sock  # type: ignore[attr-defined]
         return conn._formicary_cid  # type: ignore[attr-defined]
 
+    # -- sealing -------------------------------------------------------------------------------
+    def _entry(self, kind: str, ant_id: str, payload: str) -> dict[Any, Any]:
+        """The fields of a new entry: the JSON in clear, or sealed with ``ant_id``'s key."""
+        if self.sealer is None:
+            return {FIELD: payload}
+        return {SEALED_FIELD: self.sealer.seal(kind, ant_id, payload.encode()), ANT_FIELD: ant_id.encode()}
+
+    def _decode(
+        self, cls: type, fields: dict[bytes, bytes] | None, where: str, ant_id: str | None = None
+    ) -> Any:
+        """The message of an entry, or None (logged without its content) when it cannot be used.
+
+        ``ant_id``: the reader's own id (requests are opened with its key whatever ``a`` says);
+        otherwise the key is the one of the entry's ``a`` and the message must name that ant.
+        """
+        if fields is None or (self.sealer is None and SEALED_FIELD not in fields):
+            return decode_entry(cls, None if fields is None else fields.get(FIELD), where)
+        if self.sealer is None:
+            why = "message encryption is off here (set FORMICARY_MESSAGE_ENCRYPTION and the key on both ends)"
+            logger.warning("dropping encrypted entry %s: %s", where, why)
+            return None
+        sealed = fields.get(SEALED_FIELD)
+        if sealed is None:
+            logger.warning("dropping clear-text entry %s: message encryption is on", where)
+            return None
+        sender = ant_id if ant_id is not None else _s(fields.get(ANT_FIELD, b""))
+        try:
+            plain = self.sealer.open(KINDS[cls], sender, sealed)
+        except SealError as exc:
+            logger.warning("dropping entry %s of ant %r: %s", where, sender, exc)
+            return None
+        msg = decode_entry(cls, plain, where)
+        if ant_id is None and msg is not None and getattr(msg, "ant_id", "") not in ("", sender):
+            logger.warning("dropping entry %s: sealed by ant %r but names another ant", where, sender)
+            return None
+        return msg
+
     def _decode_group(
-        self, cls: type, key: str, group: str, items: RawEntries, id_prefix: str = ""
+        self,
+        cls: type,
+        key: str,
+        group: str,
+        items: RawEntries,
+        id_prefix: str = "",
+        ant_id: str | None = None,
     ) -> list[Delivery[Any]]:
         out: list[Delivery[Any]] = []
         bad: list[str] = []
         for entry_id, fields in items:
-            msg = decode_entry(cls, None if fields is None else fields.get(FIELD), f"{key} {entry_id}")
+            msg = self._decode(cls, fields, f"{key} {entry_id}", ant_id)
             if msg is None:
                 bad.append(entry_id)
             else:
@@ -245,13 +304,13 @@ class RedisStreamsTransport(Transport):
 
     def send_task(self, ant_id: str, req: TaskRequest) -> None:
         self._check_open()
-        self._r.xadd(self._request_key(ant_id, req), {FIELD: req.to_json()})
+        self._r.xadd(self._request_key(ant_id, req), self._entry(KIND_TASK, ant_id, req.to_json()))
 
     def send_tasks(self, tasks: Iterable[tuple[str, TaskRequest]]) -> None:
         self._check_open()
         pipe = self._r.pipeline(transaction=False)
         for ant_id, req in tasks:
-            pipe.xadd(self._request_key(ant_id, req), {FIELD: req.to_json()})
+            pipe.xadd(self._request_key(ant_id, req), self._entry(KIND_TASK, ant_id, req.to_json()))
         if len(pipe):
             pipe.execute()
 
@@ -283,8 +342,8 @@ class RedisStreamsTransport(Transport):
         else:
             args = ["XREADGROUP", "GROUP", TASKS_GROUP, consumer, "COUNT", CONTROL_BATCH, "STREAMS", ctl, ">"]
         reply = self._read(args, block_ms, groups)
-        out = self._decode_group(TaskRequest, ctl, TASKS_GROUP, reply.get(ctl, []), CONTROL_ID_PREFIX)
-        return out + self._decode_group(TaskRequest, tasks, TASKS_GROUP, reply.get(tasks, []))
+        out = self._decode_group(TaskRequest, ctl, TASKS_GROUP, reply.get(ctl, []), CONTROL_ID_PREFIX, ant_id)
+        return out + self._decode_group(TaskRequest, tasks, TASKS_GROUP, reply.get(tasks, []), "", ant_id)
 
     def ack_task(self, ant_id: str, delivery_id: str) -> None:
         key, entry_id = self._task_key(ant_id, delivery_id)
@@ -294,13 +353,13 @@ class RedisStreamsTransport(Transport):
         out: list[Delivery[TaskRequest]] = []
         for key, prefix in ((self.key_control(ant_id), CONTROL_ID_PREFIX), (self.key_tasks(ant_id), "")):
             items = self._claim(key, TASKS_GROUP, consumer, min_idle_ms)
-            out += self._decode_group(TaskRequest, key, TASKS_GROUP, items, prefix)
+            out += self._decode_group(TaskRequest, key, TASKS_GROUP, items, prefix, ant_id)
         return out
 
     # -- responses -----------------------------------------------------------------------------
     def send_response(self, resp: TaskResponse) -> None:
         self._check_open()
-        self._r.xadd(self.key_responses, {FIELD: resp.to_json()})
+        self._r.xadd(self.key_responses, self._entry(KIND_RESPONSE, resp.ant_id, resp.to_json()))
 
     def send_batch(
         self,
@@ -314,7 +373,7 @@ class RedisStreamsTransport(Transport):
         pipe = self._r.pipeline(transaction=ack is not None)
         self._queue_logs(pipe, lines)
         for resp in responses:
-            pipe.xadd(self.key_responses, {FIELD: resp.to_json()})
+            pipe.xadd(self.key_responses, self._entry(KIND_RESPONSE, resp.ant_id, resp.to_json()))
         if ack is not None:
             key, entry_id = self._task_key(*ack)
             pipe.xack(key, TASKS_GROUP, entry_id)
@@ -338,7 +397,7 @@ class RedisStreamsTransport(Transport):
         items: RawEntries = [
             (_s(entry_id), fields) for _key, entries in reply for entry_id, fields in entries
         ]
-        return self._decode_group(TaskRequest, tasks_key, TASKS_GROUP, items)
+        return self._decode_group(TaskRequest, tasks_key, TASKS_GROUP, items, "", read[0] if read else None)
 
     def read_responses(self, group_consumer: str, block_ms: int, count: int) -> list[Delivery[TaskResponse]]:
         key = self.key_responses
@@ -380,6 +439,26 @@ class RedisStreamsTransport(Transport):
         return self._decode_responses(self._claim(key, RESPONSES_GROUP, consumer, min_idle_ms))
 
     # -- registrations -------------------------------------------------------------------------
+    def registration_key(self, ant_id: str) -> str:
+        return "" if self.sealer is None else self.sealer.key_id(ant_id)
+
+    def _check_key(self, reg: AntRegistration) -> None:
+        """Warn (once per ant and value) about an ant whose messages this process cannot read."""
+        try:
+            expected = self.registration_key(reg.ant_id)
+        except SealError:
+            return  # an ant holding one ant's key reads no one else's registration anyway
+        if reg.encryption_key == expected or self._key_warned.get(reg.ant_id) == reg.encryption_key:
+            return
+        self._key_warned[reg.ant_id] = reg.encryption_key
+        if not expected:
+            why = "encrypts its messages and this process does not (FORMICARY_MESSAGE_ENCRYPTION is off here)"
+        elif not reg.encryption_key:
+            why = "does not encrypt its messages (set FORMICARY_MESSAGE_ENCRYPTION and FORMICARY_MESSAGE_KEY there)"
+        else:
+            why = "encrypts its messages with another FORMICARY_MESSAGE_KEY"
+        logger.warning("ant %s %s: its messages and ours will be dropped", reg.ant_id, why)
+
     def publish_registration(self, reg: AntRegistration) -> None:
         self._check_open()
         payload = reg.to_json()
@@ -404,6 +483,7 @@ class RedisStreamsTransport(Transport):
                 AntRegistration, None if fields is None else fields.get(FIELD), f"{key} {entry_id}"
             )
             if reg is not None:
+                self._check_key(reg)
                 out.append(reg)
         return out
 
@@ -434,7 +514,7 @@ class RedisStreamsTransport(Transport):
     def _queue_logs(self, pipe: Pipeline, lines: Sequence[LogLine]) -> None:
         keys = set()
         for line in lines:
-            payload = {FIELD: line.to_json()}
+            payload = self._entry(KIND_LOG, line.ant_id, line.to_json())
             key = self.key_logs(line.task_execution_id)
             keys.add(key)
             pipe.xadd(key, payload, maxlen=LOG_STREAM_MAXLEN, approximate=True)
@@ -447,7 +527,7 @@ class RedisStreamsTransport(Transport):
         args = ["XREAD", "COUNT", 1000, "STREAMS", key, after_id or "0"]
         out = []
         for entry_id, fields in self._read(args, block_ms, []).get(key, []):
-            line = decode_entry(LogLine, None if fields is None else fields.get(FIELD), f"{key} {entry_id}")
+            line = self._decode(LogLine, fields, f"{key} {entry_id}")
             if line is not None:
                 out.append((entry_id, line))
         return out

@@ -1,4 +1,4 @@
-"""Who is told when a job ends: the reference's `notify` rules, as pure functions.
+"""Who is told when a job or a task ends: the reference's `notify` rules, as pure functions.
 
 `notify: {email: {recipients: [...], when: ...}, slack: {recipients: [channels], when: ...}}`;
 `when` is `always` (default), `onSuccess`, `onFailure` (also the first success after a failure)
@@ -32,7 +32,7 @@ def should_notify(when: str, succeeded: bool, previous_succeeded: bool | None) -
 
 
 def notices(notify: dict[str, Any], succeeded: bool, previous_succeeded: bool | None) -> list[Notice]:
-    """The channels to send on, from a job's rendered ``notify`` mapping."""
+    """The channels to send on, from a job's or a task's rendered ``notify`` mapping."""
     out: list[Notice] = []
     for channel in CHANNELS:
         conf = notify.get(channel)

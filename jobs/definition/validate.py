@@ -120,6 +120,8 @@ def _task_problems(task: TaskSpec, by_name: dict[str, TaskSpec]) -> list[Problem
         bad(f"task_type '{task.task_type}' is reserved for a special target", "task_type")
     if task.method not in METHODS:
         bad(f"unknown method '{task.method}' (one of {', '.join(sorted(METHODS))})", "method")
+    for problem in notify_rules.problems(task.notify):
+        bad(problem, "notify")
     if task.method == "FORK_JOB" and not task.fork_job_type:
         bad("FORK_JOB needs fork_job_type", "fork_job_type")
     if task.method == "AWAIT_FORKED_JOB":

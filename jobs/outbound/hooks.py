@@ -63,7 +63,8 @@ def _jobs_ended(request_ids: list[int]) -> None:
 
 
 def _tasks_ended(task_ids: list[int]) -> None:
-    """Observe the finished tasks' durations; enqueue the webhooks of those whose task has one."""
+    """Observe the finished tasks' durations; enqueue the webhooks and notifications of those
+    whose task has a `webhook` or a `notify`."""
     try:
         rows = TaskExecution.objects.filter(pk__in=task_ids).values_list(
             "pk", "task_type", "method", "task_state", "started_at", "ended_at",
@@ -76,5 +77,7 @@ def _tasks_ended(task_ids: list[int]) -> None:
             task = graph_of(definition_id).task(task_type)
             if task is not None and task.webhook:
                 runner.enqueue("jobs.tasks.call_webhook", request_id=request_id, task_execution_id=task_id)
+            if task is not None and task.notify:
+                runner.enqueue("jobs.tasks.task_ended", request_id=request_id, task_execution_id=task_id)
     except Exception:
         log.exception("could not enqueue the outbound work of tasks %s", task_ids)

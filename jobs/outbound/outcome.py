@@ -96,6 +96,49 @@ def previous_succeeded(request: JobRequest) -> bool | None:
     return None if state is None else state == JobState.COMPLETED
 
 
+@dataclass
+class TaskOutcome:
+    """How one task execution ended (task-level `notify`)."""
+
+    request: JobRequest
+    task: TaskExecution
+    url: str
+
+    @property
+    def state(self) -> str:
+        return self.task.task_state
+
+    @property
+    def succeeded(self) -> bool:
+        return self.task.task_state == TaskState.COMPLETED
+
+    @property
+    def duration_secs(self) -> float | None:
+        return _duration(self.task.started_at, self.task.ended_at)
+
+
+def task_outcome(task_execution_id: int) -> TaskOutcome:
+    task = TaskExecution.objects.select_related("job_execution").get(pk=task_execution_id)
+    request = JobRequest.objects.select_related("last_execution", "job_definition", "user").get(
+        pk=task.job_execution.job_request_id
+    )
+    return TaskOutcome(request, task, request_url(request.pk))
+
+
+def previous_task_succeeded(outcome: TaskOutcome) -> bool | None:
+    """How the same task of the job type's previous run ended (COMPLETED or FAILED); None if none."""
+    state = (
+        TaskExecution.objects.filter(
+            job_execution__job_request__organization_id=outcome.request.organization_id,
+            job_execution__job_request__job_type=outcome.request.job_type,
+            job_execution__job_request_id__lt=outcome.request.pk, task_type=outcome.task.task_type,
+            task_state__in=[TaskState.COMPLETED, TaskState.FAILED],
+        )
+        .order_by("-pk").values_list("task_state", flat=True).first()
+    )  # fmt: skip
+    return None if state is None else state == TaskState.COMPLETED
+
+
 def task_payload(task: TaskExecution) -> dict[str, Any]:
     return {
         "task_execution_id": task.pk, "task_type": task.task_type, "method": task.method,

@@ -15,7 +15,11 @@ def get_transport() -> Transport:
     global _transport
     with _lock:
         if _transport is None:
-            _transport = transport_from_url(settings.REDIS_URL, prefix=settings.FORMICARY_REDIS_PREFIX)
+            _transport = transport_from_url(
+                settings.REDIS_URL,
+                prefix=settings.FORMICARY_REDIS_PREFIX,
+                message_key=settings.FORMICARY_MESSAGE_KEY,
+            )
         return _transport
 
 

@@ -102,7 +102,8 @@ class Backend:
             t.close()
 
 
-@pytest.fixture(params=["inprocess", "redis"])
+# "redis-sealed": the same semantics with message encryption on (ants.messaging.sealing)
+@pytest.fixture(params=["inprocess", "redis", "redis-sealed"])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "inprocess":
         t = InProcessTransport()
@@ -115,10 +116,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if url is None:
         pytest.skip("no redis-server binary and no REDIS_URL")
     from ants.messaging.redis_streams import RedisStreamsTransport
+    from ants.messaging.sealing import MessageSealer
 
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    t = RedisStreamsTransport(url, prefix=prefix)
-    b = Backend("redis", t, lambda: RedisStreamsTransport(url, prefix=prefix))
+    sealer = MessageSealer(secret=uuid.uuid4().hex) if request.param == "redis-sealed" else None
+    t = RedisStreamsTransport(url, prefix=prefix, sealer=sealer)
+    b = Backend("redis", t, lambda: RedisStreamsTransport(url, prefix=prefix, sealer=sealer))
     try:
         yield b
     finally:

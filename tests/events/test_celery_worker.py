@@ -1,10 +1,10 @@
 """The distributed shape: the queen enqueues on the Redis broker and a real `celery worker`
-process (another process, the test database) sends the notification mail."""
+process (another process, the test database) sends the job's and the task's notification mail
+to an SMTP server that is a process too (aiosmtpd)."""
 
 import os
 import subprocess
 import sys
-from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -26,11 +26,13 @@ tasks:
 - task_type: only
   method: SHELL
   script: ["echo hi"]
+  notify:
+    email: {recipients: [task-team@example.com]}
 """
 
 
 @pytest.fixture
-def celery_worker(smtp_server, settings, tmp_path):  # type: ignore[no-untyped-def]
+def celery_worker(smtp_process, settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.FORMICARY_OUTBOUND_IN_PROCESS = False  # the queen enqueues on the broker
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
            "EMAIL_URL": f"smtp://127.0.0.1:{settings.EMAIL_PORT}", "FORMICARY_OUTBOUND_IN_PROCESS": "false"}  # fmt: skip
@@ -50,15 +52,17 @@ def celery_worker(smtp_server, settings, tmp_path):  # type: ignore[no-untyped-d
     print((tmp_path / "celery.log").read_text()[-4000:])
 
 
-def test_a_real_celery_worker_delivers_the_notification(standalone, celery_worker, smtp_server, api, alice):  # type: ignore[no-untyped-def]
+def test_a_real_celery_worker_delivers_the_notification(standalone, celery_worker, smtp_process, api, alice):  # type: ignore[no-untyped-def]
     resp = upload(api, DEFINITION)
     assert resp.status_code == 201, resp.content
     request = request_submit(org_id=alice.org_id, user=alice.user, job_type="mailed-by-celery", params={})
     assert wait_for_state(request.pk).job_state == "COMPLETED"
-    envelope = eventually(lambda: smtp_server.messages and smtp_server.messages[0], timeout=60)
-    assert envelope.rcpt_tos == ["team@example.com"]
-    assert (
-        message_from_bytes(envelope.content)["Subject"]
-        == f"[Formicary] mailed-by-celery #{request.pk} COMPLETED"
-    )
+    mails = eventually(lambda: len(smtp_process.messages()) == 2 and smtp_process.messages(), timeout=60)
+    assert {(m["X-RcptTo"], m["Subject"]) for m in mails} == {
+        ("team@example.com", f"[Formicary] mailed-by-celery #{request.pk} COMPLETED"),  # the job's notify
+        (
+            "task-team@example.com",
+            f"[Formicary] mailed-by-celery #{request.pk} task only COMPLETED",
+        ),  # the task's
+    }
     assert celery_worker.poll() is None  # the worker, not this process, sent it

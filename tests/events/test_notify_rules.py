@@ -51,3 +51,15 @@ def test_upload_refuses_a_bad_when_and_a_webhook_without_url() -> None:
     with pytest.raises(Exception) as err:
         load_upload(text)
     assert "'sometimes' is not one of" in str(err.value) and "a webhook needs a url" in str(err.value)
+
+
+def test_a_task_notify_is_checked_at_upload_and_acted_on_without_a_warning() -> None:
+    from jobs.definition.errors import DefinitionError
+    from jobs.definition.parser import load_upload
+
+    task = "job_type: j\ntasks:\n- task_type: t\n  method: SHELL\n  script: [true]\n  notify:\n"
+    with pytest.raises(DefinitionError, match="notify.email.when: 'sometimes' is not one of"):
+        load_upload(task + "    email: {recipients: [a@b.c], when: sometimes}\n")
+    spec = load_upload(task + "    slack: {recipients: ['#x'], when: onFailure}\n")
+    assert spec.tasks[0].notify == {"slack": {"recipients": ["#x"], "when": "onFailure"}}
+    assert [w.field for w in spec.warnings] == []
