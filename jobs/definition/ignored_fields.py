@@ -26,7 +26,6 @@ TASK_FIELDS: dict[str, str] = {
     "fan_out": "fan-out is not run: the task runs once",
     "sub_workflow": "FORK_JOB forks without sub_workflow (no input_params, output_variables or waiting)",
     "approval_policy": "MANUAL approval is not supported",
-    "resources": "task resources are not reserved (container limits go in `container`)",
     "dependent_artifact_ids": "use artifact_ids or dependencies",
     "artifacts_dir": "artifacts are collected from the task's working directory",
     "cache_dir": "caches are collected from the task's working directory",
