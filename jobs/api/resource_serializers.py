@@ -84,12 +84,12 @@ class LeaseTimeoutField(serializers.Field):
     """Seconds, a Go duration text ("90s", "5m") or, as the reference's JSON writes it, nanoseconds."""
 
     def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, int | float) and not isinstance(data, bool) and data >= NANOSECONDS_FROM:
+            data = data / 1e9
         try:
             seconds = parse_duration(data)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
-        if isinstance(data, int | float) and seconds >= NANOSECONDS_FROM:
-            seconds = seconds / 1e9
         if not 0 < seconds <= MAX_LEASE_SECS:
             raise serializers.ValidationError(f"must be more than 0s and at most 30 days, got {data!r}")
         return seconds
