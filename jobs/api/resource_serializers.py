@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from jobs.definition.durations import parse_duration
 from jobs.models import JobResource, JobResourceConfig, JobResourceUse
+from orgs import crypto
 
 MAX_LEASE_SECS = 30 * 24 * 3600.0
 # the reference's JSON writes a Go time.Duration: nanoseconds; a number this big is one of those
@@ -113,6 +114,11 @@ class ResourceConfigInput(serializers.Serializer):
                 else str(data["value"]),
             }
         return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("secret") and (problem := crypto.short_secret_problem(attrs["value"])):
+            raise serializers.ValidationError({"value": problem})
+        return attrs
 
 
 class ResourceInput(serializers.Serializer):

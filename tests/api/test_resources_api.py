@@ -3,6 +3,7 @@ update, configs (secrets masked), disable/enable, delete, validation naming the 
 and a task definition's `resources` block checked at upload."""
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from jobs.models import JobResource, JobResourceConfig
 from tests.conftest import upload
@@ -144,3 +145,26 @@ def test_a_tasks_resources_block_is_checked_at_upload(api):
     assert "resources.value" in str(bad.json()) and "deploy" in str(bad.json())
     missing = upload(api, TASK_CLAIM.format(value=1).replace("resource_type: deploy-slot", "kind: x"))
     assert missing.status_code == 400 and "resources.resource_type" in str(missing.json())
+
+
+def test_the_admin_shows_an_organizations_own_resources(api, alice, bob, client):
+    row = api.post("/api/jobs/resources", STAGING, format="json").json()
+    for member in (alice, bob):  # Django's model permissions, on top of the role's
+        member.user.user_permissions.add(
+            *Permission.objects.filter(content_type__model__startswith="jobresource")
+        )
+    client.login(username="alice", password="pw-alice")
+    assert client.get("/admin/jobs/jobresource/").status_code == 200
+    page = client.get(f"/admin/jobs/jobresource/{row['id']}/change/")
+    assert page.status_code == 200 and b"deploy-slot" in page.content and b"staging.example" in page.content
+    client.logout()
+    client.login(username="bob", password="pw-bob")
+    assert b"deploy-slot" not in client.get("/admin/jobs/jobresource/").content
+    assert client.get(f"/admin/jobs/jobresource/{row['id']}/change/").status_code in (302, 404)
+
+
+def test_superuser_admin_resource_pages_render(admin_client, api):
+    row = api.post("/api/jobs/resources", STAGING, format="json").json()
+    for url in ("/admin/jobs/jobresource/", "/admin/jobs/jobresource/add/", "/admin/jobs/jobresourceuse/",
+                f"/admin/jobs/jobresource/{row['id']}/change/"):  # fmt: skip
+        assert admin_client.get(url).status_code == 200, url
