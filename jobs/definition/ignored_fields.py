@@ -15,7 +15,7 @@ NOT_ACTED_ON = "accepted but not acted on yet"
 
 JOB_FIELDS: dict[str, str] = {
     "methods": "a job's methods are those of its tasks (the reference recomputes them too)",
-    "resources": "job resources are not reserved",
+    "resources": "job resources are not reserved (a task's resources are)",
 }
 
 # TaskSpec attribute -> why; the YAML key is the attribute name unless KEYS says otherwise.
