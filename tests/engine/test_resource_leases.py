@@ -209,3 +209,25 @@ def test_a_lease_past_its_timeout_is_freed(deployment, api):
     use = JobResourceUse.objects.get(job_resource_id=slot["id"], job_request_id=stuck)
     assert use.aborted and not use.active
     api.post(f"/api/jobs/requests/{stuck}/cancel")
+
+
+def test_leases_hold_across_a_queen_restart(processes, api, tmp_path):
+    """Leases are rows: a queen killed while one task holds the only slot and another waits comes
+    back to the same picture, and the waiting task runs only after the holder ended."""
+    processes.start_queen()
+    processes.start_ant("ant-a", ["a"], concurrency=4)
+    processes.wait_ready()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    resource(api, platform="staging", quota=1)
+    define(api, DEPLOY.format(marks=marks).replace("sleep 1", "sleep 4"))
+    holder = submit(api, "deploy-staging")
+    wait_until(lambda: task_state(holder, "deploy") == "EXECUTING", "executing")
+    waiter = submit(api, "deploy-staging")
+    wait_until(lambda: "waiting for resource" in JobRequest.objects.get(pk=waiter).state_message, "waiting")
+    processes.kill("queen")
+    processes.start_queen()
+    processes.wait_ready(["queen"])
+    for request_id in (holder, waiter):
+        assert wait_for_state(request_id, timeout=90).job_state == "COMPLETED"
+    assert max_overlap(marks) == 1
