@@ -168,3 +168,15 @@ def test_superuser_admin_resource_pages_render(admin_client, api):
     for url in ("/admin/jobs/jobresource/", "/admin/jobs/jobresource/add/", "/admin/jobs/jobresourceuse/",
                 f"/admin/jobs/jobresource/{row['id']}/change/"):  # fmt: skip
         assert admin_client.get(url).status_code == 200, url
+
+
+def test_the_resources_page_lists_the_organizations_resources_with_masked_secrets(api, bob_api, client):
+    api.post("/api/jobs/resources", {**STAGING, "configs": [{"name": "Token", "value": "tok-s3cret", "secret": True}]},
+             format="json")  # fmt: skip
+    bob_api.post("/api/jobs/resources", {"resource_type": "globex-slot", "quota": 1}, format="json")
+    client.login(username="alice", password="pw-alice")
+    page = client.get("/jobs/resources")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "deploy-slot" in text and "0 of 2" in text and "Host=staging.example" in text
+    assert "Token=****" in text and "tok-s3cret" not in text and "globex-slot" not in text
