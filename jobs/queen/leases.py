@@ -11,15 +11,16 @@ task's end, as soon as its task has moved on: a final state (completed, failed, 
 skipped, whatever ended it: an answer, a timeout, a cancel, a lost ant given up), back to READY
 for another attempt (a retry, a lost ant), or a later attempt; or when the job ended; or when
 ``expires_at`` (its resource's ``lease_timeout``) passes first, which marks it ``aborted`` (the
-task goes on, the units are free). ``release_ended`` writes that down: for the resources a lease
-looks at, under their lock, and for all every housekeeping pass.
+task goes on, the units are free). Counting reads that live-ness; ``release_ended`` writes it
+down: for a resource before a lease of it is added (under its lock), and for all every
+housekeeping pass.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from jobs.definition.model import TaskSpec
@@ -65,18 +66,22 @@ def lease_for(task: TaskExecution, request: JobRequest, spec_task: TaskSpec) -> 
         if not candidates:
             return Lease(waiting=f"waiting for resource {claim.describe()}: none is defined and enabled")
         ids = [r.pk for r in candidates]
-        release_ended(ids, now)
+        # read-only while it waits (every dispatch pass asks again): live-ness is read, not written
+        live = JobResourceUse.objects.filter(
+            job_resource_id__in=ids, active=True, expires_at__gt=now
+        ).exclude(ENDED)
         held = (
-            JobResourceUse.objects.filter(job_resource_id__in=ids, task_execution=task, attempt=attempt, active=True)
+            live.filter(task_execution=task, attempt=attempt)
             .values_list("job_resource_id", flat=True)
             .first()
-        )  # fmt: skip
+        )
         chosen = next((r for r in candidates if r.pk == held), None)
         if chosen is None:
-            used = _used(ids)
+            used = _used(live)
             chosen = next((r for r in candidates if used.get(r.pk, 0) + claim.value <= r.quota), None)
             if chosen is None:
                 return Lease(waiting=_waiting(claim, candidates, used))
+            release_ended(ids, now)  # what ended is written down before a lease is added
             JobResourceUse.objects.create(
                 organization_id=request.organization_id, job_resource=chosen, job_request_id=request.pk,
                 task_execution=task, attempt=attempt, user_id=request.user_id, value=claim.value,
@@ -100,12 +105,9 @@ def _matching(org_id: int, claim: ResourceClaim) -> list[JobResource]:
     return [r for r in qs.order_by("pk") if wanted <= {str(t).lower() for t in r.tags or []}]
 
 
-def _used(resource_ids: list[int]) -> dict[int, int]:
+def _used(live: QuerySet[JobResourceUse]) -> dict[int, int]:
     rows = (
-        JobResourceUse.objects.filter(job_resource_id__in=resource_ids, active=True)
-        .values("job_resource_id")
-        .annotate(n=Sum("value"))
-        .values_list("job_resource_id", "n")
+        live.order_by().values("job_resource_id").annotate(n=Sum("value")).values_list("job_resource_id", "n")
     )
     return {resource_id: n or 0 for resource_id, n in rows}
 
