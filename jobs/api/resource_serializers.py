@@ -17,14 +17,14 @@ CONFIG_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,199}$"
 
 class ResourceConfigSerializer(serializers.ModelSerializer):
     job_resource_id = serializers.IntegerField(read_only=True)
-    value = serializers.SerializerMethodField()
+    value = serializers.SerializerMethodField(method_name="masked_value")
 
     class Meta:
         model = JobResourceConfig
         fields = ["id", "job_resource_id", "name", "value", "secret", "created_at", "updated_at"]
         read_only_fields = fields
 
-    def get_value(self, obj: JobResourceConfig) -> str:
+    def masked_value(self, obj: JobResourceConfig) -> str:
         return obj.display_value()
 
 
