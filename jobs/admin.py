@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jobs.models import (
@@ -8,6 +9,9 @@ from jobs.models import (
     JobExecution,
     JobRequest,
     JobRequestParam,
+    JobResource,
+    JobResourceConfig,
+    JobResourceUse,
     QueenLease,
     SystemConfig,
     TaskExecution,
@@ -141,3 +145,46 @@ class SystemConfigAdmin(admin.ModelAdmin):
     has_view_permission = has_change_permission = has_add_permission = has_delete_permission = (  # type: ignore[assignment]
         lambda self, request, obj=None: bool(getattr(request.user, "is_superuser", False))
     )
+
+
+class ResourceConfigInline(admin.TabularInline):
+    model = JobResourceConfig
+    form = SecretValueForm
+    exclude = ["value"]
+    extra = 0
+
+
+class LiveLeaseInline(ReadOnlyInline):
+    model = JobResourceUse
+    verbose_name_plural = "live leases"
+    fields = ["job_request", "task_execution", "attempt", "value", "created_at", "expires_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(active=True)
+
+
+@admin.register(JobResource)
+class JobResourceAdmin(OrgScopedAdmin):
+    read_permission, write_permission = "JobResource:Read", "JobResource:Write"
+    list_display = [
+        "resource_type",
+        "platform",
+        "category",
+        "quota",
+        "lease_timeout",
+        "disabled",
+        "valid_status",
+    ]
+    list_filter = ["disabled", "valid_status", "platform"]
+    search_fields = ["resource_type", "description", "category", "external_id"]
+    readonly_fields = ["user", "created_at", "updated_at"]
+    inlines = [ResourceConfigInline, LiveLeaseInline]
+
+
+@admin.register(JobResourceUse)
+class JobResourceUseAdmin(ReadOnlyAdmin):
+    read_permission, write_permission = "JobResource:Read", "JobResource:Write"  # deleting frees a lease
+    list_display = ["job_resource", "job_request", "task_execution", "attempt", "value", "active", "aborted",
+                    "created_at", "expires_at", "released_at"]  # fmt: skip
+    list_filter = ["active", "aborted"]

@@ -300,3 +300,77 @@ class WebhookDelivery(TenantModel):
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class JobResource(TenantModel):
+    """A named, counted thing tasks lease before they run (the reference's job resource): a mutex
+    (quota 1), a semaphore ("at most 2 deploys to staging") or a quota of units. Leases are
+    ``JobResourceUse`` rows (jobs/queen/leases.py)."""
+
+    resource_type = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    platform = models.CharField(max_length=100, blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+    valid_status = models.BooleanField(default=True, help_text="healthy: only valid resources are leased")
+    quota = models.PositiveIntegerField(help_text="the most units leased at once (1: a mutex)")
+    lease_timeout = models.FloatField(default=60.0, help_text="seconds a lease lasts unless released before")
+    disabled = models.BooleanField(default=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["resource_type", "id"]
+        indexes = [models.Index(fields=["organization", "resource_type"])]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type} #{self.pk}"
+
+
+class JobResourceConfig(SecretValueMixin):
+    """A name/value a task that leases the resource sees in its template data and environment."""
+
+    job_resource = models.ForeignKey(JobResource, on_delete=models.CASCADE, related_name="configs")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["job_resource", "name"], name="uniq_resource_config")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobResourceUse(TenantModel):
+    """One lease of ``value`` units of a resource by one attempt of a task. Active while the
+    attempt runs (or is about to); released when the task ends or moves on, or aborted when
+    ``expires_at`` passes first."""
+
+    job_resource = models.ForeignKey(JobResource, on_delete=models.CASCADE, related_name="uses")
+    job_request = models.ForeignKey(JobRequest, on_delete=models.CASCADE, related_name="+")
+    task_execution = models.ForeignKey(TaskExecution, on_delete=models.CASCADE, related_name="+")
+    attempt = models.PositiveIntegerField(help_text="the task attempt the lease is for")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    value = models.PositiveIntegerField(default=1)
+    active = models.BooleanField(default=True)
+    aborted = models.BooleanField(default=False, help_text="released by its lease timeout")
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # one live lease per attempt; a released one may be followed by another
+            models.UniqueConstraint(
+                fields=["job_resource", "task_execution", "attempt"],
+                condition=models.Q(active=True),
+                name="uniq_resource_use_per_attempt",
+            ),
+        ]
+        indexes = [models.Index(fields=["job_resource", "active"]), models.Index(fields=["active"])]
+
+    def __str__(self) -> str:
+        return f"{self.job_resource_id} by task {self.task_execution_id}"

@@ -19,13 +19,14 @@ SYSTEM_ADMIN = "System:Admin"
 _VIEWER = frozenset({
     "JobDefinition:Read", "JobRequest:Read", "Config:Read", "Artifact:Read", "Ant:Read",
     "User:Read", "Org:Read", "Subscription:Read", "Profile:Write", "Token:Write", "ErrorCode:Read",
+    "JobResource:Read",
 })  # fmt: skip
 _MEMBER = _VIEWER | {
     "JobDefinition:Write", "JobRequest:Submit", "JobRequest:Cancel", "Config:Write", "Artifact:Write",
 }  # fmt: skip
 _ADMIN = _MEMBER | {
     "JobRequest:Approve", "Config:Reveal", "User:Write", "Ant:Register", "Ant:Write", "Audit:Read",
-    "ErrorCode:Write",
+    "ErrorCode:Write", "JobResource:Write",
 }  # fmt: skip
 _OWNER = _ADMIN | {"Subscription:Write", "Org:Admin"}
 

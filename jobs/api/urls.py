@@ -4,6 +4,7 @@ from jobs.api import definitions as d
 from jobs.api import errors as e
 from jobs.api import outbound as o
 from jobs.api import requests as r
+from jobs.api import resources as res
 from jobs.api import triggers as t
 from jobs.api.unsupported import unsupported
 
@@ -69,6 +70,16 @@ urlpatterns = [
     path(
         "jobs/requests/<int:pk>/review",
         unsupported("manual approval (MANUAL tasks and their review) is not supported by this server"),
+    ),
+    path("jobs/resources", res.ResourceList.as_view(), name="resources"),
+    path("jobs/resources/<int:pk>", res.ResourceDetail.as_view(), name="resource"),
+    path("jobs/resources/<int:pk>/disable", res.ResourceDisable.as_view(), name="resource-disable"),
+    path("jobs/resources/<int:pk>/enable", res.ResourceEnable.as_view(), name="resource-enable"),
+    path("jobs/resources/<int:pk>/configs", res.ResourceConfigAdd.as_view(), name="resource-configs"),
+    path(
+        "jobs/resources/<int:pk>/configs/<int:config_id>",
+        res.ResourceConfigDelete.as_view(),
+        name="resource-config",
     ),
     path("errors", e.ErrorCodeList.as_view(), name="error-codes"),
     path("errors/<int:pk>", e.ErrorCodeDetail.as_view(), name="error-code"),

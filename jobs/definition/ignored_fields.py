@@ -15,7 +15,7 @@ NOT_ACTED_ON = "accepted but not acted on yet"
 
 JOB_FIELDS: dict[str, str] = {
     "methods": "a job's methods are those of its tasks (the reference recomputes them too)",
-    "resources": "job resources are not reserved",
+    "resources": "job resources are not reserved (a task's resources are)",
 }
 
 # TaskSpec attribute -> why; the YAML key is the attribute name unless KEYS says otherwise.
@@ -25,7 +25,6 @@ TASK_FIELDS: dict[str, str] = {
     "fan_out": "fan-out is not run: the task runs once",
     "sub_workflow": "FORK_JOB forks without sub_workflow (no input_params, output_variables or waiting)",
     "approval_policy": "MANUAL approval is not supported",
-    "resources": "task resources are not reserved (container limits go in `container`)",
     "dependent_artifact_ids": "use artifact_ids or dependencies",
     "artifacts_dir": "artifacts are collected from the task's working directory",
     "cache_dir": "caches are collected from the task's working directory",

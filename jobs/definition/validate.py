@@ -8,6 +8,7 @@ from collections import Counter
 from . import cron, dag, notify_rules
 from .errors import Problem
 from .model import HTTP_METHODS, METHODS, JobSpec, TaskSpec, is_special_target
+from .resources import read_claim
 from .triggers import trigger_problems
 
 MAX_TASKS = 100
@@ -150,6 +151,9 @@ def _task_problems(task: TaskSpec, by_name: dict[str, TaskSpec]) -> list[Problem
         _bad_path(task.artifact_key_prefix) or len(task.artifact_key_prefix) > 200
     ):
         bad("must be a relative key prefix without '..' (at most 200 characters)", "artifact_key_prefix")
+    for field, message in read_claim(task.resources).problems:
+        out.append(Problem(message, task=name, field=field,
+                           line=getattr(task.raw, "lines", {}).get("resources") or task.line))  # fmt: skip
     for dep in task.dependencies:
         if dep == task.task_type:
             bad("a task cannot depend on itself", "dependencies")

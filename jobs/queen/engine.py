@@ -34,7 +34,7 @@ from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.retries import retry_delay
 from jobs.definition.template import budget
 from jobs.models import JobDefinition, JobExecution, JobRequest, TaskExecution
-from jobs.queen import batches, error_codes, forks, transitions
+from jobs.queen import batches, error_codes, forks, leases, transitions
 from jobs.queen.compiled import Compiled
 from jobs.queen.context import secrets_and_values, template_data, template_data_of
 from jobs.queen.render_pool import FAST_STEPS, RenderPool
@@ -319,7 +319,8 @@ class Engine:
         waiting: list[tuple[int, str, int, str]] = []
         for pk, task_type, request_id, job_state, org_id, definition_id in rows:
             graph_task = task_of(graph_of(definition_id), task_type)
-            if job_state not in JOB_RUNNING_VALUES or graph_task is None:
+            # a task that leases job resources takes the one-at-a-time path (jobs/queen/leases.py)
+            if job_state not in JOB_RUNNING_VALUES or graph_task is None or graph_task.resources:
                 chosen[pk] = ""
                 continue
             method = method_of(graph_task)
@@ -388,7 +389,12 @@ class Engine:
                 )
             return 0
         method = method_of(graph_task)
+        lease = leases.lease_for(task, request, graph_task)
+        if lease.waiting:
+            self._note_waiting(task.pk, task.task_type, request.pk, lease.waiting)
+            return 0
         values, secret_names = secrets_and_values(request)
+        lease.add_to(values, secret_names)
         data = template_data(request, execution, values)
         problem: Exception | None = None
         spec: JobSpec | None = None

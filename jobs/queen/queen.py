@@ -16,7 +16,7 @@ from django.db import close_old_connections, connections
 
 from ants.messaging.base import Transport
 from ants.protocol import STATUS_EXECUTING
-from jobs.queen import batches, events
+from jobs.queen import batches, events, leases
 from jobs.queen.cron import CronScheduler
 from jobs.queen.engine import ACK_TIMEOUT_SECS, DISPATCH_LIMIT, Engine
 from jobs.queen.leader import Lease
@@ -209,6 +209,7 @@ class Queen:
         done += self.engine.recover_lost_tasks(self.ant_timeout_secs)
         done += self.engine.check_timeouts()
         done += self.engine.check_awaits()
+        leases.release_ended()  # leases of tasks that ended (jobs/queen/leases.py)
         return done
 
     def run_once(self, block_ms: int = 0) -> int:

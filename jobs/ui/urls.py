@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from jobs.ui import reports, request_views, views
+from jobs.ui import reports, request_views, resources, views
 
 app_name = "ui"
 
@@ -30,6 +30,7 @@ urlpatterns = [
     path("artifacts", views.artifact_list, name="artifacts"),
     path("ants", views.ant_list, name="ants"),
     path("errors", views.error_code_list, name="error-codes"),
+    path("jobs/resources", resources.resource_list, name="resources"),
     path("reports", reports.reports_page, name="reports"),
     path("configs", views.system_config_list, name="system-configs"),
 ]

@@ -90,6 +90,15 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/jobs/requests/bulk"): "JobRequest:Submit",
     ("GET", "/api/jobs/requests/dead_ids"): "JobRequest:Read",
     ("GET", "/api/jobs/requests/stats"): "JobRequest:Read",
+    ("GET", "/api/jobs/resources"): "JobResource:Read",
+    ("POST", "/api/jobs/resources"): "JobResource:Write",
+    ("GET", "/api/jobs/resources/{id}"): "JobResource:Read",
+    ("PUT", "/api/jobs/resources/{id}"): "JobResource:Write",
+    ("DELETE", "/api/jobs/resources/{id}"): "JobResource:Write",
+    ("POST", "/api/jobs/resources/{id}/disable"): "JobResource:Write",
+    ("POST", "/api/jobs/resources/{id}/enable"): "JobResource:Write",
+    ("POST", "/api/jobs/resources/{id}/configs"): "JobResource:Write",
+    ("DELETE", "/api/jobs/resources/{id}/configs/{config_id}"): "JobResource:Write",
     ("GET", "/api/orgs"): "Org:Read",
     ("GET", "/api/reports"): "JobRequest:Read",
     ("POST", "/api/orgs"): roles.SYSTEM_ADMIN,  # members of an org: only a superuser adds another
@@ -208,6 +217,11 @@ def _objects(client: APIClient, org: Organization, user: User) -> dict[str, Any]
     error_code = client.post(
         "/api/errors", {"error_code": f"ERR_{org.name.upper()}", "regex": "boom"}, format="json"
     ).json()
+    resource = client.post(
+        "/api/jobs/resources",
+        {"resource_type": "deploy", "quota": 2, "resource_variables": {"Host": "h"}},
+        format="json",
+    ).json()
     org_config = services.config_save(
         OrgConfig(organization=org), name="ORG_SECRET", value="s3cr3t", secret=True
     )
@@ -219,7 +233,8 @@ def _objects(client: APIClient, org: Organization, user: User) -> dict[str, Any]
     return {
         "key": definition["id"], "config_id": config["id"], "request": request["id"],
         "artifact": artifact["id"], "sha256": artifact["sha256"], "error_code": error_code["id"], "org": org.pk, "org_config": org_config.pk, "user_config": user_config.pk,
-        "subscription": subscription.pk, "target": target.pk,
+        "subscription": subscription.pk, "target": target.pk, "resource": resource["id"],
+        "resource_config": resource["configs"][0]["id"],
     }  # fmt: skip
 
 
@@ -264,6 +279,8 @@ def concrete(path: str, ids: dict[str, Any], caller: User, caller_token: int) ->
         return path.replace("{id}", str(ids["artifact"])).replace("{sha256}", ids["sha256"])
     if path.startswith("/api/errors/"):
         return path.replace("{id}", str(ids["error_code"]))
+    if path.startswith("/api/jobs/resources/"):
+        return path.replace("{id}", str(ids["resource"])).replace("{config_id}", str(ids["resource_config"]))
     if path.startswith("/api/jobs/requests/"):
         return path.replace("{id}", str(ids["request"]))
     path = (

@@ -44,7 +44,7 @@ def test_every_page_renders(alice, acme):  # type: ignore[no-untyped-def]
     for url in ["/", "/jobs/definitions", "/jobs/definitions?q=ui", "/jobs/definitions/upload",
                 f"/jobs/definitions/{d}", f"/jobs/definitions/{d}/graph.svg", "/jobs/requests",
                 "/jobs/requests?tab=waiting", "/jobs/requests?tab=done&state=FAILED", f"/jobs/requests/{r}",
-                f"/jobs/requests/{r}/state.json", "/artifacts", "/ants", "/errors", "/account"]:  # fmt: skip
+                f"/jobs/requests/{r}/state.json", "/artifacts", "/ants", "/errors", "/jobs/resources", "/account"]:  # fmt: skip
         resp = client.get(url)
         assert resp.status_code == 200, (url, resp.status_code)
     detail = client.get(f"/jobs/definitions/{d}").content.decode()
