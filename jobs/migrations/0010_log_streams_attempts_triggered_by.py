@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0008_webhook_delivery'),
+        ('jobs', '0009_job_resources'),
     ]
 
     operations = [
