@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model
+from django.db.models import F, FloatField, Model, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from formicary_site.inserts import insert_rows
@@ -477,7 +478,7 @@ def tasks_executing(tasks: list[tuple[int, int, int]]) -> int:
 
 
 FINISH_FIELDS = ("task_state", "exit_code", "exit_message", "error_code", "error_message", "failed_command",
-                 "context", "stdout", "cost_factor", "ended_at", "updated_at")  # fmt: skip
+                 "context", "stdout", "cost_factor", "cpu_secs", "ended_at", "updated_at")  # fmt: skip
 
 
 def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
@@ -504,6 +505,16 @@ def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
     _ended_on_commit(task_ids=[task_id for task_id, _, _, _ in finished])
 
 
+# an execution's cpu_secs: the sum of its tasks' measured run times (orgs.usage counts them)
+_TASKS_CPU_SECS = Coalesce(
+    Subquery(
+        TaskExecution.objects.filter(job_execution_id=OuterRef("pk"))
+        .values("job_execution_id").annotate(total=Sum("cpu_secs")).values("total")
+    ),
+    0.0, output_field=FloatField(),
+)  # fmt: skip
+
+
 def jobs_finish(
     executions: dict[int, int], state: JobState, *, error_code: str = "", error_message: str = "",
     exit_code: str = "", from_states: Iterable[str] = JOB_RUNNING,
@@ -522,7 +533,7 @@ def jobs_finish(
     if won:
         JobExecution.objects.filter(pk__in=[executions[r] for r in won]).update(
             job_state=state, error_code=error_code, error_message=error_message, exit_code=exit_code,
-            ended_at=now, updated_at=now,
+            ended_at=now, updated_at=now, cpu_secs=_TASKS_CPU_SECS,
         )  # fmt: skip
     for request_id in won:
         _job_event(request_id, state, error_code=error_code)

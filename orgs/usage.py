@@ -1,0 +1,136 @@
+"""Plans' limits read from the database and enforced, and the usage report.
+
+Limits come from the organization's active ``Subscription`` (and ``Organization.max_concurrency``);
+the decisions are ``orgs.quotas``'s. Usage counts what the ants measured: a task's ``cpu_secs``
+is the time its attempt ran on the ant; its cost is ``cpu_secs`` times its ``cost_factor`` (the
+task's executor or definition states it) or, when it states none, the plan's ``cost_factor``.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Expression, FilteredRelation, Q, Subquery, Sum
+from django.utils import timezone
+
+from jobs.states import JOB_RUNNING
+from orgs import quotas
+from orgs.models import Organization, Subscription
+
+_RUNNING = [str(state) for state in JOB_RUNNING]  # a request in these holds a concurrency slot
+
+
+class QuotaExceeded(ValidationError):
+    """A plan's limit refuses the action. A ValidationError so every submit path (cron,
+    triggers, forks, the UI) reports it as it reports bad input; the API answers ``status``."""
+
+    def __init__(self, message: str, *, limit: str, status: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.status = status
+
+
+def plan_of(org_id: int) -> Subscription | None:
+    return Subscription.objects.filter(organization_id=org_id, active=True).first()
+
+
+def cpu_quota_of(org_id: int) -> Expression:
+    """The active plan's cpu_quota as a subquery: the submit reads it with the definition."""
+    plans = Subscription.objects.filter(organization_id=org_id, active=True)
+    return Subquery(plans.values("cpu_quota")[:1])
+
+
+def cpu_used(org_id: int, since: datetime) -> float:
+    """CPU seconds of the organization's tasks that ended since ``since``."""
+    from jobs.models import TaskExecution
+
+    total = TaskExecution.objects.filter(organization_id=org_id, ended_at__gte=since).aggregate(
+        s=Sum("cpu_secs")
+    )
+    return float(total["s"] or 0.0)
+
+
+def storage_used(org_ids: Iterable[int]) -> dict[int, int]:
+    """Bytes of stored artifacts (logs, caches and uploads included) per organization."""
+    from artifacts.models import Artifact
+
+    rows = Artifact.objects.filter(organization_id__in=list(org_ids)).values("organization_id")
+    return {row["organization_id"]: int(row["n"] or 0) for row in rows.annotate(n=Sum("size"))}
+
+
+def check_cpu(org_id: int, cpu_quota: int | None) -> None:
+    """Refuse a submit when the organization used its plan period's CPU quota (429).
+    ``cpu_quota`` came with the submit's definition query: no plan costs no query."""
+    if not cpu_quota:
+        return
+    plan = plan_of(org_id)
+    if plan is None or plan.cpu_quota <= 0:
+        return
+    since = quotas.period_start(plan.started_at, plan.period, timezone.now())
+    why = quotas.cpu_refusal(cpu_quota=plan.cpu_quota, cpu_used=cpu_used(org_id, since), policy=plan.policy,
+                             since=since)  # fmt: skip
+    if why:
+        raise QuotaExceeded(why, limit="cpu_quota", status=429)
+
+
+def check_storage(org_id: int, adding: int) -> None:
+    """Refuse storing ``adding`` more bytes over the plan's disk quota (413)."""
+    plan = plan_of(org_id)
+    if plan is None or plan.disk_quota <= 0:
+        return
+    used = storage_used([org_id]).get(org_id, 0)
+    why = quotas.disk_refusal(disk_quota=plan.disk_quota, used=used, adding=adding, policy=plan.policy)
+    if why:
+        raise QuotaExceeded(why, limit="disk_quota", status=413)
+
+
+def _limits(org_ids: set[int]) -> dict[int, quotas.OrgLimits]:
+    """Limits of those organizations that have any: one query (with the active plan joined),
+    and one for storage when a plan has a disk quota."""
+    query = (
+        Organization.objects.filter(pk__in=org_ids)
+        .annotate(plan=FilteredRelation("subscription", condition=Q(subscription__active=True)))
+        .values_list(
+            "pk", "name", "max_concurrency", "plan__policy", "plan__max_concurrency", "plan__disk_quota"
+        )
+    )
+    found = {
+        org_id: quotas.OrgLimits(name=name, org_max_concurrency=org_max, plan_max_concurrency=plan_max or 0,
+                                 policy=policy or "", disk_quota=disk_quota or 0)
+        for org_id, name, org_max, policy, plan_max, disk_quota in query
+        if org_max or plan_max or disk_quota
+    }  # fmt: skip
+    with_disk = [org_id for org_id, limits in found.items() if limits.disk_quota]
+    if with_disk:
+        used = storage_used(with_disk)
+        for org_id in with_disk:
+            found[org_id] = replace(found[org_id], storage_used=used.get(org_id, 0))
+    return found
+
+
+def admit_starts(wait: Callable[[Any, str], None], requests: list[Any]) -> list[Any]:
+    """The queen's start step: of the requests about to start (priority order), those their
+    organizations' limits let start now; ``wait(request, reason)`` notes why each other one
+    stays PENDING. One query when no organization among them has a limit."""
+    from jobs.models import JobRequest
+
+    if not requests:
+        return requests
+    limits = _limits({r.organization_id for r in requests})
+    if not limits:
+        return requests
+    limited = [org_id for org_id, org in limits.items() if org.concurrency[0]]
+    running: dict[int, int] = {}
+    if limited:
+        rows = JobRequest.objects.filter(organization_id__in=limited, job_state__in=_RUNNING)
+        running = {
+            r["organization_id"]: r["n"] for r in rows.values("organization_id").annotate(n=Count("id"))
+        }
+    admitted, waiting = quotas.admit([(r.pk, r.organization_id) for r in requests], running, limits)
+    for request in requests:
+        if request.pk in waiting:
+            wait(request, waiting[request.pk])
+    chosen = set(admitted)
+    return [r for r in requests if r.pk in chosen]
