@@ -7,12 +7,12 @@ task's executor or definition states it) or, when it states none, the plan's ``c
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Expression, FilteredRelation, Q, Subquery, Sum
+from django.db.models import Count, Expression, F, FilteredRelation, Q, Subquery, Sum
 from django.utils import timezone
 
 from jobs.states import JOB_RUNNING
@@ -134,3 +134,96 @@ def admit_starts(wait: Callable[[Any, str], None], requests: list[Any]) -> list[
             wait(request, waiting[request.pk])
     chosen = set(admitted)
     return [r for r in requests if r.pk in chosen]
+
+
+# -- the usage report -------------------------------------------------------------------------------
+
+
+@dataclass
+class Usage:
+    jobs: int = 0
+    tasks: int = 0
+    cpu_secs: float = 0.0
+    # CPU seconds of tasks with a cost_factor of their own (already weighted), and of those
+    # without one (the plan's cost_factor weighs them)
+    weighted: float = 0.0
+    unweighted: float = 0.0
+    storage_bytes: int = 0
+
+    def row(self, cost_factor: float) -> dict[str, Any]:
+        return {
+            "jobs": self.jobs, "tasks": self.tasks, "cpu_secs": round(self.cpu_secs, 3),
+            "cost": round(self.weighted + self.unweighted * cost_factor, 3), "storage_bytes": self.storage_bytes,
+        }  # fmt: skip
+
+
+def _plan_row(plan: Subscription | None, org_id: int, now: datetime) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    since = quotas.period_start(plan.started_at, plan.period, now)
+    return {
+        "id": plan.pk, "policy": plan.policy, "period": plan.period, "period_started_at": since,
+        "max_concurrency": plan.max_concurrency, "cpu_quota": plan.cpu_quota, "disk_quota": plan.disk_quota,
+        "max_ants": plan.max_ants, "cost_factor": plan.cost_factor,
+        "cpu_secs_in_period": round(cpu_used(org_id, since), 3) if plan.cpu_quota else None,
+    }  # fmt: skip
+
+
+def usage_report(org_ids: list[int] | None, start: datetime, end: datetime) -> dict[str, Any]:
+    """Jobs (executions started), tasks (ended), CPU seconds and cost in [start, end), and the
+    artifact bytes stored now, per organization and per job type. ``org_ids`` None: every one."""
+    from artifacts.models import Artifact
+    from jobs.models import JobExecution, TaskExecution
+
+    orgs = Organization.objects.order_by("name")
+    if org_ids is not None:
+        orgs = orgs.filter(pk__in=org_ids)
+    names = dict(orgs.values_list("pk", "name"))
+    plans = {
+        p.organization_id: p for p in Subscription.objects.filter(organization_id__in=names, active=True)
+    }
+    table: dict[int, dict[str, Usage]] = {org_id: {} for org_id in names}
+
+    def cell(org_id: int, job_type: str) -> Usage:
+        return table[org_id].setdefault(job_type, Usage())
+
+    jobs = (
+        JobExecution.objects.filter(organization_id__in=names, started_at__gte=start, started_at__lt=end)
+        .values("organization_id", "job_request__job_type")
+        .annotate(n=Count("job_request_id", distinct=True))
+    )
+    for row in jobs:
+        cell(row["organization_id"], row["job_request__job_type"]).jobs = row["n"]
+    tasks = (
+        TaskExecution.objects.filter(organization_id__in=names, ended_at__gte=start, ended_at__lt=end)
+        .values("organization_id", "job_execution__job_request__job_type")
+        .annotate(
+            n=Count("id"), cpu=Sum("cpu_secs"),
+            weighted=Sum(F("cpu_secs") * F("cost_factor"), filter=Q(cost_factor__gt=0)),
+            unweighted=Sum("cpu_secs", filter=Q(cost_factor__lte=0)),
+        )
+    )  # fmt: skip
+    for row in tasks:
+        usage = cell(row["organization_id"], row["job_execution__job_request__job_type"])
+        usage.tasks, usage.cpu_secs = row["n"], float(row["cpu"] or 0)
+        usage.weighted, usage.unweighted = float(row["weighted"] or 0), float(row["unweighted"] or 0)
+    stored = (
+        Artifact.objects.filter(organization_id__in=names)
+        .values("organization_id", "job_type")
+        .annotate(n=Sum("size"))
+    )
+    for row in stored:
+        cell(row["organization_id"], row["job_type"]).storage_bytes = int(row["n"] or 0)
+    now = timezone.now()
+    out = []
+    for org_id, name in names.items():
+        plan = plans.get(org_id)
+        factor = plan.cost_factor if plan else 1.0
+        total = Usage()
+        for usage in table[org_id].values():
+            for attr in ("jobs", "tasks", "cpu_secs", "weighted", "unweighted", "storage_bytes"):
+                setattr(total, attr, getattr(total, attr) + getattr(usage, attr))
+        by_type = [{"job_type": t, **u.row(factor)} for t, u in sorted(table[org_id].items())]
+        out.append({"organization_id": org_id, "organization": name, **total.row(factor),
+                    "plan": _plan_row(plan, org_id, now), "job_types": by_type})  # fmt: skip
+    return {"from": start, "to": end, "organizations": out}
