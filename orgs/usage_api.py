@@ -2,6 +2,7 @@
 job type (the reference's POST with ``from``/``to`` in the body; GET with them as query
 parameters). The caller's organization; a superuser's report covers every organization."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from formicary_site.api import OrgAPIView
 from orgs import usage
 
 DEFAULT_DAYS = 30
+_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 
 
 def parse_moment(raw: Any, name: str) -> datetime | None:
@@ -42,8 +44,8 @@ def report_window(values: dict[str, Any]) -> tuple[datetime, datetime]:
     """``from`` (default: 30 days before ``to``) and ``to`` (default: now), ``from`` < ``to``.
     A date alone starts at its midnight (UTC); as ``to`` it includes its whole day."""
     end = parse_moment(values.get("to"), "to") or timezone.now()
-    if isinstance(values.get("to"), str) and parse_datetime(values["to"]) is None:
-        end += timedelta(days=1)  # a date alone (parse_moment accepted it)
+    if _DATE_ONLY.match(str(values.get("to") or "")):
+        end += timedelta(days=1)
     start = parse_moment(values.get("from"), "from") or end - timedelta(days=DEFAULT_DAYS)
     if start >= end:
         raise ValidationError({"to": "must be after from"})
