@@ -227,3 +227,17 @@ def usage_report(org_ids: list[int] | None, start: datetime, end: datetime) -> d
         out.append({"organization_id": org_id, "organization": name, **total.row(factor),
                     "plan": _plan_row(plan, org_id, now), "job_types": by_type})  # fmt: skip
     return {"from": start, "to": end, "organizations": out}
+
+
+def ants_refusal(org_id: int, ant_id: str, connected: Iterable[str]) -> str | None:
+    """Why another ant of the organization (a WEBSOCKET ant; shared ants belong to none) is
+    refused over the plan's max_ants: alive registrations and ``connected`` sockets (not yet
+    heard by a queen) count, ``ant_id`` itself does not (a reconnect)."""
+    from ants.models import AntRegistration
+
+    plan = plan_of(org_id)
+    if plan is None or plan.max_ants <= 0:
+        return None
+    alive = AntRegistration.objects.filter(organization_id=str(org_id), alive=True, shutting_down=False)
+    ids = (set(alive.values_list("ant_id", flat=True)) | set(connected)) - {ant_id}
+    return quotas.ants_refusal(max_ants=plan.max_ants, registered=len(ids), policy=plan.policy)
