@@ -24,6 +24,15 @@ from jobs.states import JOB_RUNNING, JOB_TERMINAL, TASK_ACTIVE, JobState, TaskSt
 
 RUNNING_TASK = (TaskState.STARTED, TaskState.EXECUTING)
 
+# an execution's cpu_secs: the sum of its tasks' measured run times (orgs.usage counts them)
+_TASKS_CPU_SECS = Coalesce(
+    Subquery(
+        TaskExecution.objects.filter(job_execution_id=OuterRef("pk"))
+        .values("job_execution_id").annotate(total=Sum("cpu_secs")).values("total")
+    ),
+    0.0, output_field=FloatField(),
+)  # fmt: skip
+
 
 def _values(states: Iterable[str]) -> list[str]:
     return [str(s) for s in states]
@@ -196,7 +205,7 @@ def job_cancel(request_id: int, reason: str = "cancelled") -> bool:
     if won:
         JobExecution.objects.filter(job_request_id=request_id).exclude(
             job_state__in=_values(JOB_TERMINAL)
-        ).update(job_state=JobState.CANCELLED, ended_at=now, updated_at=now)
+        ).update(job_state=JobState.CANCELLED, ended_at=now, updated_at=now, cpu_secs=_TASKS_CPU_SECS)
         _job_event(request_id, JobState.CANCELLED)
         _ended_on_commit(request_ids=[request_id])
     return won
@@ -503,16 +512,6 @@ def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
     for task_id, request_id, _, values in finished:
         _task_event(task_id, request_id, values["task_state"], exit_code=values["exit_code"])
     _ended_on_commit(task_ids=[task_id for task_id, _, _, _ in finished])
-
-
-# an execution's cpu_secs: the sum of its tasks' measured run times (orgs.usage counts them)
-_TASKS_CPU_SECS = Coalesce(
-    Subquery(
-        TaskExecution.objects.filter(job_execution_id=OuterRef("pk"))
-        .values("job_execution_id").annotate(total=Sum("cpu_secs")).values("total")
-    ),
-    0.0, output_field=FloatField(),
-)  # fmt: skip
 
 
 def jobs_finish(
