@@ -218,6 +218,13 @@ class AntConsumer(AsyncWebsocketConsumer):
         if config is None:
             await self._error(problem or "invalid registration")
             return
+        from orgs import usage
+
+        with _connected_lock:
+            mine = [a for a in _connected if a.startswith(f"ws-{self.org_id}-")]
+        if problem := await database_sync_to_async(usage.ants_refusal)(self.org_id, config.ant_id, mine):
+            await self._error(problem)  # the plan's max_ants
+            return
         with _connected_lock:
             if config.ant_id in _connected:
                 problem = f"ant_id: {message['ant_id']!r} is already connected; choose another ant_id"

@@ -70,6 +70,17 @@ def _is_multipart(request: Request) -> bool:
     return (request.content_type or "").split(";")[0].strip().lower() == "multipart/form-data"
 
 
+def _announced_size(request: Request) -> int:
+    """The upload's size as the client announced it (the storage quota refuses it early)."""
+    if _is_multipart(request):
+        upload = request.FILES.get("file")
+        return int(upload.size or 0) if upload is not None else 0
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0
+
+
 class ArtifactListCreate(OrgAPIView):
     required_permissions = {"GET": "Artifact:Read", "POST": "Artifact:Write"}
     parser_classes = [MultiPartParser, RawBodyParser]
@@ -134,7 +145,8 @@ class ArtifactListCreate(OrgAPIView):
         if not v.get("name"):
             raise ValidationError({"name": "must not be empty"})
         # refused before a byte reaches the store
-        services.check_upload(org_id=self.org_id, name=v["name"], job_request_id=v.get("job_request_id"))
+        services.check_upload(org_id=self.org_id, name=v["name"], job_request_id=v.get("job_request_id"),
+                              size=_announced_size(request))  # fmt: skip
         artifact = services.artifact_upload(
             org_id=self.org_id, user=request.user, name=v["name"], chunks=chunks,
             job_request_id=v.get("job_request_id"), task_type=v["task_type"], content_type=v["content_type"],

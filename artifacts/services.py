@@ -30,6 +30,7 @@ from artifacts.models import Artifact
 from formicary_site.inserts import insert_rows
 from jobs.definition.model import TaskSpec
 from jobs.models import JobExecution, JobRequest, TaskExecution
+from orgs import usage
 
 log = logging.getLogger(__name__)
 
@@ -277,15 +278,20 @@ def _upload_target(org_id: int, job_request_id: int | None) -> JobRequest | None
     return found
 
 
-def check_upload(*, org_id: int, name: str, job_request_id: int | None) -> tuple[str, JobRequest | None]:
-    """Validate an upload before a byte is stored: a safe relative name, a request of ``org_id``."""
+def check_upload(
+    *, org_id: int, name: str, job_request_id: int | None, size: int = 0
+) -> tuple[str, JobRequest | None]:
+    """Validate an upload before a byte is stored: a safe relative name, a request of ``org_id``,
+    room for ``size`` bytes (when known) in the plan's storage quota."""
     try:
         clean = safe_relpath(name, "name")
     except UnsafePath as exc:
         raise ValidationError({"name": str(exc)}) from None
     if len(clean) > 500:
         raise ValidationError({"name": "must be at most 500 characters"})
-    return clean, _upload_target(org_id, job_request_id)
+    target = _upload_target(org_id, job_request_id)
+    usage.check_storage(org_id, size)
+    return clean, target
 
 
 def artifact_upload(
@@ -304,6 +310,7 @@ def artifact_upload(
             digest.update(chunk)
             size += len(chunk)
             tmp.write(chunk)
+        usage.check_storage(org_id, size)  # the size streamed, whatever was announced
         tmp.seek(0)
         storage.save_file(key, tmp)
     try:

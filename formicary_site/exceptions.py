@@ -10,6 +10,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from orgs.usage import QuotaExceeded
+
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +28,8 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, QuotaExceeded):  # a plan's limit: 429 or 413 naming the limit and the usage
+        return Response({"error": exc.messages[0], "limit": exc.limit}, status=exc.status)
     if isinstance(exc, ObjectDoesNotExist):
         exc = Http404(str(exc))
     elif isinstance(exc, DjangoValidationError):

@@ -187,6 +187,8 @@ class TaskExecution(TenantModel):
     context = models.JSONField(default=dict, blank=True)
     stdout = models.JSONField(default=list, blank=True)
     cost_factor = models.FloatField(default=0)
+    # seconds the ant measured the attempt run (TaskResponse.ran_secs): what CPU quotas count
+    cpu_secs = models.FloatField(default=0)
     not_before = models.DateTimeField(null=True, blank=True, help_text="retry delay: not dispatched before")
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -18,8 +18,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         model = Subscription
         fields = [
             "id", "user_id", "organization_id", "policy", "kind", "period", "price", "max_concurrency",
-            "cpu_quota", "disk_quota", "max_ants", "started_at", "ended_at", "active", "created_at",
-            "updated_at",
+            "cpu_quota", "disk_quota", "max_ants", "cost_factor", "started_at", "ended_at", "active",
+            "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -33,6 +33,12 @@ class SubscriptionInput(serializers.Serializer):
     cpu_quota = serializers.IntegerField(min_value=0, required=False)
     disk_quota = serializers.IntegerField(min_value=0, required=False)
     max_ants = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
+    cost_factor = serializers.FloatField(
+        min_value=0,
+        max_value=1_000_000,
+        required=False,
+        help_text="cost of a CPU second of a task without its own",
+    )
     started_at = serializers.DateTimeField(required=False)
     ended_at = serializers.DateTimeField(required=False, allow_null=True)
     active = serializers.BooleanField(required=False)

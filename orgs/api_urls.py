@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from orgs import api
+from orgs import api, usage_api
 
 urlpatterns = [
     path("orgs", api.OrgListCreate.as_view(), name="orgs"),
     path("orgs/<int:pk>", api.OrgDetail.as_view(), name="org"),
+    path("orgs/usage_report", usage_api.UsageReport.as_view(), name="usage-report"),
     path("orgs/<int:org_id>/configs", api.OrgConfigListCreate.as_view(), name="org-configs"),
     path("orgs/<int:org_id>/configs/<int:pk>", api.OrgConfigDetail.as_view(), name="org-config"),
     path(

@@ -172,6 +172,8 @@ class Subscription(TenantModel):
     cpu_quota = models.BigIntegerField(default=0, help_text="CPU seconds per period")
     disk_quota = models.BigIntegerField(default=0, help_text="artifact storage bytes")
     max_ants = models.PositiveIntegerField(default=0)
+    # cost of a CPU second of a task that states no cost_factor of its own (see orgs.usage)
+    cost_factor = models.FloatField(default=1.0)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from orgs import views
+from orgs import usage_views, views
 
 app_name = "orgs"
 
@@ -12,5 +12,6 @@ urlpatterns = [
     path("account/tokens/<int:token_id>/delete", views.token_delete, name="token-delete"),
     path("account/invite", views.invite, name="invite"),
     path("orgs/setup", views.setup, name="setup"),
+    path("usage", usage_views.usage_page, name="usage"),
     path("orgs/join/<str:code>", views.join, name="join"),
 ]

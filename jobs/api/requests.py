@@ -95,7 +95,8 @@ class RequestListCreate(OrgAPIView):
         request=JobRequestInput,
         responses={201: JobRequestSerializer},
         description="Submit a request. 429 with Retry-After when the organization submits faster than "
-        "FORMICARY_SUBMIT_RATE (bursts of FORMICARY_SUBMIT_BURST); a bulk submit counts once.",
+        "FORMICARY_SUBMIT_RATE (bursts of FORMICARY_SUBMIT_BURST); a bulk submit counts once. 429 naming "
+        "`cpu_quota` when the organization used its plan period's CPU seconds.",
     )
     def post(self, request: Request) -> Response:
         _rate_checked(self.org_id)

@@ -381,7 +381,7 @@ def _apply_finals(
                 "exit_message": resp.exit_message[:10_000], "error_code": resp.error_code[:100],
                 "error_message": resp.error_message[:10_000], "failed_command": resp.failed_command[:10_000],
                 "context": resp.task_context, "stdout": resp.stdout[-100:], "cost_factor": resp.cost_factor,
-                "ended_at": now, "updated_at": now,
+                "cpu_secs": max(resp.ran_secs or 0.0, 0.0), "ended_at": now, "updated_at": now,
             }))  # fmt: skip
             recorded.append((task, request, resp))
             if resp.task_context or resp.job_context:

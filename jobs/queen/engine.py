@@ -56,6 +56,7 @@ from jobs.queen.specs import (
     task_of,
 )
 from jobs.states import JobState, TaskState
+from orgs import usage
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class Engine:
                 continue
             candidates.append(request)
             counts[key] = (running + 1, limit_now)
+        candidates = usage.admit_starts(self._wait, candidates)  # organizations' and plans' limits
         started, rest = batches.start_requests(self, candidates)
         return started + sum(1 for request in rest if self.start_request(request))
 
@@ -630,7 +632,7 @@ class Engine:
                 exit_code=resp.exit_code or "", exit_message=resp.exit_message[:10_000],
                 error_code=error_code[:100], error_message=resp.error_message[:10_000],
                 failed_command=resp.failed_command[:10_000], context=resp.task_context,
-                stdout=resp.stdout[-100:], cost_factor=resp.cost_factor,
+                stdout=resp.stdout[-100:], cost_factor=resp.cost_factor, cpu_secs=max(resp.ran_secs or 0.0, 0.0),
             )  # fmt: skip
             self.resources.release(task.ant_id, task.pk, resp.ran_secs)
             if not won:

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model
+from django.db.models import F, FloatField, Model, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from formicary_site.inserts import insert_rows
@@ -22,6 +23,15 @@ from jobs.redaction import redact_errors
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, TASK_ACTIVE, JobState, TaskState
 
 RUNNING_TASK = (TaskState.STARTED, TaskState.EXECUTING)
+
+# an execution's cpu_secs: the sum of its tasks' measured run times (orgs.usage counts them)
+_TASKS_CPU_SECS = Coalesce(
+    Subquery(
+        TaskExecution.objects.filter(job_execution_id=OuterRef("pk"))
+        .values("job_execution_id").annotate(total=Sum("cpu_secs")).values("total")
+    ),
+    0.0, output_field=FloatField(),
+)  # fmt: skip
 
 
 def _values(states: Iterable[str]) -> list[str]:
@@ -195,7 +205,7 @@ def job_cancel(request_id: int, reason: str = "cancelled") -> bool:
     if won:
         JobExecution.objects.filter(job_request_id=request_id).exclude(
             job_state__in=_values(JOB_TERMINAL)
-        ).update(job_state=JobState.CANCELLED, ended_at=now, updated_at=now)
+        ).update(job_state=JobState.CANCELLED, ended_at=now, updated_at=now, cpu_secs=_TASKS_CPU_SECS)
         _job_event(request_id, JobState.CANCELLED)
         _ended_on_commit(request_ids=[request_id])
     return won
@@ -502,7 +512,7 @@ def tasks_executing(tasks: list[tuple[int, int, int]]) -> int:
 
 
 FINISH_FIELDS = ("task_state", "exit_code", "exit_message", "error_code", "error_message", "failed_command",
-                 "context", "stdout", "cost_factor", "ended_at", "updated_at")  # fmt: skip
+                 "context", "stdout", "cost_factor", "cpu_secs", "ended_at", "updated_at")  # fmt: skip
 
 
 def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
@@ -547,7 +557,7 @@ def jobs_finish(
     if won:
         JobExecution.objects.filter(pk__in=[executions[r] for r in won]).update(
             job_state=state, error_code=error_code, error_message=error_message, exit_code=exit_code,
-            ended_at=now, updated_at=now,
+            ended_at=now, updated_at=now, cpu_secs=_TASKS_CPU_SECS,
         )  # fmt: skip
     for request_id in won:
         _job_event(request_id, state, error_code=error_code)

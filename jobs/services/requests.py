@@ -14,6 +14,7 @@ from formicary_site.inserts import insert_rows
 from jobs import selectors
 from jobs.models import JobDefinition, JobRequest, JobRequestParam
 from jobs.queen import events
+from orgs import usage
 from orgs.crypto import is_secret_name, short_secret_problem
 
 MAX_PARAMS = 200
@@ -38,8 +39,10 @@ def _param_value(name: str, value: Any) -> str:
     raise ValidationError(f"params.{name}: must be a string, number or boolean")
 
 
-def _pick(qs: QuerySet[JobDefinition], job_version: str) -> JobDefinition | None:
-    qs = qs.only(*_SUBMIT_FIELDS).annotate(required_params=_REQUIRED_PARAMS, spec_platform=_PLATFORM)
+def _pick(qs: QuerySet[JobDefinition], job_version: str, org_id: int) -> JobDefinition | None:
+    qs = qs.only(*_SUBMIT_FIELDS).annotate(
+        required_params=_REQUIRED_PARAMS, spec_platform=_PLATFORM, plan_cpu_quota=usage.cpu_quota_of(org_id)
+    )
     if not job_version:
         return qs.filter(is_latest=True).first()
     found = qs.filter(sem_version=job_version).order_by("-version").first()
@@ -53,14 +56,15 @@ def resolve_definition(org_id: int, job_type: str, job_version: str = "") -> Job
 
     Public plugins of other organizations resolve by type and version too. The definition comes
     with only the columns a submit needs (not the YAML text or the parsed spec, the heavy ones)
-    and its ``required_params`` read out of the spec by the database.
+    and its ``required_params`` read out of the spec by the database, and the submitting
+    organization's plan ``cpu_quota`` (``plan_cpu_quota``, None without a plan).
     """
     own = selectors.definitions_live(org_id).filter(job_type=job_type)
-    found = _pick(own, job_version)
+    found = _pick(own, job_version, org_id)
     # an organization's own job type hides public plugins of that type; asked only when the
     # pick found nothing, so the usual submit costs one query
     if found is None and not own.exists():
-        found = _pick(selectors.plugin_versions(job_type), job_version)
+        found = _pick(selectors.plugin_versions(job_type), job_version, org_id)
     if found is None:
         version = f" version {job_version!r}" if job_version else ""
         raise ValidationError(f"job_type: unknown job type {job_type!r}{version}")
@@ -86,6 +90,7 @@ def request_submit(
     triggered_by: str = "",
 ) -> JobRequest:
     definition = resolve_definition(org_id, job_type, job_version)
+    usage.check_cpu(org_id, definition.plan_cpu_quota)
     row = _request_row(
         org_id=org_id, user=user, definition=definition, params=params, secret_params=secret_params,
         job_priority=job_priority, job_group=job_group, user_key=user_key, scheduled_at=scheduled_at,
@@ -125,6 +130,7 @@ def requests_submit(
             ))  # fmt: skip
         except ValidationError as exc:
             raise ValidationError([f"requests[{i}].{m}" for m in exc.messages]) from exc
+    usage.check_cpu(org_id, next(iter(definitions.values())).plan_cpu_quota)
     _insert(rows)
     return [request for request, _ in rows]
 

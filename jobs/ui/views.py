@@ -38,6 +38,7 @@ from jobs.stats import definition_stats
 from jobs.ui import request_page
 from jobs.ui.forms import JobConfigForm, SubmitForm, UploadForm
 from orgs.scoping import for_user
+from orgs.usage import QuotaExceeded
 from orgs.web_permissions import requires
 
 PAGE_SIZE = 25
@@ -287,7 +288,7 @@ def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
     form = _submit_form(definition, request.POST or None)
     errors: list[str] = []
-    retry_after = 0
+    retry_after = quota_status = 0
     if request.method == "POST" and form.is_valid():
         try:
             rate_limits.submit_rate_check(org_id=_org_id(request))
@@ -296,6 +297,8 @@ def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
                 job_version=str(definition.version), params=form.params(),
                 job_priority=form.cleaned_data.get("job_priority") or 0,
             )  # fmt: skip
+        except QuotaExceeded as exc:
+            errors, quota_status = exc.messages, exc.status
         except ValidationError as exc:
             errors = _errors(exc)
         except rate_limits.SubmitRateLimited as exc:
@@ -305,7 +308,7 @@ def definition_submit(request: HttpRequest, pk: int) -> HttpResponse:
     context = _definition_context(request, definition, submit_form=form, submit_errors=errors)
     response = render(
         request, "jobs/definition_detail.html", context,
-        status=(429 if retry_after else 400) if request.method == "POST" else 200,
+        status=(quota_status or (429 if retry_after else 400)) if request.method == "POST" else 200,
     )  # fmt: skip
     if retry_after:
         response["Retry-After"] = str(retry_after)

@@ -125,9 +125,10 @@ def test_submit(alice, engine):  # type: ignore[no-untyped-def]
 
 def test_schedule_starts_a_request(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice)
-    with Budget(8, "schedule one pending request"):
+    with Budget(9, "schedule one pending request"):
         # 1. running requests per job type (concurrency limits)
         # 2. the pick: pending requests due, by priority then age, with their definitions
+        # +. the organizations' limits and active plans (orgs.usage; more only when they have any)
         # 3. lock the job types' latest definitions (SELECT ... FOR UPDATE; serialises starts)
         # 4. running requests of those job types
         # 5. claim: UPDATE requests PENDING -> READY ... RETURNING (hard_reset, last execution)
@@ -141,15 +142,15 @@ def test_schedule_starts_a_request(alice, engine):  # type: ignore[no-untyped-de
 def test_schedule_cost_does_not_grow_with_the_batch(alice, engine):  # type: ignore[no-untyped-def]
     for _ in range(12):
         submit(alice)
-    with Budget(8, "schedule twelve pending requests"):
-        # the same eight statements start all twelve
+    with Budget(9, "schedule twelve pending requests"):
+        # the same nine statements start all twelve
         assert engine.schedule(limit=20) == 12
     assert TaskExecution.objects.filter(task_state="READY").count() == 12
 
 
 def test_schedule_with_templates_loads_template_data(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice, "qc-templated", Name="x")
-    with Budget(10, "schedule a templated request"):
+    with Budget(11, "schedule a templated request"):
         # as for a static one, plus the template data of the render, for the whole batch: one
         # UNION ALL of org configs, job configs and params, and the artifact URLs of earlier runs
         assert engine.schedule() == 1

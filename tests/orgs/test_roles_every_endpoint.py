@@ -111,6 +111,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("PUT", "/api/orgs/{org_id}/configs/{id}"): "Config:Write",
     ("DELETE", "/api/orgs/{org_id}/configs/{id}"): "Config:Write",
     ("GET", "/api/orgs/{org_id}/configs/{id}/reveal"): "Config:Reveal",
+    ("GET", "/api/orgs/usage_report"): "Subscription:Read",
+    ("POST", "/api/orgs/usage_report"): "Subscription:Read",
     ("GET", "/api/subscriptions"): "Subscription:Read",
     ("POST", "/api/subscriptions"): "Subscription:Write",
     ("GET", "/api/subscriptions/{id}"): "Subscription:Read",
