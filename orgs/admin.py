@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from orgs.admin_forms import SecretValueForm
-from orgs.admin_scoping import OrgScopedAdmin, role_allows
+from orgs.admin_scoping import AuditedAdmin, OrgScopedAdmin, role_allows
 from orgs.models import (
     ApiToken,
     AuditRecord,
@@ -20,7 +20,7 @@ from orgs.models import (
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "bundle_id", "max_concurrency", "created_at"]
     search_fields = ["name", "bundle_id"]
 

@@ -1,7 +1,7 @@
 """Forms of the account pages: create or join an organization, invite, name a new API token."""
 
-import secrets
 from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.db import transaction
@@ -56,19 +56,18 @@ class JoinOrganizationForm(forms.Form):
         ):
             raise forms.ValidationError("this invitation was just used")
         User.objects.filter(pk=user.pk, organization__isnull=True).update(
-            organization=invitation.organization, role=roles.MEMBER
+            organization=invitation.organization, role=invitation.role
         )
         return invitation.organization
 
 
 class InviteForm(forms.Form):
     email = forms.EmailField()
+    role = forms.ChoiceField(required=False, initial=roles.MEMBER)
 
-    def save(self, user: User) -> Invitation:
-        return Invitation.objects.create(
-            organization_id=user.organization_id, email=self.cleaned_data["email"], invited_by=user,
-            code=secrets.token_urlsafe(24), expires_at=timezone.now() + INVITATION_TTL,
-        )  # fmt: skip
+    def __init__(self, *args: Any, grantable: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(r, r) for r in grantable or [roles.MEMBER]]
 
 
 class TokenForm(forms.Form):

@@ -14,6 +14,7 @@ from formicary_site.inserts import insert_rows
 from jobs import selectors
 from jobs.models import JobDefinition, JobRequest, JobRequestParam
 from jobs.queen import events
+from orgs import audit
 from orgs.crypto import is_secret_name, short_secret_problem
 
 MAX_PARAMS = 200
@@ -91,6 +92,8 @@ def request_submit(
         parent=parent, cron_key=cron_key,
     )  # fmt: skip
     _insert([row])
+    # a person's or a program's submission; the queen's and cron's own are not audited
+    audit.record_change("JobRequest:Submit", row[0], summary=f"submitted {definition.job_type}")
     return row[0]
 
 
@@ -123,7 +126,11 @@ def requests_submit(*, org_id: int, user: Any, submissions: list[dict[str, Any]]
         except ValidationError as exc:
             raise ValidationError([f"requests[{i}].{m}" for m in exc.messages]) from exc
     _insert(rows)
-    return [request for request, _ in rows]
+    created = [request for request, _ in rows]
+    audit.record_change("JobRequest:Submit", object_type="JobRequest", object_id=created[0].pk,
+                        organization_id=org_id, summary=f"submitted {len(created)} requests",
+                        data={"ids": [r.pk for r in created[:100]]})  # fmt: skip
+    return created
 
 
 _Row = tuple[JobRequest, list[JobRequestParam]]
