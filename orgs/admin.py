@@ -84,9 +84,17 @@ class OrgConfigAdmin(OrgScopedAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(OrgScopedAdmin):
+    """Invitations are made on the Members page or the API (role checked, link mailed); here
+    they are seen, shortened or withdrawn."""
+
     read_permission, write_permission = "User:Read", "User:Write"
-    list_display = ["email", "invited_by", "created_at", "expires_at", "accepted_at"]
+    list_display = ["email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "accepted_by"]
+    list_filter = ["role"]
     search_fields = ["email"]
+    readonly_fields = ["email", "role", "code", "invited_by", "accepted_by", "accepted_at", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(UserConfig)

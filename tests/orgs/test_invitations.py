@@ -158,3 +158,14 @@ def test_the_members_page_invites_with_a_role_and_changes_roles(alice, smtp_serv
         str(gus.pk),
         {"from": "member", "to": "admin"},
     )
+
+
+def test_the_admin_cannot_mint_an_invitation(alice):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Permission
+
+    # the admin would skip the role check and the mail: invitations are seen there, not made
+    alice.user.user_permissions.add(*Permission.objects.filter(codename__endswith="_invitation"))
+    client = Client()
+    client.force_login(alice.user)
+    assert client.get("/admin/orgs/invitation/").status_code == 200
+    assert client.get("/admin/orgs/invitation/add/").status_code == 403
