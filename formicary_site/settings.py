@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "orgs.audit.CurrentRequestMiddleware",  # who acts, for the audit records services write
 ]
 
 ROOT_URLCONF = "formicary_site.urls"

@@ -18,7 +18,7 @@ from jobs.models import (
     TaskLogChunk,
 )
 from orgs.admin_forms import SecretValueForm
-from orgs.admin_scoping import OrgScopedAdmin, ReadOnlyAdmin, ReadOnlyInline
+from orgs.admin_scoping import AuditedAdmin, OrgScopedAdmin, ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(JobDefinition)
@@ -132,7 +132,7 @@ class ErrorCodeAdmin(OrgScopedAdmin):
 
 
 @admin.register(SystemConfig)
-class SystemConfigAdmin(admin.ModelAdmin):
+class SystemConfigAdmin(AuditedAdmin):
     list_display = ["scope", "kind", "name", "display_value", "secret"]
     list_filter = ["scope", "kind", "secret"]
     search_fields = ["name"]

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from orgs.admin_forms import SecretValueForm
-from orgs.admin_scoping import OrgScopedAdmin, role_allows
+from orgs.admin_scoping import AuditedAdmin, OrgScopedAdmin, role_allows
 from orgs.models import (
     ApiToken,
     AuditRecord,
@@ -20,7 +20,7 @@ from orgs.models import (
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "bundle_id", "max_concurrency", "created_at"]
     search_fields = ["name", "bundle_id"]
 
@@ -84,9 +84,17 @@ class OrgConfigAdmin(OrgScopedAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(OrgScopedAdmin):
+    """Invitations are made on the Members page or the API (role checked, link mailed); here
+    they are seen, shortened or withdrawn."""
+
     read_permission, write_permission = "User:Read", "User:Write"
-    list_display = ["email", "invited_by", "created_at", "expires_at", "accepted_at"]
+    list_display = ["email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "accepted_by"]
+    list_filter = ["role"]
     search_fields = ["email"]
+    readonly_fields = ["email", "role", "code", "invited_by", "accepted_by", "accepted_at", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(UserConfig)

@@ -13,7 +13,43 @@ def role_allows(request: HttpRequest, permission: str) -> bool:
     return bool(user.is_active and (user.is_superuser or permission in user.permissions()))
 
 
-class OrgScopedAdmin(admin.ModelAdmin):
+def _changed_fields(message: Any) -> list[str]:
+    """The field names of an admin change message (never their values)."""
+    fields: list[str] = []
+    for part in message if isinstance(message, list) else []:
+        for detail in part.values() if isinstance(part, dict) else []:
+            fields += detail.get("fields", []) if isinstance(detail, dict) else []
+    return fields
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every add, change and delete made through the admin goes to the audit log too."""
+
+    def _audit(self, request: HttpRequest, obj: Any, verb: str, summary: str, **data: Any) -> None:
+        from orgs import audit
+
+        audit.record(
+            request, f"{type(obj).__name__}:{verb}", obj, summary=f"admin: {summary}"[:500], data=data
+        )
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        self._audit(request, obj, "Create", f"added {obj}")
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        fields = _changed_fields(message)
+        self._audit(
+            request, obj, "Update", f"changed {', '.join(fields) or 'nothing'} of {obj}", fields=fields
+        )
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        for obj in queryset:
+            self._audit(request, obj, "Delete", f"deleted {obj}")
+        return super().log_deletions(request, queryset)
+
+
+class OrgScopedAdmin(AuditedAdmin):
     """Superusers see every organization; other staff only their own. Besides Django's model
     permissions, the staff user's role must hold ``read_permission`` to see the rows and
     ``write_permission`` to add, change or delete them."""

@@ -15,9 +15,11 @@ from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
 from jobs.models import SystemConfig
-from orgs import audit, roles, services
+from orgs import audit, invitations, roles, services
 from orgs.api_serializers import (
     ConfigInput,
+    InvitationInput,
+    InvitationSerializer,
     NewTokenSerializer,
     NotifyInput,
     OrganizationInput,
@@ -127,6 +129,28 @@ class OrgDetail(OrgAPIView):
         except ProtectedError as exc:
             raise ValidationError(f"the organization still has rows that protect it: {exc.args[0]}") from None
         return Response(status=status.HTTP_200_OK)
+
+
+class OrgInvite(OrgAPIView):
+    allow_without_org = True
+    required_permissions = {"POST": "User:Write"}
+
+    @extend_schema(
+        request=InvitationInput,
+        responses={201: InvitationSerializer},
+        description="Mail a signed link that expires in 7 days and joins the organization with "
+        "`role` (at most yours). 503 when the mail cannot be sent (no invitation stays).",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        org = get_object_or_404(_visible_orgs(request), pk=pk)
+        data = _valid(InvitationInput, request.data).validated_data
+        try:
+            invitation = invitations.invite(inviter=request.user, org=org, request=request, **data)
+        except invitations.InvitationRefused as exc:
+            raise PermissionDenied(str(exc)) from None
+        except invitations.MailNotSent as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
 
 # -- org configs ----------------------------------------------------------------------------------

@@ -7,7 +7,16 @@ from rest_framework import serializers
 
 from jobs.models import SystemConfig
 from orgs import roles
-from orgs.models import ApiToken, Organization, OrgConfig, Subscription, User, UserConfig
+from orgs.models import (
+    ApiToken,
+    AuditRecord,
+    Invitation,
+    Organization,
+    OrgConfig,
+    Subscription,
+    User,
+    UserConfig,
+)
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
@@ -253,3 +262,39 @@ class RevealedSerializer(serializers.Serializer):
     name = serializers.CharField()
     value = serializers.CharField()
     secret = serializers.BooleanField()
+
+
+class InvitationInput(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(
+        choices=roles.ROLES, default=roles.MEMBER, help_text="at most your own role"
+    )
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    organization_id = serializers.IntegerField(read_only=True)
+    invited_by_id = serializers.IntegerField(read_only=True, allow_null=True)
+    accepted_by_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id", "organization_id", "email", "role", "invited_by_id", "accepted_by_id", "accepted_at",
+            "expires_at", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AuditRecordSerializer(serializers.ModelSerializer):
+    organization_id = serializers.IntegerField(read_only=True, allow_null=True)
+    user_id = serializers.IntegerField(read_only=True, allow_null=True)
+    token_id = serializers.IntegerField(read_only=True, allow_null=True)
+    kind = serializers.CharField(source="action", read_only=True, help_text="the reference's name of action")
+
+    class Meta:
+        model = AuditRecord
+        fields = [
+            "id", "organization_id", "user_id", "username", "token_id", "token_name", "kind", "action",
+            "object_type", "object_id", "remote_addr", "summary", "data", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from orgs import api, usage_api
+from orgs import api, audit_api, usage_api
 
 urlpatterns = [
     path("orgs", api.OrgListCreate.as_view(), name="orgs"),
     path("orgs/<int:pk>", api.OrgDetail.as_view(), name="org"),
     path("orgs/usage_report", usage_api.UsageReport.as_view(), name="usage-report"),
+    path("orgs/<int:pk>/invite", api.OrgInvite.as_view(), name="org-invite"),
     path("orgs/<int:org_id>/configs", api.OrgConfigListCreate.as_view(), name="org-configs"),
     path("orgs/<int:org_id>/configs/<int:pk>", api.OrgConfigDetail.as_view(), name="org-config"),
     path(
@@ -23,6 +24,7 @@ urlpatterns = [
     path("users/<int:user_id>/tokens/<int:pk>", api.TokenDetail.as_view(), name="user-token"),
     path("configs", api.SystemConfigListCreate.as_view(), name="system-configs"),
     path("configs/<int:pk>", api.SystemConfigDetail.as_view(), name="system-config"),
+    path("audits", audit_api.AuditList.as_view(), name="audits"),
     path("subscriptions", api.SubscriptionListCreate.as_view(), name="subscriptions"),
     path("subscriptions/<int:pk>", api.SubscriptionDetail.as_view(), name="subscription"),
 ]

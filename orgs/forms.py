@@ -1,16 +1,13 @@
 """Forms of the account pages: create or join an organization, invite, name a new API token."""
 
-import secrets
-from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.db import transaction
 from django.utils import timezone
 
-from orgs import roles
+from orgs import audit, invitations, roles
 from orgs.models import Invitation, Organization, User
-
-INVITATION_TTL = timedelta(days=7)
 
 
 class CreateOrganizationForm(forms.Form):
@@ -27,6 +24,8 @@ class CreateOrganizationForm(forms.Form):
         org = Organization.objects.create(name=self.cleaned_data["name"])
         # the creator of an organization is its owner
         User.objects.filter(pk=user.pk, organization__isnull=True).update(organization=org, role=roles.OWNER)
+        audit.record_change("Organization:Create", org, user=user, organization_id=org.pk,
+                            summary=f"created {org.name}")  # fmt: skip
         return org
 
 
@@ -47,28 +46,20 @@ class JoinOrganizationForm(forms.Form):
             raise forms.ValidationError("unknown, used or expired invitation code")
         return invitation
 
-    @transaction.atomic
     def save(self, user: User) -> Organization:
-        invitation: Invitation = self.cleaned_data["code"]
-        # conditional: an invitation is used once even when two people submit it at the same time
-        if not Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
-            accepted_at=timezone.now()
-        ):
-            raise forms.ValidationError("this invitation was just used")
-        User.objects.filter(pk=user.pk, organization__isnull=True).update(
-            organization=invitation.organization, role=roles.MEMBER
-        )
-        return invitation.organization
+        try:
+            return invitations.invitation_accept(self.cleaned_data["code"], user)
+        except invitations.InvitationRefused as exc:  # e.g. taken meanwhile
+            raise forms.ValidationError(str(exc)) from None
 
 
 class InviteForm(forms.Form):
     email = forms.EmailField()
+    role = forms.ChoiceField(required=False, initial=roles.MEMBER)
 
-    def save(self, user: User) -> Invitation:
-        return Invitation.objects.create(
-            organization_id=user.organization_id, email=self.cleaned_data["email"], invited_by=user,
-            code=secrets.token_urlsafe(24), expires_at=timezone.now() + INVITATION_TTL,
-        )  # fmt: skip
+    def __init__(self, *args: Any, grantable: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(r, r) for r in grantable or [roles.MEMBER]]
 
 
 class TokenForm(forms.Form):

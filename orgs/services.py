@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from orgs import roles
+from orgs import audit, roles
 from orgs.models import ApiToken, Organization, SecretValueMixin, Subscription, User
 
 
@@ -130,3 +130,29 @@ def subscription_save(subscription: Subscription, fields: dict[str, Any]) -> Sub
         ).update(active=False, ended_at=timezone.now())
     subscription.save()
     return subscription
+
+
+class RoleRefused(Exception):
+    """A role change the actor may not make; the message says why."""
+
+
+def member_set_role(*, actor: User, member: User, role: str) -> User:
+    """Give ``member`` (of the actor's organization) ``role``: only up to the actor's own, never
+    to or from a role above it, and never one's own."""
+    if role not in roles.ROLES:
+        raise RoleRefused(f"unknown role {role!r}: one of {', '.join(roles.ROLES)}")
+    if member.pk == actor.pk:
+        raise RoleRefused("you cannot change your own role")
+    if not actor.is_superuser:
+        if member.organization_id != actor.organization_id or "User:Write" not in actor.permissions():
+            raise RoleRefused("you cannot change this member's role")
+        for r in (member.role, role):
+            if not roles.can_grant(actor.role, r):
+                raise RoleRefused(f"a {actor.role} cannot grant or change the {r} role")
+    old = member.role
+    if old != role:
+        member.role = role
+        member.save(update_fields=["role"])
+        audit.record_change("User:Role", member, user=actor, summary=f"{member.username}: {old} -> {role}",
+                            data={"from": old, "to": role})  # fmt: skip
+    return member

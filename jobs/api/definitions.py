@@ -300,5 +300,5 @@ class ConfigDetail(OrgAPIView):
 
     @extend_schema(responses={200: None})
     def delete(self, request: Request, key: str, config_id: int) -> Response:
-        self._config(key, config_id).delete()
+        services.job_config_delete(config=self._config(key, config_id))
         return Response(status=status.HTTP_200_OK)

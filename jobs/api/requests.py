@@ -26,7 +26,8 @@ from jobs.definition.dot import to_dot
 from jobs.models import JobDefinition, JobRequest
 from jobs.queen.logs import task_log_text
 from jobs.queen.specs import graph_spec
-from jobs.services import control, rate_limits
+from jobs.services import rate_limits
+from jobs.services.request_actions import request_act
 from jobs.services.requests import MAX_SUBMIT_MANY, request_submit, requests_submit
 from jobs.states import JOB_TERMINAL, JobState
 from orgs.models import ApiToken
@@ -168,7 +169,7 @@ class RequestCancel(OrgAPIView):
 
     @extend_schema(request=None, responses=JobRequestSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        job_request = control.request_cancel(request=selectors.request_get(self.org_id, pk))
+        job_request = request_act("cancel", request=selectors.request_get(self.org_id, pk))
         return Response(JobRequestSerializer(job_request).data)
 
 
@@ -177,7 +178,7 @@ class RequestPause(OrgAPIView):
 
     @extend_schema(request=None, responses=JobRequestSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        job_request = control.request_pause(request=selectors.request_get(self.org_id, pk))
+        job_request = request_act("pause", request=selectors.request_get(self.org_id, pk))
         return Response(JobRequestSerializer(job_request).data)
 
 
@@ -186,7 +187,7 @@ class RequestResume(OrgAPIView):
 
     @extend_schema(request=None, responses=JobRequestSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        job_request = control.request_resume(request=selectors.request_get(self.org_id, pk))
+        job_request = request_act("resume", request=selectors.request_get(self.org_id, pk))
         return Response(JobRequestSerializer(job_request).data)
 
 
@@ -208,7 +209,7 @@ class RequestRestart(OrgAPIView):
         job_request = selectors.request_get(self.org_id, pk)
         version = request.query_params.get("version", "").strip()
         definition = _restart_definition(self.org_id, job_request, version or ("latest" if hard else ""))
-        job_request = control.request_restart(request=job_request, hard=hard, definition=definition)
+        job_request = request_act("restart", request=job_request, hard=hard, definition=definition)
         return Response(JobRequestSerializer(job_request).data)
 
 
@@ -233,7 +234,7 @@ class RequestTrigger(OrgAPIView):
 
     @extend_schema(request=None, responses=JobRequestSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        job_request = control.request_trigger(request=selectors.request_get(self.org_id, pk))
+        job_request = request_act("trigger", request=selectors.request_get(self.org_id, pk))
         return Response(JobRequestSerializer(job_request).data)
 
 

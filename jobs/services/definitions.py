@@ -13,7 +13,7 @@ from jobs import selectors
 from jobs.definition.errors import DefinitionError
 from jobs.definition.parser import load_upload
 from jobs.models import JobConfig, JobDefinition
-from orgs import crypto
+from orgs import audit, crypto
 
 MAX_DEFINITION_BYTES = 1024 * 1024
 # A definition that names no max_concurrency may run this many requests at once.
@@ -50,9 +50,13 @@ def definition_upload(*, org_id: int, user: Any, text: str) -> tuple[JobDefiniti
     digest = hashlib.sha256(text.encode()).hexdigest()
     for _ in range(3):  # a concurrent upload of the same job type takes the version first: retry
         try:
-            return _store_version(org_id, user, text, spec, digest)
+            definition, created = _store_version(org_id, user, text, spec, digest)
         except IntegrityError:
             continue
+        if created:
+            audit.record_change("JobDefinition:Upload", definition, user=user,
+                                summary=f"{definition.job_type} version {definition.version}")  # fmt: skip
+        return definition, created
     raise ValidationError(f"job type {spec.job_type!r} is being uploaded concurrently; try again")
 
 
@@ -96,6 +100,10 @@ def _store_version(org_id: int, user: Any, text: str, spec: Any, digest: str) ->
 def definition_set_disabled(*, definition: JobDefinition, disabled: bool) -> JobDefinition:
     JobDefinition.objects.filter(pk=definition.pk).update(disabled=disabled, updated_at=timezone.now())
     definition.refresh_from_db()
+    action = "Pause" if disabled else "Enable"
+    audit.record_change(
+        f"JobDefinition:{action}", definition, summary=f"{action.lower()}d {definition.job_type}"
+    )
     return definition
 
 
@@ -107,6 +115,8 @@ def definition_set_concurrency(*, definition: JobDefinition, max_concurrency: in
         organization_id=definition.organization_id, job_type=definition.job_type
     ).update(max_concurrency=max_concurrency, updated_at=timezone.now())
     definition.refresh_from_db()
+    audit.record_change("JobDefinition:Update", definition, summary=f"{definition.job_type} concurrency "
+                        f"{max_concurrency}", data={"max_concurrency": max_concurrency})  # fmt: skip
     return definition
 
 
@@ -115,6 +125,7 @@ def definition_delete(*, definition: JobDefinition) -> None:
     JobDefinition.objects.filter(
         organization_id=definition.organization_id, job_type=definition.job_type, deleted_at__isnull=True
     ).update(deleted_at=timezone.now(), updated_at=timezone.now())
+    audit.record_change("JobDefinition:Delete", definition, summary=f"deleted {definition.job_type}")
 
 
 def job_config_save(
@@ -129,9 +140,18 @@ def job_config_save(
         raise ValidationError(f"name: config {name!r} already exists for job type {job_type!r}")
     if secret and (problem := crypto.short_secret_problem(value)):
         raise ValidationError(f"value: {problem}")
+    action = "Update" if config is not None else "Create"
     config = config or JobConfig(organization_id=org_id, job_type=job_type)
     config.name = name
     config.secret = secret
     config.set_value(value)
     config.save()
+    audit.record_change(f"JobConfig:{action}", config, summary=f"{action.lower()}d {job_type} config {name}",
+                        data={"job_type": job_type, "name": name, "secret": secret})  # fmt: skip
     return config
+
+
+def job_config_delete(*, config: JobConfig) -> None:
+    audit.record_change("JobConfig:Delete", config, summary=f"deleted {config.job_type} config {config.name}",
+                        data={"job_type": config.job_type, "name": config.name})  # fmt: skip
+    config.delete()

@@ -14,7 +14,7 @@ from formicary_site.inserts import insert_rows
 from jobs import selectors
 from jobs.models import JobDefinition, JobRequest, JobRequestParam
 from jobs.queen import events
-from orgs import usage
+from orgs import audit, usage
 from orgs.crypto import is_secret_name, short_secret_problem
 
 MAX_PARAMS = 200
@@ -97,6 +97,8 @@ def request_submit(
         parent=parent, cron_key=cron_key, triggered_by=triggered_by,
     )  # fmt: skip
     _insert([row])
+    # a person's or a program's submission; the queen's and cron's own are not audited
+    audit.record_change("JobRequest:Submit", row[0], summary=f"submitted {definition.job_type}")
     return row[0]
 
 
@@ -132,7 +134,11 @@ def requests_submit(
             raise ValidationError([f"requests[{i}].{m}" for m in exc.messages]) from exc
     usage.check_cpu(org_id, next(iter(definitions.values())).plan_cpu_quota)
     _insert(rows)
-    return [request for request, _ in rows]
+    created = [request for request, _ in rows]
+    audit.record_change("JobRequest:Submit", object_type="JobRequest", object_id=created[0].pk,
+                        organization_id=org_id, summary=f"submitted {len(created)} requests",
+                        data={"ids": [r.pk for r in created[:100]]})  # fmt: skip
+    return created
 
 
 _Row = tuple[JobRequest, list[JobRequestParam]]

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from jobs import selectors
 from jobs.models import JobRequest, TaskExecution
 from jobs.queen.logs import task_log_text
-from jobs.services import control
+from jobs.services.request_actions import request_act
 from jobs.ui.request_page import page_state
 from jobs.ui.views import _org_id, member_required
 from orgs.web_permissions import requires
@@ -53,7 +53,7 @@ def request_rerun_all(request: HttpRequest, pk: int) -> HttpResponse:
     """Run every task again (the Restart button re-runs only what did not complete)."""
     job_request = _request(request, pk)
     try:
-        control.request_restart(request=job_request, hard=True)
+        request_act("restart", request=job_request, hard=True)
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
     else:

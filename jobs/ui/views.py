@@ -30,8 +30,14 @@ from jobs.definition.durations import format_duration
 from jobs.definition.template_vars import template_variables
 from jobs.models import ErrorCode, JobDefinition, JobRequest, SystemConfig
 from jobs.queen.specs import graph_spec
-from jobs.services import control, rate_limits
-from jobs.services.definitions import definition_set_disabled, definition_upload, job_config_save
+from jobs.services import rate_limits
+from jobs.services.definitions import (
+    definition_set_disabled,
+    definition_upload,
+    job_config_delete,
+    job_config_save,
+)
+from jobs.services.request_actions import request_act
 from jobs.services.requests import request_submit
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
 from jobs.stats import definition_stats
@@ -349,7 +355,7 @@ def definition_config_add(request: HttpRequest, pk: int) -> HttpResponse:
 def definition_config_delete(request: HttpRequest, pk: int, config_id: int) -> HttpResponse:
     definition = get_object_or_404(selectors.definitions_live(_org_id(request)), pk=pk)
     config = get_object_or_404(selectors.job_configs(_org_id(request), definition.job_type), pk=config_id)
-    config.delete()
+    job_config_delete(config=config)
     messages.success(request, f"config {config.name} deleted")
     return redirect(reverse("ui:definition", args=[pk]) + "#configs")
 
@@ -450,9 +456,8 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     job_request = get_object_or_404(selectors.requests_for(_org_id(request)), pk=pk)
     if action not in REQUEST_ACTIONS:
         raise Http404()
-    func = getattr(control, REQUEST_ACTIONS[action])
     try:
-        result = func(request=job_request)
+        result = request_act(action, request=job_request)
     except ValidationError as exc:
         messages.error(request, "; ".join(_errors(exc)))
     else:

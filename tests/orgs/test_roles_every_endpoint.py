@@ -29,6 +29,7 @@ ANY = roles.ANY_USER
 # added here.
 EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/ants"): "Ant:Read",
+    ("GET", "/api/audits"): "Audit:Read",
     ("GET", "/api/ants/{key}"): "Ant:Read",
     ("GET", "/api/artifacts"): "Artifact:Read",
     ("POST", "/api/artifacts"): "Artifact:Write",
@@ -105,6 +106,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/orgs/{id}"): "Org:Read",
     ("PUT", "/api/orgs/{id}"): "Org:Admin",
     ("DELETE", "/api/orgs/{id}"): "Org:Admin",
+    ("POST", "/api/orgs/{id}/invite"): "User:Write",
     ("GET", "/api/orgs/{org_id}/configs"): "Config:Read",
     ("POST", "/api/orgs/{org_id}/configs"): "Config:Write",
     ("GET", "/api/orgs/{org_id}/configs/{id}"): "Config:Read",
@@ -294,7 +296,11 @@ def concrete(path: str, ids: dict[str, Any], caller: User, caller_token: int) ->
 
 
 # a valid body where the view checks the body before it looks the object up
-BODIES = {"concurrency": {"concurrency": 1}, "configs": {"name": "N", "value": "v"}}
+BODIES = {
+    "concurrency": {"concurrency": 1},
+    "configs": {"name": "N", "value": "v"},
+    "invite": {"email": "new@example.com", "role": "viewer"},
+}
 
 
 def call(client: APIClient, method: str, path: str) -> int:

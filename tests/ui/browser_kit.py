@@ -86,4 +86,5 @@ def seed(member: Any) -> dict[str, Any]:
 
 def main_pages(world: dict[str, Any]) -> list[str]:
     return ["/", "/jobs/requests", "/jobs/definitions", f"/jobs/definitions/{world['second'].pk}",
-            "/jobs/definitions/upload", "/ants", "/artifacts", "/errors", "/account"]  # fmt: skip
+            "/jobs/definitions/upload", "/ants", "/artifacts", "/errors", "/account", "/account/members",
+            "/account/audit"]  # fmt: skip
