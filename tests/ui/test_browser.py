@@ -20,7 +20,6 @@ import pytest
 from ants.messaging import InProcessTransport
 from artifacts.models import Artifact
 from jobs.models import JobRequest
-from jobs.queen import messaging
 from tests.engine.harness import Harness, wait_for_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +74,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def asgi_server(transactional_db, tmp_path, settings, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def asgi_server(transactional_db, tmp_path, settings, monkeypatch, use_transport) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """uvicorn with the project's ASGI app, a queen, a log writer and one SHELL ant, all in threads."""
     import uvicorn
 
@@ -85,8 +84,7 @@ def asgi_server(transactional_db, tmp_path, settings, monkeypatch) -> Iterator[s
         "default": {"BACKEND": "formicary_site.channel_layers.ThreadSafeInMemoryChannelLayer"}
     }
     settings.MEDIA_ROOT = tmp_path / "artifacts"
-    harness = Harness(InProcessTransport(), tmp_path).start()
-    messaging._transport = harness.transport
+    harness = Harness(use_transport(InProcessTransport()), tmp_path).start()
     harness.add_ant("ant-browser", concurrency=4)
 
     from formicary_site.asgi import application
@@ -104,7 +102,6 @@ def asgi_server(transactional_db, tmp_path, settings, monkeypatch) -> Iterator[s
     server.should_exit = True
     thread.join(timeout=10)
     harness.stop()
-    messaging.reset_transport()
 
 
 @pytest.fixture
