@@ -3,10 +3,15 @@ and the job definitions tests read: the project's own (``examples/``) and, only 
 ``FORMICARY_REFERENCE_EXAMPLES`` names their folder, the reference system's."""
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ants.messaging import InProcessTransport, Transport
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = ROOT / "examples"
@@ -75,6 +80,26 @@ def anon_api(db):  # type: ignore[no-untyped-def]
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+def use_transport() -> Iterator[Callable[["Transport"], "Transport"]]:
+    """Installs a transport as the process-wide one (what the API, the consumers and the queen's
+    helpers get from ``get_transport()``); closed and forgotten after the test. Returns it."""
+    from jobs.queen import messaging
+
+    yield messaging.set_transport
+    messaging.reset_transport()
+
+
+@pytest.fixture
+def in_process_transport(use_transport: Callable[["Transport"], "Transport"]) -> "InProcessTransport":
+    """A fresh in-process transport, installed as the process-wide one for this test."""
+    from ants.messaging import InProcessTransport
+
+    transport = InProcessTransport()
+    use_transport(transport)
+    return transport
 
 
 def example_paths() -> list[Path]:

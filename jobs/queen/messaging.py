@@ -23,6 +23,14 @@ def get_transport() -> Transport:
         return _transport
 
 
+def set_transport(transport: Transport) -> Transport:
+    """Use ``transport`` as the process-wide one (tests, and hosts that build their own)."""
+    global _transport
+    with _lock:
+        _transport = transport
+    return transport
+
+
 def reset_transport() -> None:
     """Close and forget the transport (tests and process shutdown)."""
     global _transport

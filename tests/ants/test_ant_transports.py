@@ -158,28 +158,32 @@ def test_malformed_registration_is_skipped(backend) -> None:
 # -- blocking and wake-ups ----------------------------------------------------------------------
 
 
-def _timed_read(fn, results: dict) -> threading.Thread:
-    def run() -> None:
-        start = time.monotonic()
-        results["value"] = fn()
-        results["returned_at"] = time.monotonic()
-        results["elapsed"] = results["returned_at"] - start
+LONG_BLOCK_MS = 120_000  # far past the 60 s the tests wait: a reader still blocked there failed to wake
 
-    th = threading.Thread(target=run)
+
+def _read_in_thread(fn, results: dict) -> threading.Thread:
+    def run() -> None:
+        results["value"] = fn()
+
+    th = threading.Thread(target=run, daemon=True)
     th.start()
     return th
 
 
 @pytest.mark.parametrize("kind", ["tasks", "responses", "logs", "all_logs", "registrations"])
-def test_blocked_reader_wakes_on_new_entry_within_milliseconds(backend, kind) -> None:
+def test_blocked_reader_wakes_on_new_entry(backend, kind) -> None:
+    """How fast it wakes is the benchmark's business (bench L latency); here: it wakes at all."""
     t, sender = backend.transport, backend.peer()
     readers = {
-        "tasks": (lambda: t.read_tasks("a1", "c", 5000, 1), lambda: sender.send_task("a1", req(1))),
-        "responses": (lambda: t.read_responses("q", 5000, 10), lambda: sender.send_response(resp(1))),
-        "logs": (lambda: t.read_logs(1, "0", 5000), lambda: sender.publish_log(log(1, 1))),
-        "all_logs": (lambda: t.read_all_logs("w", 5000), lambda: sender.publish_log(log(1, 1))),
+        "tasks": (lambda: t.read_tasks("a1", "c", LONG_BLOCK_MS, 1), lambda: sender.send_task("a1", req(1))),
+        "responses": (
+            lambda: t.read_responses("q", LONG_BLOCK_MS, 10),
+            lambda: sender.send_response(resp(1)),
+        ),
+        "logs": (lambda: t.read_logs(1, "0", LONG_BLOCK_MS), lambda: sender.publish_log(log(1, 1))),
+        "all_logs": (lambda: t.read_all_logs("w", LONG_BLOCK_MS), lambda: sender.publish_log(log(1, 1))),
         "registrations": (
-            lambda: t.read_registrations(5000),
+            lambda: t.read_registrations(LONG_BLOCK_MS),
             lambda: sender.publish_registration(AntRegistration("a1")),
         ),
     }
@@ -187,38 +191,43 @@ def test_blocked_reader_wakes_on_new_entry_within_milliseconds(backend, kind) ->
     if kind == "registrations":
         t.read_registrations(0)
     results: dict = {}
-    th = _timed_read(read, results)
-    time.sleep(0.15)
-    sent_at = time.monotonic()
+    th = _read_in_thread(read, results)
+    time.sleep(0.15)  # let the reader block first (if it has not, the entry is read all the same)
     send()
-    th.join(5)
+    th.join(60)
+    assert not th.is_alive(), f"the blocked {kind} reader did not wake on a new entry"
     assert len(results["value"]) == 1
-    latency = results["returned_at"] - sent_at
-    assert latency < 0.05, f"{kind} reader woke after {latency * 1000:.1f} ms"
 
 
 def test_wake_interrupts_blocked_reads(transport) -> None:
     results: dict = {}
-    th = _timed_read(lambda: transport.read_tasks("a1", "c", 10_000, 1), results)
+    th = _read_in_thread(lambda: transport.read_tasks("a1", "c", LONG_BLOCK_MS, 1), results)
     time.sleep(0.15)
     transport.wake()
-    th.join(5)
+    th.join(60)
+    assert not th.is_alive(), "wake() did not interrupt the blocked read"
     assert results["value"] == []
-    assert results["elapsed"] < 1.0
-    # Later reads block normally again.
-    start = time.monotonic()
-    assert transport.read_responses("q", 100, 1) == []
-    assert time.monotonic() - start >= 0.09
+    # Later reads block normally again: one waits for the next response instead of returning empty.
+    later: dict = {}
+    th = _read_in_thread(lambda: transport.read_responses("q", LONG_BLOCK_MS, 1), later)
+    time.sleep(0.15)
+    transport.send_response(resp(1))
+    th.join(60)
+    assert not th.is_alive() and len(later["value"]) == 1
 
 
 def test_non_blocking_reads_return_at_once(transport) -> None:
-    start = time.monotonic()
-    assert transport.read_tasks("a1", "c", 0, 5) == []
-    assert transport.read_responses("q", 0, 5) == []
-    assert transport.read_logs(1, "0", 0) == []
-    assert transport.read_all_logs("w", 0) == []
-    assert transport.read_registrations(0) == []
-    assert time.monotonic() - start < 0.5
+    """A block of 0 means "do not block" here, not Redis's "block for ever"."""
+    results: dict = {}
+
+    def reads() -> list:
+        return [transport.read_tasks("a1", "c", 0, 5), transport.read_responses("q", 0, 5),
+                transport.read_logs(1, "0", 0), transport.read_all_logs("w", 0), transport.read_registrations(0)]  # fmt: skip
+
+    th = _read_in_thread(reads, results)
+    th.join(60)  # only against hanging
+    assert not th.is_alive(), "a read with block 0 blocked"
+    assert results["value"] == [[], [], [], [], []]
 
 
 def test_close_wakes_readers_and_rejects_calls(backend) -> None:

@@ -140,9 +140,7 @@ def test_capacity_is_never_exceeded(ants, queen) -> None:
     worker = ants.start(concurrency=2)
     for n in range(5):
         queen.send(shell(n, ["sleep 0.3"]))
-    start = time.monotonic()
     finals = queen.wait_finals(5)
-    elapsed = time.monotonic() - start
     assert all(r.status == "COMPLETED" for r in finals.values())
     assert worker.peak_load == 2
     # No instant has more than 2 tasks running (from the ant's own timings).
@@ -153,20 +151,16 @@ def test_capacity_is_never_exceeded(ants, queen) -> None:
     for _, delta in events:
         load += delta
         peak = max(peak, load)
-    assert peak <= 2
-    assert elapsed >= 0.85  # 3 waves of 0.3 s
-    assert elapsed < 3.0  # freed slots are refilled promptly (wake, not polling)
+    assert peak <= 2  # how soon freed slots are refilled is throughput: bench W1/W2 measure it
 
 
 def test_cancel_running_task(ants, queen) -> None:
     ants.start()
     queen.send(shell(1, ["sleep 30"]))
     queen.wait_for(lambda: "EXECUTING" in queen.statuses(1))
-    sent = time.monotonic()
     queen.send(TaskRequest(task_execution_id=1, job_request_id=1001, task_type="task1", action="CANCEL"))
     final = queen.wait_finals(1)[(1, 1)]
-    assert final.status == "CANCELLED"
-    assert time.monotonic() - sent < 2.0
+    assert final.status == "CANCELLED"  # not COMPLETED after the 30 s sleep
 
 
 def test_cancel_reaches_a_full_ant_and_queued_task_is_never_run(ants, queen, tmp_path) -> None:
@@ -328,11 +322,11 @@ def test_keep_workdirs(ants, queen, tmp_path) -> None:
     assert (tmp_path / "work" / "8-1" / "f.txt").read_text() == "kept\n"
 
 
-def test_logs_stream_while_running(ants, queen, backend) -> None:
+def test_logs_stream_while_running(ants, queen, backend, tmp_path) -> None:
     ants.start()
-    queen.send(shell(1, ["echo early; sleep 1; echo late"]))
-    queen.wait_for(lambda: "EXECUTING" in queen.statuses(1))
-    deadline = time.monotonic() + 0.8
+    gate = tmp_path / "gate"  # the task prints "late" only once the test saw "early"
+    queen.send(shell(1, [f"echo early; while [ ! -e {gate} ]; do sleep 0.05; done; echo late"]))
+    deadline = time.monotonic() + 60  # only against hanging: a buffered "early" never arrives
     lines: list[str] = []
     after = "0"
     while "early" not in lines:
@@ -340,20 +334,6 @@ def test_logs_stream_while_running(ants, queen, backend) -> None:
         for entry_id, ll in backend.transport.read_logs(1, after, 100):
             after = entry_id
             lines.append(ll.line)
-    assert "late" not in lines
-    queen.wait_finals(1)
-
-
-def test_round_trip_overhead(ants, queen) -> None:
-    """Sequential single-command tasks: the whole loop (queen -> ant -> queen) stays fast."""
-    ants.start(concurrency=1)
-    queen.send(shell(0, ["true"]))
-    queen.wait_finals(1)
-    n = 30
-    start = time.monotonic()
-    for i in range(1, n + 1):
-        queen.send(shell(i, ["true"]))
-        queen.wait_for(lambda i=i: (i, 1) in queen.finals())
-    per_task = (time.monotonic() - start) / n
-    # Includes spawning sh (about 1 ms); generous bound for loaded CI machines.
-    assert per_task < 0.05, f"{per_task * 1000:.1f} ms per task"
+    assert "late" not in lines and (1, 1) not in queen.finals()
+    gate.touch()
+    assert queen.wait_finals(1)[(1, 1)].status == "COMPLETED"

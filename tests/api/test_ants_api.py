@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-import ants.api
 from ants.config import AntConfig
 from ants.containers import install_container_handlers
 from ants.messaging.inprocess import InProcessTransport
@@ -69,11 +68,8 @@ def world(api, bob_api, alice, bob) -> dict[str, Any]:  # type: ignore[no-untype
 
 
 @pytest.fixture
-def transport(monkeypatch):  # type: ignore[no-untyped-def]
-    t = InProcessTransport()
-    monkeypatch.setattr(ants.api, "get_transport", lambda: t)
-    yield t
-    t.close()
+def transport(in_process_transport: InProcessTransport) -> InProcessTransport:
+    return in_process_transport
 
 
 # -- /api/ants --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from ants.messaging import InProcessTransport
 from jobs.models import JobRequest
-from jobs.queen import events, messaging
+from jobs.queen import events
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit, requests_submit
 
@@ -168,13 +168,11 @@ class GatedTransport(InProcessTransport):
 
 
 @pytest.fixture
-def gated() -> Iterator[GatedTransport]:
+def gated(use_transport) -> Iterator[GatedTransport]:  # type: ignore[no-untyped-def]
     time.sleep(5 * events._QueenWaker.GAP_SECS)  # a wake left over from an earlier test goes first
-    transport = GatedTransport()
-    messaging._transport = transport
+    transport = use_transport(GatedTransport())
     yield transport
     transport.release.set()
-    messaging.reset_transport()
 
 
 def test_submits_during_a_wake_share_the_next_one(alice, defined, gated):  # type: ignore[no-untyped-def]

@@ -21,14 +21,14 @@ MODES = [("standalone", "local"), ("standalone", "s3"), ("distributed", "local")
 
 
 @pytest.fixture(params=MODES, ids=["-".join(m) for m in MODES])
-def cluster(request, tmp_path, transactional_db, settings, monkeypatch):  # type: ignore[no-untyped-def]
+def cluster(request, tmp_path, transactional_db, settings, monkeypatch, use_transport):  # type: ignore[no-untyped-def]
     from tests.artifacts.conftest import _configure
 
     mode, backend = request.param
     if mode == "distributed" and not os.environ.get("REDIS_URL"):
         pytest.skip("distributed mode needs REDIS_URL (scripts/test starts Redis)")
     _configure(backend, tmp_path, settings, monkeypatch)  # settings and the processes' environment
-    c = Cluster(mode, tmp_path).start()
+    c = Cluster(mode, tmp_path, use_transport).start()
     yield c
     c.stop()
     if getattr(getattr(request.node, "rep_call", None), "failed", False) and c.processes:

@@ -1,7 +1,6 @@
 """Websocket consumers: a request's events and a task's log lines, only for its organization."""
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from ants.messaging import InProcessTransport
 from ants.protocol import LogLine
 from jobs.consumers import CLOSE_FORBIDDEN
 from jobs.models import JobExecution, JobRequest, TaskExecution, TaskLogChunk
-from jobs.queen import messaging
 from jobs.routing import websocket_urlpatterns
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
@@ -45,11 +43,8 @@ def in_memory_layer(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def transport() -> Iterator[InProcessTransport]:
-    t = InProcessTransport()
-    messaging._transport = t
-    yield t
-    messaging.reset_transport()
+def transport(in_process_transport: InProcessTransport) -> InProcessTransport:
+    return in_process_transport
 
 
 @pytest.fixture

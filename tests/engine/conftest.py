@@ -8,13 +8,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from ants.messaging import InProcessTransport, transport_from_url
-from jobs.queen import messaging
+from ants.messaging import InProcessTransport, Transport, transport_from_url
 from tests.engine.harness import SHELL_AND_HTTP, Harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,21 +95,23 @@ class Processes:
 
 
 class Cluster:
-    def __init__(self, mode: str, tmp: Path) -> None:
+    def __init__(self, mode: str, tmp: Path, use_transport: Callable[[Transport], Transport]) -> None:
+        """``use_transport`` is the fixture of that name: it installs the cluster's transport as
+        the process-wide one and forgets it after the test."""
         self.mode = mode
         self.tmp = tmp
+        self.use_transport = use_transport
         self.harness: Harness | None = None
         self.processes: Processes | None = None
 
     def start(self) -> "Cluster":
         if self.mode == "standalone":
-            self.harness = Harness(InProcessTransport(), self.tmp).start()
-            messaging._transport = self.harness.transport
+            self.harness = Harness(self.use_transport(InProcessTransport()), self.tmp).start()
             for ant_id, tags in ANTS.items():
                 self.harness.add_ant(ant_id, tags=tags)
         else:
             self.processes = Processes(self.tmp)
-            messaging._transport = transport_from_url(os.environ["REDIS_URL"], prefix=self.processes.prefix)
+            self.use_transport(transport_from_url(os.environ["REDIS_URL"], prefix=self.processes.prefix))
             self.processes.start_queen()
             for ant_id, tags in ANTS.items():
                 self.processes.start_ant(ant_id, tags)
@@ -121,26 +123,24 @@ class Cluster:
             self.harness.stop()
         if self.processes:
             self.processes.stop()
-        messaging.reset_transport()
 
 
 @pytest.fixture
-def processes(tmp_path, transactional_db):  # type: ignore[no-untyped-def]
+def processes(tmp_path, transactional_db, use_transport):  # type: ignore[no-untyped-def]
     """Distributed parts started by the test itself (for killing and restarting them)."""
     if not os.environ.get("REDIS_URL"):
         pytest.skip("needs REDIS_URL (scripts/test starts Redis)")
     p = Processes(tmp_path)
-    messaging._transport = transport_from_url(os.environ["REDIS_URL"], prefix=p.prefix)
+    use_transport(transport_from_url(os.environ["REDIS_URL"], prefix=p.prefix))
     yield p
     p.stop()
-    messaging.reset_transport()
 
 
 @pytest.fixture(params=["standalone", "distributed"])
-def cluster(request, tmp_path, transactional_db):  # type: ignore[no-untyped-def]
+def cluster(request, tmp_path, transactional_db, use_transport):  # type: ignore[no-untyped-def]
     if request.param == "distributed" and not os.environ.get("REDIS_URL"):
         pytest.skip("distributed mode needs REDIS_URL (scripts/test starts Redis)")
-    c = Cluster(request.param, tmp_path).start()
+    c = Cluster(request.param, tmp_path, use_transport).start()
     yield c
     c.stop()
     failed = getattr(getattr(request.node, "rep_call", None), "failed", False)

@@ -80,14 +80,12 @@ def test_two_queens_create_each_cron_tick_once(processes, api, alice):
     assert len(ticks) == len(set(ticks))
 
 
-def test_killing_the_leader_hands_scheduling_over_within_10s(processes, api, alice):
+def test_killing_the_leader_hands_scheduling_over(processes, api, alice):
     _cluster(processes)
     assert upload(api, LIMITED).status_code == 201
     leader = _wait_for_leader()
     processes.kill(leader)
-    killed_at = time.monotonic()
     request = request_submit(org_id=alice.org_id, user=alice.user, job_type="limited")
-    wait_for_state(request.pk, ["READY", "EXECUTING", "COMPLETED"], timeout=10)
-    assert time.monotonic() - killed_at < 10
+    wait_for_state(request.pk, ["READY", "EXECUTING", "COMPLETED"], timeout=60)  # only against hanging
     assert QueenLease.objects.get(name="scheduler").holder != leader
     assert wait_for_state(request.pk, timeout=30).job_state == "COMPLETED"

@@ -19,7 +19,6 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from ants.messaging import InProcessTransport
-from jobs.queen import messaging
 from tests.engine.harness import Harness
 
 
@@ -142,13 +141,11 @@ def outbound_in_process(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def standalone(tmp_path, transactional_db) -> Iterator[Harness]:  # type: ignore[no-untyped-def]
-    harness = Harness(InProcessTransport(), tmp_path).start()
-    messaging._transport = harness.transport
+def standalone(tmp_path, transactional_db, use_transport) -> Iterator[Harness]:  # type: ignore[no-untyped-def]
+    harness = Harness(use_transport(InProcessTransport()), tmp_path).start()
     harness.add_ant("ant-events")
     yield harness
     harness.stop()
-    messaging.reset_transport()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:

@@ -12,20 +12,17 @@ from ants.config import AntConfig
 from ants.messaging import InProcessTransport
 from ants.worker import AntWorker
 from artifacts.storage import ant_store
-from jobs.queen import messaging
 from tests.engine.harness import Harness
 from tests.executors.conftest import docker_host, docker_image  # noqa: F401 - fixtures used here
 
 
 @pytest.fixture
-def harness(tmp_path: Path, transactional_db) -> Iterator[Harness]:  # type: ignore[no-untyped-def]
+def harness(tmp_path: Path, transactional_db, use_transport) -> Iterator[Harness]:  # type: ignore[no-untyped-def]
     """A queen and one SHELL/HTTP ant; FORK_JOB and AWAIT_FORKED_JOB are the queen's own."""
-    h = Harness(InProcessTransport(), tmp_path).start()
-    messaging._transport = h.transport
+    h = Harness(use_transport(InProcessTransport()), tmp_path).start()
     h.add_ant("ant-shell", concurrency=4)
     yield h
     h.stop()
-    messaging.reset_transport()
 
 
 @pytest.fixture

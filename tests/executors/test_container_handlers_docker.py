@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import ants.api
 from ants.config import AntConfig
 from ants.containers import install_container_handlers
 from ants.messaging.inprocess import InProcessTransport
@@ -39,9 +38,8 @@ def wait_for(check: Any, secs: float = 30.0) -> Any:
 
 
 @pytest.fixture
-def ant(docker_host: str, docker_image: str, tmp_path: Path, monkeypatch):  # type: ignore[no-untyped-def]
-    transport = InProcessTransport()
-    monkeypatch.setattr(ants.api, "get_transport", lambda: transport)
+def ant(docker_host: str, docker_image: str, tmp_path: Path, in_process_transport: InProcessTransport):  # type: ignore[no-untyped-def]
+    transport = in_process_transport
     cfg = AntConfig(
         ant_id=f"dk-api-{uuid.uuid4().hex[:8]}",
         methods=["SHELL", "DOCKER"],

@@ -16,14 +16,13 @@ def test_a_slow_listing_never_holds_up_the_heartbeat() -> None:
 
     def slow() -> list[dict]:
         calls.append(1)
-        release.wait(5)
+        release.wait(60)  # a heartbeat that waited for this listing would return its list, not []
         return [{"id": "c1", "method": "DOCKER", "status": "Up 2 seconds", "organization_id": "3"}]
 
     listing = HeartbeatContainers(slow, wait_secs=0.1)
-    t0 = time.monotonic()
     assert listing() == []  # nothing known yet: the previous (empty) list
     assert listing() == []  # the running listing is not started twice
-    assert time.monotonic() - t0 < 1.0 and len(calls) == 1
+    assert len(calls) == 1
     release.set()
     deadline = time.monotonic() + 5
     while (got := listing()) == [] and time.monotonic() < deadline:

@@ -271,39 +271,34 @@ def test_timeout_kills_and_cleans_up(executor, docker_image, docker_client, tmp_
         script=["echo started", "sleep 60", "echo never"],
         after_script=["echo after-timeout"],
     )
-    t0 = time.monotonic()
     result, logs = run(executor, req, tmp_path)
-    assert time.monotonic() - t0 < 20
     assert result.status == STATUS_FAILED
     assert result.error_code == ERR_TASK_TIMEOUT
     assert result.failed_command == "sleep 60"
-    assert logs.out() == ["started", "after-timeout"]
+    assert logs.out() == ["started", "after-timeout"]  # killed: "echo never" never ran
     assert leftovers(docker_client, executor.ant_id) == []
 
 
 def test_cancel_kills_and_cleans_up(executor, docker_image, docker_client, tmp_path) -> None:
     cancel = threading.Event()
-    req = request(docker_image, script=["echo started", "sleep 60"], after_script=["echo not-after-cancel"])
+    req = request(docker_image, script=["echo started", "sleep 60", "echo never"],
+                  after_script=["echo not-after-cancel"])  # fmt: skip
     timer = threading.Timer(1.5, cancel.set)
     timer.start()
-    t0 = time.monotonic()
     try:
         result, logs = run(executor, req, tmp_path, cancel_event=cancel)
     finally:
         timer.cancel()
-    assert time.monotonic() - t0 < 20
     assert result.status == STATUS_CANCELLED
-    assert logs.out() == ["started"]
+    assert logs.out() == ["started"]  # killed: "echo never" never ran
     assert leftovers(docker_client, executor.ant_id) == []
 
 
 def test_background_process_does_not_hang_the_command(executor, docker_image, tmp_path) -> None:
     req = request(docker_image, timeout_secs=20, script=["sleep 100 & echo bg", "echo next"])
-    t0 = time.monotonic()
     result, logs = run(executor, req, tmp_path)
-    assert result.status == STATUS_COMPLETED
+    assert result.status == STATUS_COMPLETED  # a wait for the background sleep would time out
     assert logs.out() == ["bg", "next"]
-    assert time.monotonic() - t0 < 10
 
 
 def test_missing_image_is_a_pull_error(executor, docker_client, tmp_path) -> None:

@@ -105,12 +105,10 @@ def test_cancel_deletes_the_pod(executor, standin, tmp_path) -> None:
     req = request(script=["echo started", "sleep 30"])
     timer = threading.Timer(1.5, cancel.set)
     timer.start()
-    t0 = time.monotonic()
     try:
         result, out, _ = run(executor, req, tmp_path, cancel_event=cancel)
     finally:
         timer.cancel()
-    assert time.monotonic() - t0 < 10
     assert result.status == STATUS_CANCELLED
     assert out == ["started"]
     assert result.failed_command == "sleep 30"

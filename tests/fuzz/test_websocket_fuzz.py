@@ -14,8 +14,6 @@ from channels.testing.websocket import WebsocketCommunicator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ants.messaging import InProcessTransport
-from jobs.queen import messaging
 from tests.fuzz.conftest import assert_no_secret
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fuzz]
@@ -43,11 +41,8 @@ frames = st.one_of(
 
 
 @pytest.fixture(autouse=True)
-def transport(settings):  # type: ignore[no-untyped-def]
+def transport(settings, in_process_transport):  # type: ignore[no-untyped-def]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    messaging._transport = InProcessTransport()
-    yield
-    messaging.reset_transport()
 
 
 async def exchange(comm: WebsocketCommunicator, sequence: list[tuple[str, Any]]) -> list[dict[str, Any]]:

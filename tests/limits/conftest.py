@@ -3,15 +3,12 @@
 import pytest
 
 from ants.messaging import InProcessTransport
-from jobs.queen import messaging
 from tests.engine.harness import Harness
 
 
 @pytest.fixture
-def standalone(tmp_path, transactional_db):  # type: ignore[no-untyped-def]
-    harness = Harness(InProcessTransport(), tmp_path / "ants").start()
-    messaging._transport = harness.transport
+def standalone(tmp_path, transactional_db, use_transport):  # type: ignore[no-untyped-def]
+    harness = Harness(use_transport(InProcessTransport()), tmp_path / "ants").start()
     harness.add_ant("ant-limits", concurrency=4)
     yield harness
     harness.stop()
-    messaging.reset_transport()

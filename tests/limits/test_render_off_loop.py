@@ -59,9 +59,10 @@ def _submit(client, job_type: str, **params) -> int:  # type: ignore[no-untyped-
 
 def test_another_orgs_light_job_completes_while_heavy_renders_wait_in_the_worker(standalone, api, bob_api):  # type: ignore[no-untyped-def]
     gate = threading.Event()
-    renders: RenderPool = standalone.queen.engine.renders
     executor: Executor = GatedExecutor(gate)
-    renders._executor_factory = lambda: executor
+    # the queen has sent no render yet: swap in a pool whose worker waits for the gate
+    renders = RenderPool(standalone.transport.wake, executor_factory=lambda: executor)
+    standalone.queen.engine.renders = renders
     try:
         assert upload(api, HEAVY).status_code == 201
         assert upload(bob_api, LIGHT).status_code == 201

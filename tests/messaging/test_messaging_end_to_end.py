@@ -14,7 +14,6 @@ from ants.config import AntConfig
 from ants.messaging import InProcessTransport
 from ants.worker import AntWorker
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen import messaging
 from jobs.queen.logs import task_log_text
 from jobs.services.requests import request_submit
 from tests.conftest import upload
@@ -40,12 +39,10 @@ tasks:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, transactional_db) -> Iterator[Harness]:  # type: ignore[no-untyped-def]
-    h = Harness(InProcessTransport(), tmp_path).start()
-    messaging._transport = h.transport
+def harness(tmp_path: Path, transactional_db, use_transport) -> Iterator[Harness]:  # type: ignore[no-untyped-def]
+    h = Harness(use_transport(InProcessTransport()), tmp_path).start()
     yield h
     h.stop()
-    messaging.reset_transport()
 
 
 def add_ant(harness: Harness, ant_id: str, redis_url: str | None) -> None:

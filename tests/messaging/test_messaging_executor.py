@@ -90,12 +90,10 @@ def test_replies_are_correlated_per_attempt(tmp_path, messaging_redis_url, rclie
 
 def test_timeout_and_cancel(tmp_path, messaging_redis_url, rclient, queues):
     executor = MessagingExecutor(redis_url=messaging_redis_url)
-    started = time.monotonic()
     result = executor.execute(
         request(queues, timeout_secs=0.5), ctx(tmp_path, deadline=time.monotonic() + 0.5)
     )
-    assert (result.status, result.error_code) == ("FAILED", "ERR_TASK_TIMEOUT")
-    assert time.monotonic() - started < 3
+    assert (result.status, result.error_code) == ("FAILED", "ERR_TASK_TIMEOUT")  # no reply ever comes
     assert rclient.get(f"{queues[1]}:7:1:cancel") == b"timeout"
 
     cancel = threading.Event()

@@ -18,7 +18,6 @@ import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
 from ants.messaging import InProcessTransport
-from jobs.queen import messaging
 from tests.engine.harness import Harness
 
 # channels.testing imports its daphne live-server helper at import time; only
@@ -61,11 +60,10 @@ class WebCluster:
 
 
 @pytest.fixture
-def web_cluster(tmp_path: Path, transactional_db, settings) -> Iterator[WebCluster]:  # type: ignore[no-untyped-def]
+def web_cluster(tmp_path: Path, transactional_db, settings, use_transport) -> Iterator[WebCluster]:  # type: ignore[no-untyped-def]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.FORMICARY_WS_ANT_HEARTBEAT_SECS = 0.5
-    harness = Harness(InProcessTransport(), tmp_path).start()
-    messaging._transport = harness.transport
+    harness = Harness(use_transport(InProcessTransport()), tmp_path).start()
     from formicary_site.asgi import application
 
     port = _free_port()
@@ -91,4 +89,3 @@ def web_cluster(tmp_path: Path, transactional_db, settings) -> Iterator[WebClust
         server.should_exit = True
         thread.join(timeout=30)
         harness.stop()
-        messaging.reset_transport()

@@ -14,22 +14,17 @@ from django.utils import timezone
 from ants.consumers import CLOSE_UNAUTHENTICATED, _connected
 from ants.executors.base import ExecutionContext
 from ants.executors.websocket import ERR_WRONG_ORGANIZATION, WebsocketExecutor
-from ants.messaging import InProcessTransport
 from ants.protocol import TaskRequest
 from ants.routing import websocket_urlpatterns
-from jobs.queen import messaging
 from orgs.models import ApiToken
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def transport(settings):  # type: ignore[no-untyped-def]
+def transport(settings, in_process_transport):  # type: ignore[no-untyped-def]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    t = InProcessTransport()
-    messaging._transport = t
-    yield t
-    messaging.reset_transport()
+    return in_process_transport
 
 
 def communicator(

@@ -9,18 +9,12 @@ from channels.testing.websocket import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from ants.messaging import InProcessTransport
-from jobs.queen import messaging
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def transport(settings):  # type: ignore[no-untyped-def]
+def transport(settings, in_process_transport):  # type: ignore[no-untyped-def]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    messaging._transport = InProcessTransport()
-    yield
-    messaging.reset_transport()
 
 
 def session_cookie(member: Any) -> bytes:
