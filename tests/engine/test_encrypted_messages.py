@@ -16,7 +16,6 @@ import redis
 
 from ants.messaging import transport_from_url
 from jobs.models import TaskExecution
-from jobs.queen import messaging
 from jobs.services.requests import request_submit
 from tests.conftest import upload
 from tests.engine.conftest import Processes
@@ -62,7 +61,7 @@ class Monitor:
 
 @pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "clear"])
 def test_no_script_secret_or_reply_in_clear_on_redis_and_the_job_completes(
-    encrypted, api, alice, tmp_path, transactional_db
+    encrypted, api, alice, tmp_path, transactional_db, use_transport
 ):  # type: ignore[no-untyped-def]
     url = os.environ.get("REDIS_URL")
     if not url:
@@ -77,9 +76,7 @@ def test_no_script_secret_or_reply_in_clear_on_redis_and_the_job_completes(
     processes = Processes(tmp_path)
     if encrypted:
         processes.env.update(FORMICARY_MESSAGE_ENCRYPTION="true", FORMICARY_MESSAGE_KEY=key)
-    messaging._transport = transport_from_url(
-        url, prefix=processes.prefix, message_key=key if encrypted else ""
-    )
+    use_transport(transport_from_url(url, prefix=processes.prefix, message_key=key if encrypted else ""))
     monitor = Monitor(url)
     try:
         processes.start_queen()
@@ -99,7 +96,6 @@ def test_no_script_secret_or_reply_in_clear_on_redis_and_the_job_completes(
     finally:
         wire = monitor.stop()
         processes.stop()
-        messaging.reset_transport()
     stored = b"\n".join(b" ".join(k + b"=" + v for k, v in f.items()) for f in left).decode(errors="replace")
     assert f"{processes.prefix}:ant:ant-a:tasks" in wire  # the monitor saw the traffic
     assert any(b"s" in f for f in left) == encrypted  # log lines stay in their task's stream

@@ -14,7 +14,6 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ants.messaging import transport_from_url
-from jobs.queen import messaging
 from jobs.services.requests import request_submit
 from tests.conftest import upload
 from tests.engine.conftest import ROOT, Processes
@@ -52,7 +51,7 @@ def value(found: dict, family: str, sample: str, **labels: str) -> float:  # typ
 
 
 def test_one_scrape_sums_the_counters_of_the_queen_and_the_celery_worker(
-    api, alice, tmp_path, http_sink, transactional_db
+    api, alice, tmp_path, http_sink, transactional_db, use_transport
 ):  # type: ignore[no-untyped-def]
     tag, token, port = uuid.uuid4().hex[:8], uuid.uuid4().hex, free_port()
     prom = tmp_path / "prom"
@@ -63,7 +62,7 @@ def test_one_scrape_sums_the_counters_of_the_queen_and_the_celery_worker(
         PROMETHEUS_MULTIPROC_DIR=str(prom), FORMICARY_METRICS_TOKEN=token, FORMICARY_OUTBOUND_IN_PROCESS="false",
         FORMICARY_OUTBOUND_ATTEMPTS="2", FORMICARY_OUTBOUND_RETRY_SECS="0.2",
     )  # fmt: skip
-    messaging._transport = transport_from_url(os.environ["REDIS_URL"], prefix=processes.prefix)
+    use_transport(transport_from_url(os.environ["REDIS_URL"], prefix=processes.prefix))
     celery = [sys.executable, "-m", "celery", "-A", "formicary_site.celery", "worker", "--pool=solo", "-l", "info",
               "--without-mingle", "--without-gossip", "--without-heartbeat"]  # fmt: skip
     web = [sys.executable, "-m", "uvicorn", "formicary_site.asgi:application", "--port", str(port),
@@ -103,7 +102,6 @@ def test_one_scrape_sums_the_counters_of_the_queen_and_the_celery_worker(
         assert requests.get(f"{base}/api/metrics", timeout=10).status_code == 401  # the token is still needed
     finally:
         processes.stop()
-        messaging.reset_transport()
 
 
 def _spawn(processes: Processes, name: str, args: list[str]) -> subprocess.Popen:
