@@ -169,7 +169,8 @@ def _finish_starts(
             continue
         if spec.is_skipped():
             transitions.job_finish(request.pk, execution.pk, JobState.FILTERED,
-                                   error_message="skip_if is true: the request was filtered")  # fmt: skip
+                                   error_message="skip_if is true: the request was filtered",
+                                   from_states=[JobState.READY])  # fmt: skip
             out[request.pk] = False
             continue
         out[request.pk] = True

@@ -274,7 +274,8 @@ class Engine:
             spec = spec_or_error
             if spec.is_skipped():
                 transitions.job_finish(request.pk, execution.pk, JobState.FILTERED,
-                                       error_message="skip_if is true: the request was filtered")  # fmt: skip
+                                       error_message="skip_if is true: the request was filtered",
+                                   from_states=[JobState.READY])  # fmt: skip
                 return True
             transitions.task_ready(
                 execution, first.task_type, first_method, allow_failure=bool(first.allow_failure), first=True
@@ -656,8 +657,7 @@ class Engine:
             TaskState(step.task_state) if step.task_state in TaskState.__members__ and not repeat else state
         )
         if effective != state and state != TaskState.SKIPPED:
-            TaskExecution.objects.filter(pk=task.pk).update(task_state=effective,
-                                                            error_code=step.error_code or error_code)  # fmt: skip
+            transitions.task_override(task.pk, effective, step.error_code or error_code)
         failed = effective == TaskState.FAILED
         error_code = step.error_code or error_code
         now = timezone.now()
