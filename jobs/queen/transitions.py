@@ -220,6 +220,13 @@ def job_requeue(
     return won
 
 
+def execution_failure(execution_id: int, task_type: str, error_code: str, error_message: str) -> None:
+    """The execution's first failed task and its error (the job's error if nothing retries it)."""
+    JobExecution.objects.filter(pk=execution_id).update(
+        failed_task_type=task_type, error_code=error_code, error_message=error_message[:10_000]
+    )
+
+
 def job_pause(request_id: int, reason: str, resume_at: datetime | None = None) -> bool:
     """Waiting or running -> PAUSED: no new task starts (one on an ant finishes). ``resume_at``
     resumes it by itself (PAUSE_JOB); without it the user resumes it."""

@@ -3,10 +3,10 @@
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ants.protocol import ACTION_CANCEL, TaskRequest
 from jobs.models import JobDefinition, JobRequest
 from jobs.queen import transitions
 from jobs.queen.messaging import get_transport
+from jobs.queen.sends import cancel_on_ants
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
 
 
@@ -34,15 +34,7 @@ def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") ->
 
 
 def _tell_ants(on_ants: list[tuple[int, str, int]], request_id: int) -> None:
-    transport = get_transport()
-    for task_id, ant_id, attempt in on_ants:
-        if ant_id == "queen":
-            continue
-        transport.send_task(
-            ant_id,
-            TaskRequest(task_execution_id=task_id, job_request_id=request_id, task_type="", attempt=attempt,
-                        action=ACTION_CANCEL, ant_id=ant_id),
-        )  # fmt: skip
+    cancel_on_ants(get_transport(), on_ants, request_id)
 
 
 def request_pause(*, request: JobRequest) -> JobRequest:
