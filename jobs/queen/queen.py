@@ -16,9 +16,9 @@ from django.db import close_old_connections, connections
 
 from ants.messaging.base import Transport
 from ants.protocol import STATUS_EXECUTING
-from jobs.queen import batches, events, leases
+from jobs.queen import events, leases
 from jobs.queen.cron import CronScheduler
-from jobs.queen.engine import ACK_TIMEOUT_SECS, DISPATCH_LIMIT, Engine
+from jobs.queen.engine import ACK_TIMEOUT_SECS, DISPATCH_LIMIT, Engine, prepare
 from jobs.queen.leader import Lease
 from jobs.queen.resources import ResourceManager
 from jobs.states import JOB_TERMINAL
@@ -230,7 +230,7 @@ class Queen:
 
     def start(self) -> None:
         """Pick up where a previous run of this queen left off."""
-        batches.prepare(max(DISPATCH_LIMIT, RESPONSES_READ))
+        prepare(max(DISPATCH_LIMIT, RESPONSES_READ))
         for reg in self.transport.ant_registrations(max_age_secs=self.ant_timeout_secs).values():
             self.resources.heard(reg)
         self._recover_restarted()  # ants that restarted while no queen listened

@@ -1,4 +1,4 @@
-"""Names the queen's engine and its batch paths share: which methods the queen runs itself, which
+"""Names the queen's pipelines share: which methods the queen runs itself, which
 states count as running, which columns the hot paths never read."""
 
 from django.conf import settings

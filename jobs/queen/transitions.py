@@ -1,9 +1,14 @@
 """The one door for every job and task state change.
 
-Each change is a conditional update (``UPDATE ... WHERE state IN <expected>``): when two queens
-race, one update matches and the other changes nothing and is told so. Callers run these inside
-their own transaction so a decision and its consequences commit together; events go out after
-the commit.
+``MOVES`` is the one table of allowed (from, to) pairs for requests, executions and tasks. Each
+change is a conditional update (``UPDATE ... WHERE state IN <sources>``) whose sources must be
+allowed by the table:
+- asking for a pair the table does not hold raises ``TransitionRefused`` (a bug in the caller,
+  never a race), before anything is written;
+- a row that is not in one of the sources is left alone and the call says so (``False``, or the
+  row is missing from the ids returned): two queens raced and the other one won.
+Callers run these inside their own transaction so a decision and its consequences commit
+together; events go out after the commit.
 """
 
 from collections.abc import Iterable
@@ -32,6 +37,93 @@ _TASKS_CPU_SECS = Coalesce(
     ),
     0.0, output_field=FloatField(),
 )  # fmt: skip
+
+_J, _T = JobState, TaskState
+_JOB_GOING = (_J.READY, _J.STARTED, _J.EXECUTING)
+_REQUEST_NOT_DONE = (_J.PENDING, *_JOB_GOING, _J.PAUSED)
+_TASK_DONE = (_T.COMPLETED, _T.FAILED, _T.SKIPPED, _T.CANCELLED)
+
+# The one table: kind -> allowed (from, to) pairs. Everything not listed is refused.
+MOVES: dict[str, frozenset[tuple[str, str]]] = {
+    "request": frozenset(
+        {
+            (_J.PENDING, _J.PENDING),  # told why it waits, or triggered now
+            (_J.PENDING, _J.READY),  # claimed by a scheduler
+            (_J.READY, _J.EXECUTING),  # its first task went to an ant
+            (_J.READY, _J.FILTERED),  # skip_if held
+            # the job's end (PAUSED: its last task ended while it was paused)
+            *((s, end) for s in (*_JOB_GOING, _J.PAUSED) for end in (_J.COMPLETED, _J.FAILED)),
+            # a job retry, RESTART_JOB, a user restart
+            *((s, _J.PENDING) for s in (*_JOB_GOING, _J.PAUSED, _J.FAILED, _J.CANCELLED, _J.COMPLETED)),
+            *((s, _J.PAUSED) for s in (_J.PENDING, *_JOB_GOING)),  # PAUSE_JOB, a user pause
+            (_J.PAUSED, _J.EXECUTING),  # resumed with an unfinished execution
+            *((s, _J.CANCELLED) for s in _REQUEST_NOT_DONE),
+        }
+    ),
+    "execution": frozenset(
+        {
+            (_J.READY, _J.EXECUTING),
+            *((s, end) for s in _JOB_GOING for end in (_J.COMPLETED, _J.FAILED, _J.CANCELLED)),
+            (_J.READY, _J.FILTERED),
+        }
+    ),
+    "task": frozenset(
+        {
+            (_T.READY, _T.STARTED),  # sent to an ant (or run by the queen)
+            (_T.STARTED, _T.EXECUTING),  # the ant acknowledged it
+            *((s, end) for s in RUNNING_TASK for end in (_T.COMPLETED, _T.FAILED, _T.CANCELLED)),
+            *((_T.READY, end) for end in _TASK_DONE),  # skipped, reused, failed before dispatch
+            *((s, _T.READY) for s in _TASK_DONE),  # a retry, a repeat, a revisit
+            *((s, _T.READY) for s in RUNNING_TASK),  # its ant was lost or never acknowledged it
+            # an exit-code entry overrides the state the ant reported
+            (_T.COMPLETED, _T.FAILED), (_T.FAILED, _T.COMPLETED), (_T.SKIPPED, _T.COMPLETED),
+            (_T.SKIPPED, _T.FAILED),
+        }
+    ),
+}  # fmt: skip
+_STATES: dict[str, tuple[str, ...]] = {
+    "request": tuple(JobState), "execution": tuple(JobState), "task": tuple(TaskState),
+}  # fmt: skip
+
+
+class TransitionRefused(ValueError):
+    """A caller asked for a state change the table does not allow."""
+
+
+def sources(kind: str, to: str, from_states: Iterable[str] | None = None) -> list[str]:
+    """The states a ``kind`` row may go to ``to`` from: ``from_states`` when the table allows each
+    of them (else ``TransitionRefused``), all the table's sources of ``to`` when None."""
+    moves = MOVES[kind]
+    if from_states is None:
+        found = [s for s in _STATES[kind] if (s, to) in moves]
+    else:
+        found = [str(s) for s in from_states]
+        refused = sorted(s for s in found if (s, str(to)) not in moves)
+        if refused:
+            raise TransitionRefused(f"{kind} may not go from {', '.join(refused)} to {to}")
+    if not found:
+        raise TransitionRefused(f"no {kind} may go to {to}")
+    return found
+
+
+_ROWS: dict[str, tuple[type[Model], str]] = {
+    "request": (JobRequest, "job_state"), "execution": (JobExecution, "job_state"),
+    "task": (TaskExecution, "task_state"),
+}  # fmt: skip
+
+
+def move(
+    kind: str, ids: int | Iterable[int] | None, to: str, from_states: Iterable[str] | None = None,
+    where: dict[str, Any] | None = None, **fields: Any,
+) -> int:  # fmt: skip
+    """The one conditional UPDATE of a state: rows of ``ids`` in one of the allowed sources (and
+    matching ``where``) go to ``to`` with ``fields``; returns how many moved."""
+    model, column = _ROWS[kind]
+    allowed = sources(kind, to, from_states)
+    qs = model.objects.all()
+    if ids is not None:
+        qs = qs.filter(pk=ids) if isinstance(ids, int) else qs.filter(pk__in=list(ids))
+    return qs.filter(**{f"{column}__in": allowed}, **(where or {})).update(**{column: to}, **fields)
 
 
 def _values(states: Iterable[str]) -> list[str]:
@@ -67,9 +159,8 @@ def request_claim(request_id: int) -> bool:
 
 def request_wait(request_id: int, reason: str, not_before: datetime) -> None:
     """A PENDING request that cannot start yet says why and is looked at again later."""
-    JobRequest.objects.filter(pk=request_id, job_state=JobState.PENDING).update(
-        state_message=reason[:500], not_before=not_before, schedule_attempts=F("schedule_attempts") + 1
-    )
+    move("request", request_id, JobState.PENDING, [JobState.PENDING], state_message=reason[:500],
+         not_before=not_before, schedule_attempts=F("schedule_attempts") + 1)  # fmt: skip
 
 
 def execution_create(request: JobRequest, reuse_execution_id: int | None = None) -> JobExecution:
@@ -131,28 +222,34 @@ def job_requeue(
     if count_retry:
         fields["retried"] = F("retried") + 1
     allowed = from_states or {*JOB_RUNNING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED}
-    won = JobRequest.objects.filter(pk=request_id, job_state__in=_values(allowed)).update(**fields) == 1
+    won = move("request", request_id, fields.pop("job_state"), allowed, **fields) == 1
     if won:
         if execution_id:
-            JobExecution.objects.filter(pk=execution_id, job_state__in=_values(JOB_RUNNING)).update(
-                job_state=JobState.FAILED, ended_at=now, updated_at=now
-            )
+            move("execution", execution_id, JobState.FAILED, JOB_RUNNING, ended_at=now, updated_at=now)
         _job_event(request_id, JobState.PENDING, reason=reason)
     return won
+
+
+def execution_failure(execution_id: int, task_type: str, error_code: str, error_message: str) -> None:
+    """The execution's first failed task and its error (the job's error if nothing retries it)."""
+    JobExecution.objects.filter(pk=execution_id).update(
+        failed_task_type=task_type, error_code=error_code, error_message=error_message[:10_000]
+    )
 
 
 def job_pause(request_id: int, reason: str, resume_at: datetime | None = None) -> bool:
     """Waiting or running -> PAUSED: no new task starts (one on an ant finishes). ``resume_at``
     resumes it by itself (PAUSE_JOB); without it the user resumes it."""
     won = (
-        JobRequest.objects.filter(
-            pk=request_id, job_state__in=_values({JobState.PENDING, *JOB_RUNNING})
-        ).update(
-            job_state=JobState.PAUSED,
+        move(
+            "request",
+            request_id,
+            JobState.PAUSED,
+            {JobState.PENDING, *JOB_RUNNING},
             not_before=resume_at,
             state_message=reason[:500],
             updated_at=timezone.now(),
-        )
+        )  # fmt: skip
         == 1
     )
     if won:
@@ -169,9 +266,15 @@ def job_resume(request_id: int) -> bool:
     running = execution is not None and execution.job_state not in _values(JOB_TERMINAL)
     target = JobState.EXECUTING if running else JobState.PENDING
     won = (
-        JobRequest.objects.filter(pk=request_id, job_state=JobState.PAUSED).update(
-            job_state=target, not_before=None, state_message="", updated_at=timezone.now()
-        )
+        move(
+            "request",
+            request_id,
+            target,
+            [JobState.PAUSED],
+            not_before=None,
+            state_message="",
+            updated_at=timezone.now(),
+        )  # fmt: skip
         == 1
     )
     if won:
@@ -183,9 +286,15 @@ def job_trigger(request_id: int) -> bool:
     """A PENDING request scheduled for later runs now."""
     now = timezone.now()
     won = (
-        JobRequest.objects.filter(pk=request_id, job_state=JobState.PENDING).update(
-            scheduled_at=now, not_before=None, updated_at=now
-        )
+        move(
+            "request",
+            request_id,
+            JobState.PENDING,
+            [JobState.PENDING],
+            scheduled_at=now,
+            not_before=None,
+            updated_at=now,
+        )  # fmt: skip
         == 1
     )
     if won:
@@ -196,16 +305,10 @@ def job_trigger(request_id: int) -> bool:
 def job_cancel(request_id: int, reason: str = "cancelled") -> bool:
     """Any non-final state -> CANCELLED."""
     now = timezone.now()
-    won = (
-        JobRequest.objects.filter(pk=request_id)
-        .exclude(job_state__in=_values(JOB_TERMINAL))
-        .update(job_state=JobState.CANCELLED, state_message=reason[:500], updated_at=now)
-        == 1
-    )
+    won = move("request", request_id, JobState.CANCELLED, state_message=reason[:500], updated_at=now) == 1
     if won:
-        JobExecution.objects.filter(job_request_id=request_id).exclude(
-            job_state__in=_values(JOB_TERMINAL)
-        ).update(job_state=JobState.CANCELLED, ended_at=now, updated_at=now, cpu_secs=_TASKS_CPU_SECS)
+        move("execution", None, JobState.CANCELLED, where={"job_request_id": request_id}, ended_at=now,
+             updated_at=now, cpu_secs=_TASKS_CPU_SECS)  # fmt: skip
         _job_event(request_id, JobState.CANCELLED)
         _ended_on_commit(request_ids=[request_id])
     return won
@@ -243,10 +346,8 @@ def task_ready(
     else:
         task = TaskExecution.objects.get(pk=existing[task_type])
     if not created:
-        TaskExecution.objects.filter(pk=task.pk).exclude(task_state__in=_values(TASK_ACTIVE)).update(
-            task_state=TaskState.READY, method=method, ant_id="", not_before=not_before, exit_code="",
-            exit_message="", error_code="", error_message="", failed_command="", ended_at=None,
-        )  # fmt: skip
+        move("task", task.pk, TaskState.READY, _TASK_DONE, method=method, ant_id="", not_before=not_before,
+             exit_code="", exit_message="", error_code="", error_message="", failed_command="", ended_at=None)  # fmt: skip
         task.refresh_from_db()
     _task_event(task, execution.job_request_id, TaskState.READY, task_type=task_type)
     return task
@@ -259,10 +360,8 @@ def task_dispatch(
     started at ``ant_started_at``) at ``attempt + 1``; returns the new attempt number, None if
     another queen won (or the row moved on meanwhile)."""
     now = timezone.now()
-    updated = TaskExecution.objects.filter(pk=task_id, task_state=TaskState.READY, attempt=attempt).update(
-        task_state=TaskState.STARTED, ant_id=ant_id, attempt=attempt + 1, updated_at=now, started_at=now,
-        ant_started_at=ant_started_at,
-    )  # fmt: skip
+    updated = move("task", task_id, TaskState.STARTED, [TaskState.READY], where={"attempt": attempt}, ant_id=ant_id,
+                   attempt=attempt + 1, updated_at=now, started_at=now, ant_started_at=ant_started_at)  # fmt: skip
     if updated != 1:
         return None
     attempt += 1
@@ -279,10 +378,8 @@ def task_finish(task_id: int, request_id: int, attempt: int | None, state: TaskS
     """STARTED/EXECUTING -> a final state, only for the current attempt (stale replies are ignored)."""
     now = timezone.now()
     result = redact_errors([request_id], result)
-    qs = TaskExecution.objects.filter(pk=task_id, task_state__in=_values(RUNNING_TASK))
-    if attempt is not None:
-        qs = qs.filter(attempt=attempt)
-    won = qs.update(task_state=state, ended_at=now, updated_at=now, **result) == 1
+    where = {"attempt": attempt} if attempt is not None else None
+    won = move("task", task_id, state, RUNNING_TASK, where=where, ended_at=now, updated_at=now, **result) == 1
     if won:
         _task_event(task_id, request_id, state, exit_code=result.get("exit_code", ""))
         _ended_on_commit(task_ids=[task_id])
@@ -294,8 +391,8 @@ def task_finish_ready(task_id: int, request_id: int, state: TaskState, **result:
     now = timezone.now()
     result = redact_errors([request_id], result)
     won = (
-        TaskExecution.objects.filter(pk=task_id, task_state=TaskState.READY).update(
-            task_state=state, started_at=now, ended_at=now, updated_at=now, **result
+        move(
+            "task", task_id, state, [TaskState.READY], started_at=now, ended_at=now, updated_at=now, **result
         )
         == 1
     )
@@ -317,11 +414,11 @@ def task_requeue(
     }  # fmt: skip
     if count_retry:
         fields["retried"] = F("retried") + 1
-    rows = TaskExecution.objects.filter(pk=task_id, task_state__in=_values(from_states))
-    earlier = _earlier_attempts(rows)
+    from_states = _values(from_states)
+    earlier = _earlier_attempts(TaskExecution.objects.filter(pk=task_id, task_state__in=from_states))
     if earlier is not None:
         fields["earlier_attempts"] = earlier
-    won = rows.update(**fields) == 1
+    won = move("task", task_id, fields.pop("task_state"), from_states, **fields) == 1
     if won:
         _task_event(task_id, request_id, TaskState.READY, reason=reason)
     return won
@@ -348,6 +445,12 @@ def _earlier_attempts(rows: Any) -> list[dict[str, Any]] | None:
     return [*(current["earlier_attempts"] or []), entry]
 
 
+def task_override(task_id: int, to: TaskState, error_code: str) -> bool:
+    """A finished task's state as its exit-code entry says (COMPLETED <-> FAILED)."""
+    finished = [s for s in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED) if s != to]
+    return move("task", task_id, to, finished, error_code=error_code) == 1
+
+
 def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[int, str, int]]:
     """Active tasks of these executions -> CANCELLED; returns (task id, ant id, attempt) of those
     that were on an ant, so the caller can tell the ants to stop them."""
@@ -359,9 +462,7 @@ def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[in
     )
     on_ants = []
     for task_id, ant_id, attempt, state in active:
-        won = TaskExecution.objects.filter(pk=task_id, task_state=state).update(
-            task_state=TaskState.CANCELLED, ended_at=now, updated_at=now
-        )
+        won = move("task", task_id, TaskState.CANCELLED, [state], ended_at=now, updated_at=now)
         if won:
             _task_event(task_id, request_id, TaskState.CANCELLED)
             if ant_id and state in RUNNING_TASK:
@@ -416,7 +517,8 @@ def requests_claim(request_ids: Iterable[int]) -> dict[int, tuple[bool, int | No
     rows = _update_returning(
         JobRequest, request_ids,
         {"job_state": JobState.READY, "state_message": "", "not_before": None, "updated_at": timezone.now()},
-        where={"job_state": JobState.PENDING}, returning=("id", "hard_reset", "last_execution"),
+        where={"job_state": sources("request", JobState.READY, [JobState.PENDING])},
+        returning=("id", "hard_reset", "last_execution"),
     )  # fmt: skip
     for request_id, *_ in rows:
         _job_event(request_id, JobState.READY)
@@ -469,7 +571,8 @@ def tasks_dispatch(ant_id: str, tasks: dict[int, int], ant_started_at: float | N
     rows = _update_returning(
         TaskExecution, tasks, {"task_state": TaskState.STARTED, "ant_id": ant_id, "updated_at": now, "started_at": now,
                                "ant_started_at": ant_started_at},
-        where={"task_state": TaskState.READY}, increment=("attempt",), returning=("id", "attempt"),
+        where={"task_state": sources("task", TaskState.STARTED, [TaskState.READY])}, increment=("attempt",),
+        returning=("id", "attempt"),
     )  # fmt: skip
     for task_id, _ in rows:
         _task_event(task_id, tasks[task_id], TaskState.STARTED, ant_id=ant_id)
@@ -480,12 +583,10 @@ def jobs_executing(executions: dict[int, int]) -> list[int]:
     """READY -> EXECUTING for requests (id -> execution id) whose first task went to an ant;
     returns the request ids won."""
     now = timezone.now()
-    JobExecution.objects.filter(pk__in=list(executions.values()), job_state=JobState.READY).update(
-        job_state=JobState.EXECUTING, updated_at=now
-    )
+    move("execution", executions.values(), JobState.EXECUTING, [JobState.READY], updated_at=now)
     rows = _update_returning(
         JobRequest, executions, {"job_state": JobState.EXECUTING, "updated_at": now},
-        where={"job_state": JobState.READY},
+        where={"job_state": sources("request", JobState.EXECUTING, [JobState.READY])},
     )  # fmt: skip
     for (request_id,) in rows:
         _job_event(request_id, JobState.EXECUTING)
@@ -503,7 +604,7 @@ def tasks_executing(tasks: list[tuple[int, int, int]]) -> int:
     for attempt, ids in by_attempt.items():
         rows = _update_returning(
             TaskExecution, ids, {"task_state": TaskState.EXECUTING, "updated_at": now},
-            where={"task_state": TaskState.STARTED, "attempt": attempt},
+            where={"task_state": sources("task", TaskState.EXECUTING, [TaskState.STARTED]), "attempt": attempt},
         )  # fmt: skip
         for (task_id,) in rows:
             _task_event(task_id, ids[task_id], TaskState.EXECUTING)
@@ -521,6 +622,8 @@ def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
     condition stays as a guard)."""
     if not finished:
         return
+    for state in {values["task_state"] for _, _, _, values in finished}:
+        sources("task", state, RUNNING_TASK)  # refused before anything is written
     meta, qn = TaskExecution._meta, connection.ops.quote_name
     fields = [meta.get_field(name) for name in FINISH_FIELDS]
     running = _values(RUNNING_TASK)
@@ -551,14 +654,12 @@ def jobs_finish(
     rows = _update_returning(
         JobRequest, executions, {"job_state": state, "error_code": error_code, "error_message": error_message,
                                  "state_message": "", "updated_at": now},
-        where={"job_state": _values(from_states)},
+        where={"job_state": sources("request", state, from_states)},
     )  # fmt: skip
     won = [request_id for (request_id,) in rows]
     if won:
-        JobExecution.objects.filter(pk__in=[executions[r] for r in won]).update(
-            job_state=state, error_code=error_code, error_message=error_message, exit_code=exit_code,
-            ended_at=now, updated_at=now, cpu_secs=_TASKS_CPU_SECS,
-        )  # fmt: skip
+        move("execution", [executions[r] for r in won], state, error_code=error_code, error_message=error_message,
+             exit_code=exit_code, ended_at=now, updated_at=now, cpu_secs=_TASKS_CPU_SECS)  # fmt: skip
     for request_id in won:
         _job_event(request_id, state, error_code=error_code)
     _ended_on_commit(request_ids=won)

@@ -1,13 +1,14 @@
-"""User control of work: cancel, pause, resume, restart and trigger."""
+"""User control of work: cancel, pause, resume, restart and trigger. Whether a request may make
+the move is the transitions table's answer (``jobs.queen.transitions``), not checked again here."""
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ants.protocol import ACTION_CANCEL, TaskRequest
 from jobs.models import JobDefinition, JobRequest
 from jobs.queen import transitions
 from jobs.queen.messaging import get_transport
-from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
+from jobs.queen.sends import cancel_on_ants
+from jobs.states import JOB_TERMINAL, JobState
 
 
 def _refuse(request: JobRequest, action: str) -> ValidationError:
@@ -18,8 +19,6 @@ def _refuse(request: JobRequest, action: str) -> ValidationError:
 def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") -> JobRequest:
     """Cancel a pending, paused or running request and its forked children; tasks running on
     ants are killed there."""
-    if request.job_state in JOB_TERMINAL:
-        raise _refuse(request, "cancel")
     with transaction.atomic():
         if not transitions.job_cancel(request.pk, reason):
             raise _refuse(request, "cancel")
@@ -34,29 +33,19 @@ def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") ->
 
 
 def _tell_ants(on_ants: list[tuple[int, str, int]], request_id: int) -> None:
-    transport = get_transport()
-    for task_id, ant_id, attempt in on_ants:
-        if ant_id == "queen":
-            continue
-        transport.send_task(
-            ant_id,
-            TaskRequest(task_execution_id=task_id, job_request_id=request_id, task_type="", attempt=attempt,
-                        action=ACTION_CANCEL, ant_id=ant_id),
-        )  # fmt: skip
+    cancel_on_ants(get_transport(), on_ants, request_id)
 
 
 def request_pause(*, request: JobRequest) -> JobRequest:
     """No new task of this request starts until it is resumed; a task on an ant finishes."""
-    if request.job_state not in {JobState.PENDING, *JOB_RUNNING} or not transitions.job_pause(
-        request.pk, "paused by user"
-    ):
+    if not transitions.job_pause(request.pk, "paused by user"):
         raise _refuse(request, "pause")
     request.refresh_from_db()
     return request
 
 
 def request_resume(*, request: JobRequest) -> JobRequest:
-    if request.job_state != JobState.PAUSED or not transitions.job_resume(request.pk):
+    if not transitions.job_resume(request.pk):
         raise _refuse(request, "resume")
     request.refresh_from_db()
     return request
@@ -71,8 +60,6 @@ def request_restart(
     if request.job_state == JobState.PAUSED:
         return request_resume(request=request)
     allowed = [JobState.FAILED, JobState.CANCELLED, JobState.COMPLETED]
-    if request.job_state not in allowed:
-        raise _refuse(request, "restart")
     with transaction.atomic():
         if definition is not None and definition.pk != request.job_definition_id:
             JobRequest.objects.filter(pk=request.pk, job_state__in=allowed).update(
@@ -88,7 +75,7 @@ def request_restart(
 
 def request_trigger(*, request: JobRequest) -> JobRequest:
     """A request scheduled for later (e.g. a scheduled or cron job) runs now."""
-    if request.job_state != JobState.PENDING or not transitions.job_trigger(request.pk):
+    if not transitions.job_trigger(request.pk):
         raise _refuse(request, "trigger")
     request.refresh_from_db()
     return request

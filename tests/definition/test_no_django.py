@@ -17,6 +17,7 @@ MODULES = [
     "jobs.definition.model",
     "jobs.definition.validate",
     "jobs.definition.dag",
+    "jobs.definition.policy",
     "jobs.definition.dot",
     "jobs.definition.durations",
     "jobs.definition.errors",

@@ -1,5 +1,5 @@
-"""The queen's batch paths (jobs.queen.batches) decide exactly as the one-at-a-time path: they
-read and write many items at once, and hand anything unusual back to it."""
+"""The queen's pipelines (jobs.queen.starts, dispatch, answers) decide the same for a whole pass
+as for one item: they read and write many items at once, and write the unusual ones one by one."""
 
 import time
 from dataclasses import replace

@@ -1,0 +1,164 @@
+"""Start pending requests: one pipeline for one request or a whole pick.
+
+Each request's first task must be one a live ant (or the queen) can run; its definition is
+rendered before it is claimed (a render in the worker leaves it PENDING). Then, in one
+transaction: the job types' concurrency is checked under a lock, the requests are claimed and
+get their executions, and their first tasks become READY; a definition that does not parse or
+render fails its request, a ``skip_if`` that holds filters it.
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from artifacts import services as artifact_services
+from jobs.definition import dag
+from jobs.definition.errors import DefinitionError, Problem, TemplateError
+from jobs.definition.model import JobSpec, TaskSpec
+from jobs.definition.template import budget
+from jobs.models import JobRequest
+from jobs.queen import transitions, waiting
+from jobs.queen.context import secrets_and_values, secrets_and_values_many, template_data, template_data_of
+from jobs.queen.parts import QueenParts
+from jobs.queen.render_pool import FAST_STEPS
+from jobs.queen.rules import QUEEN_METHODS, method_of
+from jobs.queen.specs import graph_spec, is_static, rendered_spec, task_of
+from jobs.states import JobState
+
+
+@dataclass
+class _Start:
+    request: JobRequest
+    first: TaskSpec | None  # None: the definition is broken (``problem`` says why)
+    method: str = ""
+    problem: Exception | None = None
+
+
+def start(parts: QueenParts, requests: list[JobRequest]) -> int:
+    """Start what can start of ``requests`` (picked by priority, under their limits at the pick);
+    returns how many started (a broken definition's request counts: it ended)."""
+    starts: list[_Start] = []
+    for request in requests:
+        item = _first_task(request)
+        if item.first is not None and not _runnable(parts, item):
+            continue
+        starts.append(item)
+    specs = _render(parts, [s.request for s in starts if s.first is not None])
+    starts = [s for s in starts if s.first is None or s.request.pk in specs]  # the others wait for the worker
+    if not starts:
+        return 0
+    with transaction.atomic():
+        chosen = _under_limits([s for s in starts if s.first is not None])
+        broken = [s for s in starts if s.first is None]
+        claimed = transitions.requests_claim([s.request.pk for s in chosen + broken])
+        chosen = [s for s in chosen if s.request.pk in claimed]
+        broken = [s for s in broken if s.request.pk in claimed]
+        executions = transitions.executions_create(
+            [(s.request, None if claimed[s.request.pk][0] else claimed[s.request.pk][1]) for s in chosen]
+            + [(s.request, None) for s in broken]
+        )
+        for s in broken:
+            _fail(s.request, executions[s.request.pk].pk, s.problem)
+        going = []
+        for s in chosen:
+            execution, spec = executions[s.request.pk], specs[s.request.pk]
+            if isinstance(spec, Exception):
+                _fail(s.request, execution.pk, spec)
+            elif spec.is_skipped():
+                transitions.job_finish(s.request.pk, execution.pk, JobState.FILTERED, from_states=[JobState.READY],
+                                       error_message="skip_if is true: the request was filtered")  # fmt: skip
+            else:
+                assert s.first is not None
+                going.append((execution, s.first.task_type, s.method, bool(s.first.allow_failure), 0))
+        transitions.tasks_create_ready(going)
+    return len(chosen) + len(broken)
+
+
+def _first_task(request: JobRequest) -> _Start:
+    definition = request.job_definition
+    try:
+        first = dag.first_task(graph_spec(definition.pk, definition.raw_yaml))
+        if first is None:
+            raise DefinitionError([Problem("the definition has no first task")])
+    except DefinitionError as exc:
+        return _Start(request, None, problem=exc)
+    return _Start(request, first, method_of(first))
+
+
+def _runnable(parts: QueenParts, item: _Start) -> bool:
+    """The first task can run now: the queen runs it, or a live ant fits its tags (rendered with
+    the request's data when the graph's own fit none); else the request says why it waits."""
+    assert item.first is not None
+    org_id, method = item.request.organization_id, item.method
+    if method in QUEEN_METHODS or parts.resources.capable(method, list(item.first.tags or []), org_id):
+        return True
+    tags = _first_tags(item.request, item.first)
+    if parts.resources.capable(method, tags, org_id):
+        return True
+    waiting.request_wait(item.request, "waiting: " + parts.resources.waiting_reason(method, tags, org_id))
+    return False
+
+
+def _first_tags(request: JobRequest, first: TaskSpec) -> list[str]:
+    """The first task's tags rendered with the request's params and configs (the graph's own,
+    read without them, when the definition has no template or does not render)."""
+    raw = request.job_definition.raw_yaml
+    if is_static(raw):
+        return list(first.tags or [])
+    try:
+        values, _ = secrets_and_values(request)
+        with budget(FAST_STEPS):  # a heavier template renders off the loop when the job starts
+            rendered = task_of(rendered_spec(raw, template_data(request, None, values)), first.task_type)
+    except (DefinitionError, TemplateError):
+        return list(first.tags or [])  # the claim fails the job with the reason
+    return list((rendered or first).tags or [])
+
+
+def _render(parts: QueenParts, requests: list[JobRequest]) -> dict[int, JobSpec | Exception]:
+    """Render each request's definition with its template data (loaded for all at once) before
+    it is claimed: request id -> its spec or the error that fails it. A template too heavy for
+    the loop goes to the render worker; its request is left out, PENDING, and waits a moment."""
+    templated = [r for r in requests if not is_static(r.job_definition.raw_yaml)]
+    values = secrets_and_values_many(templated) if templated else {}
+    urls = artifact_services.template_variables_of_requests(templated) if templated else {}
+    out: dict[int, JobSpec | Exception] = {}
+    for request in requests:
+        raw = request.job_definition.raw_yaml
+        try:
+            if is_static(raw):
+                out[request.pk] = rendered_spec(raw, {})  # renders the same with any data
+                continue
+            data = template_data_of(request, None, values[request.pk][0], urls.get(request.pk, {}))
+            spec = parts.renders.render(("start", request.pk, request.last_execution_id), raw, data)
+        except (DefinitionError, TemplateError) as exc:
+            out[request.pk] = exc
+            continue
+        if spec is None:
+            waiting.request_wait(request, "waiting: its definition is being rendered", backoff_secs=0.1)
+        else:
+            out[request.pk] = spec
+    return out
+
+
+def _under_limits(starts: list[_Start]) -> list[_Start]:
+    """Those that fit their job types' max_concurrency, counted under the definitions' lock."""
+    if not starts:
+        return []
+    limits, running = waiting.locked_limits({(s.request.organization_id, s.request.job_type) for s in starts})
+    chosen = []
+    for s in starts:
+        key = (s.request.organization_id, s.request.job_type)
+        limit = limits.get(key, s.request.job_definition.max_concurrency)
+        if waiting.at_limit(running.get(key, 0), limit):
+            waiting.request_wait(
+                s.request, waiting.concurrency_message(running.get(key, 0), limit, s.request.job_type)
+            )
+            continue
+        running[key] = running.get(key, 0) + 1
+        chosen.append(s)
+    return chosen
+
+
+def _fail(request: JobRequest, execution_id: int, problem: Exception | None) -> None:
+    transitions.job_finish(request.pk, execution_id, JobState.FAILED, error_code="ERR_INVALID_DEFINITION",
+                           error_message=str(problem))  # fmt: skip
