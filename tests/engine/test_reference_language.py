@@ -211,11 +211,11 @@ def test_upload_answers_with_a_warning_for_each_field_not_acted_on(api):
         assert any(w.startswith(f"field '{field}': accepted but not acted on yet") for w in warnings), (
             warnings
         )
-    for field in ("helper_environment", "fan_out", "sub_workflow", "notify"):
+    for field in ("helper_environment", "fan_out", "sub_workflow"):
         assert any(
             w.startswith(f"task 't': field '{field}': accepted but not acted on yet") for w in warnings
         ), warnings
-    assert len(warnings) == 5, warnings  # the task webhook acts
+    assert len(warnings) == 4, warnings  # the task webhook and the task notify act
     assert api.get(f"/api/jobs/definitions/{resp.json()['id']}").json()["warnings"] == warnings
 
 

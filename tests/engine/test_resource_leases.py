@@ -20,10 +20,10 @@ TERMINAL = {str(s) for s in JOB_TERMINAL}
 
 
 @pytest.fixture
-def deployment(tmp_path, transactional_db):  # type: ignore[no-untyped-def]
+def deployment(tmp_path, transactional_db, use_transport):  # type: ignore[no-untyped-def]
     if not os.environ.get("REDIS_URL"):
         pytest.skip("needs REDIS_URL (scripts/test starts Redis)")
-    c = Cluster("distributed", tmp_path).start()
+    c = Cluster("distributed", tmp_path, use_transport).start()
     yield c
     c.stop()
 

@@ -28,13 +28,13 @@ JOBS = 5
 
 
 @pytest.fixture
-def cluster(tmp_path, transactional_db, settings, monkeypatch):  # type: ignore[no-untyped-def]
+def cluster(tmp_path, transactional_db, settings, monkeypatch, use_transport):  # type: ignore[no-untyped-def]
     from tests.artifacts.conftest import _configure
 
     if not os.environ.get("REDIS_URL"):
         pytest.skip("needs REDIS_URL (the test runner starts Redis)")
     _configure("local", tmp_path, settings, monkeypatch)  # settings and the processes' environment
-    c = Cluster("distributed", tmp_path).start()
+    c = Cluster("distributed", tmp_path, use_transport).start()
     yield c
     c.stop()
 
