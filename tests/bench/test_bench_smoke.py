@@ -43,3 +43,9 @@ def test_smoke_report(tmp_path):  # type: ignore[no-untyped-def]
         assert w4["all_stored_in_order"], w4  # every line stored once, in order
         assert runs["L"]["latency_p50_ms"] > 0
     assert "| W1 |" in report["table"] and "| W4 |" in report["table"]
+    if distributed:  # the Celery baseline ran on the same Redis, and each row has its ratio to it
+        for w in ("W1", "W2"):
+            celery = report["celery"][w]
+            assert celery["tasks"] == report["distributed"][w]["tasks"] and celery["tasks_per_s"] > 0
+            assert report["distributed"][w]["ratio_to_celery"] > 0
+        assert "| W1 | celery |" in report["table"]
