@@ -300,8 +300,10 @@ How each number is taken:
   to the ant; Celery: the task began); L: to the task's first instruction.
 - queen / ant CPU: user + system seconds of that process (Celery: the worker's main and pool
   processes, in the ant column); machine CPU: busy time of all cores per task (/proc/stat).
-- W6: simulated ants (bench.fleet) speak the real protocol over Redis; queen CPU from /proc of the
-  queen process; dispatch latency = task row STARTED (sent) to its answer arriving at the queen's stream.
+- W6: simulated ants (bench.fleet, real protocol over Redis, answering at once) fed zero-work tasks;
+  queen CPU from /proc of the queen process; dispatch = task READY (its execution created) to sent
+  (STARTED); queen -> ant = the request's send stamp to the simulated ant reading it; idle queen CPU =
+  queen CPU seconds per second while the fleet only heartbeats (every ant every 5 s).
 - W7: p95 over repeated calls of each read path in the bench process (Django test client, a logged-in
   user of the organization), before (empty) and after bulk-inserting the history.
 - W8: RSS of every process sampled every few seconds; growth = last minus the first sample after warm-up."""
