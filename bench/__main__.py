@@ -409,7 +409,9 @@ def main() -> None:
     parser.add_argument("--no-celery", action="store_true", help="skip the Celery baseline of W1 and W2")
     parser.add_argument("--tasks", type=int, help="W6: zero-work tasks per fleet size")
     parser.add_argument("--ants", type=int, nargs="+", help="W6: fleet sizes (default 10 100 1000)")
-    parser.add_argument("--rows", type=int, help="W7: finished requests to generate (5 task executions each)")
+    parser.add_argument("--rows", type=int, nargs="+",
+                        help="W7: finished requests to generate (5 task executions each); several sizes: "
+                             "measured at each as the history grows")  # fmt: skip
     parser.add_argument("--minutes", type=float, help="W8: how long the soak runs")
     parser.add_argument(
         "--rate", type=float, help="W8: requests per second (default: half of a short W2's rate)"

@@ -7,6 +7,8 @@ transaction each: the server makes the rows, nothing crosses the wire), ANALYZE,
 figures again. The history belongs to the bench's organization (the worst case: every list and
 count of the user sees it), spread over the last 365 days, 9 in 10 COMPLETED, the rest FAILED.
 
+"Empty" holds one page of finished requests (200), so a page of the list is as full both
+times; ``--rows`` may name several sizes, measured one after the other as the history grows.
 Each figure is the p95 of ``samples`` calls from this process through Django's test client
 as a logged-in member of the organization (server-side time: rendering and queries, no
 network): the requests list API (``GET /api/jobs/requests``, first page), the dashboard
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 BATCH = 100_000
+BASELINE = 200  # finished requests in the "empty" database: one page of the list
 TASKS_PER_REQUEST = 5
 
 
@@ -158,46 +161,62 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
 
     if connection.vendor != "postgresql":
         raise SystemExit("W7 needs PostgreSQL (distributed mode)")
-    rows, samples = sizes["w7_rows"], sizes["w7_samples"]
+    steps = sizes["w7_rows"] if isinstance(sizes["w7_rows"], list) else [sizes["w7_rows"]]
+    samples = sizes["w7_samples"]
+    definition = JobDefinition.objects.get(
+        organization_id=world.org_id, job_type="bench-chain", is_latest=True
+    )
     world.cluster.start()
+    levels: list[dict[str, Any]] = []
     try:
         world.warm_up()
         chain_id = world.submit("bench-chain")
         world.wait_done([chain_id], timeout=60)
+        # "empty": one full page of finished requests (the list shows 200 a page), so that only
+        # the size of the tables differs between the two measurements, not what a page holds
+        generate(world.org_id, definition.pk, world.user.pk, BASELINE)
         empty = measure(world, chain_id, samples)
-        definition = JobDefinition.objects.get(
-            organization_id=world.org_id, job_type="bench-chain", is_latest=True
-        )
-        gen = generate(world.org_id, definition.pk, world.user.pk, rows)
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_total_relation_size('jobs_jobrequest') + pg_total_relation_size('jobs_jobexecution')"
-                        " + pg_total_relation_size('jobs_taskexecution')")  # fmt: skip
-            size_mb = cur.fetchone()[0] / 1024 / 1024
-        full = measure(world, chain_id, samples)
+        have = BASELINE
+        for rows in sorted(steps):
+            gen = generate(world.org_id, definition.pk, world.user.pk, rows - have)
+            have = rows
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_total_relation_size('jobs_jobrequest') + pg_total_relation_size("
+                            "'jobs_jobexecution') + pg_total_relation_size('jobs_taskexecution')")  # fmt: skip
+                size_mb = cur.fetchone()[0] / 1024 / 1024
+            full = measure(world, chain_id, samples)
+            ratios = {name: full[f"{name}_p95_ms"] / max(empty[f"{name}_p95_ms"], 1e-6) for name, _ in PATHS}
+            levels.append({"rows": rows, "task_rows": rows * TASKS_PER_REQUEST, "full": full, "ratios": ratios,
+                           "generate_s": gen["generate_s"], "tables_mb": size_mb})  # fmt: skip
     finally:
         world.cluster.stop()
-    ratios = {name: full[f"{name}_p95_ms"] / max(empty[f"{name}_p95_ms"], 1e-6) for name, _ in PATHS}
-    worst = max(ratios, key=lambda k: ratios[k])
+    top = levels[-1]
+    worst = max(top["ratios"], key=lambda k: top["ratios"][k])
     return {
-        "rows": rows, "task_rows": rows * TASKS_PER_REQUEST, "samples": samples, "empty": empty, "full": full,
-        "ratios": ratios, "generate_s": gen["generate_s"], "tables_mb": size_mb,
-        "summary": f"{rows} finished requests ({rows * TASKS_PER_REQUEST} tasks) generated in {gen['generate_s']:.0f} s; "
-                   f"worst p95 ratio x{ratios[worst]:.2f} ({worst})",
+        "baseline_rows": BASELINE, "samples": samples, "empty": empty, "levels": levels,
+        "rows": top["rows"], "ratios": top["ratios"],
+        "summary": f"{top['rows']} finished requests ({top['task_rows']} tasks); worst p95 ratio "
+                   f"x{top['ratios'][worst]:.2f} ({worst})",
     }  # fmt: skip
 
 
 def table(r: dict[str, Any]) -> str:
+    e = r["empty"]
+    head = "| path | empty p50 / p95 ms |" + "".join(
+        f" {lv['rows']:,} rows p50 / p95 ms | p95 ratio |" for lv in r["levels"]
+    )
     rows = [
-        f"W7 history: {r['rows']} finished requests, {r['task_rows']} task executions "
-        f"({r['tables_mb']:.0f} MB with indexes, generated in {r['generate_s']:.0f} s); p50 / p95 of "
-        f"{r['samples']} calls each",
-        "| path | empty p50 / p95 ms | with history p50 / p95 ms | p95 ratio |",
-        "| --- | --- | --- | --- |",
-    ]
+        f"W7 history: p50 / p95 of {r['samples']} calls each; empty = {r['baseline_rows']} finished requests (one "
+        "page); then " + "; ".join(f"{lv['rows']:,} finished requests and {lv['task_rows']:,} task executions "
+                                   f"({lv['tables_mb']:.0f} MB with indexes, generated in {lv['generate_s']:.0f} s)"
+                                   for lv in r["levels"]),
+        head,
+        "| --- | --- |" + " --- | --- |" * len(r["levels"]),
+    ]  # fmt: skip
     for name, label in PATHS:
-        e, f = r["empty"], r["full"]
-        rows.append(
-            f"| {label} | {e[f'{name}_p50_ms']:.1f} / {e[f'{name}_p95_ms']:.1f} | "
-            f"{f[f'{name}_p50_ms']:.1f} / {f[f'{name}_p95_ms']:.1f} | x{r['ratios'][name]:.2f} |"
+        cells = "".join(
+            f" {lv['full'][f'{name}_p50_ms']:.1f} / {lv['full'][f'{name}_p95_ms']:.1f} | x{lv['ratios'][name]:.2f} |"
+            for lv in r["levels"]
         )
+        rows.append(f"| {label} | {e[f'{name}_p50_ms']:.1f} / {e[f'{name}_p95_ms']:.1f} |{cells}")
     return "\n".join(rows)
