@@ -30,7 +30,10 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
             float(sizes["w8_rate"])
             or run_batch(world, "bench-single", 200, 1, timeout=300)["tasks_per_s"] / 2
         )
-        pids = {**cluster.pids(), "driver": os.getpid()}
+        by_pid: dict[int, list[str]] = {}
+        for name, pid in {**cluster.pids(), "driver": os.getpid()}.items():
+            by_pid.setdefault(pid, []).append(name)
+        pids = {" + ".join(names): pid for pid, names in by_pid.items()}  # standalone: one process
         secs = float(sizes["w8_minutes"]) * 60
         warm = min(max(secs / 5, min(30.0, secs / 2)), secs / 2)
         samples: list[dict[str, float]] = []
