@@ -57,7 +57,7 @@ FULL = {"w1": 20, "w2": 200, "w3_small": 100, "w3_big": 10_000, "w3_picks": 20, 
         "w6_idle_secs": 30, "w7_rows": 1_000_000, "w7_samples": 40, "w8_minutes": 30, "w8_rate": 0}  # fmt: skip
 SMOKE = {"w1": 2, "w2": 6, "w3_small": 10, "w3_big": 60, "w3_picks": 3, "w4": 2000, "probe": 2,
          "floor_spawns": 40, "floor_rtts": 50, "w6_tasks": 60, "w6_fleets": [10, 100], "w6_idle_secs": 3,
-         "w7_rows": 200, "w7_samples": 5, "w8_minutes": 0.2, "w8_rate": 20}  # fmt: skip
+         "w7_rows": 600, "w7_samples": 5, "w8_minutes": 0.2, "w8_rate": 20}  # fmt: skip
 WORKLOADS = ["W1", "W2", "W3", "W4", "L"]  # the default set
 EXTRA = ["W6", "W7", "W8"]  # scale, history and soak: asked for by name
 DISTRIBUTED_ONLY = {"W6", "W7"}  # a fleet over Redis, a history in PostgreSQL

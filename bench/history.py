@@ -15,7 +15,8 @@ network): the requests list API (``GET /api/jobs/requests``, first page), the da
 (``GET /``, its counts by state and of the last 24 h), a request page (``GET
 /jobs/requests/<id>`` of the same 5-task request both times) and the stats API (``GET
 /api/jobs/requests/stats``); and submit-to-start with an idle ant (request row created to its
-task sent, from the database), one request at a time.
+task sent, from the database), one request at a time. Last, retention deletes the older half
+of the history (``requests_prune``, in a thread) while submit-to-start is probed again.
 """
 
 import json
@@ -106,11 +107,54 @@ def generate(org_id: int, definition_id: int, user_id: int, rows: int) -> dict[s
     return {"generate_s": time.time() - t0}
 
 
+def probe(world: Any) -> float:
+    """Submit-to-start of one request with an idle ant, ms (request created -> its task sent)."""
+    from jobs.models import JobRequest, TaskExecution
+
+    rid = world.submit("bench-single")
+    world.wait_done([rid], timeout=60)
+    created = JobRequest.objects.values_list("created_at", flat=True).get(pk=rid)
+    sent = TaskExecution.objects.values_list("started_at", flat=True).get(job_execution__job_request_id=rid)
+    time.sleep(0.1)  # idle again
+    return (sent - created).total_seconds() * 1000
+
+
+def prune_meanwhile(world: Any) -> dict[str, float]:
+    """Retention on the older half of the history (over 182 days) in a thread, while this
+    thread keeps probing submit-to-start: how fast it deletes, and whether the queen waits."""
+    import threading
+    from datetime import timedelta
+
+    from django.db import connection
+
+    from bench.workload import pct
+    from jobs.services.retention import requests_prune
+
+    done: dict[str, float] = {}
+
+    def prune() -> None:
+        t = time.time()
+        try:
+            done["requests"] = requests_prune(older_than=timedelta(days=182)).requests
+        finally:
+            done["secs"] = time.time() - t
+            connection.close()
+
+    worker = threading.Thread(target=prune)
+    worker.start()
+    lat = []
+    while worker.is_alive():
+        lat.append(probe(world))
+    worker.join()
+    return {"requests": done.get("requests", 0), "secs": done["secs"],
+            "requests_per_s": done.get("requests", 0) / max(done["secs"], 1e-6), "probes": len(lat),
+            "submit_to_start_p50_ms": pct(lat, 0.5), "submit_to_start_p95_ms": pct(lat, 0.95)}  # fmt: skip
+
+
 def measure(world: Any, chain_id: int, samples: int) -> dict[str, float]:
     from django.test import Client
 
     from bench.workload import pct
-    from jobs.models import JobRequest, TaskExecution
 
     client = Client()
     client.force_login(world.user)
@@ -131,16 +175,7 @@ def measure(world: Any, chain_id: int, samples: int) -> dict[str, float]:
             times.append((time.perf_counter() - t) * 1000)
             assert response.status_code == 200, (path, response.status_code)
         out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = pct(times, 0.5), pct(times, 0.95)
-    lat = []
-    for _ in range(samples):
-        rid = world.submit("bench-single")
-        world.wait_done([rid], timeout=60)
-        created = JobRequest.objects.values_list("created_at", flat=True).get(pk=rid)
-        sent = TaskExecution.objects.values_list("started_at", flat=True).get(
-            job_execution__job_request_id=rid
-        )
-        lat.append((sent - created).total_seconds() * 1000)
-        time.sleep(0.1)  # idle again
+    lat = [probe(world) for _ in range(samples)]
     out["submit_to_start_p50_ms"], out["submit_to_start_p95_ms"] = pct(lat, 0.5), pct(lat, 0.95)
     return out
 
@@ -188,13 +223,14 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
             ratios = {name: full[f"{name}_p95_ms"] / max(empty[f"{name}_p95_ms"], 1e-6) for name, _ in PATHS}
             levels.append({"rows": rows, "task_rows": rows * TASKS_PER_REQUEST, "full": full, "ratios": ratios,
                            "generate_s": gen["generate_s"], "tables_mb": size_mb})  # fmt: skip
+        pruned = prune_meanwhile(world)
     finally:
         world.cluster.stop()
     top = levels[-1]
     worst = max(top["ratios"], key=lambda k: top["ratios"][k])
     return {
         "baseline_rows": BASELINE, "samples": samples, "empty": empty, "levels": levels,
-        "rows": top["rows"], "ratios": top["ratios"],
+        "rows": top["rows"], "ratios": top["ratios"], "prune": pruned,
         "summary": f"{top['rows']} finished requests ({top['task_rows']} tasks); worst p95 ratio "
                    f"x{top['ratios'][worst]:.2f} ({worst})",
     }  # fmt: skip
@@ -219,4 +255,10 @@ def table(r: dict[str, Any]) -> str:
             for lv in r["levels"]
         )
         rows.append(f"| {label} | {e[f'{name}_p50_ms']:.1f} / {e[f'{name}_p95_ms']:.1f} |{cells}")
+    p = r["prune"]
+    rows.append(
+        f"Retention meanwhile: prune (older than 182 days) deleted {p['requests']:,} requests in {p['secs']:.1f} s "
+        f"({p['requests_per_s']:.0f}/s, batches of 500); submit-to-start during it p50 / p95 "
+        f"{p['submit_to_start_p50_ms']:.1f} / {p['submit_to_start_p95_ms']:.1f} ms over {p['probes']} requests"
+    )
     return "\n".join(rows)
