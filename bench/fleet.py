@@ -202,7 +202,10 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
         try:
             time.sleep(HEARTBEAT_SECS + 1)  # the queen has heard every ant at least once
             world.cluster = cluster
-            world.wait_done([world.submit("bench-single")], timeout=120)  # warm-up, end to end
+            try:
+                world.wait_done([world.submit("bench-single")], timeout=600)  # warm-up, end to end
+            except SystemExit as exc:
+                raise SystemExit(f"{count} simulated ants: {exc}\n{cluster.logs()}") from None
             # idle: only heartbeats (count / 5 s registrations) reach the queen
             queen = cluster.procs["queen"].pid
             cpu0, t0 = procstat.cpu_secs(queen), time.monotonic()
