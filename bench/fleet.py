@@ -101,9 +101,9 @@ class SimulatedAnts:
             TaskResponse,
         )
 
-        ids = {key: ">" for key in self.streams}
+        ids: dict[Any, Any] = {key: ">" for key in self.streams}
         while not self.stop.is_set():
-            reply = self.r.xreadgroup(TASKS_GROUP, "sim", ids, count=CONCURRENCY * 40, block=500)
+            reply: Any = self.r.xreadgroup(TASKS_GROUP, "sim", ids, count=CONCURRENCY * 40, block=500)
             if not reply:
                 continue
             now = time.time()
