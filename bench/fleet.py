@@ -187,7 +187,7 @@ class Fleet:
 
 
 def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    from django.db.models import F, Max, Min
+    from django.db.models import Count, F, Max, Min
 
     from bench import procstat
     from bench.workload import Distributed, pct
@@ -218,12 +218,27 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
             for start in range(0, n, 1000):  # the bulk API takes up to 1,000 a call
                 ids += world.submit_many("bench-single", min(1000, n - start))
             submit_s = time.time() - t0
-            world.wait_done(ids, timeout=max(300, n / 20))
+            stuck, log_tail = "", ""
+            try:
+                world.wait_done(ids, timeout=max(180, n / 10))
+            except SystemExit as exc:  # report what happened instead of nothing
+                stuck = str(exc).splitlines()[0]
+                log_tail = cluster.logs()[-2000:]
             cpu = procstat.cpu_secs(queen) - cpu0
             busy = procstat.machine_busy_secs() - busy0
-            tasks = TaskExecution.objects.filter(job_execution__job_request_id__in=ids)
+            tasks = TaskExecution.objects.filter(
+                job_execution__job_request_id__in=ids, ended_at__isnull=False
+            )
+            states = dict(
+                TaskExecution.objects.filter(job_execution__job_request_id__in=ids)
+                .values_list("task_state")
+                .annotate(c=Count("id"))
+                .values_list("task_state", "c")
+            )
+            states["no task yet"] = n - sum(states.values())
             end = JobExecution.objects.filter(job_request_id__in=ids).aggregate(m=Max("ended_at"))["m"]
-            wall = end.timestamp() - t0
+            wall = end.timestamp() - t0 if end else time.time() - t0
+            n_done = tasks.count()
             # dispatch latency: the task became READY (its execution was created when the request
             # was claimed) -> sent to an ant (STARTED); submit-to-start adds the time pending
             ready_to_sent = [
@@ -243,8 +258,9 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
         lag = [v for r in results for v in r["lag_ms"]]
         out["fleets"][str(count)] = {
             "ants": count, "processes": len(results), "answered": sum(r["answered"] for r in results),
-            "ants_used": ants_used, "tasks_per_s": n / wall, "wall_s": wall, "submit_s": submit_s,
-            "queen_cpu_ms_per_task": cpu * 1000 / n, "machine_cpu_ms_per_task": busy * 1000 / n,
+            "ants_used": ants_used, "tasks_per_s": n_done / wall, "wall_s": wall, "submit_s": submit_s,
+            "finished": n_done, "stuck": stuck, "task_states": states, "log_tail": log_tail if stuck else "",
+            "queen_cpu_ms_per_task": cpu * 1000 / max(n_done, 1), "machine_cpu_ms_per_task": busy * 1000 / max(n_done, 1),
             "idle_queen_cpu_share": idle_share,
             "dispatch_p50_ms": pct(ready_to_sent, 0.5), "dispatch_p95_ms": pct(ready_to_sent, 0.95),
             "submit_to_sent_p50_ms": pct(submit_to_sent, 0.5), "submit_to_sent_p95_ms": pct(submit_to_sent, 0.95),
@@ -268,8 +284,8 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         f"W6 scale: {r['tasks']} zero-work single-task requests per fleet, submitted at once (1,000 a call)",
         "| ants | tasks/s | queen CPU ms/task | dispatch p50 / p95 ms | submit-to-sent p50 / p95 ms | "
-        "queen -> ant p50 / p95 ms | idle queen CPU (heartbeats) | machine CPU ms/task | ants used |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "queen -> ant p50 / p95 ms | idle queen CPU (heartbeats) | machine CPU ms/task | ants used | notes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for f in r["fleets"].values():
         rows.append(
@@ -278,6 +294,11 @@ def table(r: dict[str, Any]) -> str:
             f"{f['submit_to_sent_p50_ms']:.1f} / {f['submit_to_sent_p95_ms']:.1f} | "
             f"{f['send_to_ant_p50_ms']:.1f} / {f['send_to_ant_p95_ms']:.1f} | {f['idle_queen_cpu_share'] * 100:.1f} % | "
             f"{f['machine_cpu_ms_per_task']:.1f} | {f['ants_used']} |"
+            + (
+                f" {f['finished']} of {r['tasks']} finished: {f['stuck']}; task states {f['task_states']} |"
+                if f.get("stuck")
+                else " |"
+            )
         )
     rows.append(r["summary"])
     return "\n".join(rows)
