@@ -178,7 +178,9 @@ def run_child(workload: str, mode: str, env: dict[str, str], sizes: dict[str, in
            json.dumps(sizes), "--tmp", str(tmp)]  # fmt: skip
     if profile:
         cmd += ["--profile", profile]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    # W6-W8 run as long as their sizes ask (a million rows, a 30-minute soak)
+    limit = 1800 if workload in WORKLOADS else 6 * 3600
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
