@@ -252,6 +252,7 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
             answered = tasks.filter(ended_at__isnull=False).annotate(d=F("ended_at") - F("started_at"))
             round_trip = [d.total_seconds() * 1000 for d in answered.values_list("d", flat=True)]
             ants_used = tasks.values("ant_id").distinct().count()
+            peak_rss = procstat.peak_rss_mb(queen)  # while the queen is still there
         finally:
             cluster.stop()
             results = fleet.stop()
@@ -266,7 +267,7 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
             "submit_to_sent_p50_ms": pct(submit_to_sent, 0.5), "submit_to_sent_p95_ms": pct(submit_to_sent, 0.95),
             "send_to_ant_p50_ms": pct(lag, 0.5), "send_to_ant_p95_ms": pct(lag, 0.95),
             "sent_to_answered_p50_ms": pct(round_trip, 0.5),
-            "peak_rss_queen_mb": procstat.peak_rss_mb(queen),
+            "peak_rss_queen_mb": peak_rss,
         }  # fmt: skip
     fleets = out["fleets"]
     small, big = fleets[str(min(sizes["w6_fleets"]))], fleets[str(max(sizes["w6_fleets"]))]
