@@ -52,7 +52,9 @@ def chart(title: str, xlabel: str, xs: list[float], series: dict[str, list[float
 
 
 def w6_chart(r: dict[str, Any]) -> str:
-    fleets = list(r["fleets"].values())
+    fleets = [
+        f for f in r["fleets"].values() if not f.get("stuck")
+    ]  # a stalled fleet has no per-task figures
     xs = [f["ants"] for f in fleets]
     per_task = {"queen CPU ms/task": [f["queen_cpu_ms_per_task"] for f in fleets],
                 "dispatch p50 ms / 10": [f["dispatch_p50_ms"] / 10 for f in fleets],
