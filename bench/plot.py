@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-W, H, PAD = 560, 300, 56
+W, H, PAD = 560, 340, 90
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 
@@ -46,7 +46,7 @@ def chart(title: str, xlabel: str, xs: list[float], series: dict[str, list[float
             f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>'
             for x, y in zip(xs, ys, strict=True)
         ]
-        out.append(f'<text x="{W - PAD + 4}" y="{PAD + 14 * n}" fill="{colour}">{name}</text>')
+        out.append(f'<text x="{PAD + 8}" y="{PAD - 18 + 12 * n}" fill="{colour}">{name}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
