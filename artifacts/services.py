@@ -250,6 +250,14 @@ def artifact_delete(*, artifact: Artifact) -> None:
         _delete_rows_then_objects(Artifact.objects.filter(pk=artifact.pk))
 
 
+def artifacts_delete_of_requests(request_ids: list[int], kinds: Iterable[str]) -> int:
+    """Delete the ``kinds`` artifacts of these requests (retention): the rows in the caller's
+    transaction, the stored objects once it commits."""
+    return _delete_rows_then_objects(
+        Artifact.objects.filter(job_request_id__in=request_ids, kind__in=list(kinds))
+    )
+
+
 def artifacts_expire(
     *, now: datetime | None = None, organization_id: int | None = None, limit: int = 1000
 ) -> int:

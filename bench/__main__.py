@@ -10,7 +10,18 @@ in a temp dir, in-process messaging) and in distributed mode (``manage.py queen`
 - W3 backlog: the scheduler's pick (``Engine.schedule(limit=1)``) with few and many pending
   requests in the table: time and queries;
 - W4 logs: one task printing many lines: all stored in order, memory growth of queen and ant;
-- L latency: submit-to-start with an idle ant (the task writes the time it began).
+- L latency: submit-to-start with an idle ant (the task writes the time it began);
+- W6 scale (``--workloads W6``, not by default): a simulated fleet of 10, 100 and 1,000 ants
+  fed zero-work tasks; the queen's CPU per task, dispatch latency, the CPU of idle heartbeats;
+- W7 history (``--workloads W7 --rows N``, not by default): N finished requests and 5N task
+  executions bulk-inserted; p95 of submit-to-start and the read paths against an empty database;
+- W8 soak (``--workloads W8 --minutes M``, never in CI): a steady rate for M minutes, the RSS of
+  every process sampled.
+
+W1 and W2 also run through Celery in the same sitting (``bench.celery_baseline``: prefork,
+concurrency 2, Redis broker and backend on the bench's Redis, each task ``/bin/sh -c true`` as
+the ant runs it) whenever Redis is there (distributed mode); each row then shows its ratio to
+Celery (tasks/s of the row / Celery's) next to its ratio to the floor. ``--no-celery`` skips it.
 
 Worker concurrency is 2 everywhere. ``--smoke`` runs tiny sizes (CI proves the suite works).
 Results are printed as a table and written as JSON (``--out``). ``--profile DIR`` writes
@@ -42,10 +53,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
 
 FULL = {"w1": 20, "w2": 200, "w3_small": 100, "w3_big": 10_000, "w3_picks": 20, "w4": 200_000, "probe": 20,
-        "floor_spawns": 2000, "floor_rtts": 2000}  # fmt: skip
+        "floor_spawns": 2000, "floor_rtts": 2000, "w6_tasks": 20_000, "w6_fleets": [10, 100, 1000],
+        "w6_idle_secs": 30, "w7_rows": 1_000_000, "w7_samples": 40, "w8_minutes": 30, "w8_rate": 0}  # fmt: skip
 SMOKE = {"w1": 2, "w2": 6, "w3_small": 10, "w3_big": 60, "w3_picks": 3, "w4": 2000, "probe": 2,
-         "floor_spawns": 40, "floor_rtts": 50}  # fmt: skip
-WORKLOADS = ["W1", "W2", "W3", "W4", "L"]
+         "floor_spawns": 40, "floor_rtts": 50, "w6_tasks": 60, "w6_fleets": [10, 100], "w6_idle_secs": 3,
+         "w7_rows": 600, "w7_samples": 5, "w8_minutes": 0.2, "w8_rate": 20}  # fmt: skip
+WORKLOADS = ["W1", "W2", "W3", "W4", "L"]  # the default set
+EXTRA = ["W6", "W7", "W8"]  # scale, history and soak: asked for by name
+DISTRIBUTED_ONLY = {"W6", "W7"}  # a fleet over Redis, a history in PostgreSQL
 
 
 # -- the floor -----------------------------------------------------------------------------------
@@ -163,7 +178,9 @@ def run_child(workload: str, mode: str, env: dict[str, str], sizes: dict[str, in
            json.dumps(sizes), "--tmp", str(tmp)]  # fmt: skip
     if profile:
         cmd += ["--profile", profile]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    # W6-W8 run as long as their sizes ask (a million rows, a 30-minute soak)
+    limit = 1800 if workload in WORKLOADS else 6 * 3600
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
@@ -192,7 +209,7 @@ def run_standalone(workloads: list[str], sizes: dict[str, int], tmp: Path, log: 
     env["FORMICARY_DATA_DIR"] = str(template)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     out = {}
-    for w in workloads:
+    for w in [w for w in workloads if w not in DISTRIBUTED_ONLY]:
         data = tmp / f"standalone-{w}"
         shutil.copytree(template, data)
         env["FORMICARY_DATA_DIR"] = str(data)
@@ -244,39 +261,85 @@ def summary(w: str, r: dict[str, Any]) -> str:
     if w == "W4":
         return (f"{r['lines_stored']}/{r['lines']} lines in order={r['all_stored_in_order']}, {r['lines_per_s']:.0f} "
                 f"lines/s, RSS growth queen {r['rss_growth_mb']['queen']:.1f} MB ant {r['rss_growth_mb']['ant']:.1f} MB")  # fmt: skip
+    if w in ("W6", "W7", "W8"):
+        return r.get("summary", "done")
     if w == "L":
         return f"submit-to-start p50 {r['latency_p50_ms']:.1f} ms p95 {r['latency_p95_ms']:.1f} ms"
     return f"{r['tasks_per_s']:.1f} tasks/s, p50 {r['latency_p50_ms']:.1f} ms"
 
 
+def run_celery(workloads: list[str], sizes: dict[str, int], redis_url: str) -> dict[str, Any]:
+    """W1 and W2 through Celery on the same Redis (``bench.celery_baseline``, its own process)."""
+    cmd = [sys.executable, "-m", "bench.celery_baseline", "--redis", redis_url, "--sizes", json.dumps(sizes),
+           "--workloads", *workloads]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=base_env(), capture_output=True, text=True, timeout=900)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"Celery baseline failed (exit {proc.returncode}):\n{proc.stderr[-5000:]}")
+
+
 def derive(report: dict[str, Any]) -> None:
-    """Overhead per task and ratio to the floor for the batch workloads."""
+    """Overhead per task, ratio to the floor and to Celery for the batch workloads."""
     floor = report["floor"]["spawn"]["ms_per_task"]
-    for mode in ("standalone", "distributed"):
+    for mode in ("standalone", "distributed", "celery"):
         for w in ("W1", "W2"):
             r = report.get(mode, {}).get(w)
             if r:
                 r["overhead_ms_per_task"] = r["wall_ms_per_task"] - floor
                 r["ratio_to_floor"] = r["wall_ms_per_task"] / floor
+                celery = report.get("celery", {}).get(w)
+                r["ratio_to_celery"] = r["tasks_per_s"] / celery["tasks_per_s"] if celery else None
+
+
+HOW = """\
+How each number is taken:
+- tasks/s, overhead, x floor: from the submit to the last task's end as recorded by the work itself
+  (Formicary: the database; Celery: the time each task returns); x floor = wall x concurrency / tasks /
+  floor per task (sh -c true spawned from Python, 2 at a time); x Celery = this row's tasks/s / Celery's
+  in the same run (above 1: faster than Celery).
+- submit-to-start: request row created (Celery: the task sent) to its first task started (W1/W2: sent
+  to the ant; Celery: the task began); L: to the task's first instruction.
+- queen / ant CPU: user + system seconds of that process (Celery: the worker's main and pool
+  processes, in the ant column); machine CPU: busy time of all cores per task (/proc/stat).
+- W6: simulated ants (bench.fleet, real protocol over Redis, answering at once) fed zero-work tasks;
+  queen CPU from /proc of the queen process; dispatch = task READY (its execution created) to sent
+  (STARTED); queen -> ant = the request's send stamp to the simulated ant reading it; idle queen CPU =
+  queen CPU seconds per second while the fleet only heartbeats (every ant every 5 s).
+- W7: p95 over repeated calls of each read path in the bench process (Django test client, a logged-in
+  user of the organization), before (empty) and after bulk-inserting the history.
+- W8: RSS of every process sampled every few seconds; growth = last minus the first sample after warm-up."""
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def table(report: dict[str, Any]) -> str:
     rows = ["| workload | mode | tasks/s | overhead ms/task | submit-to-start p50 / p95 ms | queen CPU ms/task | "
-            "ant CPU ms/task | peak RSS queen / ant MB | x floor | notes |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+            "ant CPU ms/task | peak RSS queen / ant MB | x floor | x Celery | notes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for w in WORKLOADS:
-        for mode in ("standalone", "distributed"):
+        for mode in ("standalone", "distributed", "celery"):
             r = report.get(mode, {}).get(w)
             if not r:
                 continue
-            if w in ("W1", "W2"):
+            if mode == "celery":
+                rows.append(
+                    f"| {w} | celery | {r['tasks_per_s']:.1f} | {r['overhead_ms_per_task']:.2f} | "
+                    f"{r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | | {r['worker_cpu_ms_per_task']:.2f} | | "
+                    f"{r['ratio_to_floor']:.1f} | 1.00 | {r['tasks']} tasks in {r['wall_s']:.2f} s; machine CPU "
+                    f"{r['machine_cpu_ms_per_task']:.1f} ms/task; worker CPU (main + pool) in the ant column; "
+                    f"sent in {r['submit_s'] * 1000:.0f} ms |"
+                )
+            elif w in ("W1", "W2"):
                 ant_cpu = r.get("ant_cpu_ms_per_task")
                 rows.append(
                     f"| {w} | {mode} | {r['tasks_per_s']:.1f} | {r['overhead_ms_per_task']:.2f} | "
                     f"{r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | {r['queen_cpu_ms_per_task']:.2f} | "
                     f"{'' if ant_cpu is None else f'{ant_cpu:.2f}'} | "
                     f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | {r['ratio_to_floor']:.1f} | "
-                    f"{r['tasks']} tasks in {r['wall_s']:.2f} s; machine CPU {r['machine_cpu_ms_per_task']:.1f} "
+                    f"{_ratio(r.get('ratio_to_celery'))} | {r['tasks']} tasks in {r['wall_s']:.2f} s; machine CPU {r['machine_cpu_ms_per_task']:.1f} "
                     f"ms/task; submitted in {r['submit_s'] * 1000:.0f} ms, first task sent at "
                     f"{r.get('first_sent_s', 0) * 1000:.0f} ms |"
                 )
@@ -284,24 +347,44 @@ def table(report: dict[str, Any]) -> str:
                 keys = [k for k in r if k.isdigit()]
                 small, big = r[keys[0]], r[keys[-1]]
                 rows.append(
-                    f"| {w} | {mode} | | | | | | | | pick+start {small['schedule_ms_p50']:.2f} ms with {small['pending']} "
+                    f"| {w} | {mode} | | | | | | | | | pick+start {small['schedule_ms_p50']:.2f} ms with {small['pending']} "
                     f"pending, {big['schedule_ms_p50']:.2f} ms with {big['pending']} (x{r['ratio']:.2f}); "
                     f"{big['queries']} queries; pick query alone x{r['pick_ratio']:.2f} |"
                 )
             elif w == "W4":
                 rows.append(
                     f"| {w} | {mode} | | | | {r['queen_cpu_s'] * 1000 / r['lines']:.3f} per line | | "
-                    f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | | "
+                    f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | | | "
                     f"{r['lines_stored']} of {r['lines']} lines stored in order: {r['all_stored_in_order']}; "
                     f"{r['lines_per_s']:.0f} lines/s; RSS growth queen {r['rss_growth_mb']['queen']:.1f} MB, "
                     f"ant {r['rss_growth_mb']['ant']:.1f} MB |"
                 )
             else:
                 rows.append(
-                    f"| {w} | {mode} | | | {r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | | | | | "
+                    f"| {w} | {mode} | | | {r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | | | | | | "
                     f"idle ant, {r['requests']} requests one at a time, to the task's first instruction |"
                 )
     return "\n".join(rows)
+
+
+def extra_tables(report: dict[str, Any]) -> str:
+    """W6, W7 and W8 tables (each of its own shape)."""
+    parts = []
+    for mode in ("standalone", "distributed"):
+        runs = report.get(mode, {})
+        if "W6" in runs:
+            from bench import fleet
+
+            parts.append(fleet.table(runs["W6"]))
+        if "W7" in runs:
+            from bench import history
+
+            parts.append(history.table(runs["W7"]))
+        if "W8" in runs:
+            from bench import soak
+
+            parts.append(soak.table(runs["W8"], mode))
+    return "\n\n".join(parts)
 
 
 def machine() -> str:
@@ -324,7 +407,17 @@ def main() -> None:
     )
     parser.add_argument("--modes", nargs="+", default=["standalone", "distributed"],
                         choices=["standalone", "distributed"])  # fmt: skip
-    parser.add_argument("--workloads", nargs="+", default=WORKLOADS, choices=WORKLOADS)
+    parser.add_argument("--workloads", nargs="+", default=WORKLOADS, choices=WORKLOADS + EXTRA)
+    parser.add_argument("--no-celery", action="store_true", help="skip the Celery baseline of W1 and W2")
+    parser.add_argument("--tasks", type=int, help="W6: zero-work tasks per fleet size")
+    parser.add_argument("--ants", type=int, nargs="+", help="W6: fleet sizes (default 10 100 1000)")
+    parser.add_argument("--rows", type=int, nargs="+",
+                        help="W7: finished requests to generate (5 task executions each); several sizes: "
+                             "measured at each as the history grows")  # fmt: skip
+    parser.add_argument("--minutes", type=float, help="W8: how long the soak runs")
+    parser.add_argument(
+        "--rate", type=float, help="W8: requests per second (default: half of a short W2's rate)"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"), help="JSON report")
     parser.add_argument("--use-env", action="store_true",
                         help="distributed mode on DATABASE_URL and REDIS_URL from the environment instead of "
@@ -332,7 +425,11 @@ def main() -> None:
     parser.add_argument("--profile", help="folder for profiles: pyinstrument of the standalone queen thread, "
                                           "py-spy of the distributed queen and ant processes")  # fmt: skip
     args = parser.parse_args()
-    sizes = SMOKE if args.smoke else FULL
+    sizes: dict[str, Any] = dict(SMOKE if args.smoke else FULL)
+    for arg, key in (("tasks", "w6_tasks"), ("ants", "w6_fleets"), ("rows", "w7_rows"), ("minutes", "w8_minutes"),
+                     ("rate", "w8_rate")):  # fmt: skip
+        if getattr(args, arg) is not None:
+            sizes[key] = getattr(args, arg)
     started = time.time()
 
     def log(msg: str) -> None:
@@ -365,12 +462,18 @@ def main() -> None:
                 log(f"floor: Redis round trip {report['floor']['redis_rtt_ms']:.3f} ms, PostgreSQL UPDATE+COMMIT "
                     f"{report['floor']['postgres_update_commit_ms']:.3f} ms")  # fmt: skip
                 report["distributed"] = run_distributed(args.workloads, sizes, tmp, urls, log, profile_dir)
+                batch = [w for w in ("W1", "W2") if w in args.workloads]
+                if batch and not args.no_celery:
+                    log("celery W1/W2 ...")
+                    report["celery"] = run_celery(batch, sizes, urls["REDIS_URL"])
+                    log("celery: " + "; ".join(f"{w} {summary(w, r)}" for w, r in report["celery"].items()))
             finally:
                 if services:
                     services.close()
     derive(report)
     text = table(report)
     report["table"] = text
+    report["extra_tables"] = extra_tables(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
@@ -380,6 +483,10 @@ def main() -> None:
           f"({f['spawn']['spawns_per_s']:.0f} spawns/s)" + (f"; Redis round trip {f['redis_rtt_ms']:.3f} ms; "
           f"PostgreSQL UPDATE+COMMIT {f['postgres_update_commit_ms']:.3f} ms" if "redis_rtt_ms" in f else ""))  # fmt: skip
     print(text)
+    extra = extra_tables(report)
+    if extra:
+        print("\n" + extra)
+    print("\n" + HOW)
     print(f"\nreport: {out}  ({time.time() - started:.0f} s)")
 
 

@@ -59,3 +59,24 @@ def reset_peak(pid: int) -> None:
             f.write("5")
     except OSError:
         pass
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (e.g. a prefork pool's workers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def tree_cpu_secs(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children (their own, not what they spawned)."""
+    return cpu_secs(pid) + sum(cpu_secs(c) for c in children(pid))

@@ -170,10 +170,11 @@ class Standalone:
 class Distributed:
     """``manage.py queen`` and ``manage.py ant --concurrency 2`` processes over Redis."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, ants: bool = True) -> None:
         self.tmp = tmp
         self.prefix = os.environ["FORMICARY_REDIS_PREFIX"]
         self.procs: dict[str, subprocess.Popen] = {}
+        self.with_ant = ants  # W6 brings its own simulated ants
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -183,6 +184,8 @@ class Distributed:
 
     def start(self) -> None:
         self._spawn("queen", ["queen", "--id", QUEEN_ID])
+        if not self.with_ant:
+            return
         self._spawn("ant", ["ant", "--id", ANT_ID, "--concurrency", str(CONCURRENCY), "--methods", "SHELL",
                             "--work-root", str(self.tmp / "ant")])  # fmt: skip
 
@@ -451,7 +454,7 @@ def run_backlog(world: World, sizes: list[int], picks: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["standalone", "distributed"], required=True)
-    parser.add_argument("--workload", choices=["W1", "W2", "W3", "W4", "L"], required=True)
+    parser.add_argument("--workload", choices=["W1", "W2", "W3", "W4", "L", "W6", "W7", "W8"], required=True)
     parser.add_argument("--sizes", required=True, help="JSON of the workload sizes")
     parser.add_argument("--tmp", required=True)
     parser.add_argument("--profile", help="standalone: a pyinstrument profile of the queen thread (this file); "
@@ -471,6 +474,14 @@ def main() -> None:
     result: dict[str, Any]
     if args.workload == "W3":
         result = run_backlog(world, [sizes["w3_small"], sizes["w3_big"]], sizes["w3_picks"])
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    if args.workload in ("W6", "W7", "W8"):
+        from bench import fleet, history, soak
+
+        run_extra = {"W6": fleet.run, "W7": history.run, "W8": soak.run}[args.workload]
+        result = run_extra(world, tmp, sizes)
+        result["at"] = datetime.now().isoformat(timespec="seconds")
         print("RESULT " + json.dumps(result), flush=True)
         return
     world.cluster.start()

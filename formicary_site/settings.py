@@ -144,7 +144,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 CELERY_BEAT_SCHEDULE = {
     "expire-artifacts": {"task": "artifacts.tasks.expire_artifacts", "schedule": 3600.0},
     "poll-triggers": {"task": "jobs.triggers.tasks.poll_triggers", "schedule": 5.0},  # docs/triggers.md
+    # retention (jobs/services/retention.py): does nothing while FORMICARY_RETENTION_DAYS is 0
+    "prune-history": {"task": "jobs.tasks.prune_history", "schedule": 3600.0},
 }
+# Finished requests (with their executions, tasks, logs and artifacts) are deleted this many days
+# after their last change, hourly by Celery beat or by `manage.py prune` (0: kept forever).
+FORMICARY_RETENTION_DAYS = env.int("FORMICARY_RETENTION_DAYS", default=0)
 # --- end of artifacts ------------------------------------------------------------------------------
 
 # --- Limits (formicary_site/body_limits.py, jobs/services/rate_limits.py) --------------------------

@@ -2,6 +2,7 @@
 commit (jobs/outbound/hooks.py); a retry is the same task enqueued again with ``attempt + 1``."""
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -10,6 +11,7 @@ from jobs.definition.notify_rules import Notice
 from jobs.models import JobRequest
 from jobs.outbound import metrics, notifications, runner, webhooks
 from jobs.queen.specs import graph_of
+from jobs.services import retention
 
 log = logging.getLogger(__name__)
 LIMITS = {"soft_time_limit": 60, "time_limit": 90}  # an SMTP or HTTP call has a 10 s timeout of its own
@@ -64,3 +66,12 @@ def call_webhook(request_id: int, task_execution_id: int | None = None, attempt:
     if attempt < settings.FORMICARY_OUTBOUND_ATTEMPTS:
         runner.enqueue("jobs.tasks.call_webhook", countdown=runner.backoff(attempt), request_id=request_id,
                        task_execution_id=task_execution_id, attempt=attempt + 1)  # fmt: skip
+
+
+@shared_task(name="jobs.tasks.prune_history", soft_time_limit=3000, time_limit=3300)
+def prune_history() -> int:
+    """Retention, hourly from beat: finished requests older than FORMICARY_RETENTION_DAYS."""
+    days = settings.FORMICARY_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    return retention.requests_prune(older_than=timedelta(days=days)).requests

@@ -60,3 +60,29 @@ def format_duration(seconds: float) -> str:
         (f"{h}h" if h else "") + (f"{m}m" if m or (h and s) else "") + (f"{s}s" if s or not (h or m) else "")
     )
     return out
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s)")
+_AGE_UNITS = {"w": 7 * 86400.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_MAX_AGE_SECONDS = 100 * 365 * 86400.0
+
+
+def parse_age(value: str) -> float:
+    """An age such as ``90d``, ``12w``, ``36h`` or ``1d12h``, in seconds (more than 0, at most
+    100 years); raises ValueError with a readable message. Retention counts in days, so ``d``
+    and ``w`` are accepted besides the Go units."""
+    text = value.strip().lower()
+    pos, total = 0, 0.0
+    while pos < len(text):
+        m = _AGE.match(text, pos)
+        if not m:
+            break
+        total += float(m.group(1)) * _AGE_UNITS[m.group(2)]
+        pos = m.end()
+    if not text or pos != len(text):
+        raise ValueError(f"invalid age {value!r}: use a number and a unit, e.g. 90d, 12w, 36h or 1d12h")
+    if total <= 0:
+        raise ValueError(f"invalid age {value!r}: must be more than 0")
+    if total > _MAX_AGE_SECONDS:
+        raise ValueError(f"invalid age {value!r}: at most 100 years")
+    return total

@@ -43,3 +43,31 @@ def test_smoke_report(tmp_path):  # type: ignore[no-untyped-def]
         assert w4["all_stored_in_order"], w4  # every line stored once, in order
         assert runs["L"]["latency_p50_ms"] > 0
     assert "| W1 |" in report["table"] and "| W4 |" in report["table"]
+    if distributed:  # the Celery baseline ran on the same Redis, and each row has its ratio to it
+        for w in ("W1", "W2"):
+            celery = report["celery"][w]
+            assert celery["tasks"] == report["distributed"][w]["tasks"] and celery["tasks_per_s"] > 0
+            assert report["distributed"][w]["ratio_to_celery"] > 0
+        assert "| W1 | celery |" in report["table"]
+
+
+@pytest.mark.timeout(300)
+def test_smoke_scale_and_history(tmp_path):  # type: ignore[no-untyped-def]
+    """W6 (a simulated fleet) and W7 (a generated history) at tiny sizes: they run and report."""
+    if not (os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL", "").startswith("postgres")):
+        pytest.skip("W6 and W7 need Redis and PostgreSQL (distributed mode)")
+    out = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--modes", "distributed", "--use-env",
+           "--workloads", "W6", "W7"]  # fmt: skip
+    env = {**os.environ, "FORMICARY_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    report = json.loads(out.read_text())
+    w6 = report["distributed"]["W6"]
+    for fleet in w6["fleets"].values():
+        # every task was answered by a simulated ant, and the queen used more than one of them
+        assert fleet["answered"] >= w6["tasks"] and fleet["ants_used"] > 1
+        assert fleet["queen_cpu_ms_per_task"] > 0 and fleet["idle_queen_cpu_share"] >= 0
+    w7 = report["distributed"]["W7"]
+    assert w7["levels"][-1]["rows"] == w7["rows"] and set(w7["ratios"]) >= {"requests_list", "dashboard"}
+    assert "W6 scale" in report["extra_tables"] and "W7 history" in report["extra_tables"]
