@@ -39,10 +39,10 @@ tasks:
 
 
 @pytest.fixture(params=["s3", "local"])
-def ran(request, tmp_path, transactional_db, settings, monkeypatch, alice, api):  # type: ignore[no-untyped-def]
+def ran(request, tmp_path, transactional_db, settings, monkeypatch, alice, api, use_transport):  # type: ignore[no-untyped-def]
     """Three finished requests (two made old), then, with the queen stopped, an old PENDING one."""
     store = _configure(request.param, tmp_path, settings, monkeypatch)
-    cluster = Cluster("standalone", tmp_path).start()
+    cluster = Cluster("standalone", tmp_path, use_transport).start()
     try:
         assert upload(api, JOB).status_code in (200, 201)
         ids = [request_submit(org_id=alice.org_id, user=alice.user, job_type="retention-job", params={}).pk
