@@ -62,7 +62,7 @@ def test_another_orgs_light_job_completes_while_heavy_renders_wait_in_the_worker
     executor: Executor = GatedExecutor(gate)
     # the queen has sent no render yet: swap in a pool whose worker waits for the gate
     renders = RenderPool(standalone.transport.wake, executor_factory=lambda: executor)
-    standalone.queen.engine.renders = renders
+    standalone.queen.engine.parts.renders = renders
     try:
         assert upload(api, HEAVY).status_code == 201
         assert upload(bob_api, LIGHT).status_code == 201
