@@ -54,13 +54,18 @@ def test_multi_task_pipeline_passes_context(cluster, api, alice):
     tasks = tasks_of(request)
     assert [t.task_state for t in sorted(tasks.values(), key=lambda t: t.task_order)] == ["COMPLETED"] * 3
     assert tasks["produce"].context.get("Color") == "blue"
-    deadline = time.monotonic() + 10
-    while (
-        "consumer saw blue and ant" not in task_log_text(tasks["consume"].pk) and time.monotonic() < deadline
-    ):
+    # the log writer stores lines a little after the task ends: wait for each (bounded)
+    assert logged(tasks["consume"].pk, "consumer saw blue and ant")
+    assert logged(tasks["report"].pk, f"job {request.pk} type pipeline")
+
+
+def logged(task_id: int, text: str, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while text not in task_log_text(task_id):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
-    assert "consumer saw blue and ant" in task_log_text(tasks["consume"].pk)
-    assert f"job {request.pk} type pipeline" in task_log_text(tasks["report"].pk)
+    return True
 
 
 ROUTING = """\
