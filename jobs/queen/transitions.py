@@ -458,7 +458,9 @@ def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[in
     active = list(
         TaskExecution.objects.filter(
             job_execution_id__in=list(execution_ids), task_state__in=_values(TASK_ACTIVE)
-        ).values_list("pk", "ant_id", "attempt", "task_state")
+        )
+        .order_by("pk")  # rows locked in id order, as the queen's batches lock them
+        .values_list("pk", "ant_id", "attempt", "task_state")
     )
     on_ants = []
     for task_id, ant_id, attempt, state in active:

@@ -2,7 +2,7 @@
 the move is the transitions table's answer (``jobs.queen.transitions``), not checked again here."""
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from jobs.models import JobDefinition, JobRequest
 from jobs.queen import transitions
@@ -16,14 +16,27 @@ def _refuse(request: JobRequest, action: str) -> ValidationError:
     return ValidationError(f"cannot {action} job request {request.pk}: it is {request.job_state}")
 
 
+DEADLOCK_TRIES = 3
+
+
 def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") -> JobRequest:
     """Cancel a pending, paused or running request and its forked children; tasks running on
     ants are killed there."""
-    with transaction.atomic():
-        if not transitions.job_cancel(request.pk, reason):
-            raise _refuse(request, "cancel")
-        on_ants = transitions.tasks_cancel(request.executions.values_list("pk", flat=True), request.pk)
-        transaction.on_commit(lambda: _tell_ants(on_ants, request.pk))
+    for attempt in range(DEADLOCK_TRIES):
+        try:
+            with transaction.atomic():
+                if not transitions.job_cancel(request.pk, reason):
+                    raise _refuse(request, "cancel")
+                on_ants = transitions.tasks_cancel(
+                    request.executions.values_list("pk", flat=True), request.pk
+                )
+                transaction.on_commit(lambda on_ants=on_ants: _tell_ants(on_ants, request.pk))
+            break
+        except OperationalError as exc:
+            # the queen may be finishing one of these tasks, its rows locked in the other order:
+            # PostgreSQL aborts one of the two, and the cancel is simply tried again
+            if attempt + 1 == DEADLOCK_TRIES or getattr(exc.__cause__, "sqlstate", None) != "40P01":
+                raise
     for child in JobRequest.objects.filter(parent=request).exclude(
         job_state__in=[s.value for s in JOB_TERMINAL]
     ):
