@@ -42,10 +42,19 @@ def test_no_tracked_file_refers_outside_the_repository():
     assert not offenders, "paths outside the repository:\n" + "\n".join(offenders)
 
 
+def reference_beside() -> str:
+    """The folder beside the repository that .ci/run names (the one file allowed to name it):
+    the tests build their examples of outside paths from it instead of spelling them."""
+    found = re.search(r"^reference=(\S+)$", (ROOT / ".ci" / "run").read_text(), re.M)
+    assert found, ".ci/run no longer names the reference examples folder"
+    return found.group(1)
+
+
 def test_the_pattern_finds_what_it_should() -> None:
-    assert OUTSIDE.search("EXAMPLES = " + "Path('/" + "work/shared/examples')")
-    assert OUTSIDE.search("ROOT / '..' / '..' / 'shared'") is None  # pieces are caught by the clone check
-    assert OUTSIDE.search("cd ../" + "shared/examples")
+    beside = reference_beside()  # ../<folder>/examples
+    assert OUTSIDE.search("EXAMPLES = Path('/" + "work/" + beside.removeprefix("../") + "')")
+    assert OUTSIDE.search("ROOT / '..' / '..' / 'x'") is None  # pieces are caught by the clone check
+    assert OUTSIDE.search("cd " + beside)
     assert OUTSIDE.search("work_root: /var/lib/formicary/work/ants") is None
     assert OUTSIDE.search("working_dir: /work") is None
 
@@ -74,7 +83,7 @@ def test_ci_run_is_the_readme_command_with_the_reference_examples(tmp_path: Path
         and "is missing" in missing.stderr
         and "scripts/test ran" not in missing.stdout
     )
-    reference = tmp_path / "shared" / "examples"
+    reference = (repo / reference_beside()).resolve()  # beside the fake checkout, as .ci/run wants
     reference.mkdir(parents=True)
     empty = ci_run(repo)
     assert empty.returncode == 1 and "has no *.yaml" in empty.stderr
