@@ -5,6 +5,7 @@ and the job definitions tests read: the project's own (``examples/``) and, only 
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,3 +189,84 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
 
 def upload(client, text: str, content_type: str = "application/yaml"):  # type: ignore[no-untyped-def]
     return client.post("/api/jobs/definitions", data=text.encode(), content_type=content_type)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class SmtpServer:
+    """A real SMTP server: ``python -m aiosmtpd`` in its own process, storing each message it
+    receives in a Maildir (aiosmtpd's Mailbox handler; the envelope recipients in X-RcptTo)."""
+
+    port: int
+    maildir: Path
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def messages(self) -> list[EmailMessage]:
+        import email
+        import email.policy
+
+        files = sorted((self.maildir / "new").glob("*"), key=lambda p: p.stat().st_mtime_ns)
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in files]  # type: ignore[misc]
+
+    def wait_for(self, to: str, timeout: float = 20.0) -> EmailMessage:
+        """The first message to ``to`` (delivery is synchronous: the wait is only slack)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.messages() if to in str(m["X-RcptTo"] or m["To"])]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no mail to {to} arrived"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def smtp_server(settings, tmp_path: Path) -> Iterator[SmtpServer]:  # type: ignore[no-untyped-def]
+    """Starts an SMTP server process and points Django's mail at it through ``EMAIL_URL``'s own
+    parser (what settings.py does with the variable)."""
+    import mailbox
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import environ
+
+    port = free_port()
+    maildir = tmp_path / "maildir"
+    mailbox.Maildir(maildir, create=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Mailbox",
+         str(maildir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                if conn.recv(64).startswith(b"220"):
+                    break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "aiosmtpd did not start"
+        time.sleep(0.05)
+    server = SmtpServer(port, maildir)
+    for name, value in environ.Env.email_url_config(server.url).items():
+        setattr(settings, name, value)
+    try:
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

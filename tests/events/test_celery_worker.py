@@ -32,7 +32,7 @@ tasks:
 
 
 @pytest.fixture
-def celery_worker(smtp_process, settings, tmp_path):  # type: ignore[no-untyped-def]
+def celery_worker(smtp_server, settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.FORMICARY_OUTBOUND_IN_PROCESS = False  # the queen enqueues on the broker
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
            "EMAIL_URL": f"smtp://127.0.0.1:{settings.EMAIL_PORT}", "FORMICARY_OUTBOUND_IN_PROCESS": "false"}  # fmt: skip
@@ -52,12 +52,12 @@ def celery_worker(smtp_process, settings, tmp_path):  # type: ignore[no-untyped-
     print((tmp_path / "celery.log").read_text()[-4000:])
 
 
-def test_a_real_celery_worker_delivers_the_notification(standalone, celery_worker, smtp_process, api, alice):  # type: ignore[no-untyped-def]
+def test_a_real_celery_worker_delivers_the_notification(standalone, celery_worker, smtp_server, api, alice):  # type: ignore[no-untyped-def]
     resp = upload(api, DEFINITION)
     assert resp.status_code == 201, resp.content
     request = request_submit(org_id=alice.org_id, user=alice.user, job_type="mailed-by-celery", params={})
     assert wait_for_state(request.pk).job_state == "COMPLETED"
-    mails = eventually(lambda: len(smtp_process.messages()) == 2 and smtp_process.messages(), timeout=60)
+    mails = eventually(lambda: len(smtp_server.messages()) == 2 and smtp_server.messages(), timeout=60)
     assert {(m["X-RcptTo"], m["Subject"]) for m in mails} == {
         ("team@example.com", f"[Formicary] mailed-by-celery #{request.pk} COMPLETED"),  # the job's notify
         (

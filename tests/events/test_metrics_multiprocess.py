@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ants.messaging import transport_from_url
 from jobs.services.requests import request_submit
-from tests.conftest import upload
+from tests.conftest import free_port, upload
 from tests.engine.conftest import ROOT, Processes
 from tests.engine.harness import wait_for_state
-from tests.events.conftest import eventually, free_port
+from tests.events.conftest import eventually
 
 pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (hrun starts Redis)")
 

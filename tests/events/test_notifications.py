@@ -4,7 +4,6 @@ test) and a local HTTP server (failing once to show the retries)."""
 
 import hashlib
 import hmac
-from email import message_from_bytes
 
 import pytest
 from prometheus_client import REGISTRY
@@ -45,7 +44,7 @@ def run(api, member, text: str, **params):  # type: ignore[no-untyped-def]
 
 
 def test_failed_job_mails_and_posts_to_slack_skipping_opted_out_users(
-    standalone, api, alice, smtp_process, http_sink
+    standalone, api, alice, smtp_server, http_sink
 ):  # type: ignore[no-untyped-def]
     config_save(OrgConfig(organization_id=alice.org_id), name="SlackWebhookURL", value=f"{http_sink.url}/slack",
                 secret=True)  # fmt: skip
@@ -55,7 +54,7 @@ def test_failed_job_mails_and_posts_to_slack_skipping_opted_out_users(
     failures = REGISTRY.get_sample_value("formicary_notification_failures_total", {"channel": "slack"}) or 0
     done = run(api, alice, NOTIFY, Code="3")
     assert done.job_state == "FAILED"
-    (mail,) = eventually(lambda: smtp_process.messages())  # received by aiosmtpd, its own process
+    (mail,) = eventually(lambda: smtp_server.messages())  # received by aiosmtpd, its own process
     assert mail["X-RcptTo"] == "ops@example.com"  # quiet@ turned notifications off
     assert mail["Subject"] == f"[Formicary] notified #{done.pk} FAILED"
     text = (
@@ -77,18 +76,18 @@ def test_on_failure_also_tells_the_first_success_after_a_failure_and_except_supp
                 secret=True)  # fmt: skip
     first = run(api, alice, NOTIFY, Code="0")  # a success with no failure before: no mail
     failed = run(api, alice, NOTIFY, Code="7")  # a failure: mail; `except` renders true: no Slack
-    eventually(lambda: len(smtp_server.messages) == 1)
+    eventually(lambda: len(smtp_server.messages()) == 1)
     fixed = run(api, alice, NOTIFY, Code="0")  # the first success after the failure: mail
-    eventually(lambda: len(smtp_server.messages) == 2)
+    eventually(lambda: len(smtp_server.messages()) == 2)
     run(api, alice, NOTIFY, Code="0")  # a success after a success: no mail
     eventually(lambda: len(http_sink.received) == 3)  # Slack: every run but the excepted one
-    subjects = [message_from_bytes(m.content)["Subject"] for m in smtp_server.messages]
+    subjects = [m["Subject"] for m in smtp_server.messages()]
     assert subjects == [
         f"[Formicary] notified #{failed.pk} FAILED",
         f"[Formicary] notified #{fixed.pk} COMPLETED",
     ]
     assert first.job_state == "COMPLETED"
-    assert len(smtp_server.messages) == 2
+    assert len(smtp_server.messages()) == 2
 
 
 WEBHOOK = """\

@@ -53,14 +53,14 @@ def text_of(mail: Message) -> str:
     return part.get_payload(decode=True).decode()
 
 
-def test_task_notify_mails_and_posts_when_that_task_ends(standalone, api, alice, smtp_process, http_sink):  # type: ignore[no-untyped-def]
+def test_task_notify_mails_and_posts_when_that_task_ends(standalone, api, alice, smtp_server, http_sink):  # type: ignore[no-untyped-def]
     config_save(OrgConfig(organization_id=alice.org_id), name="SlackWebhookURL", value=f"{http_sink.url}/slack",
                 secret=True)  # fmt: skip
     User.objects.create(username="quiet", email="quiet@example.com", organization_id=alice.org_id,
                         notify_enabled=False)  # fmt: skip
     failed = run(api, alice, Code="3")  # build fails: mail (onFailure) and Slack; report never runs
     assert failed.job_state == "FAILED"
-    (mail,) = eventually(lambda: smtp_process.messages())
+    (mail,) = eventually(lambda: smtp_server.messages())
     assert mail["X-RcptTo"] == "builders@example.com"  # quiet@ turned notifications off
     assert mail["Subject"] == f"[Formicary] task-notified #{failed.pk} task build FAILED"
     assert "Task build of job task-notified" in text_of(mail) and "(exit code 3)" in text_of(mail)
@@ -71,19 +71,19 @@ def test_task_notify_mails_and_posts_when_that_task_ends(standalone, api, alice,
 
     fixed = run(api, alice, Code="0")  # the first success of build after its failure: mail again
     assert fixed.job_state == "COMPLETED"
-    eventually(lambda: len(smtp_process.messages()) == 2)
+    eventually(lambda: len(smtp_server.messages()) == 2)
     # Slack: build (always) and report (onSuccess); report's email is `when: never`
     posts = eventually(lambda: len(http_sink.received) == 3 and http_sink.received[1:])
     assert sorted(p.json()["channel"] for p in posts) == ["#builds", "#reports"]
     assert (
-        smtp_process.messages()[1]["Subject"] == f"[Formicary] task-notified #{fixed.pk} task build COMPLETED"
+        smtp_server.messages()[1]["Subject"] == f"[Formicary] task-notified #{fixed.pk} task build COMPLETED"
     )
 
     run(api, alice, Code="0")  # a success after a success: no mail; both Slack posts
     excepted = run(api, alice, Code="7")  # a failure whose `except` renders true: mail, no Slack
-    eventually(lambda: len(smtp_process.messages()) == 3)
+    eventually(lambda: len(smtp_server.messages()) == 3)
     assert (
-        smtp_process.messages()[2]["Subject"] == f"[Formicary] task-notified #{excepted.pk} task build FAILED"
+        smtp_server.messages()[2]["Subject"] == f"[Formicary] task-notified #{excepted.pk} task build FAILED"
     )
     eventually(lambda: len(http_sink.received) == 5)
-    assert all("never@example.com" not in (m["X-RcptTo"] or "") for m in smtp_process.messages())
+    assert all("never@example.com" not in (m["X-RcptTo"] or "") for m in smtp_server.messages())

@@ -24,6 +24,8 @@ from pathlib import Path
 import requests
 from cryptography.fernet import Fernet
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "FILTERED", "SKIPPED"}
 
@@ -37,12 +39,6 @@ tasks:
   script:
   - for i in 1 2 3 4 5; do echo "$FORMICARY_TASK_EXECUTION_ID $FORMICARY_ATTEMPT $$ $(date +%s.%N)" >> {markers}; sleep {tick}; done
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check, timeout: float, what: str, every: float = 0.1):  # type: ignore[no-untyped-def]

@@ -126,10 +126,10 @@ def test_a_user_of_another_organization_cannot_accept(api, alice, bob, smtp_serv
 
 
 def test_the_mail_server_down_is_a_503_and_no_invitation(api, alice, settings):  # type: ignore[no-untyped-def]
-    from tests.orgs.conftest import _free_port
+    from tests.conftest import free_port
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", _free_port()  # nothing listens
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
     resp = _invite(api, alice.org_id, "nobody@example.com", "member")
     assert resp.status_code == 503 and "could not be sent" in resp.json()["error"]
     assert not Invitation.objects.filter(email="nobody@example.com").exists()

@@ -20,6 +20,7 @@ from artifacts.services import SIGNING_SALT
 from formicary_site.keys import ENCRYPTION_KEY_FILE, LEGACY_DEFAULT_SECRET_KEY, SECRET_KEY_FILE
 from orgs import crypto
 from orgs.models import OrgConfig
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_VARIABLES = ("SECRET_KEY", "FORMICARY_ENCRYPTION_KEY", "FORMICARY_ENCRYPTION_KEYS_OLD", "DEBUG",
@@ -61,12 +62,6 @@ def test_debug_and_ants_start_without_keys(tmp_path):
     ant_dir.mkdir()
     # an ant signs and decrypts nothing: it is not given the web's keys
     assert manage(["ant", "--help"], bare_env(ant_dir)).returncode == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_standalone(data_dir: Path) -> str:

@@ -7,7 +7,6 @@ printing a line to the line arriving in the browser goes to ``test-output/log-la
 
 import json
 import shutil
-import socket
 import statistics
 import threading
 import time
@@ -20,6 +19,7 @@ import pytest
 from ants.messaging import InProcessTransport
 from artifacts.models import Artifact
 from jobs.models import JobRequest
+from tests.conftest import free_port
 from tests.engine.harness import Harness, wait_for_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,12 +67,6 @@ tasks:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def asgi_server(transactional_db, tmp_path, settings, monkeypatch, use_transport) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """uvicorn with the project's ASGI app, a queen, a log writer and one SHELL ant, all in threads."""
@@ -89,7 +83,7 @@ def asgi_server(transactional_db, tmp_path, settings, monkeypatch, use_transport
 
     from formicary_site.asgi import application
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off", ws="websockets-sansio"))  # fmt: skip
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)

@@ -3,7 +3,6 @@
 ants connect to the web process and their workers share its transport with the queen."""
 
 import json
-import socket
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
 from ants.messaging import InProcessTransport
+from tests.conftest import free_port
 from tests.engine.harness import Harness
 
 # channels.testing imports its daphne live-server helper at import time; only
@@ -29,12 +29,6 @@ except ImportError:
     _stub.DaphneProcess = object  # type: ignore[attr-defined]
     sys.modules.setdefault("daphne", types.ModuleType("daphne"))
     sys.modules["daphne.testing"] = _stub
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -66,7 +60,7 @@ def web_cluster(tmp_path: Path, transactional_db, settings, use_transport) -> It
     harness = Harness(use_transport(InProcessTransport()), tmp_path).start()
     from formicary_site.asgi import application
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             application,
