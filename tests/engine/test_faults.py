@@ -12,8 +12,8 @@ from jobs.models import TaskExecution
 from jobs.services.requests import request_submit
 from tests.conftest import upload
 from tests.engine.harness import wait_for_state
-from tests.engine.test_batches import make_engine
-from tests.engine.test_batches import submit as batch_submit
+from tests.engine.test_pipelines import make_engine
+from tests.engine.test_pipelines import submit as batch_submit
 from tests.faults.deploy import PROBE, overlaps, runs_of
 
 THREE_STEPS = """\
