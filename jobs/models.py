@@ -69,7 +69,7 @@ class JobRequest(TenantModel):
     )
     job_type = models.CharField(max_length=200)
     job_version = models.CharField(max_length=50, blank=True)
-    job_state = models.CharField(max_length=20, choices=choices(JobState), default=JobState.PENDING)
+    job_state = models.CharField(max_length=30, choices=choices(JobState), default=JobState.PENDING)
     job_priority = models.IntegerField(default=0)
     job_group = models.CharField(max_length=200, blank=True)
     user_key = models.CharField(max_length=200, blank=True)
@@ -137,7 +137,7 @@ class JobRequestParam(TenantModel, SecretValueMixin):
 
 class JobExecution(TenantModel):
     job_request = models.ForeignKey(JobRequest, on_delete=models.CASCADE, related_name="executions")
-    job_state = models.CharField(max_length=20, choices=choices(JobState), default=JobState.READY)
+    job_state = models.CharField(max_length=30, choices=choices(JobState), default=JobState.READY)
     exit_code = models.CharField(max_length=50, blank=True)
     exit_message = models.TextField(blank=True)
     error_code = models.CharField(max_length=100, blank=True)
@@ -169,8 +169,12 @@ class TaskExecution(TenantModel):
     )
     task_type = models.CharField(max_length=200)
     method = models.CharField(max_length=50)
-    task_state = models.CharField(max_length=20, choices=choices(TaskState), default=TaskState.READY)
+    task_state = models.CharField(max_length=30, choices=choices(TaskState), default=TaskState.READY)
     task_order = models.PositiveIntegerField(default=0)
+    # a fan-out instance: the step's task_type and the item's index (its own task_type is
+    # "<step>-fo-<index>", as the reference names it); empty and null on every other row
+    fan_out_of = models.CharField(max_length=200, blank=True)
+    fan_out_index = models.PositiveIntegerField(null=True, blank=True)
     # each dispatch to an ant increments attempt; responses carry it so stale ones are ignored
     attempt = models.PositiveIntegerField(default=0)
     retried = models.PositiveIntegerField(default=0)

@@ -14,6 +14,8 @@ class JobState(StrEnum):
     PAUSED = "PAUSED"
     # skip_if said true: the request is recorded but never runs.
     FILTERED = "FILTERED"
+    # a MANUAL task waits for people's reviews; the request holds no ant slot meanwhile
+    MANUAL_APPROVAL_REQUIRED = "MANUAL_APPROVAL_REQUIRED"
 
 
 class TaskState(StrEnum):
@@ -24,6 +26,7 @@ class TaskState(StrEnum):
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
     CANCELLED = "CANCELLED"
+    MANUAL_APPROVAL_REQUIRED = "MANUAL_APPROVAL_REQUIRED"
 
 
 JOB_TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.FILTERED})
