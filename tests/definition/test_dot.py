@@ -60,3 +60,51 @@ def test_hostile_names_are_quoted() -> None:
     spec.tasks[0].task_type = 'x"; evil -> y [label="'
     dot = to_dot(spec)
     assert '"x\\"; evil -> y [label=\\""' in dot
+
+
+FAN_OUT = """\
+job_type: regions
+tasks:
+- task_type: list
+  script: [echo]
+  on_completed: deploy
+- task_type: deploy
+  script: ["echo {{.region}}"]
+  fan_out: {source: Regions, item_var: region, max_parallel: 2, fail_fast: true}
+  on_completed: shards
+- task_type: shards
+  fan_out: {source: Shards, item_var: shard, fork_job_type: test-shard}
+"""
+
+
+def test_a_fan_out_step_is_a_double_octagon_naming_its_item_and_limit() -> None:
+    dot = to_dot(load_definition(FAN_OUT, strict=False))
+    assert '"list" [label="list", penwidth=2];' in dot  # plain steps are unchanged
+    assert '"deploy" [label="deploy\\n× region in Regions · max 2 · fail fast", shape=doubleoctagon];' in dot
+    assert (
+        '"shards" [label="shards\\n× shard in Shards · all at once · job test-shard", shape=doubleoctagon];'
+        in dot
+    )
+    assert '"list" -> "deploy" [label="on_completed"];' in dot
+
+
+def test_a_requests_dot_counts_the_instances_per_state() -> None:
+    counts = {"deploy": {"COMPLETED": 12, "FAILED": 3, "EXECUTING": 5}}
+    dot = to_dot(load_definition(FAN_OUT, strict=False), {"deploy": "EXECUTING"}, counts)
+    assert (
+        "deploy\\n× region in Regions · max 2 · fail fast\\n20 items: 12 COMPLETED, 5 EXECUTING, 3 FAILED"
+        in dot
+    )
+    assert "fillcolor=lightskyblue" in dot
+    assert (
+        '"shards" [label="shards\\n× shard in Shards · all at once · job test-shard", shape=doubleoctagon];'
+        in dot
+    )
+
+
+def test_a_wrong_fan_out_is_still_drawn() -> None:
+    """An upload keeps a wrong ``fan_out`` with a warning; its picture must not break."""
+    spec = spec_from_dict({"job_type": "j", "tasks": [{"task_type": "a"}]}, strict=False)
+    spec.tasks[0].fan_out = {"source": 3, "max_parallel": "lots", "fail_fast": "yes"}
+    dot = to_dot(spec, fan_out_counts={"a": {}})
+    assert '"a" [label="a\\n× item in 3 · all at once\\n0 items", shape=doubleoctagon' in dot
