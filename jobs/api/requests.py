@@ -23,6 +23,7 @@ from jobs.api.request_serializers import (
     JobRequestSerializer,
 )
 from jobs.definition.dot import to_dot
+from jobs.fan_out_selectors import fan_out_counts
 from jobs.models import JobDefinition, JobRequest
 from jobs.queen.logs import task_log_text
 from jobs.queen.specs import graph_spec
@@ -313,10 +314,13 @@ class RequestDot(OrgAPIView):
     def _dot(self, pk: int) -> str:
         job_request = selectors.request_get(self.org_id, pk)
         definition = job_request.job_definition
-        states = {}
+        states, counts = {}, {}
         if job_request.last_execution is not None:
-            states = {t.task_type: t.task_state for t in job_request.last_execution.tasks.all()}
-        return to_dot(graph_spec(definition.pk, definition.raw_yaml), states)
+            states = {
+                t.task_type: t.task_state for t in job_request.last_execution.tasks.all() if not t.fan_out_of
+            }
+            counts = fan_out_counts(execution_id=job_request.last_execution.pk)
+        return to_dot(graph_spec(definition.pk, definition.raw_yaml), states, counts)
 
     @extend_schema(responses={(200, "text/vnd.graphviz"): str})
     def get(self, request: Request, pk: int) -> HttpResponse:

@@ -17,6 +17,8 @@ from typing import Any
 from django.utils import timezone
 
 from artifacts.models import Artifact
+from jobs.definition.dot import fan_out_label
+from jobs.fan_out_selectors import FanOutGroup, InstanceRow, fan_out_groups
 from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.states import TaskState
 
@@ -184,7 +186,10 @@ def task_rows(job_request: JobRequest) -> tuple[list[TaskRow], list[JobExecution
         name: TaskRow(name, spec, job_state=job_request.job_state) for name, spec in specs.items()
     }
     runs = list(job_request.executions.order_by("started_at", "pk"))
-    tasks = TaskExecution.objects.filter(job_execution__job_request=job_request).order_by("task_order", "pk")
+    # a fan-out's instances are drawn under their step (fan_out_page), never as tasks of their own
+    tasks = TaskExecution.objects.filter(job_execution__job_request=job_request, fan_out_of="").order_by(
+        "task_order", "pk"
+    )
     by_run: dict[int, list[TaskExecution]] = {}
     for t in tasks:
         by_run.setdefault(t.job_execution_id, []).append(t)
@@ -248,10 +253,19 @@ def request_times(job_request: JobRequest) -> dict[str, Any]:
     }
 
 
-def timeline(job_request: JobRequest, rows: list[TaskRow]) -> dict[str, Any]:
+def _span_json(started: datetime | None, ended: datetime | None, state: str, label: str) -> dict[str, Any]:
+    return {"started_at": _iso(started), "ended_at": _iso(ended), "state": state, "label": label,
+            "duration": format_duration(_secs(started, ended))}  # fmt: skip
+
+
+def timeline(
+    job_request: JobRequest, rows: list[TaskRow], groups: dict[str, FanOutGroup] | None = None
+) -> dict[str, Any]:
     """Bars for the Gantt tab, in seconds from the run's start. A task's queue wait is estimated
     from when it could have started: the latest end of a task of the run that ended before it
-    started (or the run's start); the data keeps no "ready" time per task."""
+    started (or the run's start); the data keeps no "ready" time per task. Earlier attempts of
+    the run (retries) are drawn on the task's row before its latest one; a fan-out step's
+    instances get one thin bar each under the step (the first ``CHIPS`` of them)."""
     ex = job_request.last_execution
     if ex is None:
         return {"origin": None, "bars": []}
@@ -262,12 +276,88 @@ def timeline(job_request: JobRequest, rows: list[TaskRow]) -> dict[str, Any]:
         if r.reused or not r.started_at:
             continue
         ready = max([e for e in ends if e <= r.started_at] or [origin])
+        earlier = [
+            _span_json(a.started_at, a.ended_at, a.state, f"attempt {a.row_attempt}: {a.state}")
+            for a in r.attempts[:-1]
+            if a.task.job_execution_id == ex.pk and a.started_at
+        ]
+        group = (groups or {}).get(r.task_type)
         bars.append({
             "task_type": r.task_type, "state": r.state_class, "label": r.state_label,
             "ready": _iso(ready), "started_at": _iso(r.started_at), "ended_at": _iso(r.ended_at),
-            "wait": format_duration(_secs(ready, r.started_at)), "duration": r.duration,
+            "wait": format_duration(_secs(ready, r.started_at)), "duration": r.duration, "attempts": earlier,
+            "instances": _timeline_instances(group) if group else None,
         })  # fmt: skip
     return {"origin": _iso(origin), "ended_at": _iso(ex.ended_at), "now": _iso(timezone.now()), "bars": bars}
+
+
+def _timeline_instances(group: FanOutGroup) -> dict[str, Any]:
+    bars = []
+    for i in group.shown:
+        if not i.started_at:
+            continue
+        earlier = [
+            _span_json(_parse(e.get("started_at")), _parse(e.get("ended_at")), str(e.get("state") or "RETRIED"),
+                       f"attempt {e.get('attempt')}: {e.get('state') or 'RETRIED'}")
+            for e in i.earlier_attempts if e.get("started_at")
+        ]  # fmt: skip
+        bars.append({"task_type": i.task_type, "index": i.index, "task_execution_id": i.pk,
+                     **_span_json(i.started_at, i.ended_at, i.state, f"[{i.index}] {i.state}"),
+                     "attempts": earlier})  # fmt: skip
+    return {"total": group.total, "more": group.total - len(bars), "bars": bars}
+
+
+def _instance_attempts(i: InstanceRow, run: int) -> list[dict[str, Any]]:
+    """An instance's attempts in the shape of ``Attempt.as_json``, so its log opens as a task's:
+    the row's fields are its latest attempt, ``earlier_attempts`` the ones before."""
+    earlier = {e.get("attempt"): e for e in i.earlier_attempts}
+    out = []
+    for a in range(1, i.attempt + 1):
+        if a == i.attempt:
+            started, ended, state, code, error = (
+                i.started_at,
+                i.ended_at,
+                i.state,
+                i.exit_code,
+                i.error_message,
+            )
+        else:
+            e = earlier.get(a) or {}
+            started, ended = _parse(e.get("started_at")), _parse(e.get("ended_at"))
+            state, code = str(e.get("state") or "RETRIED"), str(e.get("exit_code") or "")
+            error = str(e.get("error_message") or "")
+        out.append({
+            "number": a, "run": run, "task_execution_id": i.pk, "row_attempt": a, "state": state,
+            "exit_code": code, "error_message": error, "started_at": _iso(started), "ended_at": _iso(ended),
+            "duration": format_duration(_secs(started, ended)),
+        })  # fmt: skip
+    return out
+
+
+def fan_out_page(rows: list[TaskRow], groups: dict[str, FanOutGroup], run: int) -> list[dict[str, Any]]:
+    """Each fan-out step of the graph (definition order) with its instances' counts per state
+    and the first ones as chips, each carrying what the log view needs to open it."""
+    out = []
+    for r in rows:
+        fan_out = r.spec.get("fan_out")
+        if not isinstance(fan_out, dict) or not fan_out:
+            continue
+        group = groups.get(r.task_type) or FanOutGroup(r.task_type)
+        out.append({
+            "step": r.task_type, "label": fan_out_label(fan_out), "state": r.state,
+            "item_var": str(fan_out.get("item_var") or ""), "max_parallel": fan_out.get("max_parallel") or 0,
+            "total": group.total, "counts": group.counts, "more": group.more,
+            "instances": [
+                {"task_type": i.task_type, "index": i.index, "state": i.state, "state_class": i.state or "NOTRUN",
+                 "state_label": i.state, "exit_code": i.exit_code, "error": " ".join(p for p in (i.error_code, i.error_message) if p)[:200],
+                 "task_execution_id": i.pk, "ant_id": i.ant_id, "fan_out_of": r.task_type,
+                 "started_at": _iso(i.started_at), "ended_at": _iso(i.ended_at),
+                 "duration": format_duration(_secs(i.started_at, i.ended_at)),
+                 "attempts": _instance_attempts(i, run)}
+                for i in group.shown
+            ],
+        })  # fmt: skip
+    return out
 
 
 def artifact_rows(artifacts: list[Artifact], runs: list[JobExecution]) -> list[dict[str, Any]]:
@@ -288,14 +378,17 @@ def _int(value: Any) -> int | None:
 
 
 def page_state(job_request: JobRequest) -> dict[str, Any]:
-    """The JSON the page refreshes its tasks table, clock and timeline from."""
-    rows, _ = task_rows(job_request)
+    """The JSON the page refreshes its tasks table, clock, fan-outs and timeline from."""
+    rows, runs = task_rows(job_request)
     failure = failure_of(job_request, rows)
     times = request_times(job_request)
+    ex_id = job_request.last_execution_id
+    groups = fan_out_groups(execution_id=ex_id) if ex_id else {}
     return {
         "job_state": job_request.job_state,
         "duration": times["duration"], "running_since": times["running_since"],
         "tasks": [r.as_json() for r in rows],
         "failed_task": failure.task_type if failure else None,
-        "timeline": timeline(job_request, rows),
+        "fan_outs": fan_out_page(rows, groups, len(runs)),
+        "timeline": timeline(job_request, rows, groups),
     }  # fmt: skip

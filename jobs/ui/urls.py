@@ -22,6 +22,9 @@ urlpatterns = [
     ),
     path("jobs/requests", views.request_list, name="requests"),
     path("jobs/requests/<int:pk>", views.request_detail, name="request"),
+    path(
+        "jobs/requests/<int:pk>/timeline", views.request_detail, {"view": "timeline"}, name="request-timeline"
+    ),
     path("jobs/requests/<int:pk>/state.json", views.request_state, name="request-state"),
     path("jobs/requests/<int:pk>/page.json", request_views.request_page_state, name="request-page-state"),
     path("jobs/requests/<int:pk>/tasks/<int:task_id>/log.txt", request_views.task_log, name="task-log"),

@@ -89,9 +89,12 @@ def _errors(exc: ValidationError) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _svg_of(definition_id: int, raw_yaml: str) -> str | None:
-    """The task graph as inline SVG (``dot -Tsvg``); versions never change, so it is cached."""
-    dot = to_dot(graph_spec(definition_id, raw_yaml))
+def _svg_of(definition_id: int, raw_yaml: str, counted: bool = False) -> str | None:
+    """The task graph as inline SVG (``dot -Tsvg``); versions never change, so it is cached.
+    ``counted``: each fan-out step gets a line for its instance counts, which the request page
+    fills live."""
+    spec = graph_spec(definition_id, raw_yaml)
+    dot = to_dot(spec, fan_out_counts={t.task_type: {} for t in spec.tasks if t.fan_out} if counted else None)
     try:
         out = subprocess.run(
             ["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20, check=True
@@ -103,8 +106,8 @@ def _svg_of(definition_id: int, raw_yaml: str) -> str | None:
     return svg[svg.find("<svg") :]
 
 
-def graph_svg(definition: JobDefinition) -> str | None:
-    return _svg_of(definition.pk, definition.raw_yaml)
+def graph_svg(definition: JobDefinition, counted: bool = False) -> str | None:
+    return _svg_of(definition.pk, definition.raw_yaml, counted)
 
 
 @member_required
@@ -400,7 +403,8 @@ def _available_actions(job_request: JobRequest) -> list[str]:
 
 
 @member_required
-def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def request_detail(request: HttpRequest, pk: int, view: str = "graph") -> HttpResponse:
+    """The request page; ``view`` is the tab it opens on (``/jobs/requests/<id>/timeline``)."""
     job_request = get_object_or_404(
         selectors.requests_for(_org_id(request)).select_related("job_definition", "last_execution", "user"),
         pk=pk,
@@ -421,7 +425,8 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "job_request": job_request,
         "definition": definition,
-        "svg": graph_svg(definition),
+        "svg": graph_svg(definition, counted=True),
+        "initial_view": view,
         "tasks": rows,
         "runs": len(runs),
         "failure": failure,

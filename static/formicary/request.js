@@ -80,6 +80,10 @@
     root.querySelectorAll("[data-open-task]").forEach(function (a) {
       a.addEventListener("click", function (ev) { ev.preventDefault(); self.pick(a.getAttribute("data-open-task"), null, true); root.querySelector("#log-panel").scrollIntoView(); });
     });
+    root.addEventListener("click", function (ev) {
+      var chip = ev.target.closest && ev.target.closest(".fo-chip");
+      if (chip) self.pick(chip.getAttribute("data-task"), null, true);
+    });
     this.wireToolbar();
     this.wireTabs();
     this.applyState(this.state);
@@ -94,8 +98,13 @@
     this.connect(0);
   }
 
+  // a task of the graph, or an instance of a fan-out step (its chip opens its log the same way)
   RequestPage.prototype.task = function (type) {
-    return this.state.tasks.filter(function (x) { return x.task_type === type; })[0] || null;
+    var found = this.state.tasks.filter(function (x) { return x.task_type === type; })[0];
+    (this.state.fan_outs || []).forEach(function (f) {
+      if (!found) found = f.instances.filter(function (x) { return x.task_type === type; })[0];
+    });
+    return found || null;
   };
   RequestPage.prototype.lineLink = function (n) {
     var c = this.current;
@@ -192,6 +201,7 @@
       if (s.running_since && !TERMINAL.includes(s.job_state)) el.setAttribute("data-since", s.running_since);
       else { el.removeAttribute("data-since"); if (s.duration) el.textContent = (el.classList.contains("request-clock") ? "ran " : "") + s.duration; }
     });
+    this.drawFanOuts();
     this.drawTimeline();
     // the log follows new attempts of the task it shows, and the running task while nobody picked one
     if (this.current) {
@@ -229,6 +239,7 @@
     if (this.current && this.current.key === key) return;
     this.current = { type: type, attempt: a.number, id: a.task_execution_id, row: a.row_attempt, latest: latest, key: key };
     this.graph.select(type);
+    this.root.querySelectorAll(".fo-chip").forEach(function (c) { c.classList.toggle("selected", c.getAttribute("data-task") === type); });
     this.root.querySelectorAll("tr[data-task]").forEach(function (tr) { tr.classList.toggle("selected", tr.getAttribute("data-task") === type); });
     this.root.querySelectorAll(".log-tabs button").forEach(function (b) { b.classList.toggle("active", b.getAttribute("data-task") === type); });
     this.root.querySelector(".log-title").textContent = type;
@@ -361,6 +372,9 @@
           o.setAttribute("aria-selected", o === b ? "true" : "false");
         });
         root.querySelectorAll("[data-view-pane]").forEach(function (p) { p.hidden = p.getAttribute("data-view-pane") !== view; });
+        // the timeline has its own address (/jobs/requests/<id>/timeline), kept in the bar
+        var base = "/jobs/requests/" + self.requestId;
+        history.replaceState(null, "", (view === "timeline" ? base + "/timeline" : base) + location.search + location.hash);
         if (view === "timeline") self.drawTimeline();
       });
     });
@@ -376,7 +390,14 @@
     var tl = this.state.timeline;
     if (tl && tl.origin && !tl.ended_at && !this.finished) this.drawTimeline();
   };
+  RequestPage.prototype.drawFanOuts = function () {
+    var fanOuts = this.state.fan_outs || [];
+    if (!fanOuts.length || !window.FormicaryFanOut) return;
+    window.FormicaryFanOut.drawPanel(this.root.querySelector("#fan-outs"), fanOuts, this.current && this.current.type);
+    window.FormicaryFanOut.nodeCounts(this.graph.nodes, fanOuts);
+  };
   // Queue wait (hatched) and run time per task on one time axis: overlap shows as parallel bars.
+  // Earlier attempts of the run sit faded before the latest; a fan-out step's instances get lanes.
   RequestPage.prototype.drawTimeline = function () {
     var el = this.root.querySelector("#timeline");
     if (!el) return;
@@ -384,7 +405,10 @@
     if (!tl || !tl.origin || !tl.bars.length) { el.innerHTML = '<p class="muted">No task has started yet.</p>'; return; }
     var origin = t(tl.origin), now = Date.now();
     var end = t(tl.ended_at) || Math.max(now, origin + 1000);
-    tl.bars.forEach(function (b) { end = Math.max(end, t(b.ended_at) || now); });
+    tl.bars.forEach(function (b) {
+      end = Math.max(end, t(b.ended_at) || now);
+      if (b.instances) b.instances.bars.forEach(function (i) { end = Math.max(end, t(i.ended_at) || now); });
+    });
     var span = Math.max(end - origin, 1);
     function pct(ms) { return (100 * (ms - origin) / span).toFixed(3) + "%"; }
     function w(a, b) { return (100 * Math.max(b - a, 0) / span).toFixed(3) + "%"; }
@@ -393,10 +417,15 @@
     el.innerHTML = '<div class="tl-axis">' + ticks + "</div>" + tl.bars.map(function (b) {
       var ready = t(b.ready), start = t(b.started_at), stop = t(b.ended_at) || now;
       var runText = b.ended_at ? b.duration : duration((now - start) / 1000) + " so far";
+      var earlier = (b.attempts || []).map(function (a) {
+        var s = t(a.started_at), e = t(a.ended_at) || s;
+        return '<span class="tl-run tl-earlier ' + esc(a.state) + '" style="left:' + pct(s) + ";width:" + w(s, e) + '" title="' + esc(a.label + (a.duration ? ", ran " + a.duration : "")) + '"></span>';
+      }).join("");
+      var lanes = b.instances && window.FormicaryFanOut ? window.FormicaryFanOut.timelineLanes(b.instances, pct, w, now, duration) : "";
       return '<div class="tl-row" data-task="' + esc(b.task_type) + '"><span class="tl-name mono" title="' + esc(b.task_type) + '">' + esc(b.task_type) + "</span>" +
-        '<span class="tl-track"><span class="tl-wait" style="left:' + pct(ready) + ";width:" + w(ready, start) + '" title="waited ' + esc(b.wait) + '"></span>' +
+        '<span class="tl-track"><span class="tl-wait" style="left:' + pct(ready) + ";width:" + w(ready, start) + '" title="waited ' + esc(b.wait) + '"></span>' + earlier +
         '<span class="tl-run ' + esc(b.state) + '" style="left:' + pct(start) + ";width:" + w(start, stop) + '" title="' + esc(b.label + ", ran " + runText) + '"></span></span>' +
-        '<span class="tl-text small">' + (b.wait && b.wait !== "0.0 s" ? "waited " + esc(b.wait) + " · " : "") + "ran " + esc(runText) + "</span></div>";
+        '<span class="tl-text small">' + (b.wait && b.wait !== "0.0 s" ? "waited " + esc(b.wait) + " · " : "") + "ran " + esc(runText) + "</span></div>" + lanes;
     }).join("");
   };
 
