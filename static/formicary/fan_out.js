@@ -65,9 +65,11 @@
 
   // Thin lanes, one per instance, under the step's row of the timeline: overlap shows parallelism.
   function timelineLanes(group, pct, width, now, duration) {
-    if (!group || !group.bars.length) return group && group.total ? '<div class="tl-lanes"><span class="tl-more small muted">' + group.total + " instances, none started</span></div>" : "";
+    if (!group || !group.total) return "";
+    var caption = '<span class="tl-lanes-name small muted">' + group.total + " instance" + (group.total === 1 ? "" : "s") + "</span>";
+    if (!group.bars.length) return '<div class="tl-lanes">' + caption + '<span class="small muted">none started</span></div>';
     var t = function (iso) { return iso ? Date.parse(iso) : null; };
-    return '<div class="tl-lanes">' + group.bars.map(function (b) {
+    return '<div class="tl-lanes">' + caption + "<div>" + group.bars.map(function (b) {
       var start = t(b.started_at), stop = t(b.ended_at) || now;
       var earlier = b.attempts.map(function (a) {
         var s = t(a.started_at), e = t(a.ended_at) || s;
@@ -76,7 +78,7 @@
       var ran = b.ended_at ? b.duration : duration((now - start) / 1000) + " so far";
       return '<div class="tl-lane" data-task="' + esc(b.task_type) + '" data-index="' + b.index + '"><span class="tl-track">' + earlier +
         '<span class="tl-run ' + esc(b.state) + '" style="left:' + pct(start) + ";width:" + width(start, stop) + '" title="' + esc(b.label + ", ran " + ran) + '"></span></span></div>';
-    }).join("") + (group.more > 0 ? '<span class="tl-more small muted">+' + group.more + " more</span>" : "") + "</div>";
+    }).join("") + "</div>" + (group.more > 0 ? '<span class="tl-more small muted">+' + group.more + " more</span>" : "") + "</div>";
   }
 
   window.FormicaryFanOut = { drawPanel: drawPanel, nodeCounts: nodeCounts, timelineLanes: timelineLanes };
