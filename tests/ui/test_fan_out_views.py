@@ -52,6 +52,10 @@ def test_instances_are_grouped_under_their_step(alice):  # type: ignore[no-untyp
         chips[1]["attempts"][-1]["task_execution_id"] == i1 and chips[1]["attempts"][-1]["row_attempt"] == 1
     )
 
+    # the events socket's snapshot (and state.json) name the graph's tasks only
+    snapshot = client.get(f"/jobs/requests/{rid}/state.json").json()
+    assert [t["task_type"] for t in snapshot["tasks"]] == ["list", "deploy"]
+
     html = client.get(f"/jobs/requests/{rid}").content.decode()
     assert 'id="fan-outs"' in html
     assert 'data-task="deploy-fo-' not in html  # no table row, log tab or graph node of their own
