@@ -81,7 +81,8 @@
       a.addEventListener("click", function (ev) { ev.preventDefault(); self.pick(a.getAttribute("data-open-task"), null, true); root.querySelector("#log-panel").scrollIntoView(); });
     });
     root.addEventListener("click", function (ev) {
-      var chip = ev.target.closest && ev.target.closest(".fo-chip");
+      // an instance's chip or timeline lane opens its log
+      var chip = ev.target.closest && ev.target.closest(".fo-chip, .tl-lane");
       if (chip) self.pick(chip.getAttribute("data-task"), null, true);
     });
     this.wireToolbar();

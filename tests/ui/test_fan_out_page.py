@@ -22,7 +22,7 @@ from jobs.models import TaskExecution
 from jobs.queen import transitions
 from jobs.states import TaskState
 from tests.conftest import free_port
-from tests.ui.browser_kit import open_page
+from tests.ui.browser_kit import PHONE, open_page, page_overflow
 from tests.ui.fan_out_world import fan_out_request, finish, start
 from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
 
@@ -151,6 +151,15 @@ def test_a_thousand_instances_draw_200_chips_and_count_the_rest(browser, web, al
     assert page.locator(".fan-out .fo-total").inner_text() == "1000 items"
     counts = page.locator(".fan-out .fo-counts").inner_text()
     assert "600 started" in counts and "400 ready" in counts, counts
+    # on a phone the chips wrap inside the page
+    phone = open_page(browser, web, alice.user, viewport=PHONE)
+    phone.goto(f"/jobs/requests/{rid}/timeline")
+    phone.wait_for_selector("#timeline .tl-lane")
+    assert phone.locator("#timeline .tl-lane").count() == 200
+    assert phone.locator("#timeline .tl-lanes .tl-more").inner_text() == "+800 more"
+    phone.click("#graph-tab")
+    phone.wait_for_selector(".fo-chip")
+    assert page_overflow(phone) == 0
 
 
 def _set_times(task_id: int, started_ago: float, ended_ago: float | None) -> None:
@@ -206,6 +215,10 @@ def test_the_timeline_shows_overlapping_work_live(browser, web, alice):  # type:
     page.wait_for_selector("#timeline .tl-lane[data-task='deploy-fo-2'] .tl-run.EXECUTING")
     assert page.evaluate("window.sameDocument") is True
     page.screenshot(path=str(SHOTS / "request-fan-out-timeline.png"), full_page=True)
+
+    # a lane opens its instance's log
+    page.click("#timeline .tl-lane[data-task='deploy-fo-0']")
+    page.wait_for_function("document.querySelector('.log-title').textContent === 'deploy-fo-0'")
 
     # the tabs keep the address: the graph is the request's page, the timeline its /timeline
     page.click("#graph-tab")
