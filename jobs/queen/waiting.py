@@ -36,7 +36,7 @@ def over_limit(request: JobRequest, running: int, limit: int) -> bool:
 
 def lent_slots(request: JobRequest) -> int:
     """How many of the request's ancestors of its job type (and organization) run now."""
-    lent, parent_id, seen = 0, request.parent_id, set()
+    lent, parent_id, seen = 0, request.parent_id, set[int]()
     while parent_id and parent_id not in seen and len(seen) < 20:  # forks nest a few levels at most
         seen.add(parent_id)
         row = JobRequest.objects.filter(pk=parent_id).values_list(

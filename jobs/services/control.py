@@ -2,6 +2,7 @@
 the move is the transitions table's answer (``jobs.queen.transitions``), not checked again here."""
 
 import contextlib
+import functools
 
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
@@ -62,6 +63,7 @@ def task_cancel(*, request: JobRequest, task_type: str, reason: str = "cancelled
     graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
     if task_of(graph, task_type) is None:
         raise TaskExecution.DoesNotExist(f"job request {request.pk} has no task {task_type!r}")
+    task: TaskExecution | None = None
     for attempt in range(DEADLOCK_TRIES):
         try:
             with transaction.atomic():
@@ -81,13 +83,14 @@ def task_cancel(*, request: JobRequest, task_type: str, reason: str = "cancelled
                     raise TaskNotRunning(f"cannot cancel task {task_type} of job request {request.pk}: "
                                          f"it is {task.task_state}")  # fmt: skip
                 if on_ant is not None:
-                    transaction.on_commit(lambda on_ant=on_ant: _tell_ants([on_ant], request.pk))
+                    transaction.on_commit(functools.partial(_tell_ants, [on_ant], request.pk))
                 follow.after_end(task, request, task.job_execution, graph, TaskState.CANCELLED, None,
                                  "ERR_TASK_CANCELLED", reason)  # fmt: skip
             break
         except OperationalError as exc:  # as in request_cancel: the queen may hold these rows
             if attempt + 1 == DEADLOCK_TRIES or getattr(exc.__cause__, "sqlstate", None) != "40P01":
                 raise
+    assert task is not None  # found, or TaskNotRunning was raised
     forked = (task.context or {}).get("ForkedJobID")
     if forked:  # a FORK_JOB waiting for its child (wait_for_completion): the child goes too
         child = JobRequest.objects.filter(pk=forked, parent=request).first()
