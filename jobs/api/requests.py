@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,14 +21,17 @@ from jobs.api.request_serializers import (
     JobRequestInput,
     JobRequestManyInput,
     JobRequestSerializer,
+    TaskExecutionSerializer,
 )
 from jobs.definition.dot import to_dot
 from jobs.fan_out_selectors import fan_out_counts
 from jobs.models import JobDefinition, JobRequest
 from jobs.queen.logs import task_log_text
 from jobs.queen.specs import graph_spec
+from jobs.redaction import redact, secret_values
 from jobs.services import rate_limits
-from jobs.services.request_actions import request_act
+from jobs.services.control import TaskNotRunning
+from jobs.services.request_actions import request_act, task_cancel
 from jobs.services.requests import MAX_SUBMIT_MANY, request_submit, requests_submit
 from jobs.states import JOB_TERMINAL, JobState
 from orgs.models import ApiToken
@@ -172,6 +175,32 @@ class RequestCancel(OrgAPIView):
     def post(self, request: Request, pk: int) -> Response:
         job_request = request_act("cancel", request=selectors.request_get(self.org_id, pk))
         return Response(JobRequestSerializer(job_request).data)
+
+
+class TaskCancelRefused(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class RequestTaskCancel(OrgAPIView):
+    """Cancel one running task: killed on its ant, it ends CANCELLED and the job follows its
+    ``on_failed`` path (or fails); it is not retried."""
+
+    required_permissions = {"POST": "JobRequest:Cancel"}
+
+    @extend_schema(
+        request=None,
+        responses={200: TaskExecutionSerializer},
+        description="404: no such request (or another organization's) or no such task in its definition; "
+        "409: the task is not READY, STARTED or EXECUTING (the answer names its state).",
+    )
+    def post(self, request: Request, pk: int, task_type: str) -> Response:
+        job_request = selectors.request_get(self.org_id, pk)
+        try:
+            task = task_cancel(request=job_request, task_type=task_type)
+        except TaskNotRunning as exc:
+            raise TaskCancelRefused("; ".join(exc.messages)) from None
+        return Response(redact(TaskExecutionSerializer(task).data, secret_values(job_request)))
 
 
 class RequestPause(OrgAPIView):

@@ -54,6 +54,11 @@ urlpatterns = [
     path("jobs/requests/stats", r.RequestStats.as_view(), name="request-stats"),
     path("jobs/requests/<int:pk>", r.RequestDetail.as_view(), name="request"),
     path("jobs/requests/<int:pk>/cancel", r.RequestCancel.as_view(), name="request-cancel"),
+    path(
+        "jobs/requests/<int:pk>/tasks/<str:task_type>/cancel",
+        r.RequestTaskCancel.as_view(),
+        name="request-task-cancel",
+    ),  # fmt: skip
     path("jobs/requests/<int:pk>/pause", r.RequestPause.as_view(), name="request-pause"),
     path("jobs/requests/<int:pk>/resume", r.RequestResume.as_view(), name="request-resume"),
     path("jobs/requests/<int:pk>/restart", r.RequestRestart.as_view(), name="request-restart"),

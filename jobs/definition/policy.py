@@ -17,7 +17,9 @@ from .error_rules import SUSPEND_JOB, ErrorRule, job_retry_limit, task_retry_lim
 from .model import JobSpec, TaskSpec
 from .retries import retry_delay
 
-COMPLETED, FAILED, SKIPPED = dag.COMPLETED, dag.FAILED, "SKIPPED"
+COMPLETED, FAILED, SKIPPED, CANCELLED = dag.COMPLETED, dag.FAILED, "SKIPPED", "CANCELLED"
+# A cancelled task (a user cut it) is never run again by its own routes: no retry, repeat or restart.
+_RERUNS = frozenset({"repeat", "restart_task", "restart_job"})
 # Job states in which a task's end still decides something (a paused job's task may finish).
 LIVE_JOB_STATES = frozenset({"READY", "STARTED", "EXECUTING", "PAUSED"})
 # A forced restart (RESTART_JOB) is allowed at least this many times whatever `retry` says.
@@ -32,7 +34,8 @@ class TaskEnd:
     """What the queen knows when a task has ended.
 
     ``state``: COMPLETED / FAILED / SKIPPED as the ant (or the queen) reported it; a skipped or
-    reused task is passed as COMPLETED. ``executed`` gives the task types of this execution that
+    reused task is passed as COMPLETED; CANCELLED when a user cancelled the running task (it
+    follows its failure path, but is never retried). ``executed`` gives the task types of this execution that
     have run (not READY); it is called only when the job's path ends in failure, so the plain
     path never pays for the query behind it. ``rand`` is the draw (0..1) a backoff's jitter uses.
     """
@@ -153,6 +156,8 @@ def decide(end: TaskEnd) -> Decision:
     """What follows ``end`` (REFERENCE.md "Next-task lookup", retries and the job's end)."""
     if end.job_state not in LIVE_JOB_STATES:
         return Decision(Ignore(), end.state, end.error_code)
+    if end.state == CANCELLED:
+        return _cancelled(end)
     step = dag.next_step(end.task, end.state, end.exit_code)
     # a repeat (EXECUTING target) keeps the attempt's own state: the task is requeued from it
     state = (
@@ -195,6 +200,29 @@ def decide(end: TaskEnd) -> Decision:
     if not end.failed_task_type and step.job_state != FAILED:
         return made(EndJob(COMPLETED))
     return _failed_path(end, made, error_code, no_retry, rule)
+
+
+def _cancelled(end: TaskEnd) -> Decision:
+    """A task cancelled by a user follows the path a failed task would (``on_failed``, or an
+    ``allow_failure`` task's ``on_completed``, or the job's failure with its always_run tasks);
+    it stays CANCELLED and nothing runs it again: no task retry, repeat, restart or job retry."""
+    step = dag.next_step(end.task, FAILED)  # no exit code: an ant's answer does not route it
+    error_code = end.error_code or "ERR_TASK_CANCELLED"
+
+    def made(action: Action, failure: Failure | None = None) -> Decision:
+        return Decision(action, CANCELLED, error_code, False, failure)
+
+    if step.kind == "task":
+        return made(RunTask(step.task_type or ""))
+    if step.kind == "pause_job":
+        task = end.task
+        then = task.on_completed if task.on_completed and _has(end.graph, task.on_completed) else None
+        return made(PauseJob(f"paused by task {task.task_type}", float(task.pause_time or 0), then))
+    if step.kind == "end" and not end.failed_task_type and step.job_state == COMPLETED:
+        return made(EndJob(COMPLETED))  # allow_failure
+    # the end of the path, or a route that would run it again (_RERUNS): the job has failed
+    assert step.kind in _RERUNS or step.kind == "end", step.kind
+    return _failed_path(end, made, error_code, True, None)
 
 
 def _failed_path(

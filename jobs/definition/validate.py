@@ -9,6 +9,7 @@ from . import cron, dag, notify_rules
 from .errors import Problem
 from .model import HTTP_METHODS, METHODS, JobSpec, TaskSpec, is_special_target
 from .resources import read_claim
+from .sub_workflow import SubWorkflow, SubWorkflowError
 from .triggers import trigger_problems
 
 MAX_TASKS = 100
@@ -125,6 +126,14 @@ def _task_problems(task: TaskSpec, by_name: dict[str, TaskSpec]) -> list[Problem
         bad(problem, "notify")
     if task.method == "FORK_JOB" and not task.fork_job_type:
         bad("FORK_JOB needs fork_job_type", "fork_job_type")
+    if task.sub_workflow:
+        if task.method != "FORK_JOB":
+            bad(f"sub_workflow applies to FORK_JOB tasks, not {task.method}", "sub_workflow")
+        try:
+            SubWorkflow.parse(task.sub_workflow)
+        except SubWorkflowError as exc:
+            out.append(Problem(exc.message, task=name, field=exc.field,
+                               line=getattr(task.raw, "lines", {}).get("sub_workflow") or task.line))  # fmt: skip
     if task.method == "AWAIT_FORKED_JOB":
         if not task.await_forked_tasks:
             bad("AWAIT_FORKED_JOB needs await_forked_tasks", "await_forked_tasks")

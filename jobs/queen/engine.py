@@ -111,8 +111,8 @@ class Engine:
         qs = JobRequest.objects.filter(job_state=JobState.PENDING, scheduled_at__lte=now).filter(
             Q(not_before__isnull=True) | Q(not_before__lte=now)
         )
-        for org_id, job_type in full:
-            qs = qs.exclude(organization_id=org_id, job_type=job_type)
+        for org_id, job_type in full:  # a running parent's children may use its slot (over_limit)
+            qs = qs.exclude(organization_id=org_id, job_type=job_type, parent__isnull=True)
         self._note_full(full, counts)
         candidates = []
         pick = (
@@ -122,7 +122,7 @@ class Engine:
             key = (request.organization_id, request.job_type)
             limit_now = request.job_definition.max_concurrency
             running, _ = counts.get(key, (0, limit_now))
-            if waiting.at_limit(running, limit_now):
+            if waiting.over_limit(request, running, limit_now):
                 waiting.request_wait(
                     request, waiting.concurrency_message(running, limit_now, request.job_type)
                 )

@@ -11,6 +11,8 @@ from jobs.queen.rules import QUEEN_ANT
 from jobs.queen.specs import graph_spec, task_of
 from jobs.states import TaskState
 
+AWAITING_METHODS = ("AWAIT_FORKED_JOB", "FORK_JOB")  # EXECUTING on the queen: waiting for children
+
 
 def run(task: TaskExecution, request: JobRequest, execution: JobExecution, spec: TaskSpec) -> bool:
     """Run a READY task of a queen method (inside the caller's transaction); False when another
@@ -20,7 +22,13 @@ def run(task: TaskExecution, request: JobRequest, execution: JobExecution, spec:
         return False
     transitions.job_executing(request.pk, execution.pk)
     if spec.method == "FORK_JOB":
-        done(task, request, execution, forks.fork(request, task, spec))
+        outcome = forks.fork(request, task, spec)
+        if outcome.state == TaskState.COMPLETED and forks.waits_for_child(spec):
+            # fork and await in one step: it stays EXECUTING; check_awaits() ends it with its child
+            forks.hold_child(task, outcome.context)
+            transitions.task_executing(task.pk, request.pk, attempt)
+        else:
+            done(task, request, execution, outcome)
     elif spec.method == "EXPIRE_ARTIFACTS":
         expired = artifact_services.artifacts_expire(organization_id=request.organization_id)
         done(task, request, execution,
@@ -48,10 +56,11 @@ def done(task: TaskExecution, request: JobRequest, execution: JobExecution, outc
 
 
 def check_awaits() -> int:
-    """Finish AWAIT_FORKED_JOB tasks whose children have all ended."""
+    """Finish AWAIT_FORKED_JOB tasks whose children have all ended, and FORK_JOB tasks that wait
+    for their child (``sub_workflow.wait_for_completion``) once it has ended."""
     finished = 0
     for task in TaskExecution.objects.filter(
-        task_state=TaskState.EXECUTING, method="AWAIT_FORKED_JOB", ant_id=QUEEN_ANT
+        task_state=TaskState.EXECUTING, method__in=AWAITING_METHODS, ant_id=QUEEN_ANT
     ).select_related("job_execution__job_request__job_definition"):
         execution = task.job_execution
         request = execution.job_request
@@ -59,7 +68,12 @@ def check_awaits() -> int:
         spec = task_of(graph, task.task_type)
         if spec is None:
             continue
-        outcome = forks.await_forked(task, spec)
+        if spec.method == "FORK_JOB":
+            outcome = forks.await_child(task, spec)
+        else:
+            outcome = forks.await_forked(task, spec)
+            if outcome is not None:
+                outcome.context.update(forks.promoted_from_forks(task, spec, graph))
         if outcome is not None:
             with transaction.atomic():
                 done(task, request, execution, outcome)

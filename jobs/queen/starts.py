@@ -149,7 +149,7 @@ def _under_limits(starts: list[_Start]) -> list[_Start]:
     for s in starts:
         key = (s.request.organization_id, s.request.job_type)
         limit = limits.get(key, s.request.job_definition.max_concurrency)
-        if waiting.at_limit(running.get(key, 0), limit):
+        if waiting.over_limit(s.request, running.get(key, 0), limit):
             waiting.request_wait(
                 s.request, waiting.concurrency_message(running.get(key, 0), limit, s.request.job_type)
             )

@@ -472,6 +472,43 @@ def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[in
     return on_ants
 
 
+def task_cancel(
+    task_id: int, request_id: int, reason: str
+) -> tuple[bool, tuple[int, str, int] | None]:  # fmt: skip
+    """One active task (READY, STARTED, EXECUTING) -> CANCELLED, its job going on: whether it
+    moved, and (task id, ant id, attempt) when it was on an ant, so the caller can tell the ant
+    to stop it. Its attempt's late answer finds it no longer running and changes nothing."""
+    now = timezone.now()
+    row = (
+        TaskExecution.objects.select_for_update()
+        .filter(pk=task_id, task_state__in=_values(TASK_ACTIVE))
+        .values_list("ant_id", "attempt", "task_state")
+        .first()
+    )
+    if row is None:
+        return False, None
+    ant_id, attempt, state = row
+    reason = redact_errors([request_id], {"error_message": reason[:10_000]})["error_message"]
+    won = (
+        move(
+            "task",
+            task_id,
+            TaskState.CANCELLED,
+            [state],
+            ended_at=now,
+            updated_at=now,
+            error_code="ERR_TASK_CANCELLED",
+            error_message=reason,
+        )  # fmt: skip
+        == 1
+    )
+    if not won:
+        return False, None
+    _task_event(task_id, request_id, TaskState.CANCELLED)
+    _ended_on_commit(task_ids=[task_id])
+    return True, ((task_id, ant_id, attempt) if ant_id and state in RUNNING_TASK else None)
+
+
 # -- many at once -------------------------------------------------------------------------------
 # The queen's hot paths change many rows per pass. Each function below is one statement (or one
 # executemany) for the whole batch, still conditional on the expected state; RETURNING tells

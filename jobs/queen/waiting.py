@@ -25,6 +25,31 @@ def at_limit(running: int, limit: int) -> bool:
     return running >= limit
 
 
+def over_limit(request: JobRequest, running: int, limit: int) -> bool:
+    """``at_limit`` for this request: a running ancestor of the same job type lends it its slot
+    (a parent under ``max_concurrency: 1`` forking its own job type would otherwise wait for a
+    child that can never start); the others' still count. Read only at the limit."""
+    if not at_limit(running, limit):
+        return False
+    return not request.parent_id or at_limit(running - lent_slots(request), limit)
+
+
+def lent_slots(request: JobRequest) -> int:
+    """How many of the request's ancestors of its job type (and organization) run now."""
+    lent, parent_id, seen = 0, request.parent_id, set[int]()
+    while parent_id and parent_id not in seen and len(seen) < 20:  # forks nest a few levels at most
+        seen.add(parent_id)
+        row = JobRequest.objects.filter(pk=parent_id).values_list(
+            "parent_id", "organization_id", "job_type", "job_state"
+        ).first()  # fmt: skip
+        if row is None:
+            break
+        parent_id, org_id, job_type, state = row
+        same = (org_id, job_type) == (request.organization_id, request.job_type)
+        lent += 1 if same and state in JOB_RUNNING_VALUES else 0
+    return lent
+
+
 def locked_limits(
     keys: set[tuple[int, str]],
 ) -> tuple[dict[tuple[int, str], int], dict[tuple[int, str], int]]:

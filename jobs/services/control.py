@@ -1,14 +1,18 @@
 """User control of work: cancel, pause, resume, restart and trigger. Whether a request may make
 the move is the transitions table's answer (``jobs.queen.transitions``), not checked again here."""
 
+import contextlib
+import functools
+
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 
-from jobs.models import JobDefinition, JobRequest
-from jobs.queen import transitions
+from jobs.models import JobDefinition, JobRequest, TaskExecution
+from jobs.queen import follow, transitions
 from jobs.queen.messaging import get_transport
 from jobs.queen.sends import cancel_on_ants
-from jobs.states import JOB_TERMINAL, JobState
+from jobs.queen.specs import graph_spec, task_of
+from jobs.states import JOB_TERMINAL, JobState, TaskState
 
 
 def _refuse(request: JobRequest, action: str) -> ValidationError:
@@ -43,6 +47,58 @@ def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") ->
         request_cancel(request=child, reason=f"parent job {request.pk} was cancelled")
     request.refresh_from_db()
     return request
+
+
+class TaskNotRunning(ValidationError):
+    """The task asked for is not running (READY, STARTED or EXECUTING): nothing to cancel."""
+
+
+def task_cancel(*, request: JobRequest, task_type: str, reason: str = "cancelled by user") -> TaskExecution:
+    """Cancel one task of the request's current execution: it ends CANCELLED (killed on its ant
+    after the commit, as a whole request's cancel does) and the job goes on as the policy says
+    for a cancelled task (its ``on_failed`` path, or the job fails), never retrying it.
+
+    ``TaskExecution.DoesNotExist`` when the definition has no such task; ``TaskNotRunning`` when
+    it has not started or has ended. A forked job the task waits for is cancelled with it."""
+    graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
+    if task_of(graph, task_type) is None:
+        raise TaskExecution.DoesNotExist(f"job request {request.pk} has no task {task_type!r}")
+    task: TaskExecution | None = None
+    for attempt in range(DEADLOCK_TRIES):
+        try:
+            with transaction.atomic():
+                task = (
+                    TaskExecution.objects.filter(
+                        job_execution_id=request.last_execution_id, task_type=task_type
+                    )
+                    .select_related("job_execution")
+                    .first()
+                )
+                if task is None:
+                    raise TaskNotRunning(f"cannot cancel task {task_type} of job request {request.pk}: "
+                                         "it has not started")  # fmt: skip
+                moved, on_ant = transitions.task_cancel(task.pk, request.pk, reason)
+                if not moved:
+                    task.refresh_from_db(fields=["task_state"])
+                    raise TaskNotRunning(f"cannot cancel task {task_type} of job request {request.pk}: "
+                                         f"it is {task.task_state}")  # fmt: skip
+                if on_ant is not None:
+                    transaction.on_commit(functools.partial(_tell_ants, [on_ant], request.pk))
+                follow.after_end(task, request, task.job_execution, graph, TaskState.CANCELLED, None,
+                                 "ERR_TASK_CANCELLED", reason)  # fmt: skip
+            break
+        except OperationalError as exc:  # as in request_cancel: the queen may hold these rows
+            if attempt + 1 == DEADLOCK_TRIES or getattr(exc.__cause__, "sqlstate", None) != "40P01":
+                raise
+    assert task is not None  # found, or TaskNotRunning was raised
+    forked = (task.context or {}).get("ForkedJobID")
+    if forked:  # a FORK_JOB waiting for its child (wait_for_completion): the child goes too
+        child = JobRequest.objects.filter(pk=forked, parent=request).first()
+        if child is not None and child.job_state not in JOB_TERMINAL:
+            with contextlib.suppress(ValidationError):  # it ended meanwhile
+                request_cancel(request=child, reason=f"task {task_type} of job {request.pk} was cancelled")
+    task.refresh_from_db()
+    return task
 
 
 def _tell_ants(on_ants: list[tuple[int, str, int]], request_id: int) -> None:

@@ -1,5 +1,5 @@
 """Request-page endpoints beside the page itself: its JSON refresh, one attempt's log as text
-(raw or download), and re-running every task (a hard restart)."""
+(raw or download), re-running every task (a hard restart) and cancelling one task."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from jobs import selectors
 from jobs.models import JobRequest, TaskExecution
 from jobs.queen.logs import task_log_text
-from jobs.services.request_actions import request_act
+from jobs.services.request_actions import request_act, task_cancel
 from jobs.ui.request_page import page_state
 from jobs.ui.views import _org_id, member_required
 from orgs.web_permissions import requires
@@ -60,4 +60,21 @@ def request_rerun_all(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request, f"{job_request.job_type} #{job_request.pk} restarted: every task runs again"
         )
+    return redirect("ui:request", pk=pk)
+
+
+@member_required
+@require_POST
+@requires("JobRequest:Cancel")
+def request_task_cancel(request: HttpRequest, pk: int, task_type: str) -> HttpResponse:
+    """Cancel one running task; the job follows its on_failed path (or fails)."""
+    job_request = _request(request, pk)
+    try:
+        task_cancel(request=job_request, task_type=task_type)
+    except TaskExecution.DoesNotExist:
+        raise Http404(f"no task {task_type}") from None
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, f"task {task_type} of {job_request.job_type} #{job_request.pk} cancelled")
     return redirect("ui:request", pk=pk)

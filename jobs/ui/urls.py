@@ -29,6 +29,11 @@ urlpatterns = [
     path("jobs/requests/<int:pk>/page.json", request_views.request_page_state, name="request-page-state"),
     path("jobs/requests/<int:pk>/tasks/<int:task_id>/log.txt", request_views.task_log, name="task-log"),
     path("jobs/requests/<int:pk>/rerun-all", request_views.request_rerun_all, name="request-rerun-all"),
+    path(
+        "jobs/requests/<int:pk>/tasks/<str:task_type>/cancel",
+        request_views.request_task_cancel,
+        name="request-task-cancel",
+    ),  # fmt: skip
     path("jobs/requests/<int:pk>/<str:action>", views.request_action, name="request-action"),
     path("artifacts", views.artifact_list, name="artifacts"),
     path("ants", views.ant_list, name="ants"),

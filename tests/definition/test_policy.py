@@ -110,6 +110,23 @@ CASES = [
     ("exit code overrides failed to completed", end(BUILD, "FAILED", "7"),
      Decision(RunTask("test"), "COMPLETED", override=True)),
     ("a skipped task is not overridden", end(DEPLOY, "SKIPPED", "SKIPPED"), Decision(EndJob("COMPLETED"), "COMPLETED")),
+    # a task cancelled by a user: its failure path, never a retry
+    ("cancelled: on_failed", end(replace(TEST, on_failed="cleanup"), "CANCELLED"),
+     Decision(RunTask("cleanup"), "CANCELLED", "ERR_TASK_CANCELLED")),
+    ("cancelled: allow_failure goes on", end(replace(TEST, allow_failure=True), "CANCELLED"),
+     Decision(RunTask("deploy"), "CANCELLED", "ERR_TASK_CANCELLED")),
+    ("cancelled: no task retry, always_run first", end(TEST, "CANCELLED", error_message="cut",
+                                                       executed=ran("build", "test")),
+     Decision(RunTask("cleanup"), "CANCELLED", "ERR_TASK_CANCELLED",
+              failure=Failure("test", "ERR_TASK_CANCELLED", "cut"))),
+    ("cancelled: no job retry", end(TEST, "CANCELLED", error_message="cut", executed=ran("build", "test", "cleanup")),
+     Decision(EndJob("FAILED", "ERR_TASK_CANCELLED", "cut"), "CANCELLED", "ERR_TASK_CANCELLED",
+              failure=Failure("test", "ERR_TASK_CANCELLED", "cut"))),
+    ("cancelled: a RESTART_TASK route does not run it again",
+     end(replace(DEPLOY, on_failed="RESTART_TASK"), "CANCELLED", executed=ran("deploy", "cleanup")),
+     Decision(EndJob("FAILED", "ERR_TASK_CANCELLED", "task deploy failed"), "CANCELLED", "ERR_TASK_CANCELLED",
+              failure=Failure("deploy", "ERR_TASK_CANCELLED", ""))),
+    ("cancelled in a cancelled job", end(TEST, "CANCELLED", job_state="CANCELLED"), Decision(Ignore(), "CANCELLED")),
 ]  # fmt: skip
 
 

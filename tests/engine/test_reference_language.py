@@ -196,7 +196,6 @@ tasks:
   method: SHELL
   helper_environment: {A: b}
   fan_out: {source: Items, item_var: item}
-  sub_workflow: {wait_for_completion: true}
   notify: {email: {recipients: [a@example.com]}}
   webhook: {url: https://example.com/hook}
   script: [echo hi]
@@ -211,11 +210,11 @@ def test_upload_answers_with_a_warning_for_each_field_not_acted_on(api):
         assert any(w.startswith(f"field '{field}': accepted but not acted on yet") for w in warnings), (
             warnings
         )
-    for field in ("helper_environment", "fan_out", "sub_workflow"):
+    for field in ("helper_environment", "fan_out"):
         assert any(
             w.startswith(f"task 't': field '{field}': accepted but not acted on yet") for w in warnings
         ), warnings
-    assert len(warnings) == 4, warnings  # the task webhook and the task notify act
+    assert len(warnings) == 3, warnings  # the task webhook and the task notify act
     assert api.get(f"/api/jobs/definitions/{resp.json()['id']}").json()["warnings"] == warnings
 
 

@@ -31,6 +31,7 @@ RUN_BY = {
     "fork-worker": "test_fork_await_runs_both_children",
     "http-api-job": "test_http_api_job_calls_the_service",
     "nightly-cron": "test_nightly_cron_tick_runs_the_job",
+    "sub-workflow": "test_sub_workflow_waits_for_its_child_and_takes_back_its_output",
     "web-job": "tests/websocket_ants/test_websocket_ants.py::test_websocket_ant_runs_the_web_job",
 }
 
@@ -180,6 +181,17 @@ def test_fork_await_runs_both_children(harness, api):
         shard = child["params"]["Shard"]
         assert child["job_state"] == "COMPLETED"
         assert f"shard {shard} item 2" in log_of(api, child["id"], "work", "item 2")
+
+
+def test_sub_workflow_waits_for_its_child_and_takes_back_its_output(harness, api):
+    define(api, "fork-worker")
+    define(api, "sub-workflow")
+    done = finished(api, submit(api, "sub-workflow", Items=4, Other="not forwarded"), timeout=90)
+    assert done["job_state"] == "COMPLETED", done["error_message"]
+    assert states(done) == {"process-shard": "COMPLETED", "report": "COMPLETED"}
+    (child,) = api.get("/api/jobs/requests?job_type=fork-worker").json()["Records"]
+    assert child["params"] == {"Shard": "1", "Items": "4"} and child["job_state"] == "COMPLETED"
+    assert "the shard processed 4 items" in log_of(api, done["id"], "report", "processed")
 
 
 def test_nightly_cron_tick_runs_the_job(harness, api):

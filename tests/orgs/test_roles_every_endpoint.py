@@ -79,6 +79,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/jobs/requests"): "JobRequest:Submit",
     ("GET", "/api/jobs/requests/{id}"): "JobRequest:Read",
     ("POST", "/api/jobs/requests/{id}/cancel"): "JobRequest:Cancel",
+    ("POST", "/api/jobs/requests/{id}/tasks/{task_type}/cancel"): "JobRequest:Cancel",
     ("GET", "/api/jobs/requests/{id}/dot"): "JobRequest:Read",
     ("GET", "/api/jobs/requests/{id}/dot.png"): "JobRequest:Read",
     ("GET", "/api/jobs/requests/{id}/logs"): "JobRequest:Read",
