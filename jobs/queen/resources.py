@@ -29,6 +29,8 @@ ROW_FIELDS = (
     "ant_topic", "tags", "methods", "max_capacity", "current_load", "total_executed", "allocations",
     "containers", "organization_id", "shutting_down", "ant_started_at", "last_heartbeat_at", "alive",
 )  # fmt: skip
+# ... and those a heartbeat may change besides its time
+CONTENT_FIELDS = tuple(f for f in ROW_FIELDS if f != "last_heartbeat_at")
 # Tasks are sent ahead to a busy ant by how long its tasks hold a slot: for short tasks the
 # queen's round trip is most of a slot's time, for long ones it is nothing and a task sent ahead
 # would wait behind a long one while another ant may free up first. So a slot gets as many
@@ -68,8 +70,13 @@ class AntState:
         return min(self.prefetch, int(self.prefetch_secs / max(self.run_secs, MIN_RUN_SECS)))
 
     @property
+    def room(self) -> int:
+        """Tasks it may hold: running and waiting in its stream."""
+        return self.reg.max_capacity * (1 + self.ahead)
+
+    @property
     def free(self) -> int:
-        return self.reg.max_capacity * (1 + self.ahead) - len(self.reserved)
+        return self.room - len(self.reserved)
 
     def observe(self, ran_secs: float) -> None:
         self.answered += 1
@@ -101,6 +108,10 @@ class ResourceManager:
         self._saved: dict[str, dict[str, Any]] = {}
         self._persisted_at = clock()
         self._urgent = False
+        # no ant has more room than this (its slots and the tasks it may have ahead, see
+        # ``AntState.ahead``): ``choose`` stops at the first ant that has it. Raised as ants are
+        # heard and answer, made exact again with each batch of rows.
+        self._most_room = 0
 
     # -- heartbeats ---------------------------------------------------------------------------------
     def heard(self, reg: AntRegistration) -> bool:
@@ -121,6 +132,7 @@ class ResourceManager:
             state.reserved = set()
             state.recovered = False
         state.reg, state.last_seen = reg, now
+        self._most_room = max(self._most_room, state.room)
         self._unsaved[reg.ant_id] = self._row(reg, now, alive=not reg.shutting_down)
         # an ant new to the rows, or leaving, is written at the next pass (the API shows it at once)
         self._urgent |= reg.shutting_down or reg.ant_id not in self._saved
@@ -154,31 +166,44 @@ class ResourceManager:
 
     def persist(self, force: bool = False) -> int:
         """Write the rows of the ants heard since the last batch, when ``PERSIST_EVERY_SECS`` have
-        passed, an ant new to the rows or leaving was heard, or ``force``: one upsert that sets
-        only the columns some of them changed since what this queen wrote last (an idle fleet's
-        batch sets ``last_heartbeat_at``). Returns the rows written. On failure the rows stay
-        queued for the next batch, an interval later."""
+        passed, an ant new to the rows or leaving was heard, or ``force``. Two statements at
+        most: the ants whose heartbeat says something new (load, allocations, containers, ...)
+        in one upsert of the columns that changed; the others (an idle fleet: nearly all) in one
+        ``UPDATE`` of ``last_heartbeat_at`` to the oldest of their heartbeats of the batch (never
+        later than the truth, at most one interval earlier). Returns the rows written. On
+        failure the rows stay queued for the next batch, an interval later."""
         now = self.clock()
         if not self._unsaved or not (force or self._urgent or now - self._persisted_at >= PERSIST_EVERY_SECS):
             return 0
         rows, self._unsaved, self._urgent = self._unsaved, {}, False
-        changed: set[str] = set()
+        news: dict[str, dict[str, Any]] = {}
+        changed: set[str] = {"last_heartbeat_at"}
         for ant_id, row in rows.items():
             before = self._saved.get(ant_id)
-            changed.update(ROW_FIELDS if before is None else (k for k in ROW_FIELDS if row[k] != before[k]))
+            fields = ROW_FIELDS if before is None else [k for k in CONTENT_FIELDS if row[k] != before[k]]
+            if fields:
+                news[ant_id] = row
+                changed.update(fields)
+        seen = [ant_id for ant_id in rows if ant_id not in news]
         try:
-            if changed:  # in ant id order: two queens writing the same rows lock them alike
+            if news:  # in ant id order: two queens writing the same rows lock them alike
                 AntRow.objects.bulk_create(
-                    [AntRow(ant_id=ant_id, **row) for ant_id, row in sorted(rows.items())],
+                    [AntRow(ant_id=ant_id, **row) for ant_id, row in sorted(news.items())],
                     update_conflicts=True, unique_fields=["ant_id"],
                     update_fields=[f for f in ROW_FIELDS if f in changed],
                 )  # fmt: skip
+            if seen:
+                oldest = min(rows[ant_id]["last_heartbeat_at"] for ant_id in seen)
+                AntRow.objects.filter(ant_id__in=sorted(seen)).update(last_heartbeat_at=oldest)
         except Exception:
             self._unsaved = {**rows, **self._unsaved}  # newer heartbeats win
             self._persisted_at = now
             raise
-        self._saved.update((a, row) for a, row in rows.items() if a in self.ants)  # not the departed
+        for ant_id, row in rows.items():
+            if ant_id in self.ants:  # not the departed
+                self._saved[ant_id] = row
         self._persisted_at = now
+        self._most_room = max((state.room for state in self.ants.values()), default=0)
         return len(rows)
 
     def expire(self) -> list[str]:
@@ -227,15 +252,19 @@ class ResourceManager:
         return any(self._fits(s, method, wanted, org_id, now) for s in self.ants.values())
 
     def choose(self, method: str, tags: list[str], org_id: int | None = None) -> str | None:
-        """The fitting ant with the most free room, or None when every fitting ant is full.
-        Called per task over every ant: room is looked at first, fit only for a better one."""
-        now, wanted = self.clock(), set(tags)
+        """The fitting ant with the most free room (the first of equals), or None when every
+        fitting ant is full. Called per task over the ants: room is looked at first, fit only
+        for a better one, and an ant with all the room any may have ends the search (in a large
+        fleet, mostly idle, the first fitting one)."""
+        now, wanted, most_room = self.clock(), set(tags), self._most_room
         best: AntState | None = None
         most = 0
         for state in self.ants.values():
             free = state.free
             if free > most and self._fits(state, method, wanted, org_id, now):
                 best, most = state, free
+                if free >= most_room:
+                    break
         return best.reg.ant_id if best else None
 
     def may_hold(self, ant_id: str, request_id: int, task_type: str, sent_at: float) -> bool:
@@ -294,6 +323,7 @@ class ResourceManager:
             state.reserved.discard(task_id)
             if ran_secs is not None:
                 state.observe(ran_secs)
+                self._most_room = max(self._most_room, state.room)
 
     def sync_reservations(self, running: dict[str, set[int]]) -> None:
         """Reset reservations from the database's running tasks (after restart, or periodically)."""

@@ -66,13 +66,41 @@ def test_heartbeats_are_written_in_one_statement_per_interval() -> None:
     clock.now += PERSIST_EVERY_SECS
     with CaptureQueriesContext(connection) as later:
         assert resources.persist() == 300
-    (statement,) = statements(later)
-    # only what changed is set: the heartbeat time and the load, not the lists or the topic
-    update = statement.split("DO UPDATE SET", 1)[1]
-    assert "last_heartbeat_at" in update and "current_load" in update
-    assert "methods" not in update and "allocations" not in update and "ant_topic" not in update
+    upsert, update = statements(later)
+    # the ant whose heartbeat says something new: only what changed is set (its load and time)
+    assert '"ant-007"' not in upsert and "ON CONFLICT" in upsert
+    assert "current_load" in upsert.split("DO UPDATE SET", 1)[1]
+    assert "methods" not in upsert.split("DO UPDATE SET", 1)[1]
+    # the others: their heartbeat time only, in one UPDATE
+    assert update.startswith("UPDATE") and "last_heartbeat_at" in update and "current_load" not in update
     row = AntRow.objects.get(ant_id="ant-007")
     assert row.current_load == 1 and row.last_heartbeat_at.timestamp() == clock.now - PERSIST_EVERY_SECS
+    assert (
+        AntRow.objects.get(ant_id="ant-100").last_heartbeat_at.timestamp() == clock.now - PERSIST_EVERY_SECS
+    )
+
+    # an idle fleet: one statement a batch
+    clock.now += PERSIST_EVERY_SECS
+    for ant_id in ants:
+        beat(resources, ant_id, clock, current_load=1 if ant_id == "ant-007" else 0)
+    with CaptureQueriesContext(connection) as idle:
+        assert resources.persist() == 300
+    assert len(statements(idle)) == 1
+
+
+def test_the_ant_with_the_most_room_is_chosen() -> None:
+    clock = Clock()
+    resources = ResourceManager(clock=clock)
+    for ant_id, capacity in (("small", 1), ("big", 4), ("also-big", 4)):
+        resources.heard(AntRegistration(ant_id=ant_id, methods=["SHELL"], max_capacity=capacity,
+                                        created_at=clock.now))  # fmt: skip
+    assert resources.choose("SHELL", []) == "big"
+    resources.reserve("big", 1)
+    assert resources.choose("SHELL", []) == "also-big"
+    resources.reserve("also-big", 2)
+    resources.reserve("also-big", 3)
+    assert resources.choose("SHELL", []) == "big"
+    assert resources.choose("DOCKER", []) is None
 
 
 def test_a_registered_ant_is_dispatched_to_before_its_row_exists(alice) -> None:  # type: ignore[no-untyped-def]
