@@ -5,20 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0012_fan_out_instances_and_approval_states'),
-        ('orgs', '0005_invitation_role_and_accepted_by'),
+        ("jobs", "0012_fan_out_instances_and_approval_states"),
+        ("orgs", "0005_invitation_role_and_accepted_by"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='jobexecution',
-            index=models.Index(fields=['organization', 'ended_at'], name='jobexec_org_ended'),
+            model_name="jobexecution",
+            index=models.Index(fields=["organization", "ended_at"], name="jobexec_org_ended"),
         ),
         migrations.AddIndex(
-            model_name='jobrequest',
-            index=models.Index(fields=['organization', 'created_at'], name='jobreq_org_created'),
+            model_name="jobrequest",
+            index=models.Index(fields=["organization", "created_at"], name="jobreq_org_created"),
         ),
     ]
