@@ -186,6 +186,15 @@ class Fleet:
         return out
 
 
+def _spy(world: Any, phase: str, queen: int) -> Any:
+    """With ``--profile``: py-spy on the queen for one phase (``<profile>-<ants>-<phase>-*.txt``)."""
+    if not world.profile:
+        return None
+    from bench import spy
+
+    return spy.Recorder(Path(f"{world.profile}-{phase}"), {"queen": queen})
+
+
 def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
     from django.db.models import Count, F, Max, Min
 
@@ -208,9 +217,13 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
                 raise SystemExit(f"{count} simulated ants: {exc}\n{cluster.logs()}") from None
             # idle: only heartbeats (count / 5 s registrations) reach the queen
             queen = cluster.procs["queen"].pid
+            spied = _spy(world, f"{count}-idle", queen)
             cpu0, t0 = procstat.cpu_secs(queen), time.monotonic()
             time.sleep(sizes["w6_idle_secs"])
             idle_share = (procstat.cpu_secs(queen) - cpu0) / (time.monotonic() - t0)
+            if spied is not None:
+                spied.stop()
+            spied = _spy(world, f"{count}-tasks", queen)
             n = sizes["w6_tasks"]
             cpu0, busy0 = procstat.cpu_secs(queen), procstat.machine_busy_secs()
             t0 = time.time()
@@ -226,6 +239,8 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
                 log_tail = cluster.logs()[-2000:]
             cpu = procstat.cpu_secs(queen) - cpu0
             busy = procstat.machine_busy_secs() - busy0
+            if spied is not None:
+                spied.stop()
             tasks = TaskExecution.objects.filter(
                 job_execution__job_request_id__in=ids, ended_at__isnull=False
             )

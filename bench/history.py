@@ -20,6 +20,7 @@ part of the history (half of it, at most 10,000 requests) (``requests_prune``, i
 """
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,36 @@ def measure(world: Any, chain_id: int, samples: int) -> dict[str, float]:
     return out
 
 
+# the scans a plan names (EXPLAIN's text format)
+_SCAN_RE = re.compile(
+    r"Seq Scan on \w+|Index(?: Only)? Scan(?: Backward)? using \w+|Bitmap Index Scan on \w+"
+)
+
+
+def plans(world: Any) -> dict[str, list[str]]:
+    """The scans of every query on requests and executions that the dashboard and the stats API
+    send (captured from one call each, then EXPLAINed as sent): index ranges or whole tables."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(world.user)
+    out: dict[str, list[str]] = {}
+    for name, path in (("dashboard", "/"), ("stats", "/api/jobs/requests/stats")):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(path).status_code == 200, path
+        scans: set[str] = set()
+        for query in queries.captured_queries:
+            sql = query["sql"]
+            if sql.startswith("SELECT") and ("jobs_jobrequest" in sql or "jobs_jobexecution" in sql):
+                with connection.cursor() as cur:
+                    cur.execute("EXPLAIN " + sql)
+                    scans.update(_SCAN_RE.findall("\n".join(row[0] for row in cur.fetchall())))
+        out[name] = sorted(scans)
+    return out
+
+
 PATHS = [
     ("submit_to_start", "submit-to-start (idle ant)"),
     ("requests_list", "GET /api/jobs/requests"),
@@ -224,9 +255,10 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
                             "'jobs_jobexecution') + pg_total_relation_size('jobs_taskexecution')")  # fmt: skip
                 size_mb = cur.fetchone()[0] / 1024 / 1024
             full = measure(world, chain_id, samples)
+            scans = plans(world)
             ratios = {name: full[f"{name}_p95_ms"] / max(empty[f"{name}_p95_ms"], 1e-6) for name, _ in PATHS}
             levels.append({"rows": rows, "task_rows": rows * TASKS_PER_REQUEST, "full": full, "ratios": ratios,
-                           "generate_s": gen["generate_s"], "tables_mb": size_mb})  # fmt: skip
+                           "generate_s": gen["generate_s"], "tables_mb": size_mb, "plans": scans})  # fmt: skip
         pruned = prune_meanwhile(world, levels[-1]["rows"])
     finally:
         world.cluster.stop()
@@ -259,6 +291,9 @@ def table(r: dict[str, Any]) -> str:
             for lv in r["levels"]
         )
         rows.append(f"| {label} | {e[f'{name}_p50_ms']:.1f} / {e[f'{name}_p95_ms']:.1f} |{cells}")
+    for lv in r["levels"]:
+        for name, scans in lv.get("plans", {}).items():
+            rows.append(f"Plans of {name}'s queries at {lv['rows']:,} rows: " + ", ".join(scans))
     p = r["prune"]
     rows.append(
         f"Retention meanwhile: prune (older than {p['older_than_days']:.0f} days) deleted {p['requests']:,} requests in {p['secs']:.1f} s "

@@ -115,6 +115,9 @@ class JobRequest(TenantModel):
             models.Index(fields=["organization", "job_state", "-id"]),
             models.Index(fields=["organization", "job_type", "-id"]),
             models.Index(fields=["job_definition", "job_state"]),
+            # windows of the history by creation time (the stats API, the dashboard's last day):
+            # a range of the index instead of every request of the organization
+            models.Index(fields=["organization", "created_at"], name="jobreq_org_created"),
         ]
 
     def __str__(self) -> str:
@@ -157,6 +160,9 @@ class JobExecution(TenantModel):
 
     class Meta:
         ordering = ["-id"]
+        # the newest finished executions of a window (durations in the stats and reports); set
+        # once when the job ends, so the updates in between stay HOT
+        indexes = [models.Index(fields=["organization", "ended_at"], name="jobexec_org_ended")]
 
     def __str__(self) -> str:
         return f"execution {self.pk} of request {self.job_request_id}"

@@ -17,6 +17,9 @@ from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.states import JobState, TaskState
 
 DEFAULT_DAYS = 14
+# ``GET /api/jobs/requests/stats`` without ``from``: requests of the last day (an index range
+# on the organization's creation times, however long the history)
+STATS_WINDOW_HOURS = 24
 MAX_ROWS = 20_000  # durations are read as rows: the newest ones of the window at most
 TOP = 10
 

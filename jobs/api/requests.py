@@ -1,6 +1,6 @@
 """REST API of job requests (the reference system's paths)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Count
@@ -321,12 +321,21 @@ class RequestDeadIds(OrgAPIView):
 class RequestStats(OrgAPIView):
     required_permissions = {"GET": "JobRequest:Read"}
 
-    @extend_schema(responses=dict, parameters=[OpenApiParameter("from", str), OpenApiParameter("to", str)])
+    @extend_schema(
+        responses=dict,
+        parameters=[OpenApiParameter("from", str), OpenApiParameter("to", str)],
+        description="Requests created in [from, to), by job type and state. Without `from`, the "
+        f"{reports.STATS_WINDOW_HOURS} hours before `to` (or now): the answer costs what the window "
+        "holds, not the whole history.",
+    )
     def get(self, request: Request) -> Response:
         qs = selectors.requests_for(self.org_id)
-        if (start := _date_param(request, "from")) is not None:
-            qs = qs.filter(created_at__gte=start)
-        if (end := _date_param(request, "to")) is not None:
+        end = _date_param(request, "to")
+        start = _date_param(request, "from")
+        if start is None:
+            start = (end or timezone.now()) - timedelta(hours=reports.STATS_WINDOW_HOURS)
+        qs = qs.filter(created_at__gte=start)
+        if end is not None:
             qs = qs.filter(created_at__lt=end)
         rows = (
             qs.values("job_type", "job_state").annotate(counts=Count("id")).order_by("job_type", "job_state")

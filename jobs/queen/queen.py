@@ -108,6 +108,7 @@ class Queen:
             self.resources.heard(reg)
         self._recover_restarted()
         self._dispatch_wanted |= bool(regs)  # an ant may have come or freed room
+        self.resources.persist()  # the rows, in one batch every few seconds
         return len(regs)
 
     def _recover_restarted(self) -> None:
@@ -233,6 +234,7 @@ class Queen:
         prepare(max(DISPATCH_LIMIT, RESPONSES_READ))
         for reg in self.transport.ant_registrations(max_age_secs=self.ant_timeout_secs).values():
             self.resources.heard(reg)
+        self.resources.persist(force=True)
         self._recover_restarted()  # ants that restarted while no queen listened
         self.engine.sync_reservations()
         # responses this queen id read before it died and never acked
@@ -255,6 +257,10 @@ class Queen:
                 time.sleep(0.5)
         if self.is_leader:
             self.lease.release()  # hand over at once instead of after the lease expires
+        try:
+            self.resources.persist(force=True)  # the last heartbeats heard (an ant's goodbye)
+        except Exception:
+            log.exception("persisting the ants failed")
         self.engine.renders.close()
         connections.close_all()  # this thread's connections: a stopped queen holds none
         log.info("queen %s stopped", self.queen_id)

@@ -64,6 +64,7 @@ def world(api, bob_api, alice, bob) -> dict[str, Any]:  # type: ignore[no-untype
         rm, "acme-only", organization_id=str(alice.org_id), allocations={str(acme_req): {"only": "EXECUTING"}},
         containers=[container("acme-pod-1", alice.org_id, acme_req, "KUBERNETES")],
     )  # fmt: skip
+    rm.persist()  # new ants: written at the queen's next pass
     return {"acme_req": acme_req, "globex_req": globex_req, "rm": rm}
 
 
@@ -179,9 +180,8 @@ def test_containers_of_ants_that_went_silent_are_not_listed(api, world) -> None:
 
 
 def test_a_later_heartbeat_replaces_the_container_list(api, world) -> None:
-    state = world["rm"].ants["shared-1"]
-    state.persisted_at = 0.0
     heartbeat(world["rm"], "shared-1", containers=[])
+    world["rm"].persist(force=True)  # the next batch
     assert [c["id"] for c in api.get("/api/executors").json()["Records"]] == ["acme-pod-1"]
 
 

@@ -233,6 +233,7 @@ def test_ui_ants_page_and_dashboard_hide_other_organizations_dedicated_ants(alic
         )
     )  # fmt: skip
     rm.heard(AntRegistration(ant_id="ws-acme-ant", methods=["WEBSOCKET"], organization_id=str(alice.org_id)))
+    rm.persist()
     for url in ["/ants", "/"]:
         page = login(alice).get(url).content.decode()
         assert "shared-ant" in page and "ws-acme-ant" in page, url

@@ -70,4 +70,5 @@ def test_smoke_scale_and_history(tmp_path):  # type: ignore[no-untyped-def]
         assert fleet["queen_cpu_ms_per_task"] > 0 and fleet["idle_queen_cpu_share"] >= 0
     w7 = report["distributed"]["W7"]
     assert w7["levels"][-1]["rows"] == w7["rows"] and set(w7["ratios"]) >= {"requests_list", "dashboard"}
+    assert w7["levels"][-1]["plans"]["stats"]  # the scans of the stats API's queries, EXPLAINed
     assert "W6 scale" in report["extra_tables"] and "W7 history" in report["extra_tables"]

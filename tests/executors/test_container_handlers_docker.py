@@ -88,7 +88,9 @@ def test_heartbeat_api_and_delete_with_a_real_container(
     assert [c["id"] for c in listing.task_context["containers"]] == [cid]
 
     # the queen persists it; the API shows it to acme, not to globex
-    ResourceManager().heard(reg)
+    resources = ResourceManager()
+    resources.heard(reg)
+    resources.persist()
     assert [c["id"] for c in api.get("/api/executors").json()["Records"]] == [cid]
     assert bob_api.get("/api/executors").json()["TotalRecords"] == 0
     assert bob_api.delete(f"/api/executors/{cid}").status_code == 404
