@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from jobs.ui import reports, request_views, resources, views
+from jobs.ui import approvals, reports, request_views, resources, views
 
 app_name = "ui"
 
@@ -26,6 +26,8 @@ urlpatterns = [
     path("jobs/requests/<int:pk>/page.json", request_views.request_page_state, name="request-page-state"),
     path("jobs/requests/<int:pk>/tasks/<int:task_id>/log.txt", request_views.task_log, name="task-log"),
     path("jobs/requests/<int:pk>/rerun-all", request_views.request_rerun_all, name="request-rerun-all"),
+    path("jobs/requests/<int:pk>/review", approvals.request_review, name="request-review"),
+    path("jobs/approvals", approvals.waiting_for_me, name="approvals-waiting"),
     path("jobs/requests/<int:pk>/<str:action>", views.request_action, name="request-action"),
     path("artifacts", views.artifact_list, name="artifacts"),
     path("ants", views.ant_list, name="ants"),
