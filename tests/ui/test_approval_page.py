@@ -84,3 +84,18 @@ def test_approve_and_reject_buttons_and_the_waiting_list(chromium, asgi_server, 
     viewer.goto(f"/jobs/requests/{third.pk}")
     assert viewer.locator("#approvals .approval-waiting").count() == 1
     assert viewer.locator("#approve-approve").count() == 0 and viewer.locator("#nav-approvals").count() == 0
+
+
+def test_the_buttons_appear_live_when_the_wait_begins(chromium, asgi_server, alice):  # type: ignore[no-untyped-def]
+    text = GATE.replace("job_type: ui-gate\ntasks:\n", "job_type: ui-gate-live\ntasks:\n- task_type: build\n"
+                        "  method: SHELL\n  script: [\"sleep 3\"]\n  on_completed: approve\n")  # fmt: skip
+    definition_upload(org_id=alice.org_id, user=alice.user, text=text)
+    request = request_submit(org_id=alice.org_id, user=alice.user, job_type="ui-gate-live")
+    carol = _user("carol", "admin")
+    page = open_page(chromium, asgi_server, carol)
+    page.goto(f"/jobs/requests/{request.pk}")
+    assert page.locator("#approve-approve").count() == 0
+    page.locator("#approve-approve").wait_for(state="visible", timeout=60_000)  # no reload: the event
+    assert page.locator(".job-state").inner_text() == "MANUAL_APPROVAL_REQUIRED"
+    page.click("#approve-approve")
+    assert wait_for_state(request.pk, timeout=60).job_state == "COMPLETED"
