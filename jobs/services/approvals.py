@@ -55,7 +55,7 @@ def _requester(request: JobRequest) -> str:
 def waiting_tasks(request: JobRequest, user: Any) -> list[Waiting]:
     """The request's tasks waiting for approval, their reviews so far, and whether ``user`` may
     review each (the request page's buttons)."""
-    out = []
+    out: list[Waiting] = []
     for task in TaskExecution.objects.filter(
         job_execution__job_request=request, task_state=TaskState.MANUAL_APPROVAL_REQUIRED
     ).select_related("job_execution__job_request"):
@@ -67,7 +67,7 @@ def waiting_tasks(request: JobRequest, user: Any) -> list[Waiting]:
 def awaiting_user(org_id: int, user: Any) -> list[Waiting]:
     """Waiting MANUAL tasks of the organization that ``user`` may review now ("waiting for my
     approval")."""
-    out = []
+    out: list[Waiting] = []
     for request in (
         JobRequest.objects.filter(organization_id=org_id, job_state=JobState.MANUAL_APPROVAL_REQUIRED)
         .select_related("user")
