@@ -226,3 +226,42 @@ def test_sla_auto_reject_and_escalate_once(processes, api, alice, smtp_server): 
     ]
     assert review(carol, escalated, "APPROVED").status_code == 201
     assert wait_for_state(escalated.pk, timeout=60).job_state == "COMPLETED"
+
+
+def test_two_reviews_at_once_finish_the_task_once(tmp_path, transactional_db, use_transport, api, alice):  # type: ignore[no-untyped-def]
+    import threading
+
+    from django.db import connection
+
+    from ants.messaging import InProcessTransport
+    from tests.engine.harness import Harness
+
+    harness = Harness(use_transport(InProcessTransport()), tmp_path).start()
+    harness.add_ant("ant-a", tags=["a"])
+    try:
+        clients = [person(name)[1] for name in ("carol", "dave", "erin", "fay")]
+        request = waiting(submit(api, alice, gate("gate-race")))
+        barrier = threading.Barrier(len(clients))
+        answers: list[int] = []
+
+        def vote(client: APIClient) -> None:
+            try:
+                barrier.wait()
+                answers.append(review(client, request, "APPROVED").status_code)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=vote, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # one review decided it; the others found the task no longer waiting
+        assert sorted(answers) == [201, 400, 400, 400], answers
+        done = wait_for_state(request.pk, timeout=60)
+        assert done.job_state == "COMPLETED"
+        assert ApprovalReview.objects.filter(job_request=request).count() == 1
+        deploy = TaskExecution.objects.get(job_execution__job_request=request, task_type="deploy")
+        assert deploy.attempt == 1
+    finally:
+        harness.stop()
