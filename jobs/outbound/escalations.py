@@ -20,7 +20,9 @@ def send(review_id: int) -> None:
         return  # the request was deleted meanwhile
     request = review.job_request
     policy = approvals.policy_of(task_of(graph_of(request.job_definition_id), review.task_type))
-    if not policy.escalation_recipients:
+    # the reference's lists may name Slack channels ("#ops") beside addresses: mail goes to addresses
+    recipients = [r for r in policy.escalation_recipients if "@" in r]
+    if not recipients:
         return
     link = f"{settings.FORMICARY_BASE_URL.rstrip('/')}/jobs/requests/{request.pk}"
     subject = f"Approval overdue: {request.job_type} #{request.pk} task {review.task_type}"
@@ -32,8 +34,8 @@ def send(review_id: int) -> None:
             f"Review it: {link}",
         ) if part
     )  # fmt: skip
-    mail = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, list(policy.escalation_recipients))
+    mail = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     try:
         mail.send()
     except OSError as exc:  # smtplib's errors are OSErrors
-        raise NotSent(f"mail to {', '.join(policy.escalation_recipients)}: {exc}") from exc
+        raise NotSent(f"mail to {', '.join(recipients)}: {exc}") from exc

@@ -207,7 +207,7 @@ def test_sla_auto_reject_and_escalate_once(processes, api, alice, smtp_server): 
     _, carol = person("carol")
     rejected = submit(api, alice, gate("gate-sla", sla_deadline="2s", timeout_action="AUTO_REJECT"))
     escalated = submit(api, alice, gate(
-        "gate-esc", sla_deadline="2s", timeout_action="ESCALATE", escalation_recipients='"boss@example.com"',
+        "gate-esc", sla_deadline="2s", timeout_action="ESCALATE", escalation_recipients='"boss@example.com, #ops"',
         escalation_message='"Please look at the release"',
     ))  # fmt: skip
     done = wait_for_state(rejected.pk, timeout=60)
