@@ -6,33 +6,76 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0012_fan_out_instances_and_approval_states'),
-        ('orgs', '0005_invitation_role_and_accepted_by'),
+        ("jobs", "0012_fan_out_instances_and_approval_states"),
+        ("orgs", "0005_invitation_role_and_accepted_by"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApprovalReview',
+            name="ApprovalReview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('task_type', models.CharField(max_length=200)),
-                ('attempt', models.PositiveIntegerField(default=1)),
-                ('username', models.CharField(blank=True, max_length=150)),
-                ('status', models.CharField(max_length=20)),
-                ('comments', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('job_execution', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='jobs.jobexecution')),
-                ('job_request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='approval_reviews', to='jobs.jobrequest')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='orgs.organization')),
-                ('task_execution', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='approval_reviews', to='jobs.taskexecution')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("task_type", models.CharField(max_length=200)),
+                ("attempt", models.PositiveIntegerField(default=1)),
+                ("username", models.CharField(blank=True, max_length=150)),
+                ("status", models.CharField(max_length=20)),
+                ("comments", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "job_execution",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="jobs.jobexecution"
+                    ),
+                ),
+                (
+                    "job_request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="approval_reviews",
+                        to="jobs.jobrequest",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="orgs.organization"),
+                ),
+                (
+                    "task_execution",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="approval_reviews",
+                        to="jobs.taskexecution",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job_request_id', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('task_execution', 'attempt', 'user'), name='uniq_review_per_user'), models.UniqueConstraint(condition=models.Q(('user__isnull', True)), fields=('task_execution', 'attempt'), name='uniq_review_by_queen')],
+                "ordering": ["job_request_id", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("task_execution", "attempt", "user"), name="uniq_review_per_user"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("user__isnull", True)),
+                        fields=("task_execution", "attempt"),
+                        name="uniq_review_by_queen",
+                    ),
+                ],
             },
         ),
     ]

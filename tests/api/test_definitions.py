@@ -193,7 +193,9 @@ def test_version_lookup_by_sem_version_shared_by_two_uploads(api):
     assert api.get("/api/jobs/definitions/simple?version=9.9").status_code == 404
 
 
-MANUAL_GATE = "job_type: gate\ntasks:\n- task_type: approve\n  method: MANUAL\n  approval_policy:\n    {policy}\n"
+MANUAL_GATE = (
+    "job_type: gate\ntasks:\n- task_type: approve\n  method: MANUAL\n  approval_policy:\n    {policy}\n"
+)
 
 
 @pytest.mark.parametrize(
