@@ -386,3 +386,37 @@ class JobResourceUse(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.job_resource_id} by task {self.task_execution_id}"
+
+
+class ApprovalReview(TenantModel):
+    """One person's decision on a MANUAL task waiting for approval (jobs/services/approvals.py),
+    or the queen's own when the SLA deadline passes (no user: AUTO_APPROVED, AUTO_REJECTED or
+    ESCALATED, each at most once per wait)."""
+
+    job_request = models.ForeignKey(JobRequest, on_delete=models.CASCADE, related_name="approval_reviews")
+    job_execution = models.ForeignKey(JobExecution, on_delete=models.CASCADE, related_name="+")
+    task_execution = models.ForeignKey(
+        TaskExecution, on_delete=models.CASCADE, related_name="approval_reviews"
+    )
+    task_type = models.CharField(max_length=200)
+    # the task's attempt of the wait: a revisited MANUAL task (a loop) waits, and is reviewed, anew
+    attempt = models.PositiveIntegerField(default=1)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    username = models.CharField(max_length=150, blank=True)  # kept when the user is deleted
+    status = models.CharField(max_length=20)
+    comments = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job_request_id", "id"]
+        constraints = [
+            # a person votes once per wait; the queen escalates (or decides) once per wait
+            models.UniqueConstraint(fields=["task_execution", "attempt", "user"], name="uniq_review_per_user"),
+            models.UniqueConstraint(
+                fields=["task_execution", "attempt"], condition=models.Q(user__isnull=True),
+                name="uniq_review_by_queen",
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.task_type} {self.status} by {self.username or 'the queen'}"

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from jobs.definition.notify_rules import Notice
 from jobs.models import JobRequest
-from jobs.outbound import metrics, notifications, runner, webhooks
+from jobs.outbound import escalations, metrics, notifications, runner, webhooks
 from jobs.queen.specs import graph_of
 from jobs.services import retention
 
@@ -55,6 +55,19 @@ def send_notification(
             runner.enqueue("jobs.tasks.send_notification", countdown=runner.backoff(attempt), request_id=request_id,
                            channel=channel, recipients=recipients, attempt=attempt + 1,
                            task_execution_id=task_execution_id)  # fmt: skip
+
+
+@shared_task(name="jobs.tasks.send_escalation", **LIMITS)
+def send_escalation(review_id: int, attempt: int = 1) -> None:
+    """The escalation mail of a manual approval past its SLA deadline (jobs/outbound/escalations.py)."""
+    try:
+        escalations.send(review_id)
+    except notifications.NotSent as exc:
+        metrics.NOTIFICATION_FAILURES.labels(channel="email").inc()
+        log.warning("escalation mail of review %s (attempt %s): %s", review_id, attempt, exc)
+        if attempt < settings.FORMICARY_OUTBOUND_ATTEMPTS:
+            runner.enqueue("jobs.tasks.send_escalation", countdown=runner.backoff(attempt), review_id=review_id,
+                           attempt=attempt + 1)  # fmt: skip
 
 
 @shared_task(name="jobs.tasks.call_webhook", **LIMITS)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from jobs.api import approvals as a
 from jobs.api import definitions as d
 from jobs.api import errors as e
 from jobs.api import outbound as o
@@ -72,10 +73,7 @@ urlpatterns = [
     path("metrics", o.metrics_view, name="metrics"),
     path("jobs/definitions/<str:key>/mermaid", unsupported(MERMAID)),
     path("jobs/requests/<int:pk>/mermaid", unsupported(MERMAID)),
-    path(
-        "jobs/requests/<int:pk>/review",
-        unsupported("manual approval (MANUAL tasks and their review) is not supported by this server"),
-    ),
+    path("jobs/requests/<int:pk>/review", a.RequestReview.as_view(), name="request-review"),
     path("jobs/resources", res.ResourceList.as_view(), name="resources"),
     path("jobs/resources/<int:pk>", res.ResourceDetail.as_view(), name="resource"),
     path("jobs/resources/<int:pk>/disable", res.ResourceDisable.as_view(), name="resource-disable"),

@@ -63,7 +63,7 @@ class ApprovalPolicy:
         raw = raw or {}
         if not isinstance(raw, Mapping):
             raise PolicyError("approval_policy: expected a mapping")
-        unknown = sorted(set(raw) - _FIELDS)
+        unknown = sorted((str(k) for k in set(raw) - _FIELDS), key=str)
         if unknown:
             raise PolicyError(f"approval_policy.{unknown[0]}: unknown field")
         minimum = raw.get("min_approvals", 1)

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 from . import cron, dag, notify_rules
+from .approvals import ApprovalPolicy, PolicyError
 from .errors import Problem
 from .model import HTTP_METHODS, METHODS, JobSpec, TaskSpec, is_special_target
 from .resources import read_claim
@@ -143,6 +144,13 @@ def _task_problems(task: TaskSpec, by_name: dict[str, TaskSpec]) -> list[Problem
                 bad(f"awaits unknown task '{other}'", "await_forked_tasks")
             elif target.method != "FORK_JOB":
                 bad(f"awaits '{other}', which is not a FORK_JOB task", "await_forked_tasks")
+    if task.method == "MANUAL" or task.approval_policy:
+        try:
+            ApprovalPolicy.parse(task.approval_policy)
+        except PolicyError as exc:
+            bad(str(exc), "approval_policy")
+        if task.approval_policy and task.method != "MANUAL":
+            bad("approval_policy applies only to a MANUAL task", "approval_policy")
     if task.method == "MESSAGING" and not (task.messaging_request_queue and task.messaging_reply_queue):
         bad("MESSAGING needs messaging_request_queue and messaging_reply_queue", "messaging_request_queue")
     if task.method in HTTP_METHODS and not task.effective_url():

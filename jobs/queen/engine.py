@@ -20,7 +20,7 @@ from django.utils import timezone
 from ants.messaging.base import Transport
 from ants.protocol import TaskResponse
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen import answers, dispatch, follow, queen_tasks, starts, transitions, waiting
+from jobs.queen import answers, approvals, dispatch, follow, queen_tasks, starts, transitions, waiting
 from jobs.queen.compiled import Compiled
 from jobs.queen.parts import QueenParts
 from jobs.queen.render_pool import RenderPool
@@ -164,6 +164,10 @@ class Engine:
     def check_awaits(self) -> int:
         """Finish AWAIT_FORKED_JOB tasks whose children have all ended."""
         return queen_tasks.check_awaits()
+
+    def check_approval_deadlines(self) -> int:
+        """MANUAL tasks past their SLA deadline: the policy's timeout action (jobs.queen.approvals)."""
+        return approvals.check_deadlines()
 
     def resume_due(self) -> int:
         """Jobs a PAUSE_JOB target paused for ``pause_time`` resume when it has passed."""

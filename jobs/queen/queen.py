@@ -210,6 +210,7 @@ class Queen:
         done += self.engine.recover_lost_tasks(self.ant_timeout_secs)
         done += self.engine.check_timeouts()
         done += self.engine.check_awaits()
+        done += self.engine.check_approval_deadlines()
         leases.release_ended()  # leases of tasks that ended (jobs/queen/leases.py)
         return done
 

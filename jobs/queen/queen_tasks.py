@@ -1,5 +1,5 @@
-"""Tasks the queen runs itself (no ant): FORK_JOB, AWAIT_FORKED_JOB, EXPIRE_ARTIFACTS; a method
-it does not know fails."""
+"""Tasks the queen runs itself (no ant): FORK_JOB, AWAIT_FORKED_JOB, EXPIRE_ARTIFACTS, MANUAL (it
+waits for reviews); a method it does not know fails."""
 
 from django.db import transaction
 
@@ -17,6 +17,13 @@ AWAITING_METHODS = ("AWAIT_FORKED_JOB", "FORK_JOB")  # EXECUTING on the queen: w
 def run(task: TaskExecution, request: JobRequest, execution: JobExecution, spec: TaskSpec) -> bool:
     """Run a READY task of a queen method (inside the caller's transaction); False when another
     queen took it first."""
+    if spec.method == "MANUAL":
+        # it holds no ant and no slot: the request waits for reviews (jobs/services/approvals.py)
+        reason = f"waiting for approval of task {task.task_type}"
+        return (
+            transitions.task_await_approval(task.pk, request.pk, execution.pk, task.attempt, reason)
+            is not None
+        )
     attempt = transitions.task_dispatch(task.pk, request.pk, QUEEN_ANT, task.attempt)
     if attempt is None:
         return False

@@ -42,6 +42,7 @@ _J, _T = JobState, TaskState
 _JOB_GOING = (_J.READY, _J.STARTED, _J.EXECUTING)
 _REQUEST_NOT_DONE = (_J.PENDING, *_JOB_GOING, _J.PAUSED)
 _TASK_DONE = (_T.COMPLETED, _T.FAILED, _T.SKIPPED, _T.CANCELLED)
+_TASK_CANCELLABLE = (*TASK_ACTIVE, _T.MANUAL_APPROVAL_REQUIRED)
 
 # The one table: kind -> allowed (from, to) pairs. Everything not listed is refused.
 MOVES: dict[str, frozenset[tuple[str, str]]] = {
@@ -58,6 +59,9 @@ MOVES: dict[str, frozenset[tuple[str, str]]] = {
             *((s, _J.PAUSED) for s in (_J.PENDING, *_JOB_GOING)),  # PAUSE_JOB, a user pause
             (_J.PAUSED, _J.EXECUTING),  # resumed with an unfinished execution
             *((s, _J.CANCELLED) for s in _REQUEST_NOT_DONE),
+            # a MANUAL task waits for people, and their decision lets the job go on
+            (_J.READY, _J.MANUAL_APPROVAL_REQUIRED), (_J.EXECUTING, _J.MANUAL_APPROVAL_REQUIRED),
+            (_J.MANUAL_APPROVAL_REQUIRED, _J.EXECUTING), (_J.MANUAL_APPROVAL_REQUIRED, _J.CANCELLED),
         }
     ),
     "execution": frozenset(
@@ -65,6 +69,8 @@ MOVES: dict[str, frozenset[tuple[str, str]]] = {
             (_J.READY, _J.EXECUTING),
             *((s, end) for s in _JOB_GOING for end in (_J.COMPLETED, _J.FAILED, _J.CANCELLED)),
             (_J.READY, _J.FILTERED),
+            (_J.READY, _J.MANUAL_APPROVAL_REQUIRED), (_J.EXECUTING, _J.MANUAL_APPROVAL_REQUIRED),
+            (_J.MANUAL_APPROVAL_REQUIRED, _J.EXECUTING), (_J.MANUAL_APPROVAL_REQUIRED, _J.CANCELLED),
         }
     ),
     "task": frozenset(
@@ -78,6 +84,9 @@ MOVES: dict[str, frozenset[tuple[str, str]]] = {
             # an exit-code entry overrides the state the ant reported
             (_T.COMPLETED, _T.FAILED), (_T.FAILED, _T.COMPLETED), (_T.SKIPPED, _T.COMPLETED),
             (_T.SKIPPED, _T.FAILED),
+            # a MANUAL task waits for reviews (on no ant), then ends as they decide, or is cancelled
+            (_T.READY, _T.MANUAL_APPROVAL_REQUIRED),
+            *((_T.MANUAL_APPROVAL_REQUIRED, end) for end in (_T.COMPLETED, _T.FAILED, _T.CANCELLED)),
         }
     ),
 }  # fmt: skip
@@ -457,7 +466,7 @@ def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[in
     now = timezone.now()
     active = list(
         TaskExecution.objects.filter(
-            job_execution_id__in=list(execution_ids), task_state__in=_values(TASK_ACTIVE)
+            job_execution_id__in=list(execution_ids), task_state__in=_values(_TASK_CANCELLABLE)
         )
         .order_by("pk")  # rows locked in id order, as the queen's batches lock them
         .values_list("pk", "ant_id", "attempt", "task_state")
@@ -507,6 +516,46 @@ def task_cancel(
     _task_event(task_id, request_id, TaskState.CANCELLED)
     _ended_on_commit(task_ids=[task_id])
     return True, ((task_id, ant_id, attempt) if ant_id and state in RUNNING_TASK else None)
+# -- manual approval ----------------------------------------------------------------------------
+
+
+def task_await_approval(
+    task_id: int, request_id: int, execution_id: int, attempt: int, reason: str
+) -> int | None:
+    """READY (at ``attempt``) -> MANUAL_APPROVAL_REQUIRED at ``attempt + 1``, on no ant, with its
+    request and execution: the job waits for people's reviews; returns the new attempt, None if
+    another queen won."""
+    now = timezone.now()
+    won = move("task", task_id, TaskState.MANUAL_APPROVAL_REQUIRED, [TaskState.READY], where={"attempt": attempt},
+               ant_id="", attempt=attempt + 1, started_at=now, ended_at=None, updated_at=now) == 1  # fmt: skip
+    if not won:
+        return None
+    waiting = JobState.MANUAL_APPROVAL_REQUIRED
+    move("execution", execution_id, waiting, [JobState.READY, JobState.EXECUTING], updated_at=now)
+    if move("request", request_id, waiting, [JobState.READY, JobState.EXECUTING], state_message=reason[:500],
+            updated_at=now):  # fmt: skip
+        _job_event(request_id, waiting, reason=reason)
+    _task_event(task_id, request_id, TaskState.MANUAL_APPROVAL_REQUIRED)
+    return attempt + 1
+
+
+def task_approval_decided(
+    task_id: int, request_id: int, execution_id: int, attempt: int, state: TaskState, **result: Any
+) -> bool:
+    """MANUAL_APPROVAL_REQUIRED (at ``attempt``) -> COMPLETED / FAILED as the reviews (or the SLA)
+    decided; the request and its execution go on EXECUTING. False when it was decided already."""
+    now = timezone.now()
+    won = move("task", task_id, state, [TaskState.MANUAL_APPROVAL_REQUIRED], where={"attempt": attempt},
+               ended_at=now, updated_at=now, **result) == 1  # fmt: skip
+    if not won:
+        return False
+    waiting = [JobState.MANUAL_APPROVAL_REQUIRED]
+    move("execution", execution_id, JobState.EXECUTING, waiting, updated_at=now)
+    if move("request", request_id, JobState.EXECUTING, waiting, state_message="", updated_at=now):
+        _job_event(request_id, JobState.EXECUTING)
+    _task_event(task_id, request_id, state, exit_code=result.get("exit_code", ""))
+    _ended_on_commit(task_ids=[task_id])
+    return True
 
 
 # -- many at once -------------------------------------------------------------------------------

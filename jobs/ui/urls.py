@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from jobs.ui import reports, request_views, resources, views
+from jobs.ui import approvals, reports, request_views, resources, views
 
 app_name = "ui"
 
@@ -34,6 +34,8 @@ urlpatterns = [
         request_views.request_task_cancel,
         name="request-task-cancel",
     ),  # fmt: skip
+    path("jobs/requests/<int:pk>/review", approvals.request_review, name="request-review"),
+    path("jobs/approvals", approvals.waiting_for_me, name="approvals-waiting"),
     path("jobs/requests/<int:pk>/<str:action>", views.request_action, name="request-action"),
     path("artifacts", views.artifact_list, name="artifacts"),
     path("ants", views.ant_list, name="ants"),

@@ -41,7 +41,7 @@ from jobs.services.request_actions import request_act
 from jobs.services.requests import request_submit
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
 from jobs.stats import definition_stats
-from jobs.ui import request_page
+from jobs.ui import approval_panel, request_page
 from jobs.ui.forms import JobConfigForm, SubmitForm, UploadForm
 from orgs.scoping import for_user
 from orgs.usage import QuotaExceeded
@@ -448,6 +448,7 @@ def request_detail(request: HttpRequest, pk: int, view: str = "graph") -> HttpRe
         "snapshot": request_snapshot(request.user, job_request.pk),
         "page_state": request_page.page_state(job_request),
         "terminal": job_request.job_state in JOB_TERMINAL,
+        "approvals": approval_panel.panel(request, job_request),
     }
     return render(request, "jobs/request_detail.html", context)
 

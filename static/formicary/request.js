@@ -58,6 +58,7 @@
     this.requestId = root.getAttribute("data-request-page");
     this.state = JSON.parse(document.getElementById("page-state").textContent);
     this.finished = TERMINAL.indexOf(root.getAttribute("data-job-state")) >= 0;
+    this.awaiting = root.getAttribute("data-job-state") === "MANUAL_APPROVAL_REQUIRED";
     this.picked = null; // a task the user chose; otherwise the log follows the failed / running task
     this.current = null; // {type, attempt (1-based over all runs)}
     this.socket = null;
@@ -174,6 +175,17 @@
     this.setLive(!!this.socketOpen);
     if (this.finished && !was) this.refreshPanels();
     if (!this.finished && was) { this.root.setAttribute("data-terminal", "false"); }
+    // the approval panel (templates/jobs/_approvals.html) comes and goes with the wait
+    if ((state === "MANUAL_APPROVAL_REQUIRED") !== (this.awaiting || false)) this.refreshApprovals();
+    this.awaiting = state === "MANUAL_APPROVAL_REQUIRED";
+  };
+  RequestPage.prototype.refreshApprovals = function () {
+    var self = this;
+    fetch(location.pathname, { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("#request-approvals");
+      var old = self.root.querySelector("#request-approvals");
+      if (fresh && old) old.innerHTML = fresh.innerHTML;
+    });
   };
 
   RequestPage.prototype.applyState = function (s) {

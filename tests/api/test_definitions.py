@@ -191,3 +191,30 @@ def test_version_lookup_by_sem_version_shared_by_two_uploads(api):
     resp = api.get("/api/jobs/definitions/simple?version=1.0")
     assert resp.status_code == 200 and resp.json()["id"] == second["id"]
     assert api.get("/api/jobs/definitions/simple?version=9.9").status_code == 404
+
+
+MANUAL_GATE = (
+    "job_type: gate\ntasks:\n- task_type: approve\n  method: MANUAL\n  approval_policy:\n    {policy}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("policy", "needle"),
+    [
+        ("min_approvals: 0", "approval_policy.min_approvals"),
+        ("timeout_action: WAIT", "approval_policy.timeout_action"),
+        ("sla_deadline: soon", "approval_policy.sla_deadline"),
+        ("approvers: 2", "approval_policy.approvers"),
+    ],
+)
+def test_a_bad_approval_policy_is_a_400_naming_the_task_and_field(api, policy, needle):
+    resp = upload(api, MANUAL_GATE.format(policy=policy))
+    assert resp.status_code == 400, resp.content
+    assert needle in resp.json()["error"] and "approve" in resp.json()["error"]
+    assert JobDefinition.objects.count() == 0
+
+
+def test_a_valid_approval_policy_uploads_without_a_warning(api):
+    resp = upload(api, MANUAL_GATE.format(policy="min_approvals: 2"))
+    assert resp.status_code == 201, resp.content
+    assert "approval_policy" not in json.dumps(resp.json().get("warnings", []))

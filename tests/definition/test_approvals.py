@@ -99,3 +99,8 @@ def test_the_sla() -> None:
         on_deadline(ApprovalPolicy.parse({"sla_deadline": 60, "timeout_action": "AUTO_REJECT"}), 61)
         == AUTO_REJECT
     )
+
+
+def test_keys_of_mixed_types_are_named_not_a_crash() -> None:
+    with pytest.raises(PolicyError, match="approval_policy.1: unknown field"):
+        ApprovalPolicy.parse({1: 2, "a": 3})

@@ -109,6 +109,7 @@ def test_sensor_example_rules() -> None:
 
 
 FIRST_TASKS = {
+    "approval-gate": "build",
     "ci-pipeline": "checkout",
     "docker-job": "build",
     "etl-job": "extract",

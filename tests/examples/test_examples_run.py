@@ -22,6 +22,7 @@ pytestmark = pytest.mark.timeout(180)
 
 # example -> the test that runs it (web-job needs a websocket client: tests/websocket_ants runs it)
 RUN_BY = {
+    "approval-gate": "test_approval_gate_waits_for_two_reviewers",
     "ci-pipeline": "test_ci_pipeline_builds_tests_and_publishes_main",
     "docker-job": "test_docker_job_runs_in_containers",
     "etl-job": "test_etl_job_hands_files_on_as_artifacts",
@@ -165,6 +166,33 @@ def test_exit_code_routing_picks_the_path(harness, api, outcome, path, job_state
     ran = sorted(tasks_of(done).values(), key=lambda t: t["task_order"])
     assert [t["task_type"] for t in ran] == path
     assert states(done)["cleanup"] == "COMPLETED"
+
+
+def test_approval_gate_waits_for_two_reviewers(harness, api, alice):  # type: ignore[no-untyped-def]
+    from rest_framework.test import APIClient
+
+    from orgs import services as org_services
+
+    define(api, "approval-gate")
+    request_id = submit(api, "approval-gate")
+    wait_for_state(request_id, ["MANUAL_APPROVAL_REQUIRED"])
+    execution_id = api.get(f"/api/jobs/requests/{request_id}").json()["execution"]["id"]
+    body = {"execution_id": execution_id, "task_type": "production-approval", "status": "APPROVED"}
+    own = api.post(f"/api/jobs/requests/{request_id}/review", body, format="json")
+    assert own.status_code == 400, own.content  # the policy bars the requester
+    for name in ("rita", "sam"):
+        user = org_services.user_ensure(username=name, org_name="acme", create=True)
+        user.role = "admin"
+        user.save()
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {org_services.token_issue(user=user).plain}")
+        assert client.post(f"/api/jobs/requests/{request_id}/review", body, format="json").status_code == 201
+    done = finished(api, request_id)
+    assert done["job_state"] == "COMPLETED", done["error_message"]
+    assert [t["task_type"] for t in sorted(tasks_of(done).values(), key=lambda t: t["task_order"])] == [
+        "build", "test", "production-approval", "deploy-production",
+    ]  # fmt: skip
+    assert tasks_of(done)["production-approval"]["exit_code"] == "APPROVED"
 
 
 def test_fork_await_runs_both_children(harness, api):

@@ -85,6 +85,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/jobs/requests/{id}/logs"): "JobRequest:Read",
     ("POST", "/api/jobs/requests/{id}/pause"): "JobRequest:Cancel",
     ("POST", "/api/jobs/requests/{id}/restart"): "JobRequest:Cancel",
+    ("GET", "/api/jobs/requests/{id}/review"): "JobRequest:Read",
+    ("POST", "/api/jobs/requests/{id}/review"): "JobRequest:Approve",
     ("POST", "/api/jobs/requests/{id}/resume"): "JobRequest:Cancel",
     ("POST", "/api/jobs/requests/{id}/trigger"): "JobRequest:Cancel",
     ("GET", "/api/jobs/requests/{id}/wait_time"): "JobRequest:Read",
