@@ -119,6 +119,7 @@ FIRST_TASKS = {
     "fork-worker": "work",
     "http-api-job": "read",
     "nightly-cron": "housekeeping",
+    "sub-workflow": "process-shard",
     "web-job": "process",
 }
 
