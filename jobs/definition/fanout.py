@@ -24,6 +24,21 @@ RUNNING = frozenset({"READY", "STARTED", "EXECUTING"})
 FAILED_STATES = frozenset({"FAILED", "CANCELLED"})
 
 
+INSTANCE_INFIX = "-fo-"
+_INSTANCE_RE = re.compile(r"^(.+)-fo-(\d+)$")
+
+
+def instance_type(step: str, index: int) -> str:
+    """An instance's own task type, as the reference names it."""
+    return f"{step}{INSTANCE_INFIX}{index}"
+
+
+def step_of(task_type: str) -> str | None:
+    """The step an instance's task type names (None when it is not one)."""
+    found = _INSTANCE_RE.match(task_type)
+    return found.group(1) if found else None
+
+
 class FanOutError(ValueError):
     """A ``fan_out`` field or its source is wrong; the message names it."""
 

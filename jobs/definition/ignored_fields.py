@@ -22,7 +22,6 @@ JOB_FIELDS: dict[str, str] = {
 TASK_FIELDS: dict[str, str] = {
     "helper_environment": "there is no helper container here (DOCKER and KUBERNETES copy files without one)",
     "helper": "there is no helper container here (DOCKER and KUBERNETES copy files without one)",
-    "fan_out": "fan-out is not run: the task runs once",
     "sub_workflow": "FORK_JOB forks without sub_workflow (no input_params, output_variables or waiting)",
     "approval_policy": "MANUAL approval is not supported",
     "dependent_artifact_ids": "use artifact_ids or dependencies",
