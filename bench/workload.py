@@ -69,6 +69,19 @@ tasks:
   script: ["true"]
 """
 
+FAN = """\
+job_type: bench-fan
+max_concurrency: 100000
+tasks:
+- task_type: t1
+  method: SHELL
+  fan_out:
+    source: Items
+    item_var: item
+    max_parallel: 0
+  script: ["true"]
+"""
+
 LOGS = """\
 job_type: bench-logs
 max_concurrency: 100000
@@ -223,7 +236,7 @@ class World:
 
         self.user = services.user_ensure(username="bench", org_name="bench", create=True)
         self.org_id = self.user.organization_id
-        for text in (CHAIN, SINGLE, LOGS, PROBE):
+        for text in (CHAIN, SINGLE, FAN, LOGS, PROBE):
             definition_upload(org_id=self.org_id, user=self.user, text=text)
         self.profile = profile
         self.cluster = Standalone(tmp, profile) if mode == "standalone" else Distributed(tmp)
@@ -324,6 +337,36 @@ def run_batch(
         "ant_cpu_ms_per_task": None if ant_cpu is None or ant_cpu0 is None else (ant_cpu - ant_cpu0) * 1000 / tasks,
         "peak_rss_mb": {name: procstat.peak_rss_mb(pid) for name, pid in pids.items()},
         "rss_growth_mb": {name: procstat.peak_rss_mb(pid) - rss0[name] for name, pid in pids.items()},
+    }  # fmt: skip
+
+
+def run_fan(world: World, count: int, timeout: float) -> dict[str, Any]:
+    """W5: one request whose step fans out to ``count`` ``true`` instances, all at once
+    (``max_parallel: 0``): tasks/s from the submit to the step's end, as W2 measures them."""
+    from django.db.models import Max, Min
+
+    from jobs.models import JobExecution, TaskExecution
+
+    cluster = world.cluster
+    pids = cluster.pids()
+    cpu0, busy0 = cluster.queen_cpu(), procstat.machine_busy_secs()
+    items = json.dumps(list(range(count)))
+    t0 = time.time()
+    request_id = world.submit("bench-fan", {"Items": items})
+    world.wait_done([request_id], timeout)
+    cpu, busy = cluster.queen_cpu() - cpu0, procstat.machine_busy_secs() - busy0
+    end = JobExecution.objects.filter(job_request_id=request_id).aggregate(m=Max("ended_at"))["m"]
+    wall = end.timestamp() - t0
+    rows = TaskExecution.objects.filter(job_execution__job_request_id=request_id).exclude(fan_out_of="")
+    tasks = rows.filter(task_state="COMPLETED").count()
+    assert tasks == count, (tasks, count)
+    first = rows.aggregate(s=Min("started_at"))["s"].timestamp() - t0
+    return {
+        "requests": 1, "tasks": tasks, "wall_s": wall, "first_sent_s": first, "tasks_per_s": tasks / wall,
+        "wall_ms_per_task": wall * 1000 * CONCURRENCY / tasks, "latency_p50_ms": first * 1000,
+        "latency_p95_ms": first * 1000, "queen_cpu_ms_per_task": cpu * 1000 / tasks,
+        "machine_cpu_ms_per_task": busy * 1000 / tasks,
+        "peak_rss_mb": {name: procstat.peak_rss_mb(pid) for name, pid in pids.items()},
     }  # fmt: skip
 
 
@@ -454,7 +497,9 @@ def run_backlog(world: World, sizes: list[int], picks: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["standalone", "distributed"], required=True)
-    parser.add_argument("--workload", choices=["W1", "W2", "W3", "W4", "L", "W6", "W7", "W8"], required=True)
+    parser.add_argument(
+        "--workload", choices=["W1", "W2", "W3", "W4", "W5", "L", "W6", "W7", "W8"], required=True
+    )
     parser.add_argument("--sizes", required=True, help="JSON of the workload sizes")
     parser.add_argument("--tmp", required=True)
     parser.add_argument("--profile", help="standalone: a pyinstrument profile of the queen thread (this file); "
@@ -494,6 +539,8 @@ def main() -> None:
                 result = run_batch(world, "bench-single", sizes["w2"], 1, timeout=300)
             elif args.workload == "W4":
                 result = run_logs(world, sizes["w4"], timeout=600)
+            elif args.workload == "W5":
+                result = run_fan(world, sizes["w5"], timeout=300)
             else:
                 result = run_probe(world, sizes["probe"], tmp)
     finally:

@@ -198,7 +198,10 @@ def test_empty_array_completes_at_once_and_a_bad_source_fails_naming_it(cluster,
     assert instances(done, "each") == []
     assert step_row(done, "each").context["FanOutItemCount"] == 0
     assert step_row(done, "after").task_state == "COMPLETED"
-    for params, needle in (({}, "'Items' is not in the job context"), ({"Items": "{not json"}, "not a JSON array")):
+    for params, needle in (
+        ({}, "'Items' is not in the job context"),
+        ({"Items": "{not json"}, "not a JSON array"),
+    ):
         bad = wait_for_state(submit(api, "fan-empty", **params).pk, timeout=60)
         assert bad.job_state == "FAILED"
         assert bad.error_code == "ERR_FAN_OUT_SOURCE" and needle in bad.error_message, bad.error_message
