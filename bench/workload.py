@@ -69,9 +69,12 @@ tasks:
   script: ["true"]
 """
 
+# the items are a job variable, so W5's instances, like W2's tasks, carry no request params
 FAN = """\
 job_type: bench-fan
 max_concurrency: 100000
+job_variables:
+  Items: "{items}"
 tasks:
 - task_type: t1
   method: SHELL
@@ -236,7 +239,7 @@ class World:
 
         self.user = services.user_ensure(username="bench", org_name="bench", create=True)
         self.org_id = self.user.organization_id
-        for text in (CHAIN, SINGLE, FAN, LOGS, PROBE):
+        for text in (CHAIN, SINGLE, LOGS, PROBE):
             definition_upload(org_id=self.org_id, user=self.user, text=text)
         self.profile = profile
         self.cluster = Standalone(tmp, profile) if mode == "standalone" else Distributed(tmp)
@@ -346,13 +349,16 @@ def run_fan(world: World, count: int, timeout: float) -> dict[str, Any]:
     from django.db.models import Max, Min
 
     from jobs.models import JobExecution, TaskExecution
+    from jobs.services.definitions import definition_upload
 
+    definition_upload(
+        org_id=world.org_id, user=world.user, text=FAN.format(items=json.dumps(list(range(count))))
+    )
     cluster = world.cluster
     pids = cluster.pids()
     cpu0, busy0 = cluster.queen_cpu(), procstat.machine_busy_secs()
-    items = json.dumps(list(range(count)))
     t0 = time.time()
-    request_id = world.submit("bench-fan", {"Items": items})
+    request_id = world.submit("bench-fan")
     world.wait_done([request_id], timeout)
     cpu, busy = cluster.queen_cpu() - cpu0, procstat.machine_busy_secs() - busy0
     end = JobExecution.objects.filter(job_request_id=request_id).aggregate(m=Max("ended_at"))["m"]

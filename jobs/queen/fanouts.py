@@ -16,8 +16,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Count
+from django.db import connection, transaction
 
 from jobs.definition import fanout, policy
 from jobs.definition.error_rules import ErrorRule
@@ -80,6 +79,7 @@ def start_step(
         return True
     texts = [fanout.item_text(item) for item in items]
     TaskExecution.objects.filter(pk=task.pk).update(context={ITEMS: texts})  # not a state: its data
+    _remember_count((execution.pk, task.task_type), len(texts))
     existing = dict(
         TaskExecution.objects.filter(job_execution_id=execution.pk, fan_out_of=task.task_type).values_list(
             "fan_out_index", "task_state"
@@ -144,38 +144,24 @@ def progress(
     """Where a running step stands (inside the caller's transaction, its row locked first): the
     next instances start, ``fail_fast`` cancels the running ones, and the step ends with its
     aggregate once none runs. One count per step, whatever the number of instances."""
-    step = (
-        TaskExecution.objects.select_for_update(of=("self",))
-        .filter(job_execution_id=execution_id, task_type=step_type)
-        .only(
-            "id",
-            "organization_id",
-            "job_execution",
-            "task_type",
-            "method",
-            "task_state",
-            "attempt",
-            "retried",
-            "allow_failure",
-            "task_order",
-            "context",
-        )  # fmt: skip
-        .first()
-    )
+    found = _lock_step(execution_id, step_type)
     spec = task_of(graph, step_type)
     fan = fan_out_of(spec)
-    if step is None or step.task_state != TaskState.EXECUTING or spec is None or fan is None:
+    if found is None or found[1] != TaskState.EXECUTING or spec is None or fan is None:
         return
-    if fan.mode == "job":
-        step.method = "FORK_JOB"  # its instances are queen tasks watching their child job
-    texts: list[str] = (step.context or {}).get(ITEMS) or []
-    counts = dict(
-        TaskExecution.objects.filter(job_execution_id=execution_id, fan_out_of=step_type)
-        .order_by().values_list("task_state").annotate(n=Count("id"))
-    )  # fmt: skip
+    counts, total = _counts(execution_id, step_type)
     created = sum(counts.values())
     running = sum(counts.get(s, 0) for s in _RUNNING)
     cut = fan.fail_fast and any(counts.get(s, 0) for s in _FAILED)
+    if running and not cut and (created >= total or (fan.max_parallel and running >= fan.max_parallel)):
+        return  # the common case, one instance of many ended: two small statements, nothing loaded
+    step = TaskExecution.objects.only(
+        "id", "organization_id", "job_execution", "task_type", "method", "task_state", "attempt", "retried",
+        "allow_failure", "task_order", "context",
+    ).get(pk=found[0])  # fmt: skip
+    if fan.mode == "job":
+        step.method = "FORK_JOB"  # its instances are queen tasks watching their child job
+    texts: list[str] = (step.context or {}).get(ITEMS) or []
     if cut and running:
         _cancel_running(execution_id, request.pk, step_type)
         running = 0
@@ -199,6 +185,55 @@ def progress(
     end = fanout.outcome(fan, instances, allow_failure=bool(spec.allow_failure))
     _end_step(step, request, execution, fan, TaskState(end.state), end.error_code, end.error_message,
               fanout.aggregate(fan, instances), graph)  # fmt: skip
+
+
+def _lock_step(execution_id: int, step_type: str) -> tuple[int, str] | None:
+    """The step's id and state, its row locked (on PostgreSQL) so one queen at a time decides
+    about its instances: the count after the lock sees every instance that ended before."""
+    qn = connection.ops.quote_name
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = (
+        f"SELECT {qn('id')}, {qn('task_state')} FROM {qn(TaskExecution._meta.db_table)} "
+        f"WHERE {qn('job_execution_id')} = %s AND {qn('task_type')} = %s{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [execution_id, step_type])
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _counts(execution_id: int, step_type: str) -> tuple[dict[str, int], int]:
+    """The step's instances by state, and its item count (read from its context)."""
+    qn = connection.ops.quote_name
+    sql = (
+        f"SELECT {qn('task_state')}, COUNT(*) FROM {qn(TaskExecution._meta.db_table)} WHERE {qn('job_execution_id')} = %s "
+        f"AND {qn('fan_out_of')} = %s GROUP BY {qn('task_state')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [execution_id, step_type])
+        counts = {state: n for state, n in cursor.fetchall()}
+    return counts, _item_count(execution_id, step_type)
+
+
+def _item_count(execution_id: int, step_type: str) -> int:
+    """How many items the running step has: remembered when this queen starts the step (its items
+    do not change while it runs), else read once from the step's context."""
+    key = (execution_id, step_type)
+    if key not in _ITEM_COUNTS:
+        context = TaskExecution.objects.filter(job_execution_id=execution_id, task_type=step_type).values_list(
+            "context", flat=True
+        ).first()  # fmt: skip
+        _remember_count(key, len((context or {}).get(ITEMS) or []))
+    return _ITEM_COUNTS[key]
+
+
+def _remember_count(key: tuple[int, str], count: int) -> None:
+    if len(_ITEM_COUNTS) > 10_000:
+        _ITEM_COUNTS.clear()
+    _ITEM_COUNTS[key] = count
+
+
+_ITEM_COUNTS: dict[tuple[int, str], int] = {}
 
 
 def _instances(execution_id: int, step_type: str, count: int) -> list[fanout.Instance]:
