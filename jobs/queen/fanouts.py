@@ -80,17 +80,17 @@ def start_step(
     texts = [fanout.item_text(item) for item in items]
     TaskExecution.objects.filter(pk=task.pk).update(context={ITEMS: texts})  # not a state: its data
     _remember_count((execution.pk, task.task_type), len(texts))
-    existing = dict(
+    existing: dict[int, str] = dict(
         TaskExecution.objects.filter(job_execution_id=execution.pk, fan_out_of=task.task_type).values_list(
             "fan_out_index", "task_state"
-        )
+        )  # type: ignore[arg-type]  # an instance's index is never null
     )
     # a revisit of the step (a retry, RESTART_TASK, a loop) runs only what did not complete
     rerun = [
         i for i in fanout.to_restart([fanout.Instance(i, s) for i, s in existing.items()]) if i < len(texts)
     ]
     transitions.instances_rerun(request.pk, {
-        pk: {ITEM: texts[i]} for pk, i in TaskExecution.objects.filter(
+        pk: {ITEM: texts[i or 0]} for pk, i in TaskExecution.objects.filter(
             job_execution_id=execution.pk, fan_out_of=task.task_type, fan_out_index__in=rerun
         ).values_list("pk", "fan_out_index")
     })  # fmt: skip
@@ -111,7 +111,9 @@ def _reuse(step: TaskExecution, request_id: int, reused_execution_id: int, count
         ).values_list("fan_out_index", "exit_code", "context")
     }  # fmt: skip
     if done:
-        rows = [(i, str(TaskState.COMPLETED), code, context) for i, (code, context) in sorted(done.items())]
+        rows = [
+            (i or 0, str(TaskState.COMPLETED), code, context) for i, (code, context) in sorted(done.items())
+        ]
         transitions.instances_create(step, request_id, rows)
 
 
@@ -238,7 +240,7 @@ _ITEM_COUNTS: dict[tuple[int, str], int] = {}
 
 def _instances(execution_id: int, step_type: str, count: int) -> list[fanout.Instance]:
     found = {
-        index: fanout.Instance(index, state, exit_code, error_code, error_message,
+        index: fanout.Instance(index or 0, state, exit_code, error_code, error_message,
                                {k: v for k, v in (context or {}).items() if k != ITEM})
         for index, state, exit_code, error_code, error_message, context in TaskExecution.objects.filter(
             job_execution_id=execution_id, fan_out_of=step_type, fan_out_index__lt=count
@@ -348,7 +350,7 @@ def check_children() -> int:
     for task in TaskExecution.objects.filter(pk__in=ended).select_related(
         "job_execution__job_request__job_definition"
     ):
-        child = children[child_of[task.pk]]
+        child = children[child_of[task.pk] or 0]
         execution = task.job_execution
         request = execution.job_request
         ok = child.job_state == JobState.COMPLETED

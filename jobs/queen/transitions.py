@@ -495,7 +495,7 @@ def instances_create(
                         "ended_at", "updated_at"),
         [(step.organization_id, step.job_execution_id, instance_type(step.task_type, index), step.method,
           step.allow_failure, step.task_order, state, step.task_type, index, exit_code, context,
-          ended.get(state), ended.get(state), now)  # type: ignore[call-overload]
+          ended.get(state), ended.get(state), now)
          for index, state, exit_code, context in rows],
     )  # fmt: skip
     for task_id, (_, state, _, _) in zip(ids, rows, strict=True):
