@@ -146,12 +146,12 @@ def progress(
     """Where a running step stands (inside the caller's transaction, its row locked first): the
     next instances start, ``fail_fast`` cancels the running ones, and the step ends with its
     aggregate once none runs. One count per step, whatever the number of instances."""
-    found = _lock_step(execution_id, step_type)
+    found, counts = _lock_and_count(execution_id, step_type)
     spec = task_of(graph, step_type)
     fan = fan_out_of(spec)
     if found is None or found[1] != TaskState.EXECUTING or spec is None or fan is None:
         return
-    counts, total = _counts(execution_id, step_type)
+    total = _item_count(execution_id, step_type)
     created = sum(counts.values())
     running = sum(counts.get(s, 0) for s in _RUNNING)
     cut = fan.fail_fast and any(counts.get(s, 0) for s in _FAILED)
@@ -189,32 +189,32 @@ def progress(
               fanout.aggregate(fan, instances), graph)  # fmt: skip
 
 
-def _lock_step(execution_id: int, step_type: str) -> tuple[int, str] | None:
+def _lock_and_count(execution_id: int, step_type: str) -> tuple[tuple[int, str] | None, dict[str, int]]:
     """The step's id and state, its row locked (on PostgreSQL) so one queen at a time decides
-    about its instances: the count after the lock sees every instance that ended before."""
-    qn = connection.ops.quote_name
+    about its instances, then its instances by state: a statement of its own after the lock, so
+    it sees every instance that ended before. On PostgreSQL both go in one round trip."""
+    qn, table = connection.ops.quote_name, connection.ops.quote_name(TaskExecution._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    sql = (
-        f"SELECT {qn('id')}, {qn('task_state')} FROM {qn(TaskExecution._meta.db_table)} "
+    step_sql = (
+        f"SELECT {qn('id')}, {qn('task_state')} FROM {table} "
         f"WHERE {qn('job_execution_id')} = %s AND {qn('task_type')} = %s{lock}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [execution_id, step_type])
-        row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
-
-
-def _counts(execution_id: int, step_type: str) -> tuple[dict[str, int], int]:
-    """The step's instances by state, and its item count (read from its context)."""
-    qn = connection.ops.quote_name
-    sql = (
-        f"SELECT {qn('task_state')}, COUNT(*) FROM {qn(TaskExecution._meta.db_table)} WHERE {qn('job_execution_id')} = %s "
+    count_sql = (
+        f"SELECT {qn('task_state')}, COUNT(*) FROM {table} WHERE {qn('job_execution_id')} = %s "
         f"AND {qn('fan_out_of')} = %s GROUP BY {qn('task_state')}"
     )
+    params = [execution_id, step_type]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [execution_id, step_type])
+        if connection.vendor == "postgresql":  # client-side binding: two statements, one round trip
+            cursor.execute(f"{step_sql}; {count_sql}", params * 2)
+            row = cursor.fetchone()
+            cursor.nextset()
+        else:
+            cursor.execute(step_sql, params)
+            row = cursor.fetchone()
+            cursor.execute(count_sql, params)
         counts = {state: n for state, n in cursor.fetchall()}
-    return counts, _item_count(execution_id, step_type)
+    return ((row[0], row[1]) if row else None), counts
 
 
 def _item_count(execution_id: int, step_type: str) -> int:
