@@ -312,3 +312,30 @@ def test_queen_killed_during_a_fan_out_loses_and_repeats_nothing(processes, api,
     assert sorted(seen) == sorted([f"start-{i}" for i in items] + [f"end-{i}" for i in items]), seen
     rows = instances(done, "each")
     assert [r.attempt for r in rows] == [1] * 10 and max_overlap(rows) <= 2
+
+
+RETRY = """\
+job_type: fan-retry
+tasks:
+- task_type: each
+  method: SHELL
+  retry: 1
+  fan_out:
+    source: Items
+    item_var: item
+  script:
+    - echo "{{.item}}" >> {{.Trace}}
+    - if [ "{{.item}}" = flaky ] && [ ! -e "{{.Trace}}.once" ]; then touch "{{.Trace}}.once"; exit 1; fi
+"""
+
+
+def test_an_instance_is_retried_as_its_step_says(cluster, api, alice, tmp_path):
+    define(api, RETRY)
+    trace = tmp_path / "trace"
+    request = submit(api, "fan-retry", Items='["steady","flaky"]', Trace=str(trace))
+    done = wait_for_state(request.pk, timeout=60)
+    assert done.job_state == "COMPLETED", (done.error_code, done.error_message)
+    assert sorted(lines(trace)) == ["flaky", "flaky", "steady"]
+    rows = instances(done, "each")
+    assert [(r.task_state, r.retried) for r in rows] == [("COMPLETED", 0), ("COMPLETED", 1)]
+    assert step_row(done, "each").retried == 0
