@@ -203,7 +203,7 @@ def _lock_and_count(execution_id: int, step_type: str) -> tuple[tuple[int, str] 
         f"SELECT {qn('task_state')}, COUNT(*) FROM {table} WHERE {qn('job_execution_id')} = %s "
         f"AND {qn('fan_out_of')} = %s GROUP BY {qn('task_state')}"
     )
-    params = [execution_id, step_type]
+    params: list[int | str] = [execution_id, step_type]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # client-side binding: two statements, one round trip
             cursor.execute(f"{step_sql}; {count_sql}", params * 2)
