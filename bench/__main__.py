@@ -11,6 +11,9 @@ in a temp dir, in-process messaging) and in distributed mode (``manage.py queen`
   requests in the table: time and queries;
 - W4 logs: one task printing many lines: all stored in order, memory growth of queen and ant;
 - L latency: submit-to-start with an idle ant (the task writes the time it began);
+- W5 fan-out (``--workloads W5``, not by default): one request whose step fans out to 1,000
+  SHELL ``true`` instances with ``max_parallel: 0``; tasks/s and its ratio to W2's in the same run
+  (``--pairs N`` runs W2 and W5 alternately N times, so the machine's load falls on both alike);
 - W6 scale (``--workloads W6``, not by default): a simulated fleet of 10, 100 and 1,000 ants
   fed zero-work tasks; the queen's CPU per task, dispatch latency, the CPU of idle heartbeats;
 - W7 history (``--workloads W7 --rows N``, not by default): N finished requests and 5N task
@@ -54,12 +57,12 @@ CONCURRENCY = 2
 
 FULL = {"w1": 20, "w2": 200, "w3_small": 100, "w3_big": 10_000, "w3_picks": 20, "w4": 200_000, "probe": 20,
         "floor_spawns": 2000, "floor_rtts": 2000, "w6_tasks": 20_000, "w6_fleets": [10, 100, 1000],
-        "w6_idle_secs": 30, "w7_rows": 1_000_000, "w7_samples": 40, "w8_minutes": 30, "w8_rate": 0}  # fmt: skip
+        "w6_idle_secs": 30, "w7_rows": 1_000_000, "w7_samples": 40, "w8_minutes": 30, "w8_rate": 0, "w5": 1000}  # fmt: skip
 SMOKE = {"w1": 2, "w2": 6, "w3_small": 10, "w3_big": 60, "w3_picks": 3, "w4": 2000, "probe": 2,
          "floor_spawns": 40, "floor_rtts": 50, "w6_tasks": 60, "w6_fleets": [10, 100], "w6_idle_secs": 3,
-         "w7_rows": 600, "w7_samples": 5, "w8_minutes": 0.2, "w8_rate": 20}  # fmt: skip
+         "w7_rows": 600, "w7_samples": 5, "w8_minutes": 0.2, "w8_rate": 20, "w5": 20}  # fmt: skip
 WORKLOADS = ["W1", "W2", "W3", "W4", "L"]  # the default set
-EXTRA = ["W6", "W7", "W8"]  # scale, history and soak: asked for by name
+EXTRA = ["W5", "W6", "W7", "W8"]  # fan-out, scale, history and soak: asked for by name
 DISTRIBUTED_ONLY = {"W6", "W7"}  # a fleet over Redis, a history in PostgreSQL
 
 
@@ -179,7 +182,7 @@ def run_child(workload: str, mode: str, env: dict[str, str], sizes: dict[str, in
     if profile:
         cmd += ["--profile", profile]
     # W6-W8 run as long as their sizes ask (a million rows, a 30-minute soak)
-    limit = 1800 if workload in WORKLOADS else 6 * 3600
+    limit = 1800 if workload in [*WORKLOADS, "W5"] else 6 * 3600
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -250,6 +253,37 @@ def run_distributed(workloads: list[str], sizes: dict[str, int], tmp: Path, urls
     return out
 
 
+def run_pairs(
+    args: argparse.Namespace, sizes: dict[str, Any], tmp: Path, report: dict[str, Any], log: Any
+) -> None:
+    """W2 then W5, ``--pairs`` times in each mode: their ratio pair by pair, and the median."""
+    sizes = {**sizes, "w2": sizes["w5"]}  # as many tasks in both: runs of about the same length
+    for mode in args.modes:
+        runs = []
+        services = None
+        try:
+            if mode == "distributed":
+                services = Services() if not args.use_env else None
+                urls = services.env if services else {k: os.environ[k] for k in ("DATABASE_URL", "REDIS_URL")}
+            for n in range(args.pairs):
+                where = tmp / f"{mode}-pair-{n}"
+                where.mkdir()
+                if mode == "standalone":
+                    runs.append(run_standalone(["W2", "W5"], sizes, where, log, None))
+                else:
+                    runs.append(run_distributed(["W2", "W5"], sizes, where, urls, log, None))
+                w2, w5 = runs[-1]["W2"]["tasks_per_s"], runs[-1]["W5"]["tasks_per_s"]
+                log(f"{mode} pair {n + 1}: W2 {w2:.1f} tasks/s, W5 {w5:.1f} tasks/s, ratio {w5 / w2:.2f}, "
+                    f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
+        finally:
+            if services:
+                services.close()
+        report[f"{mode}_pairs"] = runs
+        ratios = [r["W5"]["tasks_per_s"] / r["W2"]["tasks_per_s"] for r in runs]
+        report[f"{mode}_pairs_median_ratio"] = statistics.median(ratios)
+        log(f"{mode}: median W5/W2 ratio {statistics.median(ratios):.2f} over {len(ratios)} pairs")
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 
@@ -282,6 +316,10 @@ def run_celery(workloads: list[str], sizes: dict[str, int], redis_url: str) -> d
 def derive(report: dict[str, Any]) -> None:
     """Overhead per task, ratio to the floor and to Celery for the batch workloads."""
     floor = report["floor"]["spawn"]["ms_per_task"]
+    for mode in ("standalone", "distributed"):
+        for run in [report.get(mode, {}), *report.get(f"{mode}_pairs", [])]:
+            if run.get("W5") and run.get("W2"):
+                run["W5"]["ratio_to_W2"] = run["W5"]["tasks_per_s"] / run["W2"]["tasks_per_s"]
     for mode in ("standalone", "distributed", "celery"):
         for w in ("W1", "W2"):
             r = report.get(mode, {}).get(w)
@@ -319,12 +357,18 @@ def table(report: dict[str, Any]) -> str:
     rows = ["| workload | mode | tasks/s | overhead ms/task | submit-to-start p50 / p95 ms | queen CPU ms/task | "
             "ant CPU ms/task | peak RSS queen / ant MB | x floor | x Celery | notes |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for w in WORKLOADS:
+    for w in [*WORKLOADS, "W5"]:
         for mode in ("standalone", "distributed", "celery"):
             r = report.get(mode, {}).get(w)
             if not r:
                 continue
-            if mode == "celery":
+            if w == "W5":
+                rows.append(
+                    f"| W5 | {mode} | {r['tasks_per_s']:.1f} | | {r['latency_p50_ms']:.1f} (first instance) | "
+                    f"{r['queen_cpu_ms_per_task']:.2f} | | {r['peak_rss_mb']['queen']:.0f} / | | | {r['tasks']} "
+                    f"instances in {r['wall_s']:.2f} s; x W2 {_ratio(r.get('ratio_to_W2'))} |"
+                )
+            elif mode == "celery":
                 rows.append(
                     f"| {w} | celery | {r['tasks_per_s']:.1f} | {r['overhead_ms_per_task']:.2f} | "
                     f"{r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | | {r['worker_cpu_ms_per_task']:.2f} | | "
@@ -415,6 +459,9 @@ def main() -> None:
                         help="W7: finished requests to generate (5 task executions each); several sizes: "
                              "measured at each as the history grows")  # fmt: skip
     parser.add_argument("--minutes", type=float, help="W8: how long the soak runs")
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="W5: run W2 and W5 alternately this many times (nothing else), each pair's ratio "
+                             "and the median")  # fmt: skip
     parser.add_argument(
         "--rate", type=float, help="W8: requests per second (default: half of a short W2's rate)"
     )
@@ -425,6 +472,8 @@ def main() -> None:
     parser.add_argument("--profile", help="folder for profiles: pyinstrument of the standalone queen thread, "
                                           "py-spy of the distributed queen and ant processes")  # fmt: skip
     args = parser.parse_args()
+    if args.pairs:
+        args.workloads = ["W2", "W5"]
     sizes: dict[str, Any] = dict(SMOKE if args.smoke else FULL)
     for arg, key in (("tasks", "w6_tasks"), ("ants", "w6_fleets"), ("rows", "w7_rows"), ("minutes", "w8_minutes"),
                      ("rate", "w8_rate")):  # fmt: skip
@@ -446,6 +495,9 @@ def main() -> None:
         profile_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="formicary-bench-") as tmpdir:
         tmp = Path(tmpdir)
+        if args.pairs:
+            run_pairs(args, sizes, tmp, report, log)
+            args.modes = []
         if "standalone" in args.modes:
             report["standalone"] = run_standalone(args.workloads, sizes, tmp, log, profile_dir)
         if "distributed" in args.modes:

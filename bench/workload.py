@@ -69,6 +69,22 @@ tasks:
   script: ["true"]
 """
 
+# the items are a job variable, so W5's instances, like W2's tasks, carry no request params
+FAN = """\
+job_type: bench-fan
+max_concurrency: 100000
+job_variables:
+  Items: "{items}"
+tasks:
+- task_type: t1
+  method: SHELL
+  fan_out:
+    source: Items
+    item_var: item
+    max_parallel: 0
+  script: ["true"]
+"""
+
 LOGS = """\
 job_type: bench-logs
 max_concurrency: 100000
@@ -327,6 +343,39 @@ def run_batch(
     }  # fmt: skip
 
 
+def run_fan(world: World, count: int, timeout: float) -> dict[str, Any]:
+    """W5: one request whose step fans out to ``count`` ``true`` instances, all at once
+    (``max_parallel: 0``): tasks/s from the submit to the step's end, as W2 measures them."""
+    from django.db.models import Max, Min
+
+    from jobs.models import JobExecution, TaskExecution
+    from jobs.services.definitions import definition_upload
+
+    definition_upload(
+        org_id=world.org_id, user=world.user, text=FAN.format(items=json.dumps(list(range(count))))
+    )
+    cluster = world.cluster
+    pids = cluster.pids()
+    cpu0, busy0 = cluster.queen_cpu(), procstat.machine_busy_secs()
+    t0 = time.time()
+    request_id = world.submit("bench-fan")
+    world.wait_done([request_id], timeout)
+    cpu, busy = cluster.queen_cpu() - cpu0, procstat.machine_busy_secs() - busy0
+    end = JobExecution.objects.filter(job_request_id=request_id).aggregate(m=Max("ended_at"))["m"]
+    wall = end.timestamp() - t0
+    rows = TaskExecution.objects.filter(job_execution__job_request_id=request_id).exclude(fan_out_of="")
+    tasks = rows.filter(task_state="COMPLETED").count()
+    assert tasks == count, (tasks, count)
+    first = rows.aggregate(s=Min("started_at"))["s"].timestamp() - t0
+    return {
+        "requests": 1, "tasks": tasks, "wall_s": wall, "first_sent_s": first, "tasks_per_s": tasks / wall,
+        "wall_ms_per_task": wall * 1000 * CONCURRENCY / tasks, "latency_p50_ms": first * 1000,
+        "latency_p95_ms": first * 1000, "queen_cpu_ms_per_task": cpu * 1000 / tasks,
+        "machine_cpu_ms_per_task": busy * 1000 / tasks,
+        "peak_rss_mb": {name: procstat.peak_rss_mb(pid) for name, pid in pids.items()},
+    }  # fmt: skip
+
+
 def run_probe(world: World, count: int, tmp: Path) -> dict[str, Any]:
     """Submit-to-start with an idle ant: one request at a time; the task writes the time it ran."""
     from jobs.models import JobRequest
@@ -454,7 +503,9 @@ def run_backlog(world: World, sizes: list[int], picks: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["standalone", "distributed"], required=True)
-    parser.add_argument("--workload", choices=["W1", "W2", "W3", "W4", "L", "W6", "W7", "W8"], required=True)
+    parser.add_argument(
+        "--workload", choices=["W1", "W2", "W3", "W4", "W5", "L", "W6", "W7", "W8"], required=True
+    )
     parser.add_argument("--sizes", required=True, help="JSON of the workload sizes")
     parser.add_argument("--tmp", required=True)
     parser.add_argument("--profile", help="standalone: a pyinstrument profile of the queen thread (this file); "
@@ -494,6 +545,8 @@ def main() -> None:
                 result = run_batch(world, "bench-single", sizes["w2"], 1, timeout=300)
             elif args.workload == "W4":
                 result = run_logs(world, sizes["w4"], timeout=600)
+            elif args.workload == "W5":
+                result = run_fan(world, sizes["w5"], timeout=300)
             else:
                 result = run_probe(world, sizes["probe"], tmp)
     finally:

@@ -24,6 +24,21 @@ RUNNING = frozenset({"READY", "STARTED", "EXECUTING"})
 FAILED_STATES = frozenset({"FAILED", "CANCELLED"})
 
 
+INSTANCE_INFIX = "-fo-"
+_INSTANCE_RE = re.compile(r"^(.+)-fo-(\d+)$")
+
+
+def instance_type(step: str, index: int) -> str:
+    """An instance's own task type, as the reference names it."""
+    return f"{step}{INSTANCE_INFIX}{index}"
+
+
+def step_of(task_type: str) -> str | None:
+    """The step an instance's task type names (None when it is not one)."""
+    found = _INSTANCE_RE.match(task_type)
+    return found.group(1) if found else None
+
+
 class FanOutError(ValueError):
     """A ``fan_out`` field or its source is wrong; the message names it."""
 
@@ -141,11 +156,15 @@ def outcome(fan_out: FanOut, instances: Sequence[Instance], *, allow_failure: bo
     if any(i.state in RUNNING for i in instances) or (not cut and any(not i.state for i in instances)):
         return StepOutcome("")
     if failed and not allow_failure:
-        first = min(failed, key=lambda i: i.index)
+        # the first that failed by itself names the cause, not a sibling fail_fast cancelled
+        first = min(failed, key=lambda i: (i.state == "CANCELLED", i.index))
         why = first.error_message or f"ended {first.state}"
+        cancelled = sum(1 for i in failed if i.state == "CANCELLED")
+        count = len(failed) - cancelled if cut and cancelled < len(failed) else len(failed)
+        also = f" ({cancelled} cancelled)" if cut and cancelled and count < len(failed) else ""
         return StepOutcome(
             "FAILED", first.error_code or "ERR_FAN_OUT_ITEM_FAILED",
-            f"{len(failed)} of {len(instances)} fan-out items failed; item {first.index}: {why}",
+            f"{count} of {len(instances)} fan-out items failed{also}; item {first.index}: {why}",
         )  # fmt: skip
     return StepOutcome("COMPLETED")
 

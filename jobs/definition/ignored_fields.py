@@ -22,7 +22,6 @@ JOB_FIELDS: dict[str, str] = {
 TASK_FIELDS: dict[str, str] = {
     "helper_environment": "there is no helper container here (DOCKER and KUBERNETES copy files without one)",
     "helper": "there is no helper container here (DOCKER and KUBERNETES copy files without one)",
-    "fan_out": "fan-out is not run: the task runs once",
     "dependent_artifact_ids": "use artifact_ids or dependencies",
     "artifacts_dir": "artifacts are collected from the task's working directory",
     "cache_dir": "caches are collected from the task's working directory",

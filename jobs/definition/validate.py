@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 
 from . import cron, dag, notify_rules
 from .approvals import ApprovalPolicy, PolicyError
 from .errors import Problem
+from .fanout import MAX_ITEMS, FanOut, FanOutError, instance_type
 from .model import HTTP_METHODS, METHODS, JobSpec, TaskSpec, is_special_target
 from .resources import read_claim
 from .sub_workflow import SubWorkflow, SubWorkflowError
@@ -109,6 +111,29 @@ def _bad_path(path: str) -> bool:
     return p.startswith("/") or bool(re.match(r"[A-Za-z]:/", p)) or ".." in p.split("/")
 
 
+def _fan_out_of(task: TaskSpec, bad: Callable[[str, str], None]) -> FanOut | None:
+    """The task's ``fan_out``, or None (absent, or a problem reported)."""
+    if not task.fan_out:
+        return None
+    try:
+        fan_out = FanOut.parse(task.fan_out)
+    except FanOutError as exc:
+        bad(str(exc), "fan_out")
+        return None
+    if task.task_type and len(instance_type(task.task_type, MAX_ITEMS)) > 200:
+        bad("a fan-out task's task_type must leave room for its instances' names (at most 190)", "task_type")
+    if fan_out.mode == "task" and task.method in (
+        "FORK_JOB",
+        "AWAIT_FORKED_JOB",
+        "MANUAL",
+        "EXPIRE_ARTIFACTS",
+    ):
+        bad(
+            f"a task fan-out runs its instances on ants: {task.method} needs fan_out.fork_job_type", "fan_out"
+        )
+    return fan_out
+
+
 def _task_problems(task: TaskSpec, by_name: dict[str, TaskSpec]) -> list[Problem]:
     name = task.task_type or "?"
     out: list[Problem] = []
@@ -125,7 +150,8 @@ def _task_problems(task: TaskSpec, by_name: dict[str, TaskSpec]) -> list[Problem
         bad(f"unknown method '{task.method}' (one of {', '.join(sorted(METHODS))})", "method")
     for problem in notify_rules.problems(task.notify):
         bad(problem, "notify")
-    if task.method == "FORK_JOB" and not task.fork_job_type:
+    fan_out = _fan_out_of(task, bad)
+    if task.method == "FORK_JOB" and not task.fork_job_type and not (fan_out and fan_out.fork_job_type):
         bad("FORK_JOB needs fork_job_type", "fork_job_type")
     if task.sub_workflow:
         if task.method != "FORK_JOB":

@@ -19,9 +19,10 @@ from django.utils import timezone
 from ants.protocol import ACTION_EXECUTE, STATUS_CANCELLED, STATUS_COMPLETED, STATUS_EXECUTING, TaskResponse
 from artifacts import services as artifact_services
 from jobs.definition import policy
+from jobs.definition.fanout import INSTANCE_INFIX, step_of
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import error_codes, follow, transitions
+from jobs.queen import error_codes, fanouts, follow, transitions
 from jobs.queen.compiled import CompiledLoad
 from jobs.queen.specs import graph_of, task_of
 from jobs.redaction import redact_errors
@@ -38,6 +39,7 @@ ANSWER_COLUMNS = (
     f"{_R}organization_id", f"{_R}job_state", f"{_R}job_definition", f"{_R}job_type", f"{_R}user_id",
     # what the policy's snapshot reads
     "retried", f"{_E}error_code", f"{_E}error_message", f"{_R}retried", f"{_R}platform",
+    "fan_out_of", "fan_out_index", "context",  # a fan-out instance keeps its item in its context
 )  # fmt: skip
 # a release of the slot an answered task held: (ant id, task id, seconds it ran)
 Release = Callable[[str, int, float | None], None]
@@ -79,15 +81,19 @@ def apply(responses: list[TaskResponse], release: Release) -> list[bool | None]:
             results[i] = True
     rounds: list[dict[int, int]] = []  # each: task id -> answer index
     seen_tasks: dict[int, int] = {}
-    seen_requests: dict[int, int] = {}
+    seen_requests: dict[int | tuple[int, str], int] = {}
     for i, resp in enumerate(responses):
         if results[i] is not None:
             continue
         if resp.action != ACTION_EXECUTE:
             results[i] = False  # a PING or container-listing reply, not a task result
             continue
-        n = max(seen_tasks.get(resp.task_execution_id, 0), seen_requests.get(resp.job_request_id, 0))
-        seen_tasks[resp.task_execution_id] = seen_requests[resp.job_request_id] = n + 1
+        # the instances of one fan-out step end together in a round: their step's progress is
+        # counted once for the round, after all of them are written (nothing else of the job runs)
+        step = step_of(resp.task_type) if INSTANCE_INFIX in resp.task_type else None
+        job = resp.job_request_id if step is None else (resp.job_request_id, step)
+        n = max(seen_tasks.get(resp.task_execution_id, 0), seen_requests.get(job, 0))
+        seen_tasks[resp.task_execution_id] = seen_requests[job] = n + 1
         if n == len(rounds):
             rounds.append({})
         rounds[n][resp.task_execution_id] = i
@@ -137,6 +143,7 @@ def _apply_round(
         finished: list[tuple[int, int, int, dict[str, Any]]] = []
         recorded: list[tuple[TaskExecution, JobRequest, TaskResponse]] = []
         decided: list[tuple[policy.Decision, TaskExecution, JobRequest, JobSpec]] = []
+        instances: list[_Ended] = []
         now = timezone.now()
         for task_id, i in answers.items():
             resp, task = responses[i], tasks.get(task_id)
@@ -159,9 +166,14 @@ def _apply_round(
             fields = redact_errors([request.pk], finish_fields(resp, state, error_code, now))
             finished.append((task.pk, request.pk, task.attempt, fields))
             recorded.append((task, request, resp))
+            results[i] = True
+            if task.fan_out_of:  # its results go to its step's aggregate, not the job context
+                fields["context"] = {**resp.job_context, **resp.task_context,
+                                     fanouts.ITEM: (task.context or {}).get(fanouts.ITEM, "")}  # fmt: skip
+                instances.append((task, request, state, resp.exit_code, error_code, resp.error_message, rule))
+                continue
             if resp.task_context or resp.job_context:
                 follow.merge_context(execution, {**resp.job_context, **resp.task_context})
-            results[i] = True
             if state == TaskState.CANCELLED:
                 continue
             graph = graph_of(request.job_definition_id)
@@ -176,6 +188,26 @@ def _apply_round(
         transitions.tasks_finish(finished)
         artifact_services.record_from_responses(recorded)
         _carry_out(decided)
+        _instances_ended(instances)
+
+
+_Ended = tuple[TaskExecution, JobRequest, TaskState, str | None, str, str, Any]
+
+
+def _instances_ended(instances: list[_Ended]) -> None:
+    """Fan-out instances of the round: each retried or done, then each step's progress once."""
+    steps: dict[tuple[int, str], tuple[JobRequest, JobExecution, JobSpec]] = {}
+    for task, request, state, exit_code, error_code, error_message, rule in instances:
+        graph = graph_of(request.job_definition_id)
+        step = (
+            task.fan_out_of if state == TaskState.CANCELLED
+            else fanouts.instance_ended(task, request, task.job_execution, graph, state, exit_code, error_code,
+                                        error_message, rule)
+        )  # fmt: skip
+        if step:
+            steps[(task.job_execution_id, step)] = (request, task.job_execution, graph)
+    for (execution_id, step), (request, execution, graph) in steps.items():
+        fanouts.progress(execution_id, request, execution, graph, step)
 
 
 def _carry_out(decided: list[tuple[policy.Decision, TaskExecution, JobRequest, JobSpec]]) -> None:

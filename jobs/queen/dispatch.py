@@ -23,7 +23,7 @@ from artifacts.models import Artifact
 from jobs.definition.errors import DefinitionError, TemplateError
 from jobs.definition.model import TaskSpec
 from jobs.models import JobConfig, JobExecution, JobRequest, JobRequestParam, TaskExecution
-from jobs.queen import follow, leases, queen_tasks, transitions
+from jobs.queen import fanouts, follow, leases, queen_tasks, transitions
 from jobs.queen.compiled import Compiled, CompiledLoad
 from jobs.queen.context import secrets_and_values_many, template_data_of
 from jobs.queen.parts import QueenParts
@@ -43,6 +43,7 @@ DISPATCH_COLUMNS = (
     f"{_R}organization_id", f"{_R}job_state", f"{_R}job_definition", f"{_R}job_type", f"{_R}user_id",
     f"{_E}context", f"{_E}reuse_execution", f"{_E}started_at", f"{_R}job_version",
     f"{_R}job_priority", f"{_R}job_group", f"{_R}user_key", f"{_R}retried", f"{_R}parent",
+    "fan_out_of", "fan_out_index", "context",  # a fan-out instance's item is in its context
 )  # fmt: skip
 
 
@@ -116,7 +117,7 @@ def dispatch_ready(parts: QueenParts, limit: int = DISPATCH_LIMIT) -> int:
             chosen[pk] = ""
             continue
         method = method_of(graph_task)
-        if method in QUEEN_METHODS:
+        if method in QUEEN_METHODS or fanouts.runs_on_queen(task_type, graph_task):
             chosen[pk] = QUEEN_ANT
             continue
         remembered = parts.waits.tags.get(pk)
@@ -190,10 +191,13 @@ def dispatch(parts: QueenParts, chosen: dict[int, str]) -> int:
             request_values, secret_names = dict(request_values), set(secret_names)
             lease.add_to(request_values, secret_names)
         data = template_data_of(request, task.job_execution, request_values, urls.get(request.pk, {}))
+        fan = fanouts.fan_out_of(graph_task) if task.fan_out_of else None
+        if fan is not None:
+            fanouts.with_item(data, fan, task.context)
         try:
             # rendered before the ant is settled: templated tags name their values
             whole = parts.renders.render(("task", task.pk, task.attempt), definition_text(request.job_definition_id),
-                                         data, task.task_type)  # fmt: skip
+                                         data, graph_task.task_type)  # fmt: skip
         except (DefinitionError, TemplateError) as exc:
             resources.unreserve(ant_id, task.pk)
             odd.append(("problem", task, exc))
@@ -205,10 +209,17 @@ def dispatch(parts: QueenParts, chosen: dict[int, str]) -> int:
         spec = task_of(whole, task.task_type) or graph_task
         method = method_of(graph_task)
         if spec.is_skipped_by_except() or (
-            task.job_execution.reuse_execution_id and not spec.allow_start_if_completed
+            task.job_execution.reuse_execution_id
+            and not spec.allow_start_if_completed
+            and not task.fan_out_of
         ):
             resources.unreserve(ant_id, task.pk)
-            odd.append(("skip" if spec.is_skipped_by_except() else "reuse", task, (spec, data, secret_names)))
+            odd.append(
+                ("skip" if spec.is_skipped_by_except() else "reuse", task, (spec, data, secret_names, whole))
+            )
+            continue
+        if fanouts.runs_on_queen(task.task_type, spec):
+            odd.append(("fan_out", task, (spec, data, secret_names, whole)))
             continue
         if method in QUEEN_METHODS:
             odd.append(("queen", task, spec))
@@ -327,9 +338,13 @@ def _one(parts: QueenParts, what: str, task: TaskExecution, detail: Any, outbox:
     if what == "queen":
         return 1 if queen_tasks.run(task, request, execution, detail) else 0
     # a restarted or retried job keeps what its last execution completed
-    spec, data, secret_names = detail
-    if _reuse_completed(task, request, execution):
+    spec, data, secret_names, whole = detail
+    if what == "reuse" and _reuse_completed(task, request, execution):
         return 0
+    if fanouts.runs_on_queen(task.task_type, spec):
+        if task.fan_out_of:
+            return 1 if fanouts.start_child(task, request, execution, spec) else 0
+        return 1 if fanouts.start_step(task, request, execution, spec, data, whole) else 0
     if method_of(spec) in QUEEN_METHODS:
         return 1 if queen_tasks.run(task, request, execution, spec) else 0
     ant_id = choose(parts, method_of(spec), list(spec.tags or []), request.organization_id)

@@ -20,7 +20,17 @@ from django.utils import timezone
 from ants.messaging.base import Transport
 from ants.protocol import TaskResponse
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen import answers, approvals, dispatch, follow, queen_tasks, starts, transitions, waiting
+from jobs.queen import (
+    answers,
+    approvals,
+    dispatch,
+    fanouts,
+    follow,
+    queen_tasks,
+    starts,
+    transitions,
+    waiting,
+)
 from jobs.queen.compiled import Compiled
 from jobs.queen.parts import QueenParts
 from jobs.queen.render_pool import RenderPool
@@ -162,8 +172,8 @@ class Engine:
         return dispatch.dispatch_ready(self.parts, limit)
 
     def check_awaits(self) -> int:
-        """Finish AWAIT_FORKED_JOB tasks whose children have all ended."""
-        return queen_tasks.check_awaits()
+        """Finish AWAIT_FORKED_JOB tasks and fan-out job instances whose children have ended."""
+        return queen_tasks.check_awaits() + fanouts.check_children()
 
     def check_approval_deadlines(self) -> int:
         """MANUAL tasks past their SLA deadline: the policy's timeout action (jobs.queen.approvals)."""
@@ -234,6 +244,8 @@ class Engine:
             graph = graph_of(definition_id)
             spec_task = task_of(graph, task_type)
             age = (now - (started_at or now)).total_seconds()
+            if spec_task and spec_task.fan_out and task_type == spec_task.task_type:
+                continue  # a fan-out step: its timeout is each instance's
             if spec_task and spec_task.timeout and age > spec_task.timeout + TIMEOUT_GRACE_SECS:
                 task = (
                     TaskExecution.objects.select_related("job_execution__job_request__job_definition")

@@ -61,6 +61,14 @@ def after_end(
     caller's transaction)."""
     request.refresh_from_db(fields=["job_state", "retried", "hard_reset"])
     execution.refresh_from_db(fields=["failed_task_type", "error_code", "error_message"])
+    if task.fan_out_of:  # a fan-out instance: its step goes on (fanouts imports this module)
+        from jobs.queen import fanouts
+
+        step = fanouts.instance_ended(task, request, execution, graph, state, exit_code, error_code,
+                                      error_message, rule)  # fmt: skip
+        if step:
+            fanouts.progress(execution.pk, request, execution, graph, step)
+        return
     spec = task_of(graph, task.task_type)
     assert spec is not None, f"validated graphs only name known tasks ({task.task_type})"
     decision = policy.decide(snapshot(task, request, execution, graph, spec, state, exit_code, error_code,

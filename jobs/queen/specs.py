@@ -8,6 +8,7 @@ with the live template data, so ``JobElapsedSecs`` and outputs of earlier tasks 
 from functools import lru_cache
 from typing import Any
 
+from jobs.definition.fanout import INSTANCE_INFIX, step_of
 from jobs.definition.layers import render_for_task, render_job, render_task
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.parser import load_definition
@@ -63,7 +64,12 @@ def rendered_task(raw_yaml: str, data: dict[str, Any], task_type: str) -> TaskSp
 
 
 def task_of(spec: JobSpec, task_type: str) -> TaskSpec | None:
-    return spec.task(task_type)
+    """The task of ``task_type``; for a fan-out instance ("<step>-fo-<i>"), its step's."""
+    found = spec.task(task_type)
+    if found is None and INSTANCE_INFIX in task_type:
+        step = spec.task(step_of(task_type) or "")
+        return step if step is not None and step.fan_out else None
+    return found
 
 
 def rendered_for_task(raw_yaml: str, data: dict[str, Any], task_type: str | None) -> JobSpec:

@@ -460,16 +460,21 @@ def task_override(task_id: int, to: TaskState, error_code: str) -> bool:
     return move("task", task_id, to, finished, error_code=error_code) == 1
 
 
-def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[int, str, int]]:
-    """Active tasks of these executions -> CANCELLED; returns (task id, ant id, attempt) of those
-    that were on an ant, so the caller can tell the ants to stop them."""
+def tasks_cancel(
+    execution_ids: Iterable[int], request_id: int, *, only: Iterable[int] | None = None
+) -> list[tuple[int, str, int]]:
+    """Active tasks of these executions (``only``: of these ids) -> CANCELLED; returns (task id,
+    ant id, attempt) of those that were on an ant, so the caller can tell the ants to stop them."""
     now = timezone.now()
+    rows = TaskExecution.objects.filter(
+        job_execution_id__in=list(execution_ids), task_state__in=_values(_TASK_CANCELLABLE)
+    )
+    if only is not None:
+        rows = rows.filter(pk__in=list(only))
     active = list(
-        TaskExecution.objects.filter(
-            job_execution_id__in=list(execution_ids), task_state__in=_values(_TASK_CANCELLABLE)
+        rows.order_by("pk").values_list(  # rows locked in id order, as the queen's batches lock them
+            "pk", "ant_id", "attempt", "task_state"
         )
-        .order_by("pk")  # rows locked in id order, as the queen's batches lock them
-        .values_list("pk", "ant_id", "attempt", "task_state")
     )
     on_ants = []
     for task_id, ant_id, attempt, state in active:
@@ -516,6 +521,8 @@ def task_cancel(
     _task_event(task_id, request_id, TaskState.CANCELLED)
     _ended_on_commit(task_ids=[task_id])
     return True, ((task_id, ant_id, attempt) if ant_id and state in RUNNING_TASK else None)
+
+
 # -- manual approval ----------------------------------------------------------------------------
 
 
@@ -556,6 +563,56 @@ def task_approval_decided(
     _task_event(task_id, request_id, state, exit_code=result.get("exit_code", ""))
     _ended_on_commit(task_ids=[task_id])
     return True
+
+
+def instances_create(
+    step: TaskExecution, request_id: int, rows: list[tuple[int, str, str, dict[str, Any]]]
+) -> list[int]:
+    """A fan-out step's instances: (index, state, exit code, context) each, READY (or COMPLETED:
+    reused from the execution a restart reuses), named "<step>-fo-<index>", in one INSERT."""
+    from jobs.definition.fanout import instance_type
+
+    now = timezone.now()
+    for _, state, _, _ in rows:
+        if state not in (TaskState.READY, TaskState.COMPLETED):
+            raise TransitionRefused(f"an instance is not created {state}")
+    ended = {TaskState.COMPLETED: now}
+    ids = insert_rows(
+        TaskExecution, ("organization_id", "job_execution_id", "task_type", "method", "allow_failure", "task_order",
+                        "task_state", "fan_out_of", "fan_out_index", "exit_code", "context", "started_at",
+                        "ended_at", "updated_at"),
+        [(step.organization_id, step.job_execution_id, instance_type(step.task_type, index), step.method,
+          step.allow_failure, step.task_order, state, step.task_type, index, exit_code, context,
+          ended.get(state), ended.get(state), now)
+         for index, state, exit_code, context in rows],
+    )  # fmt: skip
+    for task_id, (_, state, _, _) in zip(ids, rows, strict=True):
+        _task_event(task_id, request_id, state, task_type=step.task_type, fan_out_of=step.task_type)
+    return ids
+
+
+def instances_rerun(request_id: int, contexts: dict[int, dict[str, Any]]) -> int:
+    """Failed or cancelled fan-out instances (id -> their item's context) READY again: a revisit
+    of their step runs only those that did not complete."""
+    now = timezone.now()
+    won = 0
+    for task_id, context in contexts.items():
+        if move("task", task_id, TaskState.READY, [TaskState.FAILED, TaskState.CANCELLED], ant_id="",
+                not_before=None, context=context, exit_code="", exit_message="", error_code="",
+                error_message="", failed_command="", ended_at=None, updated_at=now):  # fmt: skip
+            _task_event(task_id, request_id, TaskState.READY)
+            won += 1
+    return won
+
+
+def child_started(task_id: int, request_id: int, attempt: int, context: dict[str, Any]) -> bool:
+    """STARTED -> EXECUTING for a queen task watching the child job it started (its id in
+    ``context``)."""
+    won = move("task", task_id, TaskState.EXECUTING, [TaskState.STARTED], where={"attempt": attempt},
+               context=context, updated_at=timezone.now()) == 1  # fmt: skip
+    if won:
+        _task_event(task_id, request_id, TaskState.EXECUTING)
+    return won
 
 
 # -- many at once -------------------------------------------------------------------------------

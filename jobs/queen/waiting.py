@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from jobs.definition.fanout import INSTANCE_INFIX, step_of
 from jobs.models import JobDefinition, JobRequest
 from jobs.queen import transitions
 from jobs.queen.rules import JOB_RUNNING_VALUES
@@ -106,7 +107,9 @@ class TaskWaits:
         for task_id, task_type, request_id, reason in waiting:
             if self.reasons.get(task_id) != reason:
                 self.reasons[task_id] = reason
-                by_message.setdefault(f"task {task_type}: {reason}"[:500], []).append(request_id)
+                # a fan-out's instances wait as their step: one message (and UPDATE) for them all
+                step = step_of(task_type) if INSTANCE_INFIX in task_type else None
+                by_message.setdefault(f"task {step or task_type}: {reason}"[:500], []).append(request_id)
         for message, request_ids in by_message.items():
             JobRequest.objects.filter(pk__in=request_ids).update(state_message=message)
 

@@ -114,6 +114,7 @@ FIRST_TASKS = {
     "docker-job": "build",
     "etl-job": "extract",
     "exit-code-routing": "prepare",
+    "fan-out-deploy": "list-regions",
     "file-sensor": "wait-for-file",
     "fork-await": "split",
     "fork-worker": "work",

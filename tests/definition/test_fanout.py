@@ -142,3 +142,12 @@ def test_aggregation_keys_are_the_references() -> None:
 
 def test_a_restart_runs_only_what_did_not_complete() -> None:
     assert to_restart(_states("COMPLETED", "FAILED", "CANCELLED", "", "SKIPPED")) == [1, 2, 3]
+
+
+def test_fail_fast_names_the_item_that_failed_not_a_cancelled_sibling() -> None:
+    fan = FanOut.parse({"source": "S", "item_var": "x", "fail_fast": True})
+    got = outcome(
+        fan, [Instance(0, "CANCELLED"), Instance(1, "FAILED", "3", "", "exit 3"), Instance(2, "CANCELLED")]
+    )
+    assert got.state == "FAILED"
+    assert got.error_message == "1 of 3 fan-out items failed (2 cancelled); item 1: exit 3"

@@ -113,6 +113,7 @@ tasks:
     min: 500ms
   fan_out:
     source: Items
+    item_var: item
   webhook:
     url: https://example.com/hook
   debug: false
@@ -137,10 +138,9 @@ def test_fields_not_acted_on_are_named_in_warnings() -> None:
     assert warned == {
         (None, "methods"),
         ("t", "helper_environment"),
-        ("t", "fan_out"),
-    }  # webhook acts now  # debug: false changes nothing, so it is not warned about
-    text = str(next(w for w in load_upload(FIELDS).warnings if w.field == "fan_out"))
-    assert "task 't': field 'fan_out': accepted but not acted on yet" in text
+    }  # webhook and fan_out act now  # debug: false changes nothing, so it is not warned about
+    text = str(next(w for w in load_upload(FIELDS).warnings if w.field == "helper_environment"))
+    assert "task 't': field 'helper_environment': accepted but not acted on yet" in text
 
 
 def test_job_level_notify_webhook_and_triggers_act_without_warnings() -> None:

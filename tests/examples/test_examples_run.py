@@ -27,6 +27,7 @@ RUN_BY = {
     "docker-job": "test_docker_job_runs_in_containers",
     "etl-job": "test_etl_job_hands_files_on_as_artifacts",
     "exit-code-routing": "test_exit_code_routing_picks_the_path",
+    "fan-out-deploy": "test_fan_out_deploy_runs_each_region_and_reports",
     "file-sensor": "test_file_sensor_polls_until_the_file_is_there",
     "fork-await": "test_fork_await_runs_both_children",
     "fork-worker": "test_fork_await_runs_both_children",
@@ -220,6 +221,16 @@ def test_sub_workflow_waits_for_its_child_and_takes_back_its_output(harness, api
     (child,) = api.get("/api/jobs/requests?job_type=fork-worker").json()["Records"]
     assert child["params"] == {"Shard": "1", "Items": "4"} and child["job_state"] == "COMPLETED"
     assert "the shard processed 4 items" in log_of(api, done["id"], "report", "processed")
+
+
+def test_fan_out_deploy_runs_each_region_and_reports(harness, api):
+    define(api, "fan-out-deploy")
+    done = finished(api, submit(api, "fan-out-deploy"), timeout=90)
+    assert done["job_state"] == "COMPLETED", done["error_message"]
+    ran = states(done)
+    assert [ran[f"deploy-fo-{i}"] for i in range(3)] == ["COMPLETED"] * 3 and ran["report"] == "COMPLETED"
+    assert "deploying to us-east (environment us-east)" in log_of(api, done["id"], "deploy-fo-1", "deploying")
+    assert "3 regions, first COMPLETED with v1-eu-west" in log_of(api, done["id"], "report", "regions")
 
 
 def test_nightly_cron_tick_runs_the_job(harness, api):
