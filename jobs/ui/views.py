@@ -43,13 +43,14 @@ from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
 from jobs.stats import definition_stats
 from jobs.ui import request_page
 from jobs.ui.forms import JobConfigForm, SubmitForm, UploadForm
+from orgs.models import User
 from orgs.scoping import for_user
 from orgs.usage import QuotaExceeded
 from orgs.web_permissions import requires
 
 PAGE_SIZE = 25
 _LINE_REF = re.compile(r"\blines? (\d+)")
-REQUEST_TABS = {
+REQUEST_TABS: dict[str, list[str]] = {
     "all": [str(s) for s in JobState],
     "running": [str(s) for s in JOB_RUNNING],
     "waiting": [JobState.PENDING, JobState.PAUSED],
@@ -78,7 +79,9 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 
 
 def _org_id(request: HttpRequest) -> int:
-    return int(request.user.organization_id)  # type: ignore[union-attr]
+    user = request.user
+    assert isinstance(user, User) and user.organization_id, "member_required lets only members in"
+    return user.organization_id
 
 
 def _errors(exc: ValidationError) -> list[str]:
