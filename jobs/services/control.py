@@ -1,6 +1,8 @@
 """User control of work: cancel, pause, resume, restart and trigger. Whether a request may make
 the move is the transitions table's answer (``jobs.queen.transitions``), not checked again here."""
 
+import functools
+
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 
@@ -30,7 +32,7 @@ def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") ->
                 on_ants = transitions.tasks_cancel(
                     request.executions.values_list("pk", flat=True), request.pk
                 )
-                transaction.on_commit(lambda on_ants=on_ants: _tell_ants(on_ants, request.pk))
+                transaction.on_commit(functools.partial(_tell_ants, on_ants, request.pk))
             break
         except OperationalError as exc:
             # the queen may be finishing one of these tasks, its rows locked in the other order:
