@@ -167,8 +167,9 @@ class AntWorker:
         # they are sent waits for room. A flush wakes only the latter (a flush per task must not
         # wake the flusher, which would send the next task's lines early in a round trip of
         # their own).
-        self._log_cond = threading.Condition()
-        self._log_room = threading.Condition(self._log_cond)
+        log_lock = threading.RLock()  # what a Condition() makes for itself
+        self._log_cond = threading.Condition(log_lock)
+        self._log_room = threading.Condition(log_lock)
         self._log_buf: list[LogLine] = []
         self._out_responses: list[TaskResponse] = []  # EXECUTING answers, sent with the lines
         self._flush_lock = threading.Lock()  # one flush at a time keeps lines in order
