@@ -12,12 +12,11 @@ the queen runs itself) are written one by one in their own transactions.
 
 import logging
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
-from django_stubs_ext import WithAnnotations
 
 from artifacts import services as artifact_services
 from artifacts.models import Artifact
@@ -72,8 +71,11 @@ class _TemplateFlags(TypedDict):
     has_artifacts: bool
 
 
-# a task as _dispatch_load loads it: with whether its template data has anything to load
-LoadedTask = WithAnnotations[TaskExecution, _TemplateFlags]
+if TYPE_CHECKING:  # django-stubs-ext is a test dependency
+    from django_stubs_ext import WithAnnotations
+
+    # a task as _dispatch_load loads it: with whether its template data has anything to load
+    LoadedTask = WithAnnotations[TaskExecution, _TemplateFlags]
 
 
 def _dispatch_load(ids: list[int]) -> "QuerySet[TaskExecution]":
@@ -256,7 +258,7 @@ def dispatch(parts: QueenParts, chosen: dict[int, str]) -> int:
     return sent
 
 
-def _template_inputs(tasks: list[LoadedTask]) -> tuple[dict[int, Any], dict[int, Any]]:
+def _template_inputs(tasks: "list[LoadedTask]") -> tuple[dict[int, Any], dict[int, Any]]:
     """The configs, params and artifact URLs the tasks' templates read, loaded for all at once and
     only for the requests that have some."""
     requests = {t.job_execution.job_request_id: t.job_execution.job_request for t in tasks}

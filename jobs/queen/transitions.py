@@ -478,7 +478,7 @@ def tasks_cancel(execution_ids: Iterable[int], request_id: int) -> list[tuple[in
 # which rows moved, so events go out for those only. SQLite (3.35+) and PostgreSQL both have it.
 
 
-def _column(model: type[Model], name: str) -> Field[Any, Any]:
+def _column(model: type[Model], name: str) -> "Field[Any, Any]":
     """The field of a column of ``model`` (not a reverse relation): what the raw UPDATEs write."""
     field = model._meta.get_field(name)
     assert isinstance(field, Field), f"{model.__name__}.{name} is not a column"

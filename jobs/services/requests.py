@@ -2,14 +2,13 @@
 
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
-from django_stubs_ext import WithAnnotations
 
 from formicary_site.inserts import insert_rows
 from jobs import selectors
@@ -36,8 +35,11 @@ class _SubmitAnnotations(TypedDict):
     plan_cpu_quota: int | None
 
 
-# the definition as resolve_definition loads it: the submit's columns and these annotations
-SubmitDefinition = WithAnnotations[JobDefinition, _SubmitAnnotations]
+if TYPE_CHECKING:  # django-stubs-ext is a test dependency
+    from django_stubs_ext import WithAnnotations
+
+    # the definition as resolve_definition loads it: the submit's columns and these annotations
+    SubmitDefinition = WithAnnotations[JobDefinition, _SubmitAnnotations]
 
 
 def _param_value(name: str, value: Any) -> str:
@@ -50,7 +52,7 @@ def _param_value(name: str, value: Any) -> str:
     raise ValidationError(f"params.{name}: must be a string, number or boolean")
 
 
-def _pick(qs: QuerySet[JobDefinition], job_version: str, org_id: int) -> SubmitDefinition | None:
+def _pick(qs: QuerySet[JobDefinition], job_version: str, org_id: int) -> "SubmitDefinition | None":
     qs = qs.only(*_SUBMIT_FIELDS).annotate(
         required_params=_REQUIRED_PARAMS, spec_platform=_PLATFORM, plan_cpu_quota=usage.cpu_quota_of(org_id)
     )
@@ -62,7 +64,7 @@ def _pick(qs: QuerySet[JobDefinition], job_version: str, org_id: int) -> SubmitD
     return found
 
 
-def resolve_definition(org_id: int, job_type: str, job_version: str = "") -> SubmitDefinition:
+def resolve_definition(org_id: int, job_type: str, job_version: str = "") -> "SubmitDefinition":
     """The definition a new request of ``job_type`` runs: the latest, or the version asked for.
 
     Public plugins of other organizations resolve by type and version too. The definition comes
@@ -165,7 +167,7 @@ def _request_row(
     *,
     org_id: int,
     user: Any,
-    definition: SubmitDefinition,
+    definition: "SubmitDefinition",
     params: dict[str, Any] | None,
     secret_params: set[str] | None,
     job_priority: int,
