@@ -2,7 +2,6 @@
 and the queens' wakes it causes (shared by submits close together, never skipped)."""
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
