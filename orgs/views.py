@@ -10,17 +10,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from formicary_site.error_views import post_only
-from orgs import audit, invitations, roles, services
+from orgs import audit, invitations, roles, selectors, services
 from orgs.authed import AuthedHttpRequest
 from orgs.forms import CreateOrganizationForm, InviteForm, JoinOrganizationForm, TokenForm
-from orgs.models import ApiToken, Invitation, User
+from orgs.models import Invitation
 from orgs.scoping import for_user
 from orgs.web_permissions import requires
 
 
 def _account_context(request: AuthedHttpRequest, **extra: object) -> dict[str, object]:
     return {
-        "tokens": ApiToken.objects.filter(user=request.user),
+        "tokens": selectors.tokens_of(request.user),
         "token_form": extra.pop("token_form", None) or TokenForm(),
         **extra,
     }
@@ -32,7 +32,7 @@ def _members_context(request: AuthedHttpRequest, **extra: object) -> dict[str, o
     return {
         "invite_form": extra.pop("invite_form", None) or InviteForm(grantable=grantable),
         "invitations": for_user(Invitation, user).filter(accepted_at__isnull=True).order_by("-id")[:20],
-        "members": user.organization.users.order_by("username") if user.organization else [],
+        "members": selectors.members_of(user.organization_id).order_by("username"),
         "grantable": grantable,
         **extra,
     }
@@ -50,9 +50,7 @@ def members(request: AuthedHttpRequest) -> HttpResponse:
 @post_only
 @requires("User:Write")
 def member_role(request: AuthedHttpRequest, user_id: int) -> HttpResponse:
-    member = get_object_or_404(
-        User.objects.filter(organization_id=request.user.organization_id or 0), pk=user_id
-    )
+    member = get_object_or_404(selectors.members_of(request.user.organization_id), pk=user_id)
     try:
         services.member_set_role(actor=request.user, member=member, role=request.POST.get("role", ""))
     except services.RoleRefused as exc:
@@ -89,7 +87,7 @@ def token_create(request: AuthedHttpRequest) -> HttpResponse:
 @post_only
 @requires("Token:Write")
 def token_delete(request: AuthedHttpRequest, token_id: int) -> HttpResponse:
-    token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=token_id)
+    token = get_object_or_404(selectors.tokens_of(request.user), pk=token_id)
     audit.record(request, "Token:Delete", token, summary=f"revoked {token.name}")
     token.delete()
     messages.success(request, f"token {token.name} revoked")

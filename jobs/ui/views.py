@@ -28,7 +28,7 @@ from jobs.consumers import request_snapshot
 from jobs.definition.dot import to_dot
 from jobs.definition.durations import format_duration
 from jobs.definition.template_vars import template_variables
-from jobs.models import ErrorCode, JobDefinition, JobRequest, SystemConfig
+from jobs.models import JobDefinition, JobRequest
 from jobs.queen.specs import graph_spec
 from jobs.services import rate_limits
 from jobs.services.definitions import (
@@ -504,7 +504,7 @@ def ant_list(request: HttpRequest) -> HttpResponse:
 
 @member_required
 def error_code_list(request: HttpRequest) -> HttpResponse:
-    qs = ErrorCode.objects.filter(Q(organization__isnull=True) | Q(organization_id=_org_id(request)))
+    qs = selectors.error_codes_for(_org_id(request))
     q = request.GET.get("q", "").strip()
     if q:
         qs = qs.filter(Q(error_code__icontains=q) | Q(description__icontains=q) | Q(regex__icontains=q))
@@ -519,5 +519,5 @@ def system_config_list(request: HttpRequest) -> HttpResponse:
         if not request.user.organization_id:  # type: ignore[union-attr]
             return redirect("orgs:setup")
         return render(request, "jobs/system_config_list.html", {"forbidden": True}, status=403)
-    configs = [(c, c.display_value()) for c in SystemConfig.objects.all()]
+    configs = [(c, c.display_value()) for c in selectors.system_configs()]
     return render(request, "jobs/system_config_list.html", {"configs": configs})
