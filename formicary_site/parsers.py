@@ -5,7 +5,6 @@ surrogates or NUL characters); the form parsers refuse NUL characters, which Pos
 cannot hold (form decoding already replaces bytes that are not UTF-8).
 """
 
-
 from django.conf import settings
 from django.http import QueryDict
 from rest_framework import parsers
