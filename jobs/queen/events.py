@@ -82,7 +82,7 @@ class _QueenWaker:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="queen-waker", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            self._cond.notify_all()  # all: a caller of settle() may be waiting too
 
     def _run(self) -> None:
         while True:
