@@ -16,12 +16,11 @@ from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 from ants import selectors
 from ants.containers import terminate_request
 from ants.serializers import AntSerializer, ContainerSerializer, TerminateAccepted
-from formicary_site.api import OrgAPIView
+from formicary_site.api import OrgAPIView, new_paginator
 from jobs.queen.messaging import get_transport
 
 PAGE_PARAMS = [OpenApiParameter("page", int), OpenApiParameter("pageSize", int)]
@@ -29,7 +28,7 @@ PAGE_PARAMS = [OpenApiParameter("page", int), OpenApiParameter("pageSize", int)]
 
 def _bool_param(request: Request, name: str) -> bool | None:
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if not raw:
         return None
     low = raw.strip().lower()
     if low not in ("true", "false", "1", "0", "yes", "no"):
@@ -74,7 +73,7 @@ class AntList(AntAPIView):
         tag = request.query_params.get("tag", "").strip()
         # tags/methods are JSON lists: filtered here, portable across SQLite and PostgreSQL
         rows = [a for a in rows if (not method or method in a.methods) and (not tag or tag in a.tags)]
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        paginator = new_paginator()
         page = paginator.paginate_queryset(_Rows(rows), request, view=self)
         data = AntSerializer(page, many=True, context=self.serializer_context(page)).data
         return paginator.get_paginated_response(data)
@@ -109,7 +108,7 @@ class ExecutorList(OrgAPIView):
                 want = params[name].strip()
                 want = want.upper() if name == "method" else want
                 rows = [c for c in rows if str(c.get(name, "")) == want]
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        paginator = new_paginator()
         page = paginator.paginate_queryset(_Rows(rows), request, view=self)
         return paginator.get_paginated_response(ContainerSerializer(page, many=True).data)
 

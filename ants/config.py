@@ -281,7 +281,7 @@ class AntConfig:
                 origins.update({f"{section}.{k}": ENV_PREFIX + name for k in loaded})
             for var, (path, kind) in table.items():
                 text = env.get(var)
-                if text in (None, ""):
+                if not text:
                     continue
                 _set_path(merged, path, _env_value(var, text, kind), var)
                 origins[f"{section}.{path}"] = var

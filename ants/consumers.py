@@ -99,10 +99,10 @@ def authenticate(scope: dict[str, Any]) -> tuple[int, int] | None:
         user = row.user
         granted = row.permissions()
     else:
-        user = scope.get("user")
-        if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        found = scope.get("user")
+        if found is None or not getattr(found, "is_authenticated", False) or not found.is_active:
             return None
-        granted = user.permissions()
+        user, granted = found, found.permissions()
     if not user.organization_id or REGISTER not in granted:
         return None  # running tasks (and receiving their secrets) needs Ant:Register
     return user.organization_id, user.pk

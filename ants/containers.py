@@ -338,9 +338,11 @@ def install_container_handlers(worker: Any) -> None:
         TaskResponse,
     )
 
-    lookup = getattr(worker, "executor_lookup", None)
+    lookup: Callable[..., Any] | None = getattr(worker, "executor_lookup", None)
     if lookup is None:
-        from ants.executors.base import executor_for as lookup
+        from ants.executors.base import executor_for
+
+        lookup = executor_for
 
     def executors() -> list[Any]:
         out = []

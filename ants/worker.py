@@ -167,8 +167,9 @@ class AntWorker:
         # they are sent waits for room. A flush wakes only the latter (a flush per task must not
         # wake the flusher, which would send the next task's lines early in a round trip of
         # their own).
-        self._log_cond = threading.Condition()
-        self._log_room = threading.Condition(self._log_cond)
+        log_lock = threading.RLock()  # what a Condition() makes for itself
+        self._log_cond = threading.Condition(log_lock)
+        self._log_room = threading.Condition(log_lock)
         self._log_buf: list[LogLine] = []
         self._out_responses: list[TaskResponse] = []  # EXECUTING answers, sent with the lines
         self._flush_lock = threading.Lock()  # one flush at a time keeps lines in order
@@ -245,7 +246,7 @@ class AntWorker:
         """Start the background thread (heartbeats, log flushing, deleting old working
         directories); idempotent."""
         if self._bg is None:
-            self._stop_previous_tasks()
+            self.stop_previous_tasks()
             self._drop_spares(Path(self.config.work_root).glob(f"{SPARE_PREFIX}*"))  # a crashed run's
             try:
                 self._trash.mkdir(parents=True, exist_ok=True)
@@ -324,7 +325,7 @@ class AntWorker:
         except Exception:
             logger.exception("ant %s: final registration failed", self.config.ant_id)
 
-    def _stop_previous_tasks(self) -> int:
+    def stop_previous_tasks(self) -> int:
         """Kill what the SHELL tasks of a crashed earlier run of this ant left running (each
         command has its own session, so it outlives a ``kill -9`` of the ant): the queens send
         those tasks again when they hear this run, and they must not run twice at once. They are

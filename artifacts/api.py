@@ -179,7 +179,8 @@ async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     synchronous iterator whole into memory first)."""
     done = object()
     try:
-        while (chunk := await sync_to_async(next, thread_sensitive=False)(chunks, done)) is not done:
+        # asgiref's types keep one overload of next(), the one without a default
+        while (chunk := await sync_to_async(next, thread_sensitive=False)(chunks, done)) is not done:  # type: ignore[call-arg]
             yield chunk  # type: ignore[misc]
     finally:
         close = getattr(chunks, "close", None)
@@ -213,15 +214,17 @@ class ArtifactDownload(OrgAPIView):
             user = request.user
             if not user or not user.is_authenticated:
                 raise NotAuthenticated("a token or a signed link (?sig=) is required")
-            if not getattr(user, "organization_id", None):
+            if not (org_id := getattr(user, "organization_id", None)):
                 raise AuthenticationFailed("you must belong to an organization")
             require(request, self.required_permissions["GET"])  # a narrower token may lack it
-            artifact = selectors.artifact_get(int(user.organization_id), pk)
+            artifact = selectors.artifact_get(org_id, pk)
         chunks = storage.iter_chunks(artifact.storage_key)
         content: Any = _async_chunks(chunks) if isinstance(request._request, ASGIRequest) else chunks
         response = StreamingHttpResponse(content, content_type=artifact.content_type)
         response["Content-Length"] = str(artifact.size)
-        response["Content-Disposition"] = content_disposition_header(True, artifact.name.rsplit("/", 1)[-1])
+        response["Content-Disposition"] = (
+            content_disposition_header(True, artifact.name.rsplit("/", 1)[-1]) or ""
+        )
         if artifact.sha256:
             response["X-Checksum-Sha256"] = artifact.sha256
         return response
@@ -237,11 +240,9 @@ class ArtifactDownloadBySha256(ArtifactDownload):
         user = request.user
         if not user or not user.is_authenticated:
             raise NotAuthenticated("a token is required to download by checksum")
-        if not getattr(user, "organization_id", None):
+        if not (org_id := getattr(user, "organization_id", None)):
             raise AuthenticationFailed("you must belong to an organization")
-        found = (
-            selectors.artifacts_for(int(user.organization_id)).filter(sha256=sha256.lower()).order_by("-id")
-        )
+        found = selectors.artifacts_for(org_id).filter(sha256=sha256.lower()).order_by("-id")
         pk = found.values_list("pk", flat=True).first()
         if pk is None:
             raise NotFound("no artifact with this sha256")

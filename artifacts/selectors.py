@@ -38,8 +38,9 @@ def latest_task_artifacts_of_requests(requests: dict[int, int]) -> dict[int, lis
     )
     by_request: dict[int, list[Artifact]] = {}
     for row in rows:
-        if row.organization_id == requests[row.job_request_id]:
-            by_request.setdefault(row.job_request_id, []).append(row)
+        request_id = row.job_request_id
+        if request_id is not None and row.organization_id == requests[request_id]:
+            by_request.setdefault(request_id, []).append(row)
     return {request_id: _latest_runs(found) for request_id, found in by_request.items()}
 
 

@@ -23,7 +23,8 @@ from formicary_site.ws_origin import SessionOnlyFromOwnOrigin  # noqa: E402
 application = ProtocolTypeRouter(
     {
         # bodies over the limits are refused before Django reads them
-        "http": BodyLimitMiddleware(django_asgi_app),
+        # (Django's stubs type the scope as a dict where ASGI says a mapping)
+        "http": BodyLimitMiddleware(django_asgi_app),  # type: ignore[arg-type]
         # a foreign page's handshake is not authenticated by the session cookie (ws_origin.py)
         "websocket": AllowedHostsOriginValidator(
             SessionOnlyFromOwnOrigin(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

@@ -32,6 +32,7 @@ def _back(request: HttpRequest) -> str:
 def error_page(request: HttpRequest, status: int, *, user: bool = True) -> HttpResponse:
     heading, explanation = PAGES[status]
     context = {"code": status, "heading": heading, "explanation": explanation, "back": _back(request)}
+    html: str
     try:
         html = render_to_string(f"{status}.html", context, request=request if user else None)
     except Exception:  # the error page itself must never fail (e.g. the database is down)

@@ -71,7 +71,8 @@ def _statement(
     """(``INSERT INTO t (...) VALUES ``, one row's ``(...)``, an adapter per given column, how
     many auto date-times each row repeats)."""
     qn = connection.ops.quote_name
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    # Options.concrete_fields is Django's, missing from django-stubs 5.1.1
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]  # type: ignore[attr-defined]
     unknown = set(columns) - {f.attname for f in fields}
     if unknown:
         raise ValueError(f"{model.__name__}: no columns {sorted(unknown)}")

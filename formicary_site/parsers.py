@@ -5,8 +5,6 @@ surrogates or NUL characters); the form parsers refuse NUL characters, which Pos
 cannot hold (form decoding already replaces bytes that are not UTF-8).
 """
 
-from typing import Any
-
 from django.conf import settings
 from django.http import QueryDict
 from rest_framework import parsers
@@ -44,7 +42,7 @@ class FormParser(parsers.FormParser):
 
 class MultiPartParser(parsers.MultiPartParser):
     def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
-        result: Any = super().parse(stream, media_type, parser_context)
+        result = super().parse(stream, media_type, parser_context)
         check_fields(result.data, "the form field")
         return result
 

@@ -50,14 +50,12 @@ class JobConfigAdmin(OrgScopedAdmin):
 
 class ParamInline(ReadOnlyInline):
     model = JobRequestParam
-    fields = ["name", "display_value", "secret"]
-    readonly_fields = fields
+    fields = readonly_fields = ["name", "display_value", "secret"]
 
 
 class ExecutionInline(ReadOnlyInline):
     model = JobExecution
-    fields = ["id", "job_state", "error_code", "started_at", "ended_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ["id", "job_state", "error_code", "started_at", "ended_at"]
 
 
 @admin.register(JobRequest)
@@ -73,9 +71,9 @@ class JobRequestAdmin(ReadOnlyAdmin):
 
 class TaskInline(ReadOnlyInline):
     model = TaskExecution
-    fields = ["task_type", "method", "task_state", "exit_code", "error_code", "ant_id", "retried", "started_at",
-              "ended_at"]  # fmt: skip
-    readonly_fields = fields
+    fields = readonly_fields = [
+        "task_type", "method", "task_state", "exit_code", "error_code", "ant_id", "retried", "started_at", "ended_at"
+    ]  # fmt: skip
 
 
 @admin.register(JobExecution)
@@ -157,8 +155,14 @@ class ResourceConfigInline(admin.TabularInline):
 class LiveLeaseInline(ReadOnlyInline):
     model = JobResourceUse
     verbose_name_plural = "live leases"
-    fields = ["job_request", "task_execution", "attempt", "value", "created_at", "expires_at"]
-    readonly_fields = fields
+    fields = readonly_fields = [
+        "job_request",
+        "task_execution",
+        "attempt",
+        "value",
+        "created_at",
+        "expires_at",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(active=True)

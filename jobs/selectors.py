@@ -5,7 +5,16 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from jobs.definition.errors import Problem
-from jobs.models import JobConfig, JobDefinition, JobExecution, JobRequest, WebhookDelivery
+from jobs.models import (
+    ErrorCode,
+    JobConfig,
+    JobDefinition,
+    JobExecution,
+    JobRequest,
+    SystemConfig,
+    TaskExecution,
+    WebhookDelivery,
+)  # fmt: skip
 from jobs.states import JOB_RUNNING, JobState
 from orgs.scoping import scoped
 
@@ -108,10 +117,26 @@ def average_duration_secs(org_id: int, job_type: str, sample: int = 20) -> float
     )  # fmt: skip
     if not rows:
         return None
-    return sum((end - start).total_seconds() for start, end in rows) / len(rows)
+    # every end is set, by the filter; the condition tells mypy
+    return sum((end - start).total_seconds() for start, end in rows if end is not None) / len(rows)
 
 
 def webhook_deliveries(org_id: int, request_id: int) -> QuerySet:
     """The webhook delivery attempts of one request of the organization (404 if not its own)."""
     request = requests_for(org_id).only("pk").get(pk=request_id)
     return WebhookDelivery.objects.filter(job_request=request).select_related("task_execution").order_by("id")
+
+
+def request_tasks(job_request: JobRequest) -> QuerySet[TaskExecution]:
+    """Every task execution of a request (the caller scoped the request), over all its runs."""
+    return TaskExecution.objects.filter(job_execution__job_request=job_request)
+
+
+def error_codes_for(org_id: int) -> QuerySet[ErrorCode]:
+    """The error codes an organization's tasks are matched with: the shared ones and its own."""
+    return ErrorCode.objects.filter(Q(organization__isnull=True) | Q(organization_id=org_id))
+
+
+def system_configs() -> QuerySet[SystemConfig]:
+    """Every system config (superusers only: the caller checks)."""
+    return SystemConfig.objects.all()

@@ -43,7 +43,7 @@ class UserAdmin(BaseUserAdmin, OrgScopedAdmin):
     list_filter = ["role", "is_staff", "is_active"]
     search_fields = ["username", "email"]
     fieldsets = (
-        *BaseUserAdmin.fieldsets,
+        *(BaseUserAdmin.fieldsets or ()),
         ("Organization", {"fields": ("organization", "role", "notify_email")}),
     )
 

@@ -22,7 +22,8 @@ class SecretValueForm(forms.ModelForm):
             self.fields["new_value"].initial = self.instance.value
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         new_value = cleaned.get("new_value")
         if new_value and cleaned.get("secret") and (problem := crypto.short_secret_problem(new_value)):
             self.add_error("new_value", problem)

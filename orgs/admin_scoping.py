@@ -46,7 +46,7 @@ class AuditedAdmin(admin.ModelAdmin):
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
         for obj in queryset:
             self._audit(request, obj, "Delete", f"deleted {obj}")
-        return super().log_deletions(request, queryset)
+        return super().log_deletions(request, queryset)  # type: ignore[misc]  # Django 5.1 API, not in django-stubs 5.1.1
 
 
 class OrgScopedAdmin(AuditedAdmin):

@@ -10,7 +10,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
@@ -36,6 +35,7 @@ from orgs.api_serializers import (
     UserInput,
     UserSerializer,
 )
+from orgs.authed import AuthedRequest
 from orgs.models import ApiToken, Organization, OrgConfig, Subscription, User, UserConfig
 from orgs.permissions import effective_permissions, require
 
@@ -43,7 +43,7 @@ from orgs.permissions import effective_permissions, require
 ANY_USER = roles.ANY_USER
 
 
-def _visible_orgs(request: Request) -> QuerySet[Organization]:
+def _visible_orgs(request: AuthedRequest) -> QuerySet[Organization]:
     """Every organization for a superuser, else only the caller's."""
     if request.user.is_superuser:
         return Organization.objects.all()
@@ -56,14 +56,14 @@ def _valid(serializer_class: Any, data: Any, **kwargs: Any) -> Any:
     return serializer
 
 
-def _reveal(request: Request, config: Any) -> Response:
+def _reveal(request: AuthedRequest, config: Any) -> Response:
     audit.record(request, f"{type(config).__name__}:Reveal", config, summary=f"revealed {config.name}")
     return Response(
         {"id": config.pk, "name": config.name, "value": config.plain_value(), "secret": config.secret}
     )
 
 
-def _config_saved(request: Request, action: str, config: Any) -> None:
+def _config_saved(request: AuthedRequest, action: str, config: Any) -> None:
     audit.record(request, f"{type(config).__name__}:{action}", config,
                  summary=f"{action.lower()}d {config.name}", data={"name": config.name, "secret": config.secret})  # fmt: skip
 
@@ -76,7 +76,7 @@ class OrgListCreate(OrgAPIView):
     required_permissions = {"GET": "Org:Read", "POST": ANY_USER}
 
     @extend_schema(responses=OrganizationSerializer(many=True), parameters=[OpenApiParameter("name", str)])
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         qs = _visible_orgs(request)
         if request.query_params.get("name"):
             qs = qs.filter(name__icontains=request.query_params["name"])
@@ -87,7 +87,7 @@ class OrgListCreate(OrgAPIView):
         responses={201: OrganizationSerializer},
         description="A superuser creates any organization; a user without one creates theirs and becomes its owner.",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         if not request.user.is_superuser and request.user.organization_id:
             raise PermissionDenied("you already belong to an organization")
         data = _valid(OrganizationInput, request.data).validated_data
@@ -109,11 +109,11 @@ class OrgDetail(OrgAPIView):
         return get_object_or_404(_visible_orgs(self.request), pk=pk)
 
     @extend_schema(responses=OrganizationSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         return Response(OrganizationSerializer(self._org(pk)).data)
 
     @extend_schema(request=OrganizationInput, responses=OrganizationSerializer)
-    def put(self, request: Request, pk: int) -> Response:
+    def put(self, request: AuthedRequest, pk: int) -> Response:
         org = self._org(pk)
         data = _valid(OrganizationInput, request.data, instance=org).validated_data
         services.save_fields(org, data)
@@ -121,7 +121,7 @@ class OrgDetail(OrgAPIView):
         return Response(OrganizationSerializer(org).data)
 
     @extend_schema(responses={200: None})
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, pk: int) -> Response:
         org = self._org(pk)
         audit.record(request, "Organization:Delete", org, summary=f"deleted {org.name}", organization_id=None)
         try:
@@ -141,7 +141,7 @@ class OrgInvite(OrgAPIView):
         description="Mail a signed link that expires in 7 days and joins the organization with "
         "`role` (at most yours). 503 when the mail cannot be sent (no invitation stays).",
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthedRequest, pk: int) -> Response:
         org = get_object_or_404(_visible_orgs(request), pk=pk)
         data = _valid(InvitationInput, request.data).validated_data
         try:
@@ -170,14 +170,14 @@ class OrgConfigListCreate(_OrgConfigView):
     required_permissions = {"GET": "Config:Read", "POST": "Config:Write"}
 
     @extend_schema(responses=OrgConfigSerializer(many=True), parameters=[OpenApiParameter("name", str)])
-    def get(self, request: Request, org_id: int) -> Response:
+    def get(self, request: AuthedRequest, org_id: int) -> Response:
         qs = OrgConfig.objects.filter(organization=self._org(org_id))
         if request.query_params.get("name"):
             qs = qs.filter(name=request.query_params["name"])
         return self.paginate(request, qs, OrgConfigSerializer)
 
     @extend_schema(request=ConfigInput, responses={201: OrgConfigSerializer})
-    def post(self, request: Request, org_id: int) -> Response:
+    def post(self, request: AuthedRequest, org_id: int) -> Response:
         org = self._org(org_id)
         data = _valid(ConfigInput, request.data).validated_data
         if OrgConfig.objects.filter(organization=org, name=data["name"]).exists():
@@ -191,11 +191,11 @@ class OrgConfigDetail(_OrgConfigView):
     required_permissions = {"GET": "Config:Read", "PUT": "Config:Write", "DELETE": "Config:Write"}
 
     @extend_schema(responses=OrgConfigSerializer)
-    def get(self, request: Request, org_id: int, pk: int) -> Response:
+    def get(self, request: AuthedRequest, org_id: int, pk: int) -> Response:
         return Response(OrgConfigSerializer(self._config(org_id, pk)).data)
 
     @extend_schema(request=ConfigInput, responses=OrgConfigSerializer)
-    def put(self, request: Request, org_id: int, pk: int) -> Response:
+    def put(self, request: AuthedRequest, org_id: int, pk: int) -> Response:
         config = self._config(org_id, pk)
         data = _valid(ConfigInput, request.data).validated_data
         clash = OrgConfig.objects.filter(organization_id=config.organization_id, name=data["name"])
@@ -206,7 +206,7 @@ class OrgConfigDetail(_OrgConfigView):
         return Response(OrgConfigSerializer(config).data)
 
     @extend_schema(responses={200: None})
-    def delete(self, request: Request, org_id: int, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, org_id: int, pk: int) -> Response:
         config = self._config(org_id, pk)
         _config_saved(request, "Delete", config)
         config.delete()
@@ -217,14 +217,14 @@ class OrgConfigReveal(_OrgConfigView):
     required_permissions = {"GET": "Config:Reveal"}
 
     @extend_schema(responses=RevealedSerializer, description="The plain value; the reveal is audited.")
-    def get(self, request: Request, org_id: int, pk: int) -> Response:
+    def get(self, request: AuthedRequest, org_id: int, pk: int) -> Response:
         return _reveal(request, self._config(org_id, pk))
 
 
 # -- users ----------------------------------------------------------------------------------------
 
 
-def _check_grant(request: Request, role: str) -> None:
+def _check_grant(request: AuthedRequest, role: str) -> None:
     if not request.user.is_superuser and not roles.can_grant(request.user.role, role):
         raise PermissionDenied(f"a {request.user.role} cannot grant or change the {role} role")
 
@@ -252,7 +252,7 @@ class UserListCreate(_UserView):
             OpenApiParameter("role", str),
         ],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         qs = User.objects.filter(organization_id=self.org_id).order_by("username")
         for name in ("username", "email", "role"):
             if request.query_params.get(name):
@@ -260,7 +260,7 @@ class UserListCreate(_UserView):
         return self.paginate(request, qs, UserSerializer)
 
     @extend_schema(request=UserInput, responses={201: UserSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         serializer = _valid(UserInput, request.data)
         fields = serializer.to_fields()
         if not fields.get("username"):
@@ -276,13 +276,13 @@ class UserDetail(_UserView):
     required_permissions = {"GET": "User:Read", "PUT": "Profile:Write", "DELETE": "User:Write"}
 
     @extend_schema(responses=UserSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         return Response(UserSerializer(self._user(pk)).data)
 
     @extend_schema(
         request=UserInput, responses=UserSerializer, description="Oneself, or another member with User:Write."
     )
-    def put(self, request: Request, pk: int) -> Response:
+    def put(self, request: AuthedRequest, pk: int) -> Response:
         user = self._user(pk)
         self._self_or(user, "User:Write")
         fields = _valid(UserInput, request.data, instance=user).to_fields()
@@ -303,7 +303,7 @@ class UserDetail(_UserView):
         return Response(UserSerializer(user).data)
 
     @extend_schema(responses={200: None})
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, pk: int) -> Response:
         user = self._user(pk)
         if user.pk == request.user.pk:
             raise PermissionDenied("you cannot delete yourself")
@@ -317,7 +317,7 @@ class UserNotify(_UserView):
     required_permissions = {"PUT": "Profile:Write"}
 
     @extend_schema(request=NotifyInput, responses=UserSerializer)
-    def put(self, request: Request, pk: int) -> Response:
+    def put(self, request: AuthedRequest, pk: int) -> Response:
         user = self._user(pk)
         self._self_or(user, "User:Write")
         data = _valid(NotifyInput, request.data).validated_data
@@ -343,7 +343,7 @@ class TokenListCreate(_UserView):
     @extend_schema(
         responses=TokenSerializer(many=True), description="Yours, or another member's with User:Write."
     )
-    def get(self, request: Request, user_id: int) -> Response:
+    def get(self, request: AuthedRequest, user_id: int) -> Response:
         user = self._user(user_id)
         self._self_or(user, "User:Write")
         return self.paginate(request, ApiToken.objects.filter(user=user), TokenSerializer)
@@ -353,7 +353,7 @@ class TokenListCreate(_UserView):
         responses={201: NewTokenSerializer},
         description='A token for yourself; `scopes` narrows it (e.g. `["viewer"]`, `["JobRequest:Submit"]`).',
     )
-    def post(self, request: Request, user_id: int) -> Response:
+    def post(self, request: AuthedRequest, user_id: int) -> Response:
         user = self._user(user_id)
         if user.pk != request.user.pk:
             raise PermissionDenied("tokens are issued only to their own user")
@@ -379,7 +379,7 @@ class TokenDetail(_UserView):
     @extend_schema(
         responses={200: None}, description="Revoke your token, or another member's with User:Write."
     )
-    def delete(self, request: Request, user_id: int, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, user_id: int, pk: int) -> Response:
         user = self._user(user_id)
         self._self_or(user, "User:Write")
         token = get_object_or_404(ApiToken.objects.filter(user=user, organization_id=self.org_id), pk=pk)
@@ -400,11 +400,11 @@ class UserConfigListCreate(_UserConfigView):
     required_permissions = {"GET": "Config:Read", "POST": "Config:Write"}
 
     @extend_schema(responses=UserConfigSerializer(many=True), description="The caller's own configs.")
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         return self.paginate(request, self._configs(), UserConfigSerializer)
 
     @extend_schema(request=ConfigInput, responses={201: UserConfigSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = _valid(ConfigInput, request.data).validated_data
         if self._configs().filter(name=data["name"]).exists():
             raise ValidationError({"name": f"you have a config named {data['name']!r}: PUT it"})
@@ -417,11 +417,11 @@ class UserConfigDetail(_UserConfigView):
     required_permissions = {"GET": "Config:Read", "PUT": "Config:Write", "DELETE": "Config:Write"}
 
     @extend_schema(responses=UserConfigSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         return Response(UserConfigSerializer(get_object_or_404(self._configs(), pk=pk)).data)
 
     @extend_schema(request=ConfigInput, responses=UserConfigSerializer)
-    def put(self, request: Request, pk: int) -> Response:
+    def put(self, request: AuthedRequest, pk: int) -> Response:
         config = get_object_or_404(self._configs(), pk=pk)
         data = _valid(ConfigInput, request.data).validated_data
         if self._configs().filter(name=data["name"]).exclude(pk=pk).exists():
@@ -431,7 +431,7 @@ class UserConfigDetail(_UserConfigView):
         return Response(UserConfigSerializer(config).data)
 
     @extend_schema(responses={200: None})
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, pk: int) -> Response:
         config = get_object_or_404(self._configs(), pk=pk)
         _config_saved(request, "Delete", config)
         config.delete()
@@ -442,7 +442,7 @@ class UserConfigReveal(_UserConfigView):
     required_permissions = {"GET": "Config:Reveal"}
 
     @extend_schema(responses=RevealedSerializer, description="The plain value; the reveal is audited.")
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         return _reveal(request, get_object_or_404(self._configs(), pk=pk))
 
 
@@ -454,14 +454,14 @@ class SystemConfigListCreate(OrgAPIView):
     required_permissions = {"GET": roles.SYSTEM_ADMIN, "POST": roles.SYSTEM_ADMIN}
 
     @extend_schema(responses=SystemConfigSerializer(many=True), parameters=[OpenApiParameter("scope", str)])
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         qs = SystemConfig.objects.all()
         if request.query_params.get("scope"):
             qs = qs.filter(scope=request.query_params["scope"])
         return self.paginate(request, qs, SystemConfigSerializer)
 
     @extend_schema(request=SystemConfigInput, responses={201: SystemConfigSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = dict(_valid(SystemConfigInput, request.data).validated_data)
         key = {k: data.pop(k) for k in ("scope", "kind")}
         if SystemConfig.objects.filter(name=data["name"], **key).exists():
@@ -482,11 +482,11 @@ class SystemConfigDetail(OrgAPIView):
     }
 
     @extend_schema(responses=SystemConfigSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         return Response(SystemConfigSerializer(get_object_or_404(SystemConfig, pk=pk)).data)
 
     @extend_schema(request=SystemConfigInput, responses=SystemConfigSerializer)
-    def put(self, request: Request, pk: int) -> Response:
+    def put(self, request: AuthedRequest, pk: int) -> Response:
         config = get_object_or_404(SystemConfig, pk=pk)
         data = dict(_valid(SystemConfigInput, request.data).validated_data)
         config.scope, config.kind = data.pop("scope"), data.pop("kind")
@@ -498,7 +498,7 @@ class SystemConfigDetail(OrgAPIView):
         return Response(SystemConfigSerializer(config).data)
 
     @extend_schema(responses={200: None})
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, pk: int) -> Response:
         config = get_object_or_404(SystemConfig, pk=pk)
         _config_saved(request, "Delete", config)
         config.delete()
@@ -508,7 +508,7 @@ class SystemConfigDetail(OrgAPIView):
 # -- subscriptions --------------------------------------------------------------------------------
 
 
-def _subscriptions(request: Request) -> QuerySet[Subscription]:
+def _subscriptions(request: AuthedRequest) -> QuerySet[Subscription]:
     return Subscription.objects.filter(organization__in=_visible_orgs(request))
 
 
@@ -517,7 +517,7 @@ class SubscriptionListCreate(OrgAPIView):
     required_permissions = {"GET": "Subscription:Read", "POST": "Subscription:Write"}
 
     @extend_schema(responses=SubscriptionSerializer(many=True), parameters=[OpenApiParameter("active", bool)])
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         qs = _subscriptions(request)
         active = request.query_params.get("active")
         if active:
@@ -531,7 +531,7 @@ class SubscriptionListCreate(OrgAPIView):
         responses={201: SubscriptionSerializer},
         description="A new active subscription ends the organization's current one.",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = dict(_valid(SubscriptionInput, request.data).validated_data)
         org_id = data.pop("organization_id", None) or request.user.organization_id
         if not org_id:
@@ -552,11 +552,11 @@ class SubscriptionDetail(OrgAPIView):
     }
 
     @extend_schema(responses=SubscriptionSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         return Response(SubscriptionSerializer(get_object_or_404(_subscriptions(request), pk=pk)).data)
 
     @extend_schema(request=SubscriptionInput, responses=SubscriptionSerializer)
-    def put(self, request: Request, pk: int) -> Response:
+    def put(self, request: AuthedRequest, pk: int) -> Response:
         subscription = get_object_or_404(_subscriptions(request), pk=pk)
         data = dict(_valid(SubscriptionInput, request.data).validated_data)
         if data.pop("organization_id", subscription.organization_id) != subscription.organization_id:
@@ -567,7 +567,7 @@ class SubscriptionDetail(OrgAPIView):
         return Response(SubscriptionSerializer(subscription).data)
 
     @extend_schema(responses={200: None})
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, pk: int) -> Response:
         subscription = get_object_or_404(_subscriptions(request), pk=pk)
         audit.record(
             request, "Subscription:Delete", subscription, summary=f"deleted the {subscription.policy} plan"

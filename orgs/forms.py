@@ -1,6 +1,6 @@
 """Forms of the account pages: create or join an organization, invite, name a new API token."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db import transaction
@@ -59,7 +59,7 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args: Any, grantable: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(r, r) for r in grantable or [roles.MEMBER]]
+        cast(forms.ChoiceField, self.fields["role"]).choices = [(r, r) for r in grantable or [roles.MEMBER]]
 
 
 class TokenForm(forms.Form):

@@ -3,13 +3,15 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
 
 from orgs import audit, roles
 from orgs.models import ApiToken, Organization, SecretValueMixin, Subscription, User
+
+ConfigT = TypeVar("ConfigT", bound=SecretValueMixin)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def save_fields(obj: Any, fields: dict[str, Any]) -> Any:
     return obj
 
 
-def config_save(config: SecretValueMixin, *, name: str, value: str, secret: bool) -> SecretValueMixin:
+def config_save(config: ConfigT, *, name: str, value: str, secret: bool) -> ConfigT:
     """Save a name/value config, encrypting the value when it is secret."""
     config.name, config.secret = name, secret
     config.set_value(value)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Expression, F, FilteredRelation, Q, Subquery, Sum
+from django.db.models import Count, F, FilteredRelation, Q, Subquery, Sum
 from django.utils import timezone
 
 from jobs.states import JOB_RUNNING
@@ -36,7 +36,7 @@ def plan_of(org_id: int) -> Subscription | None:
     return Subscription.objects.filter(organization_id=org_id, active=True).first()
 
 
-def cpu_quota_of(org_id: int) -> Expression:
+def cpu_quota_of(org_id: int) -> Subquery:
     """The active plan's cpu_quota as a subquery: the submit reads it with the definition."""
     plans = Subscription.objects.filter(organization_id=org_id, active=True)
     return Subquery(plans.values("cpu_quota")[:1])

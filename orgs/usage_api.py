@@ -10,11 +10,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
 from orgs import usage
+from orgs.authed import AuthedRequest
 
 DEFAULT_DAYS = 30
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
@@ -69,7 +69,7 @@ class UsageReport(OrgAPIView):
     required_permissions = {"GET": "Subscription:Read", "POST": "Subscription:Read"}
 
     @extend_schema(parameters=_WINDOW, responses={200: dict})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         return self._report(request, dict(request.query_params.items()))
 
     @extend_schema(
@@ -78,11 +78,11 @@ class UsageReport(OrgAPIView):
         responses={200: dict},
         description="The reference's form: `from` and `to` in the JSON body.",
     )  # fmt: skip
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         body = request.data if isinstance(request.data, dict) else {}
         return self._report(request, {**dict(request.query_params.items()), **body})
 
-    def _report(self, request: Request, values: dict[str, Any]) -> Response:
+    def _report(self, request: AuthedRequest, values: dict[str, Any]) -> Response:
         if not request.user.is_superuser and not request.user.organization_id:
             raise ValidationError({"organization": "you belong to no organization"})
         start, end = report_window(values)

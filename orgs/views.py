@@ -10,28 +10,29 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from formicary_site.error_views import post_only
-from orgs import audit, invitations, roles, services
+from orgs import audit, invitations, roles, selectors, services
+from orgs.authed import AuthedHttpRequest
 from orgs.forms import CreateOrganizationForm, InviteForm, JoinOrganizationForm, TokenForm
-from orgs.models import ApiToken, Invitation, User
+from orgs.models import Invitation
 from orgs.scoping import for_user
 from orgs.web_permissions import requires
 
 
-def _account_context(request: HttpRequest, **extra: object) -> dict[str, object]:
+def _account_context(request: AuthedHttpRequest, **extra: object) -> dict[str, object]:
     return {
-        "tokens": ApiToken.objects.filter(user=request.user),
+        "tokens": selectors.tokens_of(request.user),
         "token_form": extra.pop("token_form", None) or TokenForm(),
         **extra,
     }
 
 
-def _members_context(request: HttpRequest, **extra: object) -> dict[str, object]:
+def _members_context(request: AuthedHttpRequest, **extra: object) -> dict[str, object]:
     user = request.user
     grantable = [r for r in roles.ROLES if user.is_superuser or roles.can_grant(user.role, r)]
     return {
         "invite_form": extra.pop("invite_form", None) or InviteForm(grantable=grantable),
         "invitations": for_user(Invitation, user).filter(accepted_at__isnull=True).order_by("-id")[:20],
-        "members": user.organization.users.order_by("username") if user.organization else [],
+        "members": selectors.members_of(user.organization_id).order_by("username"),
         "grantable": grantable,
         **extra,
     }
@@ -39,7 +40,7 @@ def _members_context(request: HttpRequest, **extra: object) -> dict[str, object]
 
 @login_required
 @requires("User:Read")
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: AuthedHttpRequest) -> HttpResponse:
     if not request.user.organization_id:
         return redirect("orgs:setup")
     return render(request, "orgs/members.html", _members_context(request))
@@ -48,10 +49,8 @@ def members(request: HttpRequest) -> HttpResponse:
 @login_required
 @post_only
 @requires("User:Write")
-def member_role(request: HttpRequest, user_id: int) -> HttpResponse:
-    member = get_object_or_404(
-        User.objects.filter(organization_id=request.user.organization_id or 0), pk=user_id
-    )
+def member_role(request: AuthedHttpRequest, user_id: int) -> HttpResponse:
+    member = get_object_or_404(selectors.members_of(request.user.organization_id), pk=user_id)
     try:
         services.member_set_role(actor=request.user, member=member, role=request.POST.get("role", ""))
     except services.RoleRefused as exc:
@@ -61,7 +60,7 @@ def member_role(request: HttpRequest, user_id: int) -> HttpResponse:
 
 
 @login_required
-def account(request: HttpRequest) -> HttpResponse:
+def account(request: AuthedHttpRequest) -> HttpResponse:
     if not request.user.organization_id:
         return redirect("orgs:setup")
     return render(request, "orgs/account.html", _account_context(request))
@@ -70,7 +69,7 @@ def account(request: HttpRequest) -> HttpResponse:
 @login_required
 @post_only
 @requires("Token:Write")
-def token_create(request: HttpRequest) -> HttpResponse:
+def token_create(request: AuthedHttpRequest) -> HttpResponse:
     form = TokenForm(request.POST)
     if not request.user.organization_id or not form.is_valid():
         return render(request, "orgs/account.html", _account_context(request, token_form=form), status=400)
@@ -87,8 +86,8 @@ def token_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @post_only
 @requires("Token:Write")
-def token_delete(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=token_id)
+def token_delete(request: AuthedHttpRequest, token_id: int) -> HttpResponse:
+    token = get_object_or_404(selectors.tokens_of(request.user), pk=token_id)
     audit.record(request, "Token:Delete", token, summary=f"revoked {token.name}")
     token.delete()
     messages.success(request, f"token {token.name} revoked")
@@ -98,13 +97,14 @@ def token_delete(request: HttpRequest, token_id: int) -> HttpResponse:
 @login_required
 @post_only
 @requires("User:Write")
-def invite(request: HttpRequest) -> HttpResponse:
+def invite(request: AuthedHttpRequest) -> HttpResponse:
     form = InviteForm(request.POST, grantable=list(roles.ROLES))
-    if not request.user.organization_id or not form.is_valid():
+    org = request.user.organization
+    if org is None or not form.is_valid():
         return render(request, "orgs/members.html", _members_context(request, invite_form=form), status=400)
     try:
         invitation = invitations.invite(
-            inviter=request.user, org=request.user.organization, email=form.cleaned_data["email"],
+            inviter=request.user, org=org, email=form.cleaned_data["email"],
             role=form.cleaned_data["role"] or roles.MEMBER, request=request,
         )  # fmt: skip
     except invitations.InvitationRefused as exc:
@@ -117,13 +117,14 @@ def invite(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def setup(request: HttpRequest) -> HttpResponse:
+def setup(request: AuthedHttpRequest) -> HttpResponse:
     """A new user creates an organization or joins one with an invitation code."""
     if request.user.organization_id:
         return redirect("ui:dashboard")
     create_form = CreateOrganizationForm(prefix="create")
     join_form = JoinOrganizationForm(prefix="join", initial={"code": request.GET.get("code", "")})
     if request.method == "POST":
+        form: CreateOrganizationForm | JoinOrganizationForm
         if "create" in request.POST:
             create_form = CreateOrganizationForm(request.POST, prefix="create")
             form = create_form
@@ -142,7 +143,7 @@ def setup(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def join(request: HttpRequest, code: str) -> HttpResponse:
+def join(request: AuthedHttpRequest, code: str) -> HttpResponse:
     return redirect(reverse("orgs:setup") + f"?code={code}")
 
 

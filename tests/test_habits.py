@@ -1,7 +1,8 @@
 """Guards on how the tests themselves are written (issue 16, item 5):
 
 - a test sets the product's state through public hooks and fixtures (``use_transport``), never by
-  assigning a private name of a product module;
+  assigning a private name of a product module, and reads none either (``events._sender``): it
+  goes through the public API or a seam meant for tests (``events.together()``);
 - a test asserts behaviour, not speed: no ``assert`` compares an elapsed time with a number (the
   benchmarks in ``bench/`` measure speed). A deadline that only stops a wait from hanging
   (``assert time.monotonic() < deadline``) compares with a name and passes. A justified exception
@@ -199,3 +200,81 @@ def test_the_timing_guard_catches(source: str) -> None:
 )
 def test_the_timing_guard_lets_pass(source: str) -> None:
     assert not list(timing_asserts(ast.parse(source), source.splitlines()))
+
+
+# -- reading private names --------------------------------------------------------------------
+
+REPO = TESTS.parent
+
+
+def is_product_module(dotted: str) -> bool:
+    """Whether ``dotted`` names a product module or package (found on disk: nothing is imported)."""
+    if dotted.split(".")[0] not in PRODUCT:
+        return False
+    path = REPO.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def product_modules(tree: ast.Module) -> set[str]:
+    """Names a file binds to product modules (``import jobs.queen.events`` binds ``jobs``,
+    ``from jobs.queen import events`` binds ``events``), not to their classes or functions."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if is_product_module(alias.name):
+                    names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                if is_product_module(f"{node.module}.{alias.name}"):
+                    names.add(alias.asname or alias.name)
+    return names
+
+
+def private_reads(tree: ast.Module, modules: set[str]) -> Iterator[tuple[int, str]]:
+    """(line, what) for each read of a private name of a product module the test imported:
+    ``events._sender``, ``getattr(events, "_sender")``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and is_private(node.attr) and root_name(node.value) in modules:
+            if not isinstance(node.value, ast.Attribute) or not is_private(node.value.attr):
+                yield node.lineno, ast.unparse(node)  # the outermost private step only
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) == "getattr" and len(node.args) >= 2:
+            obj, name = node.args[0], node.args[1]
+            named = isinstance(name, ast.Constant) and isinstance(name.value, str) and is_private(name.value)
+            if named and root_name(obj) in modules:
+                yield node.lineno, f"getattr({ast.unparse(obj)}, {name.value!r})"
+
+
+def test_no_test_reads_a_private_name_of_a_product_module() -> None:
+    found = scan(lambda tree, _: private_reads(tree, product_modules(tree)))
+    assert not found, "test through the public API or a seam meant for tests:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from jobs.queen import events\nwith events._sender._cond:\n    pass\n",
+        "from formicary_site import inserts\ninserts._statement.cache_clear()\n",
+        "import jobs.queen.events\nx = jobs.queen.events._QueenWaker.GAP_SECS\n",
+        "import jobs.queen.events as ev\nev._waker.wake()\n",
+        "from jobs.queen import events\ngetattr(events, '_sender')\n",
+    ],
+)
+def test_the_private_read_guard_catches(source: str) -> None:
+    tree = ast.parse(source)
+    assert list(private_reads(tree, product_modules(tree)))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from jobs.queen import events\nwith events.together():\n    pass\n",
+        "from jobs.models import JobRequest\nJobRequest._meta.get_field('id')\n",  # a class, not a module
+        "from ants.worker import AntWorker\nAntWorker(c, t)._log_buf\n",
+        "from psycopg import _queries\n_queries._query2pg_client.cache_info()\n",
+        "import jobs.queen.events\njobs.queen.events.__name__\n",
+    ],
+)
+def test_the_private_read_guard_lets_pass(source: str) -> None:
+    tree = ast.parse(source)
+    assert not list(private_reads(tree, product_modules(tree)))

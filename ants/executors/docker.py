@@ -253,7 +253,6 @@ class _Run:
             result = self.fail(ERR_VALIDATION, str(exc))
             result.stdout = list(self.tail)
             return result
-        result: ExecutionResult
         try:
             try:
                 self.api = self.ex.client().api
@@ -363,8 +362,8 @@ class _Run:
             stdin_open=False,
             tty=False,
         )
-        self.main = created["Id"]
-        self.containers.append(self.main)
+        self.main = main = created["Id"]
+        self.containers.append(main)
         self.api.put_archive(self.main, "/", self._workdir_tar())
         self.api.start(self.main)
         self.emit("system", f"container {self.prefix}-main started from {image}")

@@ -422,7 +422,7 @@ def build_pod(
             container["imagePullPolicy"] = svc_policy
         ports = []
         for p in svc.get("ports") or []:
-            number = p.get("number") if isinstance(p, dict) else p
+            number: Any = p.get("number") if isinstance(p, dict) else p  # as written: int() checks it
             try:
                 ports.append({"containerPort": int(number)})
             except (TypeError, ValueError):

@@ -112,10 +112,12 @@ class MessagingExecutor:
         self._lock = threading.Lock()
 
     def client(self) -> Any:
+        url = self.redis_url
+        assert url, "execute answers a missing redis_url before connecting"
         with self._lock:
             if self._client is None:
                 self._client = redis.Redis.from_url(
-                    self.redis_url, socket_timeout=POLL_SECS + 10, socket_connect_timeout=10,
+                    url, socket_timeout=POLL_SECS + 10, socket_connect_timeout=10,
                     health_check_interval=30,
                 )  # fmt: skip
             return self._client

@@ -368,7 +368,7 @@ class ShellExecutor:
                     for key, _ in sel.select(timeout):
                         if key.data == "exit":
                             exited = True
-                            sel.unregister(pidfd)
+                            sel.unregister(key.fileobj)  # the pidfd
                             continue
                         chunk = os.read(key.data, 65536)
                         if chunk:

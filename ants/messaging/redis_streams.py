@@ -291,7 +291,10 @@ class RedisStreamsTransport(Transport):
         out: RawEntries = []
         start = "0-0"
         while True:
-            reply = self._r.xautoclaim(key, group, consumer, min_idle_ms, start_id=start, count=CLAIM_BATCH)
+            # redis-py types a sync client's replies as Awaitable | Any
+            reply: Any = self._r.xautoclaim(
+                key, group, consumer, min_idle_ms, start_id=start, count=CLAIM_BATCH
+            )
             start = _s(reply[0])
             for entry_id, fields in reply[1]:
                 out.append((_s(entry_id), fields))
@@ -471,7 +474,7 @@ class RedisStreamsTransport(Transport):
         key = self.key_registrations
         if self._reg_cursor is None:
             # Start after the newest entry: history is what ant_registrations() is for.
-            last = self._r.xrevrange(key, count=1)
+            last: Any = self._r.xrevrange(key, count=1)  # (a sync reply: see _claim)
             self._reg_cursor = _s(last[0][0]) if last else "0-0"
         args = ["XREAD", "COUNT", 1000, "STREAMS", key, self._reg_cursor]
         items = self._read(args, block_ms, []).get(key, [])
@@ -493,7 +496,8 @@ class RedisStreamsTransport(Transport):
         self._check_open()
         now = time.time()
         out: dict[str, AntRegistration] = {}
-        for ant_id, payload in self._r.hgetall(self.key_ants).items():
+        rows: Any = self._r.hgetall(self.key_ants)  # (a sync reply: see _claim)
+        for ant_id, payload in rows.items():
             reg = decode_entry(AntRegistration, payload, f"{self.key_ants} {_s(ant_id)}")
             if reg is None or now - reg.created_at > max_age_secs:
                 continue

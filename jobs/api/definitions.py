@@ -1,6 +1,7 @@
 """REST API of job definitions and their configs (the reference system's paths)."""
 
 import subprocess
+from typing import Any
 
 from django.db.models import Q
 from django.http import HttpResponse
@@ -240,7 +241,7 @@ class PluginList(OrgAPIView):
 CONFIG_BODY = {"application/json": JobConfigInput, "application/yaml": JobConfigInput}
 
 
-def _config_input(request: Request) -> dict[str, object]:
+def _config_input(request: Request) -> dict[str, Any]:
     """A config from JSON or YAML, with the reference's ``Name``/``Value``/``Secret`` spelling too."""
     data = JobConfigInput(data=known_fields(request.data, JobConfigInput().fields))
     data.is_valid(raise_exception=True)

@@ -124,7 +124,7 @@ def _via(request: Request) -> str:
     return f"token {token.name}" if isinstance(token, ApiToken) else ""
 
 
-def _submission(data: object, where: str = "") -> dict[str, object]:
+def _submission(data: object, where: str = "") -> dict[str, Any]:
     """``request_submit``'s arguments from one JobRequestInput object."""
     checked = JobRequestInput(data=data)
     if not checked.is_valid():
@@ -309,7 +309,7 @@ class RequestDeadIds(OrgAPIView):
             limit = min(max(int(request.query_params.get("limit", 200)), 1), 10_000)
         except ValueError:
             raise ValidationError({"limit": "must be a whole number"}) from None
-        since = timezone.now() - timezone.timedelta(hours=10)
+        since = timezone.now() - timedelta(hours=10)
         ids = (
             selectors.requests_for(self.org_id)
             .filter(job_state__in=[s.value for s in JOB_TERMINAL], updated_at__gte=since)

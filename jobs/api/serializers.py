@@ -62,14 +62,15 @@ class DefinitionVersionSerializer(serializers.ModelSerializer):
 
 
 class JobConfigSerializer(serializers.ModelSerializer):
-    value = serializers.SerializerMethodField()
+    # not get_value: that name is Field.get_value, which reads a field's input
+    value = serializers.SerializerMethodField(method_name="shown_value")
 
     class Meta:
         model = JobConfig
         fields = ["id", "job_type", "name", "value", "secret", "created_at", "updated_at"]
         read_only_fields = fields
 
-    def get_value(self, obj: JobConfig) -> str:
+    def shown_value(self, obj: JobConfig) -> str:
         return obj.display_value()
 
 

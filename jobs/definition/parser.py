@@ -318,7 +318,7 @@ class _Builder:
         if not isinstance(v, Mapping):
             self.bad(m, key, "expected a mapping")
             return {}
-        return v  # type: ignore[no-any-return]
+        return v  # type: ignore[return-value]  # parsed documents' mappings are dicts (LDict)
 
     def r_maplist(self, m: Any, key: str) -> list[dict[str, Any]]:
         v = m[key]

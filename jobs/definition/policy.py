@@ -192,7 +192,9 @@ def decide(end: TaskEnd) -> Decision:
             RepeatTask(float(task.delay_between_retries or 0), step.kind == "restart_task", step.kind)
         )
     if step.kind == "restart_job":
-        return made(_job_retry(end, "RESTART_JOB", force=True, rule=None))
+        restart = _job_retry(end, "RESTART_JOB", force=True, rule=None)
+        assert restart is not None, "a forced retry is a retry or the job's end"
+        return made(restart)
     if step.kind == "pause_job":
         then = task.on_completed if task.on_completed and _has(end.graph, task.on_completed) else None
         return made(PauseJob(f"paused by task {task.task_type}", float(task.pause_time or 0), then))

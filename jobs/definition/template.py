@@ -512,10 +512,10 @@ class _Parser:
             if i >= len(toks) or toks[i].kind != "rparen":
                 raise self.err("unclosed left paren")
             i += 1
-            fields: tuple[str, ...] = ()
+            chain: tuple[str, ...] = ()
             if i < len(toks) and toks[i].kind == "field" and not toks[i].space:
-                fields, i = toks[i].value, i + 1
-            return ("pipe", pipe, fields), i
+                chain, i = toks[i].value, i + 1
+            return ("pipe", pipe, chain), i
         raise self.err(f"unexpected {t.value!r} in operand")
 
 

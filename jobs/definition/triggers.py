@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +103,7 @@ def trigger_named(triggers: list[Mapping[str, Any]], name: str) -> TriggerSpec |
 # ---------------------------------------------------------------- checks at upload
 
 
-def trigger_problems(triggers: list[Mapping[str, Any]]) -> list[Problem]:
+def trigger_problems(triggers: Sequence[Mapping[str, Any]]) -> list[Problem]:
     """Every problem of a definition's ``triggers``, each naming the trigger and its field."""
     out: list[Problem] = []
     if len(triggers) > MAX_TRIGGERS:
@@ -300,8 +300,8 @@ def github_push_params(payload: Any) -> tuple[dict[str, str] | None, str]:
     ref = str(payload.get("ref") or "")
     if not ref:
         return None, "the push has no ref"
-    head = payload.get("head_commit") if isinstance(payload.get("head_commit"), Mapping) else {}
-    repo = payload.get("repository") if isinstance(payload.get("repository"), Mapping) else {}
+    head, repo = payload.get("head_commit"), payload.get("repository")
+    head, repo = (head if isinstance(head, Mapping) else {}), (repo if isinstance(repo, Mapping) else {})
     branch = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
     return {
         "GitBranch": branch,

@@ -165,10 +165,10 @@ def _task_problems(task: TaskSpec, by_name: dict[str, TaskSpec]) -> list[Problem
         if not task.await_forked_tasks:
             bad("AWAIT_FORKED_JOB needs await_forked_tasks", "await_forked_tasks")
         for other in task.await_forked_tasks:
-            target = by_name.get(other)
-            if target is None:
+            forker = by_name.get(other)
+            if forker is None:
                 bad(f"awaits unknown task '{other}'", "await_forked_tasks")
-            elif target.method != "FORK_JOB":
+            elif forker.method != "FORK_JOB":
                 bad(f"awaits '{other}', which is not a FORK_JOB task", "await_forked_tasks")
     if task.method == "MANUAL" or task.approval_policy:
         try:

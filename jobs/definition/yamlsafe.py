@@ -95,6 +95,7 @@ class _Builder:
                 seq.lines.append(self.line(item))
                 seq.texts.append(item.value if isinstance(item, yaml.ScalarNode) else None)
             return seq
+        assert isinstance(node, yaml.MappingNode), "a composed node is a scalar, a sequence or a mapping"
         mapping = LDict(self.line(node))
         self.fill_mapping(mapping, node, depth)
         return mapping

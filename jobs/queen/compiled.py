@@ -14,7 +14,9 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
-from django.db.models.query import get_related_populators
+
+# internal to Django, so not in the stubs
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 
 _STAND_INS = (datetime(2001, 1, 1, tzinfo=UTC), datetime(2002, 2, 2, tzinfo=UTC))
 

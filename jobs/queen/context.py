@@ -2,6 +2,7 @@
 variables join when the definition is rendered: ``jobs.definition.layers`` has the order)."""
 
 import time
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,7 +114,9 @@ def template_data_of(
     context = {k: v for k, v in ((execution.context if execution is not None else {}) or {}).items()
                if isinstance(k, str)}  # fmt: skip
     fixed = builtins(request, execution, now)
-    org_only = getattr(values, "org_config_names", frozenset()) - artifact_urls.keys() - context.keys()
+    org_only: AbstractSet[str] = (
+        getattr(values, "org_config_names", frozenset()) - artifact_urls.keys() - context.keys()
+    )
     data = TemplateData(values, org_config_names=org_only, builtin_names=fixed.keys())
     data.update(artifact_urls)  # what earlier tasks left, like their context
     data.update(context)

@@ -12,7 +12,7 @@ the queen runs itself) are written one by one in their own transactions.
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -62,6 +62,21 @@ def _ready_tasks(now: datetime) -> QuerySet[TaskExecution, tuple[Any, ...]]:
 
 # every pass runs it: compiled once (see jobs.queen.compiled)
 _READY_TASKS = Compiled(lambda now: _ready_tasks(now)[:DISPATCH_LIMIT], "now")
+
+
+class _TemplateFlags(TypedDict):
+    has_org_configs: bool
+    has_user_configs: bool
+    has_job_configs: bool
+    has_params: bool
+    has_artifacts: bool
+
+
+if TYPE_CHECKING:  # django-stubs-ext is a test dependency
+    from django_stubs_ext import WithAnnotations
+
+    # a task as _dispatch_load loads it: with whether its template data has anything to load
+    LoadedTask = WithAnnotations[TaskExecution, _TemplateFlags]
 
 
 def _dispatch_load(ids: list[int]) -> "QuerySet[TaskExecution]":
@@ -159,7 +174,7 @@ def dispatch(parts: QueenParts, chosen: dict[int, str]) -> int:
     tasks = _DISPATCH_LOAD.load(sorted(chosen))
     for missing in set(chosen) - {t.pk for t in tasks}:
         resources.unreserve(chosen[missing], missing)
-    live: list[TaskExecution] = []
+    live: list[LoadedTask] = []
     odd: list[tuple[str, TaskExecution, Any]] = []  # (what, task, detail): written one by one
     for task in tasks:
         request = task.job_execution.job_request
@@ -254,7 +269,7 @@ def dispatch(parts: QueenParts, chosen: dict[int, str]) -> int:
     return sent
 
 
-def _template_inputs(tasks: list[TaskExecution]) -> tuple[dict[int, Any], dict[int, Any]]:
+def _template_inputs(tasks: "list[LoadedTask]") -> tuple[dict[int, Any], dict[int, Any]]:
     """The configs, params and artifact URLs the tasks' templates read, loaded for all at once and
     only for the requests that have some."""
     requests = {t.job_execution.job_request_id: t.job_execution.job_request for t in tasks}

@@ -212,6 +212,7 @@ class Engine:
         # a scan of id, definition and start time per row: the graph comes from the version's
         # cached text, and models are loaded only for the rare row that times out (loading every
         # running request and task with its joins was a few percent of a busy queen)
+        started_at: datetime | None  # here the last execution's, below a task's
         for request_id, definition_id, started_at in JobRequest.objects.filter(
             job_state=JobState.EXECUTING, last_execution__isnull=False
         ).values_list("pk", "job_definition_id", "last_execution__started_at"):

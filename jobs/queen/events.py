@@ -7,7 +7,8 @@ The channel layer delivers at most once: events are for live display, never the 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
@@ -72,6 +73,7 @@ class _QueenWaker:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._pending = False
+        self._busy = False  # a wake, or the gap after it, in progress
         self._thread: threading.Thread | None = None
 
     def wake(self) -> None:
@@ -80,15 +82,24 @@ class _QueenWaker:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="queen-waker", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            self._cond.notify_all()  # all: a caller of settle() may be waiting too
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending)
-                self._pending = False
-            _wake_queens()
-            time.sleep(self.GAP_SECS)
+                self._pending, self._busy = False, True
+            try:
+                _wake_queens()
+                time.sleep(self.GAP_SECS)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def settle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
 
 
 class _ChannelSender:
@@ -202,6 +213,20 @@ _waker = _QueenWaker()
 def flush(timeout: float = 5.0) -> bool:
     """Wait until the events emitted so far reached the channel layer."""
     return _sender.flush(timeout)
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """Events delivered inside the block go to the channel layer together, after it: the sender
+    takes its queue only when the block ends (tests of how a batch is sent)."""
+    with _sender._cond:
+        yield
+
+
+def wakes_settled(timeout: float = 5.0) -> bool:
+    """Wait until no wake of the queens is pending or in flight, the gap after the last one
+    included (tests counting wakes)."""
+    return _waker.settle(timeout)
 
 
 def emit(kind: str, payload: dict[str, Any]) -> None:

@@ -61,7 +61,7 @@ def await_forked(task: TaskExecution, spec: TaskSpec) -> Outcome | None:
     forks = TaskExecution.objects.filter(
         job_execution_id=task.job_execution_id, task_type__in=spec.await_forked_tasks
     ).values_list("task_type", "context")
-    child_ids = {t: (ctx or {}).get(FORKED_ID) for t, ctx in forks}
+    child_ids: dict[str, Any] = {t: (ctx or {}).get(FORKED_ID) for t, ctx in forks}
     missing = [t for t in spec.await_forked_tasks if not child_ids.get(t)]
     if missing:
         return Outcome(TaskState.FAILED, exit_code="1", error_code="ERR_AWAIT_FORKED_JOB",

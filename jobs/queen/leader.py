@@ -4,7 +4,7 @@ The scheduler and cron run only on the holder. A holder that dies stops renewing
 expires after ``ttl`` and another queen takes it on its next try (within seconds).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -20,7 +20,7 @@ class Lease:
         self.holder = holder
         self.name = name
         self.ttl = timedelta(seconds=ttl_secs)
-        self.held_until = None
+        self.held_until: datetime | None = None
 
     def try_acquire(self) -> bool:
         """Take or renew the lease; True while this queen holds it."""

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, FloatField, Model, OuterRef, Subquery, Sum
+from django.db.models import F, Field, FloatField, Model, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -129,7 +129,7 @@ def move(
     matching ``where``) go to ``to`` with ``fields``; returns how many moved."""
     model, column = _ROWS[kind]
     allowed = sources(kind, to, from_states)
-    qs = model.objects.all()
+    qs = model._default_manager.all()
     if ids is not None:
         qs = qs.filter(pk=ids) if isinstance(ids, int) else qs.filter(pk__in=list(ids))
     return qs.filter(**{f"{column}__in": allowed}, **(where or {})).update(**{column: to}, **fields)
@@ -621,6 +621,13 @@ def child_started(task_id: int, request_id: int, attempt: int, context: dict[str
 # which rows moved, so events go out for those only. SQLite (3.35+) and PostgreSQL both have it.
 
 
+def _column(model: type[Model], name: str) -> "Field[Any, Any]":
+    """The field of a column of ``model`` (not a reverse relation): what the raw UPDATEs write."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field), f"{model.__name__}.{name} is not a column"
+    return field
+
+
 def _update_returning(
     model: type[Model], ids: Iterable[int], sets: dict[str, Any], *, where: dict[str, Any] | None = None,
     increment: tuple[str, ...] = (), returning: tuple[str, ...] = ("id",),
@@ -631,23 +638,23 @@ def _update_returning(
     meta, qn = model._meta, connection.ops.quote_name
     assigns, params = [], []
     for name, value in sets.items():
-        field = meta.get_field(name)
+        field = _column(model, name)
         assigns.append(f"{qn(field.column)} = %s")
         params.append(field.get_db_prep_save(value, connection))
     for name in increment:
-        column = qn(meta.get_field(name).column)
+        column = qn(_column(model, name).column)
         assigns.append(f"{column} = {column} + 1")
     conditions = [f"{qn(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"]
     params += ids
     for name, value in (where or {}).items():
-        column = qn(meta.get_field(name).column)
+        column = qn(_column(model, name).column)
         if isinstance(value, list | tuple | set | frozenset):
             conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
             params += [str(v) for v in value]
         else:
             conditions.append(f"{column} = %s")
             params.append(str(value) if isinstance(value, str) else value)
-    columns = ", ".join(qn(meta.get_field(name).column) for name in returning)
+    columns = ", ".join(qn(_column(model, name).column) for name in returning)
     sql = (
         f"UPDATE {qn(meta.db_table)} SET {', '.join(assigns)} WHERE {' AND '.join(conditions)} "
         f"RETURNING {columns}"
@@ -770,7 +777,7 @@ def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
     for state in {values["task_state"] for _, _, _, values in finished}:
         sources("task", state, RUNNING_TASK)  # refused before anything is written
     meta, qn = TaskExecution._meta, connection.ops.quote_name
-    fields = [meta.get_field(name) for name in FINISH_FIELDS]
+    fields = [_column(TaskExecution, name) for name in FINISH_FIELDS]
     running = _values(RUNNING_TASK)
     sql = (
         f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "

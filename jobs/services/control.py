@@ -34,7 +34,7 @@ def request_cancel(*, request: JobRequest, reason: str = "cancelled by user") ->
                 on_ants = transitions.tasks_cancel(
                     request.executions.values_list("pk", flat=True), request.pk
                 )
-                transaction.on_commit(lambda on_ants=on_ants: _tell_ants(on_ants, request.pk))
+                transaction.on_commit(functools.partial(_tell_ants, on_ants, request.pk))
             break
         except OperationalError as exc:
             # the queen may be finishing one of these tasks, its rows locked in the other order:

@@ -2,7 +2,7 @@
 
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -29,6 +29,19 @@ _REQUIRED_PARAMS = KeyTransform("required_params", "spec")
 _PLATFORM = KeyTransform("platform", "spec")
 
 
+class _SubmitAnnotations(TypedDict):
+    required_params: list[str] | None
+    spec_platform: str | None
+    plan_cpu_quota: int | None
+
+
+if TYPE_CHECKING:  # django-stubs-ext is a test dependency
+    from django_stubs_ext import WithAnnotations
+
+    # the definition as resolve_definition loads it: the submit's columns and these annotations
+    SubmitDefinition = WithAnnotations[JobDefinition, _SubmitAnnotations]
+
+
 def _param_value(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -39,7 +52,7 @@ def _param_value(name: str, value: Any) -> str:
     raise ValidationError(f"params.{name}: must be a string, number or boolean")
 
 
-def _pick(qs: QuerySet[JobDefinition], job_version: str, org_id: int) -> JobDefinition | None:
+def _pick(qs: QuerySet[JobDefinition], job_version: str, org_id: int) -> "SubmitDefinition | None":
     qs = qs.only(*_SUBMIT_FIELDS).annotate(
         required_params=_REQUIRED_PARAMS, spec_platform=_PLATFORM, plan_cpu_quota=usage.cpu_quota_of(org_id)
     )
@@ -51,7 +64,7 @@ def _pick(qs: QuerySet[JobDefinition], job_version: str, org_id: int) -> JobDefi
     return found
 
 
-def resolve_definition(org_id: int, job_type: str, job_version: str = "") -> JobDefinition:
+def resolve_definition(org_id: int, job_type: str, job_version: str = "") -> "SubmitDefinition":
     """The definition a new request of ``job_type`` runs: the latest, or the version asked for.
 
     Public plugins of other organizations resolve by type and version too. The definition comes
@@ -117,7 +130,7 @@ def requests_submit(
         raise ValidationError("requests: at least one request")
     if len(submissions) > MAX_SUBMIT_MANY:
         raise ValidationError(f"requests: at most {MAX_SUBMIT_MANY} requests at once")
-    definitions: dict[tuple[str, str], JobDefinition] = {}
+    definitions: dict[tuple[str, str], SubmitDefinition] = {}
     rows = []
     for i, fields in enumerate(submissions):
         try:
@@ -154,7 +167,7 @@ def _request_row(
     *,
     org_id: int,
     user: Any,
-    definition: JobDefinition,
+    definition: "SubmitDefinition",
     params: dict[str, Any] | None,
     secret_params: set[str] | None,
     job_priority: int,

@@ -1,12 +1,10 @@
 """Re-encrypting secrets at rest with the current key (``manage.py rotate_keys``)."""
 
-from django.db import models
-
 from jobs.models import JobConfig, JobRequestParam, SystemConfig
 from orgs import crypto
-from orgs.models import OrgConfig
+from orgs.models import OrgConfig, SecretValueMixin
 
-ENCRYPTED_MODELS: tuple[type[models.Model], ...] = (OrgConfig, JobConfig, JobRequestParam, SystemConfig)
+ENCRYPTED_MODELS: tuple[type[SecretValueMixin], ...] = (OrgConfig, JobConfig, JobRequestParam, SystemConfig)
 
 
 def secrets_reencrypt(*, only_stale: bool = False, batch: int = 500) -> dict[str, int]:
@@ -17,7 +15,7 @@ def secrets_reencrypt(*, only_stale: bool = False, batch: int = 500) -> dict[str
     counts: dict[str, int] = {}
     for model in ENCRYPTED_MODELS:
         done = 0
-        rows = model.objects.filter(secret=True).values_list("pk", "value").order_by("pk")
+        rows = model._default_manager.filter(secret=True).values_list("pk", "value").order_by("pk")
         for pk, value in rows.iterator(chunk_size=batch):
             if only_stale and crypto.under_current_key(value):
                 continue
@@ -25,6 +23,6 @@ def secrets_reencrypt(*, only_stale: bool = False, batch: int = 500) -> dict[str
                 fresh = crypto.reencrypt(value)
             except ValueError as exc:
                 raise ValueError(f"{model.__name__} {pk}: {exc}") from None
-            done += model.objects.filter(pk=pk, value=value).update(value=fresh)
+            done += model._default_manager.filter(pk=pk, value=value).update(value=fresh)
         counts[model.__name__] = done
     return counts

@@ -6,9 +6,10 @@ so the rate window is counted exactly; the unique constraints of TriggerFiring d
 or queue message seen twice and a second request for a dedup key, even across processes.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -74,7 +75,12 @@ def _config_secret(org_id: int, job_type: str, name: str) -> str:
     return config.plain_value() if config else ""
 
 
-def _matching_org(candidates: list[tuple[int, Any]], matches: Any, what: str) -> tuple[int, Any]:
+T = TypeVar("T")
+
+
+def _matching_org(
+    candidates: list[tuple[int, T]], matches: Callable[[int, T], bool], what: str
+) -> tuple[int, T]:
     """The one candidate (org id, thing) whose credential verifies: the path names no
     organization, so the secret picks it (two organizations may share a job type and name)."""
     verified = [(org_id, thing) for org_id, thing in candidates if matches(org_id, thing)]
@@ -191,7 +197,7 @@ def webhook_receive(
     definitions = live_definitions().filter(job_type=job_type)
     if org_name:
         definitions = definitions.filter(organization__name=org_name)
-    candidates = []
+    candidates: list[tuple[int, TriggerSpec]] = []
     for org_id, spec in definitions.values_list("organization_id", "spec"):
         trigger = trigger_named((spec or {}).get("triggers") or [], name)
         if trigger is not None and trigger.type == "webhook":
@@ -204,9 +210,9 @@ def webhook_receive(
         secret = _config_secret(org_id, job_type, trigger.secret_config)
         return authorized(trigger, lowered.get(trigger.header.lower(), ""), secret, body)
 
-    org_id, trigger = _matching_org(candidates, matches, f"trigger {name!r}")
+    org_id, webhook = _matching_org(candidates, matches, f"trigger {name!r}")
     state = state_for(org_id=org_id, job_type=job_type, name=name, kind="webhook")
-    return fire(state=state, trigger=trigger, decision=evaluate(trigger, webhook_event(body, headers, query)))
+    return fire(state=state, trigger=webhook, decision=evaluate(webhook, webhook_event(body, headers, query)))
 
 
 # ---------------------------------------------------------------- GitHub post-commit

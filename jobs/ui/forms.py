@@ -1,5 +1,6 @@
 """Forms of the job pages: upload a definition, submit a request, save a job config."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -16,7 +17,8 @@ class UploadForm(forms.Form):
     file = forms.FileField(label="or a file", required=False)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         upload = data.get("file")
         if upload is not None:
             try:
@@ -40,7 +42,7 @@ class SubmitForm(forms.Form):
     )  # fmt: skip
 
     def __init__(
-        self, *args: Any, required_params: list[str], optional_params: list[str] = (), **kwargs: Any
+        self, *args: Any, required_params: list[str], optional_params: Sequence[str] = (), **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.required_params = required_params

@@ -14,7 +14,7 @@ def reports_page(request: HttpRequest) -> HttpResponse:
     try:
         days = reports.days_param(request.GET.get("days"))
     except ValidationError as exc:
-        return HttpResponse(str(exc.detail["days"][0]), status=400, content_type="text/plain")  # type: ignore[index]
+        return HttpResponse(str(exc.detail["days"][0]), status=400, content_type="text/plain")  # type: ignore[index,call-overload]  # days_param: {"days": [message]}
     data = reports.report(_org_id(request), days=days)
     types = data["job_types"]
     context = {

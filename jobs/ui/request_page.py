@@ -248,7 +248,9 @@ def request_times(job_request: JobRequest) -> dict[str, Any]:
         "started_at": started,
         "ended_at": ended,
         "duration": format_duration(_secs(started, ended)),
-        "queue_wait": format_duration(_secs(queued, started)) if queued and started >= queued else "",
+        "queue_wait": format_duration(_secs(queued, started))
+        if queued and started and started >= queued
+        else "",
         "running_since": _iso(started) if started and not ended else None,
     }
 
@@ -363,7 +365,7 @@ def fan_out_page(rows: list[TaskRow], groups: dict[str, FanOutGroup], run: int) 
 def artifact_rows(artifacts: list[Artifact], runs: list[JobExecution]) -> list[dict[str, Any]]:
     """Each artifact names the run and the task attempt it came from, so two runs' (or two
     retries') ``publish.log`` are told apart."""
-    run_of = {ex.pk: n for n, ex in enumerate(runs, start=1)}
+    run_of: dict[int | None, int] = {ex.pk: n for n, ex in enumerate(runs, start=1)}
     return [
         {"artifact": a, "run": run_of.get(a.job_execution_id), "attempt": _int(a.metadata.get("attempt"))}
         for a in artifacts

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from jobs import selectors
-from jobs.models import JobRequest, TaskExecution
+from jobs.models import JobRequest
 from jobs.queen.logs import task_log_text
 from jobs.services.request_actions import request_act, task_cancel
 from jobs.ui.request_page import page_state
@@ -32,7 +32,7 @@ def request_page_state(request: HttpRequest, pk: int) -> JsonResponse:
 def task_log(request: HttpRequest, pk: int, task_id: int) -> HttpResponse:
     """One task's stored log as plain text: ``?attempt=N`` (default: its latest), ``?download=1``."""
     job_request = _request(request, pk)
-    task = get_object_or_404(TaskExecution.objects.filter(job_execution__job_request=job_request), pk=task_id)
+    task = get_object_or_404(selectors.request_tasks(job_request), pk=task_id)
     raw = request.GET.get("attempt", "")
     if raw and not raw.isdigit():
         return HttpResponse("attempt must be a whole number", status=400, content_type="text/plain")

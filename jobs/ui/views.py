@@ -28,7 +28,7 @@ from jobs.consumers import request_snapshot
 from jobs.definition.dot import to_dot
 from jobs.definition.durations import format_duration
 from jobs.definition.template_vars import template_variables
-from jobs.models import ErrorCode, JobDefinition, JobRequest, SystemConfig, TaskExecution
+from jobs.models import JobDefinition, JobRequest, TaskExecution
 from jobs.queen.specs import graph_spec
 from jobs.services import rate_limits
 from jobs.services.definitions import (
@@ -43,13 +43,14 @@ from jobs.states import JOB_RUNNING, JOB_TERMINAL, JobState
 from jobs.stats import definition_stats
 from jobs.ui import approval_panel, request_page
 from jobs.ui.forms import JobConfigForm, SubmitForm, UploadForm
+from orgs.models import User
 from orgs.scoping import for_user
 from orgs.usage import QuotaExceeded
 from orgs.web_permissions import requires
 
 PAGE_SIZE = 25
 _LINE_REF = re.compile(r"\blines? (\d+)")
-REQUEST_TABS = {
+REQUEST_TABS: dict[str, list[str]] = {
     "all": [str(s) for s in JobState],
     "running": [str(s) for s in JOB_RUNNING],
     "waiting": [JobState.PENDING, JobState.PAUSED],
@@ -78,7 +79,9 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 
 
 def _org_id(request: HttpRequest) -> int:
-    return int(request.user.organization_id)  # type: ignore[union-attr]
+    user = request.user
+    assert isinstance(user, User) and user.organization_id, "member_required lets only members in"
+    return user.organization_id
 
 
 def _errors(exc: ValidationError) -> list[str]:
@@ -514,7 +517,7 @@ def ant_list(request: HttpRequest) -> HttpResponse:
 
 @member_required
 def error_code_list(request: HttpRequest) -> HttpResponse:
-    qs = ErrorCode.objects.filter(Q(organization__isnull=True) | Q(organization_id=_org_id(request)))
+    qs = selectors.error_codes_for(_org_id(request))
     q = request.GET.get("q", "").strip()
     if q:
         qs = qs.filter(Q(error_code__icontains=q) | Q(description__icontains=q) | Q(regex__icontains=q))
@@ -529,5 +532,5 @@ def system_config_list(request: HttpRequest) -> HttpResponse:
         if not request.user.organization_id:  # type: ignore[union-attr]
             return redirect("orgs:setup")
         return render(request, "jobs/system_config_list.html", {"forbidden": True}, status=403)
-    configs = [(c, c.display_value()) for c in SystemConfig.objects.all()]
+    configs = [(c, c.display_value()) for c in selectors.system_configs()]
     return render(request, "jobs/system_config_list.html", {"configs": configs})

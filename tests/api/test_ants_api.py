@@ -94,6 +94,16 @@ def test_ants_list_is_paginated_and_hides_dedicated_ants_of_others(api, bob_api,
     assert page["TotalRecords"] == 3 and page["TotalPages"] == 2 and len(page["Records"]) == 1
 
 
+def test_the_ants_page_and_the_dashboard_hide_dedicated_ants_of_others(client, alice, bob, world) -> None:
+    """The web pages read the same selector as the API (issue 16: the page listed them all)."""
+    client.force_login(bob.user)
+    for url in ("/ants", "/"):
+        page = client.get(url).content.decode()
+        assert "shared-1" in page and "acme-only" not in page, url
+    client.force_login(alice.user)
+    assert "acme-only" in client.get("/ants").content.decode()
+
+
 def test_allocations_show_only_the_callers_requests(api, bob_api, world) -> None:
     acme, globex = str(world["acme_req"]), str(world["globex_req"])
     alice_view = api.get("/api/ants/shared-1").json()

@@ -2,7 +2,6 @@
 and the queens' wakes it causes (shared by submits close together, never skipped)."""
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -127,7 +126,7 @@ def test_many_submits_wake_the_queens_once(alice, defined, gated):  # type: igno
     requests_submit(org_id=alice.org_id, user=alice.user, submissions=[{"job_type": "sq-optional"}] * 30)
     assert gated.first_started.wait(5), "the submits woke no queen"
     gated.release.set()
-    time.sleep(10 * events._QueenWaker.GAP_SECS)
+    assert events.wakes_settled()
     assert gated.wakes == 1
 
 
@@ -169,7 +168,7 @@ class GatedTransport(InProcessTransport):
 
 @pytest.fixture
 def gated(use_transport) -> Iterator[GatedTransport]:  # type: ignore[no-untyped-def]
-    time.sleep(5 * events._QueenWaker.GAP_SECS)  # a wake left over from an earlier test goes first
+    assert events.wakes_settled()  # a wake left over from an earlier test goes first
     transport = use_transport(GatedTransport())
     yield transport
     transport.release.set()
@@ -182,10 +181,7 @@ def test_submits_during_a_wake_share_the_next_one(alice, defined, gated):  # typ
         submit(alice, "sq-optional")
     assert gated.wakes == 1
     gated.release.set()
-    deadline = time.monotonic() + 5
-    while gated.wakes < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(10 * events._QueenWaker.GAP_SECS)
+    assert events.wakes_settled()
     assert gated.wakes == 2  # one more wake, sent after all five commits
 
 

@@ -56,7 +56,7 @@ def test_events_emitted_together_reach_the_page_in_order_in_one_message(alice, m
     monkeypatch.setattr(layer, "group_send", recording_group_send)
 
     def emit_together() -> None:
-        with events._sender._cond:  # the sender thread takes the queue only once all are in it
+        with events.together():  # the sender thread takes the queue only once all are in it
             for kind, payload in emitted:
                 events.emit(kind, payload)
         assert events.flush()

@@ -54,7 +54,7 @@ def test_a_restarted_ant_kills_only_the_commands_its_previous_run_left(tmp_path)
     try:
         config = AntConfig(ant_id="ant-r", methods=["SHELL"], work_root=root)
         ant = AntWorker(config, InProcessTransport())
-        assert ant._stop_previous_tasks() == 1
+        assert ant.stop_previous_tasks() == 1
         assert left.wait(timeout=10) == -signal.SIGKILL
         assert elsewhere.poll() is None and unrelated.poll() is None
     finally:
