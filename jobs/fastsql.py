@@ -207,10 +207,11 @@ def update_each(
 # -- channels_redis -------------------------------------------------------------------------------
 
 
-def group_key(layer: Any, name: str) -> str | None:
+def group_key(layer: Any, name: str) -> bytes | None:
     """The Redis key of channel group ``name`` (the sorted set ``group_add`` writes members to),
     or None when not used: then every group is sent to. ``_group_key`` is private to
     channels_redis (checked against 4.3.0)."""
     if not on("groups"):
         return None
-    return str(layer._group_key(name))
+    key: bytes = layer._group_key(name)
+    return key
