@@ -136,23 +136,23 @@ def _raw_update_returning(
     meta, qn = model._meta, connection.ops.quote_name
     assigns, params = [], []
     for name, value in sets.items():
-        field = meta.get_field(name)
-        assigns.append(f"{qn(field.column)} = %s")  # type: ignore[union-attr]
-        params.append(field.get_db_prep_save(value, connection))  # type: ignore[union-attr]
+        field = _field(model, name)
+        assigns.append(f"{qn(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
     for name in increment:
-        column = qn(meta.get_field(name).column)  # type: ignore[union-attr]
+        column = qn(_field(model, name).column)
         assigns.append(f"{column} = {column} + 1")
-    conditions = [f"{qn(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"]  # type: ignore[union-attr]
+    conditions = [f"{qn(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"]
     params += ids
     for name, value in where.items():
-        column = qn(meta.get_field(name).column)  # type: ignore[union-attr]
+        column = qn(_field(model, name).column)
         if isinstance(value, list | tuple | set | frozenset):
             conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
             params += [str(v) for v in value]
         else:
             conditions.append(f"{column} = %s")
             params.append(str(value) if isinstance(value, str) else value)
-    columns = ", ".join(qn(meta.get_field(name).column) for name in returning)  # type: ignore[union-attr]
+    columns = ", ".join(qn(_field(model, name).column) for name in returning)
     sql = (
         f"UPDATE {qn(meta.db_table)} SET {', '.join(assigns)} WHERE {' AND '.join(conditions)} "
         f"RETURNING {columns}"
@@ -181,16 +181,16 @@ def update_each(
             manager.filter(**filters).update(**dict(zip(fields, values, strict=True)))
         return
     meta, qn = model._meta, connection.ops.quote_name
-    assigns = [meta.get_field(name) for name in fields]
+    assigns = [_field(model, name) for name in fields]
     conditions = []
     for name, value in zip(keys, rows[0][len(fields) :], strict=True):
-        column = qn(meta.get_field(name).column)  # type: ignore[union-attr]
+        column = qn(_field(model, name).column)
         if isinstance(value, tuple):
             conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
         else:
             conditions.append(f"{column} = %s")
     sql = (
-        f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in assigns)} "  # type: ignore[union-attr]
+        f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in assigns)} "
         f"WHERE {' AND '.join(conditions)}"
     )
     params = []
@@ -199,9 +199,14 @@ def update_each(
         flat = [v for m in match for v in (m if isinstance(m, tuple) else (m,))]
         params.append(
             [*(f.get_db_prep_save(v, connection) for f, v in zip(assigns, values, strict=True)), *flat]
-        )  # type: ignore[union-attr]
+        )
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def _field(model: type[Model], name: str) -> Any:
+    """A concrete field (typed loosely: the stubs' union includes relations and generic keys)."""
+    return model._meta.get_field(name)
 
 
 # -- channels_redis -------------------------------------------------------------------------------
