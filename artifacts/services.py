@@ -27,7 +27,7 @@ from ants.artifact_store import CHUNK, UnsafePath, safe_relpath
 from ants.protocol import TaskResponse
 from artifacts import selectors, storage
 from artifacts.models import Artifact
-from formicary_site.inserts import insert_rows
+from jobs import fastsql
 from jobs.definition.model import TaskSpec
 from jobs.models import JobExecution, JobRequest, TaskExecution
 from orgs import usage
@@ -205,7 +205,7 @@ def record_from_responses(results: list[tuple[TaskExecution, JobRequest, TaskRes
                 cache.save()
                 _drop_older_caches(cache)
     # a key recorded before (an answer applied twice) keeps its row
-    insert_rows(Artifact, _RECORDED, rows, ignore_conflicts=True)
+    fastsql.insert_rows(Artifact, _RECORDED, rows, ignore_conflicts=True)
 
 
 # the columns an ant's answer gives an artifact row (one INSERT of all a read's answers)

@@ -6,6 +6,9 @@ is cached (128 statements). The queen's batch statements (an INSERT of twenty ro
 forty ids) have hundreds of parameters, and parsing them again each time was a tenth of its CPU
 (measured: an INSERT of 20 task rows took 0.49 ms of CPU, 0.28 ms with the parse cached). Their
 shapes are few, one per statement and batch size, so they are cached like short ones.
+
+Behind ``jobs.fastsql`` (``for_queen``: the queen process only). ``psycopg._queries`` is private
+(checked against psycopg 3.2.12); tests/engine/test_fastsql.py pins the names patched here.
 """
 
 from functools import lru_cache

@@ -219,6 +219,9 @@ FORMICARY_MESSAGE_KEY = keys.message_key(
 # ahead). 0: only as many as free slots.
 FORMICARY_QUEEN_PREFETCH = env.int("FORMICARY_QUEEN_PREFETCH", default=32)
 FORMICARY_QUEEN_PREFETCH_SECS = env.float("FORMICARY_QUEEN_PREFETCH_SECS", default=0.1)
+# The speed tricks of the queen's hot paths (jobs/fastsql.py): compiled loads, raw batch INSERTs
+# and UPDATE ... RETURNING, psycopg's widened parse cache in the queen. false: the plain ORM.
+FORMICARY_FAST_SQL = env.bool("FORMICARY_FAST_SQL", default=True)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

@@ -5,6 +5,11 @@ that is about 0.4 ms of CPU (measured), more than PostgreSQL takes to answer the
 ``Compiled`` query is built once per database vendor; the parameters that are date-times given
 per call are found by building it with two stand-in values and seeing which parameters differ.
 ``CompiledLoad`` does the same for loads of model instances by id.
+
+A trick behind ``jobs.fastsql`` (``compiled``): with it off, each call runs its queryset. The
+compiler's internals used here (``klass_info``, ``select``, ``annotation_col_map``,
+``results_iter``, ``get_related_populators``) were checked against Django 5.2;
+tests/engine/test_compiled.py compares every load with the queryset's own instances.
 """
 
 from collections.abc import Callable, Iterable
@@ -17,6 +22,8 @@ from django.db.models import QuerySet
 
 # internal to Django, so not in the stubs
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+
+from jobs import fastsql
 
 _STAND_INS = (datetime(2001, 1, 1, tzinfo=UTC), datetime(2002, 2, 2, tzinfo=UTC))
 
@@ -53,6 +60,8 @@ class Compiled:
         return compiled
 
     def rows(self, **values: datetime) -> list[tuple[Any, ...]]:
+        if not fastsql.on("compiled"):
+            return [tuple(row) for row in self.build(**values)]
         connection = connections["default"]
         sql, params, slots = self._by_vendor.get(connection.vendor) or self._compile(connection.vendor)
         adapt = connection.ops.adapt_datetimefield_value
@@ -76,6 +85,8 @@ class CompiledLoad:
     def prepare(self, most: int) -> None:
         """Compile every shape a load of up to ``most`` ids uses, ahead: a daemon pays it at
         start instead of a few ms on its first passes. Loads that lock rows need a transaction."""
+        if not fastsql.on("compiled"):
+            return
         size = 1
         while True:
             key = (connections["default"].vendor, size)
@@ -89,6 +100,8 @@ class CompiledLoad:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return []
+        if not fastsql.on("compiled"):
+            return list(self.build(ids))
         # padded to a power of two with ids no row has: a handful of shapes to compile (each
         # costs a few ms, and a fresh queen met a new count on most passes)
         size = 1 << (len(ids) - 1).bit_length()

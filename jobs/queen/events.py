@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db import transaction
 
+from jobs import fastsql
+
 log = logging.getLogger(__name__)
 
 _listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -186,7 +188,7 @@ async def _watched(layer: Any, groups: list[str]) -> set[str]:
         from channels_redis.core import RedisChannelLayer
     except ImportError:  # pragma: no cover - channels_redis is a dependency
         return set(groups)
-    if not isinstance(layer, RedisChannelLayer):
+    if not isinstance(layer, RedisChannelLayer) or fastsql.group_key(layer, "") is None:
         return set(groups)
     by_shard: dict[int, list[str]] = {}
     for group in groups:
@@ -196,7 +198,7 @@ async def _watched(layer: Any, groups: list[str]) -> set[str]:
         try:
             pipe = layer.connection(shard).pipeline(transaction=False)
             for name in names:
-                pipe.exists(layer._group_key(name))  # the sorted set group_add writes members to
+                pipe.exists(fastsql.group_key(layer, name))  # the sorted set group_add writes to
             found = await pipe.execute()
         except Exception:  # unknown: send as before
             log.debug("checking channel groups failed", exc_info=True)

@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 
 from ants.messaging.base import Delivery, Transport
 from ants.protocol import LogLine
-from formicary_site.inserts import insert_rows
+from jobs import fastsql
 from jobs.models import TaskExecution, TaskLogChunk
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def store_lines(deliveries: list[Delivery[LogLine]]) -> int:
             _STREAM_LETTERS.get(line.stream, "o") * (line.line.count("\n") + 1) for line in lines
         )
         chunks.append((orgs[task_id], task_id, attempt, lines[0].seq, lines[-1].seq, text, streams))
-    insert_rows(TaskLogChunk, _CHUNK_COLUMNS, chunks)
+    fastsql.insert_rows(TaskLogChunk, _CHUNK_COLUMNS, chunks)
     return sum(len(lines) for lines in by_task.values())
 
 

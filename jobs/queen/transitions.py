@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Field, FloatField, Model, OuterRef, Subquery, Sum
+from django.db import IntegrityError, transaction
+from django.db.models import F, FloatField, Model, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from formicary_site.inserts import insert_rows
+from jobs import fastsql
 from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.outbound import hooks as outbound
 from jobs.queen import events
@@ -619,49 +619,8 @@ def child_started(task_id: int, request_id: int, attempt: int, context: dict[str
 # The queen's hot paths change many rows per pass. Each function below is one statement (or one
 # executemany) for the whole batch, still conditional on the expected state; RETURNING tells
 # which rows moved, so events go out for those only. SQLite (3.35+) and PostgreSQL both have it.
-
-
-def _column(model: type[Model], name: str) -> "Field[Any, Any]":
-    """The field of a column of ``model`` (not a reverse relation): what the raw UPDATEs write."""
-    field = model._meta.get_field(name)
-    assert isinstance(field, Field), f"{model.__name__}.{name} is not a column"
-    return field
-
-
-def _update_returning(
-    model: type[Model], ids: Iterable[int], sets: dict[str, Any], *, where: dict[str, Any] | None = None,
-    increment: tuple[str, ...] = (), returning: tuple[str, ...] = ("id",),
-) -> list[tuple[Any, ...]]:  # fmt: skip
-    ids = list(ids)
-    if not ids:
-        return []
-    meta, qn = model._meta, connection.ops.quote_name
-    assigns, params = [], []
-    for name, value in sets.items():
-        field = _column(model, name)
-        assigns.append(f"{qn(field.column)} = %s")
-        params.append(field.get_db_prep_save(value, connection))
-    for name in increment:
-        column = qn(_column(model, name).column)
-        assigns.append(f"{column} = {column} + 1")
-    conditions = [f"{qn(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"]
-    params += ids
-    for name, value in (where or {}).items():
-        column = qn(_column(model, name).column)
-        if isinstance(value, list | tuple | set | frozenset):
-            conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
-            params += [str(v) for v in value]
-        else:
-            conditions.append(f"{column} = %s")
-            params.append(str(value) if isinstance(value, str) else value)
-    columns = ", ".join(qn(_column(model, name).column) for name in returning)
-    sql = (
-        f"UPDATE {qn(meta.db_table)} SET {', '.join(assigns)} WHERE {' AND '.join(conditions)} "
-        f"RETURNING {columns}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [tuple(row) for row in cursor.fetchall()]
+# The raw SQL is behind jobs.fastsql (FORMICARY_FAST_SQL off: the same moves through the ORM).
+_update_returning = fastsql.update_returning
 
 
 def requests_claim(request_ids: Iterable[int]) -> dict[int, tuple[bool, int | None]]:
@@ -681,7 +640,7 @@ def executions_create(starts: list[tuple[JobRequest, int | None]]) -> dict[int, 
     """New executions of claimed requests (each with the execution whose completed tasks it may
     reuse), recorded as their requests' last execution."""
     now = timezone.now()
-    ids = insert_rows(
+    ids = fastsql.insert_rows(
         JobExecution, ("organization_id", "job_request_id", "job_state", "reuse_execution_id", "started_at", "updated_at"),
         [(request.organization_id, request.pk, JobState.READY, reuse, now, now) for request, reuse in starts],
     )  # fmt: skip
@@ -690,13 +649,8 @@ def executions_create(starts: list[tuple[JobRequest, int | None]]) -> dict[int, 
                      job_state=JobState.READY, reuse_execution_id=reuse, started_at=now, updated_at=now)
         for execution_id, (request, reuse) in zip(ids, starts, strict=True)
     ]  # fmt: skip
-    meta, qn = JobRequest._meta, connection.ops.quote_name
-    sql = (
-        f"UPDATE {qn(meta.db_table)} SET {qn('last_execution_id')} = %s, {qn('hard_reset')} = %s "
-        f"WHERE {qn('id')} = %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [(e.pk, False, e.job_request_id) for e in executions])
+    fastsql.update_each(JobRequest, ("id",), ("last_execution_id", "hard_reset"),
+                        [(e.pk, False, e.job_request_id) for e in executions])  # fmt: skip
     for (request, _), execution in zip(starts, executions, strict=True):
         request.last_execution = execution
     return {e.job_request_id: e for e in executions}
@@ -705,7 +659,7 @@ def executions_create(starts: list[tuple[JobRequest, int | None]]) -> dict[int, 
 def tasks_create_ready(rows: list[tuple[JobExecution, str, str, bool, int]]) -> list[int]:
     """New READY tasks: (execution, task type, method, allow_failure, task order) each; returns
     their ids."""
-    ids = insert_rows(
+    ids = fastsql.insert_rows(
         TaskExecution, ("organization_id", "job_execution_id", "task_type", "method", "allow_failure", "task_order",
                         "task_state"),
         [(execution.organization_id, execution.pk, task_type, method, allow_failure, order, TaskState.READY)
@@ -776,19 +730,11 @@ def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
         return
     for state in {values["task_state"] for _, _, _, values in finished}:
         sources("task", state, RUNNING_TASK)  # refused before anything is written
-    meta, qn = TaskExecution._meta, connection.ops.quote_name
-    fields = [_column(TaskExecution, name) for name in FINISH_FIELDS]
-    running = _values(RUNNING_TASK)
-    sql = (
-        f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
-        f"WHERE {qn('id')} = %s AND {qn('attempt')} = %s AND {qn('task_state')} IN (%s, %s)"
-    )
-    params = [
-        [*(f.get_db_prep_save(values[f.name], connection) for f in fields), task_id, attempt, *running]
-        for task_id, _, attempt, values in finished
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    running = tuple(_values(RUNNING_TASK))
+    fastsql.update_each(
+        TaskExecution, ("id", "attempt", "task_state"), FINISH_FIELDS,
+        [(*(values[name] for name in FINISH_FIELDS), task_id, attempt, running) for task_id, _, attempt, values in finished],
+    )  # fmt: skip
     for task_id, request_id, _, values in finished:
         _task_event(task_id, request_id, values["task_state"], exit_code=values["exit_code"])
     _ended_on_commit(task_ids=[task_id for task_id, _, _, _ in finished])

@@ -5,13 +5,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from formicary_site.inserts import insert_rows
-from jobs import selectors
+from jobs import fastsql, selectors
 from jobs.models import JobDefinition, JobRequest, JobRequestParam
 from jobs.queen import events
 from orgs import audit, usage
@@ -231,19 +230,14 @@ def _insert_requests(requests: list[JobRequest]) -> None:
     now = timezone.now()
     for request in requests:
         request.created_at = request.updated_at = now
-    ids = insert_rows(
-        JobRequest, _REQUEST_COLUMNS, [[getattr(r, c) for c in _REQUEST_COLUMNS] for r in requests]
-    )
-    for request, pk in zip(requests, ids, strict=True):
-        request.pk = pk
-        request._state.adding, request._state.db = False, connection.alias
+    fastsql.insert_instances(JobRequest, _REQUEST_COLUMNS, requests)
 
 
 def _insert(rows: list[_Row]) -> None:
     """Save checked requests and their params; one wake-up for the queen."""
     params = [param for _, request_params in rows for param in request_params]
     # requests without params need no transaction here: one INSERT commits by itself, and
-    # insert_rows makes its own when it splits them
+    # fastsql.insert_rows makes its own when it splits them
     with transaction.atomic() if params else nullcontext():
         if len(rows) == 1:
             rows[0][0].save(force_insert=True)

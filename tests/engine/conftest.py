@@ -153,3 +153,15 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def fast_sql_on():  # type: ignore[no-untyped-def]
+    """For tests of a speed trick itself (its queries, its shapes): on even when the run has
+    FORMICARY_FAST_SQL=false."""
+    from django.conf import settings
+
+    before = settings.FORMICARY_FAST_SQL
+    settings.FORMICARY_FAST_SQL = True
+    yield
+    settings.FORMICARY_FAST_SQL = before

@@ -13,7 +13,8 @@ from jobs.queen.compiled import Compiled, CompiledLoad
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 
-pytestmark = pytest.mark.django_db
+# the trick itself (jobs/fastsql.py), kept on even in a FORMICARY_FAST_SQL=false run
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_sql_on")]
 
 DEFINITION = """\
 job_type: cq-job

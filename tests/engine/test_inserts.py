@@ -104,6 +104,9 @@ def test_columns_it_cannot_default_must_be_given(db):  # type: ignore[no-untyped
 def test_statements_of_many_parameters_are_parsed_once(execution):  # type: ignore[no-untyped-def]
     from psycopg import _queries
 
+    from formicary_site import psycopg_cache
+
+    psycopg_cache.widen()  # what the queen does at its start (jobs.fastsql.for_queen)
     rows = [
         (execution.organization_id, execution.pk, f"p{i}", "SHELL", i) for i in range(20)
     ]  # 120 parameters

@@ -22,7 +22,8 @@ from jobs.queen.specs import graph_of
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# budgets of the fast path (jobs/fastsql.py), kept on even in a FORMICARY_FAST_SQL=false run
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_sql_on")]
 MARKER = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.I)
 
 CHAIN = """\

@@ -7,6 +7,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs import fastsql
 from jobs.queen.logs import LogWriter
 from jobs.queen.messaging import get_transport
 from jobs.queen.queen import Queen, default_queen_id
@@ -28,6 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         logging.getLogger().setLevel(logging.INFO)
+        fastsql.for_queen()  # psycopg's parse cache widened in the queen process only
         if not settings.REDIS_URL:
             raise CommandError("a queen needs Redis: set REDIS_URL (or use 'manage.py standalone')")
         transport = get_transport()

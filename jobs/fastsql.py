@@ -1,0 +1,222 @@
+"""The fence around the speed tricks: one switch, the plain ORM behind it.
+
+The queen's hot paths skip parts of Django and of the drivers where measurement showed they
+cost more than the database (docs/performance.md, "Speed tricks, fenced"). Every such trick is
+reached through this module, and ``FORMICARY_FAST_SQL=false`` turns them all off: then every
+read and write goes through the plain ORM (the engine tests pass both ways: ``--fast-sql=off``).
+
+The tricks, each with the name ``FORMICARY_FAST_SQL_OFF`` takes to turn it off alone (a
+comma-separated list, for measuring one against the others; not a product setting):
+
+- ``compiled``: the queen's per-pass reads compiled to SQL once (``jobs.queen.compiled``);
+- ``inserts``: INSERTs of many rows written once per shape (``formicary_site.inserts``);
+- ``returning``: batch state moves as one raw ``UPDATE ... RETURNING`` or one ``executemany``;
+- ``groups``: skipping channel groups nobody joined (channels_redis's group key);
+- ``psycopg``: psycopg's statement-parse cache widened to batch statements, in the queen process
+  only (``for_queen``; ``formicary_site.psycopg_cache``).
+
+Private names of Django, psycopg and channels_redis are used only here and in the three modules
+named above (tests/engine/test_fastsql.py keeps it so and pins each name).
+"""
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Model
+
+TRICKS = ("compiled", "inserts", "returning", "groups", "psycopg")
+_OFF = frozenset(t.strip() for t in os.environ.get("FORMICARY_FAST_SQL_OFF", "").split(",") if t.strip())
+
+
+def on(trick: str) -> bool:
+    """Whether ``trick`` (one of ``TRICKS``) is used in this process now."""
+    return bool(getattr(settings, "FORMICARY_FAST_SQL", True)) and trick not in _OFF
+
+
+# -- psycopg: the queen only ----------------------------------------------------------------------
+
+
+def for_queen() -> bool:
+    """Called once at the queen's start: widens psycopg's parse cache (checked against psycopg
+    3.2.12). Web, ant and Celery processes never call it; returns whether it is widened now."""
+    if not on("psycopg"):
+        return False
+    from formicary_site import psycopg_cache
+
+    return psycopg_cache.widen()
+
+
+def psycopg_widened() -> bool:
+    """Whether this process's psycopg caches statements of more than its default 50 parameters."""
+    try:
+        from psycopg import _queries  # private; checked against psycopg 3.2.12
+    except ImportError:  # SQLite only
+        return False
+    return bool(_queries.MAX_CACHED_STATEMENT_PARAMS > 50)
+
+
+# -- many rows in one INSERT ----------------------------------------------------------------------
+
+
+def insert_rows(
+    model: type[Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> list[int]:
+    """Insert ``rows`` (values of ``columns``, attribute names, in that order); the new ids in row
+    order (none with ``ignore_conflicts``). Off: ``bulk_create``."""
+    if on("inserts"):
+        from formicary_site import inserts
+
+        return inserts.insert_rows(model, columns, rows, ignore_conflicts=ignore_conflicts)
+    if not rows:
+        return []
+    objs = [model(**dict(zip(columns, row, strict=True))) for row in rows]
+    made = model._default_manager.bulk_create(objs, ignore_conflicts=ignore_conflicts)
+    return [] if ignore_conflicts else [obj.pk for obj in made]
+
+
+def insert_instances(model: type[Model], columns: Sequence[str], objs: Sequence[Model]) -> None:
+    """Insert unsaved ``objs`` giving only ``columns`` (the others get their defaults); the
+    instances get their ids and count as saved. Off: ``bulk_create``."""
+    if not on("inserts"):
+        model._default_manager.bulk_create(objs)
+        return
+    ids = insert_rows(model, columns, [[getattr(obj, c) for c in columns] for obj in objs])
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        # Django's private ModelState (checked against Django 5.2): what save() sets after an INSERT
+        obj._state.adding, obj._state.db = False, connection.alias
+
+
+# -- conditional batch updates --------------------------------------------------------------------
+
+
+def update_returning(
+    model: type[Model], ids: Iterable[int], sets: dict[str, Any], *, where: dict[str, Any] | None = None,
+    increment: tuple[str, ...] = (), returning: tuple[str, ...] = ("id",),
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """Set ``sets`` (and add one to each of ``increment``) on the rows of ``ids`` that match
+    ``where`` (a value, or a collection: one of them); the ``returning`` fields of the rows
+    changed, as they are after the change. Raw ``UPDATE ... RETURNING``; off: the rows are locked
+    and read, then updated through the ORM."""
+    ids = list(ids)
+    if not ids:
+        return []
+    if on("returning"):
+        return _raw_update_returning(model, ids, sets, where or {}, increment, returning)
+    filters: dict[str, Any] = {"pk__in": ids}
+    for name, value in (where or {}).items():
+        if isinstance(value, list | tuple | set | frozenset):
+            filters[f"{name}__in"] = [str(v) for v in value]
+        else:
+            filters[name] = str(value) if isinstance(value, str) else value
+    manager = model._default_manager
+    with transaction.atomic():  # locked in id order, as the queen's batches lock rows
+        rows = list(
+            manager.select_for_update().filter(**filters).order_by("pk").values_list("pk", *returning)
+        )
+        manager.filter(pk__in=[row[0] for row in rows]).update(**sets, **{n: F(n) + 1 for n in increment})
+    return [
+        tuple(sets[n] if n in sets else value + 1 if n in increment else value
+              for n, value in zip(returning, row[1:], strict=True))
+        for row in rows
+    ]  # fmt: skip
+
+
+def _raw_update_returning(
+    model: type[Model], ids: list[int], sets: dict[str, Any], where: dict[str, Any], increment: tuple[str, ...],
+    returning: tuple[str, ...],
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    meta, qn = model._meta, connection.ops.quote_name
+    assigns, params = [], []
+    for name, value in sets.items():
+        field = _field(model, name)
+        assigns.append(f"{qn(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    for name in increment:
+        column = qn(_field(model, name).column)
+        assigns.append(f"{column} = {column} + 1")
+    conditions = [f"{qn(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"]
+    params += ids
+    for name, value in where.items():
+        column = qn(_field(model, name).column)
+        if isinstance(value, list | tuple | set | frozenset):
+            conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
+            params += [str(v) for v in value]
+        else:
+            conditions.append(f"{column} = %s")
+            params.append(str(value) if isinstance(value, str) else value)
+    columns = ", ".join(qn(_field(model, name).column) for name in returning)
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {', '.join(assigns)} WHERE {' AND '.join(conditions)} "
+        f"RETURNING {columns}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def update_each(
+    model: type[Model], keys: Sequence[str], fields: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """For each row (values of ``fields``, then of ``keys``): set those fields on the rows whose
+    ``keys`` equal the row's (a key given as a tuple: one of those). One raw ``executemany``; off:
+    one ORM update per row."""
+    if not rows:
+        return
+    if not on("returning"):
+        manager = model._default_manager
+        for row in rows:
+            values, match = row[: len(fields)], row[len(fields) :]
+            filters = {
+                (f"{k}__in" if isinstance(v, tuple) else k): (list(v) if isinstance(v, tuple) else v)
+                for k, v in zip(keys, match, strict=True)
+            }
+            manager.filter(**filters).update(**dict(zip(fields, values, strict=True)))
+        return
+    meta, qn = model._meta, connection.ops.quote_name
+    assigns = [_field(model, name) for name in fields]
+    conditions = []
+    for name, value in zip(keys, rows[0][len(fields) :], strict=True):
+        column = qn(_field(model, name).column)
+        if isinstance(value, tuple):
+            conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
+        else:
+            conditions.append(f"{column} = %s")
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in assigns)} "
+        f"WHERE {' AND '.join(conditions)}"
+    )
+    params = []
+    for row in rows:
+        values, match = row[: len(fields)], row[len(fields) :]
+        flat = [v for m in match for v in (m if isinstance(m, tuple) else (m,))]
+        params.append(
+            [*(f.get_db_prep_save(v, connection) for f, v in zip(assigns, values, strict=True)), *flat]
+        )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _field(model: type[Model], name: str) -> Any:
+    """A concrete field (typed loosely: the stubs' union includes relations and generic keys)."""
+    return model._meta.get_field(name)
+
+
+# -- channels_redis -------------------------------------------------------------------------------
+
+
+def group_key(layer: Any, name: str) -> bytes | None:
+    """The Redis key of channel group ``name`` (the sorted set ``group_add`` writes members to),
+    or None when not used: then every group is sent to. ``_group_key`` is private to
+    channels_redis (checked against 4.3.0)."""
+    if not on("groups"):
+        return None
+    key: bytes = layer._group_key(name)
+    return key
