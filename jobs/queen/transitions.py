@@ -576,8 +576,8 @@ def instances_create(
     for _, state, _, _ in rows:
         if state not in (TaskState.READY, TaskState.COMPLETED):
             raise TransitionRefused(f"an instance is not created {state}")
-    ended = {TaskState.COMPLETED: now}
-    ids = insert_rows(
+    ended: dict[str, datetime] = {TaskState.COMPLETED: now}
+    ids = fastsql.insert_rows(
         TaskExecution, ("organization_id", "job_execution_id", "task_type", "method", "allow_failure", "task_order",
                         "task_state", "fan_out_of", "fan_out_index", "exit_code", "context", "started_at",
                         "ended_at", "updated_at"),
