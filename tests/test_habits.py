@@ -26,7 +26,7 @@ def sources() -> list[Path]:
 
 def product_names(tree: ast.Module) -> set[str]:
     """Names a file binds to product modules or their members (``from jobs.queen import
-    messaging``, ``import ants.api``, ``import jobs.queen.events as events``)."""
+    messaging``, ``import ants.web.api``, ``import jobs.domain.events as events``)."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -75,7 +75,7 @@ def private_writes(tree: ast.Module, product: set[str]) -> Iterator[tuple[int, s
             if (func == "setattr" or func.endswith(".setattr")) and named and root_name(obj) in product:
                 yield node.lineno, f"{func}({ast.unparse(obj)}, {name.value!r}, ...)"
         if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(".setattr") and node.args:
-            dotted = node.args[0]  # monkeypatch.setattr("jobs.queen.messaging._transport", ...)
+            dotted = node.args[0]  # monkeypatch.setattr("jobs.domain.messaging._transport", ...)
             if isinstance(dotted, ast.Constant) and isinstance(dotted.value, str) and "." in dotted.value:
                 parts = dotted.value.split(".")
                 if parts[0] in PRODUCT and any(is_private(p) for p in parts):
@@ -147,10 +147,10 @@ def test_no_test_asserts_on_elapsed_time() -> None:
     "source",
     [
         "from jobs.queen import messaging\nmessaging._transport = object()\n",
-        "import jobs.queen.messaging as m\nm._transport = None\n",
-        "import ants.api\nants.api._cache = {}\n",
+        "import jobs.domain.messaging as m\nm._transport = None\n",
+        "import ants.web.api\nants.web.api._cache = {}\n",
         "from jobs.queen import events\ndef f(monkeypatch):\n    monkeypatch.setattr(events, '_GAP', 0)\n",
-        "def f(monkeypatch):\n    monkeypatch.setattr('jobs.queen.messaging._transport', None)\n",
+        "def f(monkeypatch):\n    monkeypatch.setattr('jobs.domain.messaging._transport', None)\n",
     ],
 )
 def test_the_private_name_guard_catches(source: str) -> None:

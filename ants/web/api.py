@@ -18,11 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from ants import selectors
 from ants.containers import terminate_request
-from ants.serializers import AntSerializer, ContainerSerializer, TerminateAccepted
+from ants.web import selectors
+from ants.web.serializers import AntSerializer, ContainerSerializer, TerminateAccepted
 from formicary_site.api import OrgAPIView
-from jobs.queen.messaging import get_transport
+from jobs.domain.messaging import get_transport
 
 PAGE_PARAMS = [OpenApiParameter("page", int), OpenApiParameter("pageSize", int)]
 

@@ -23,9 +23,9 @@ from jobs.api.request_serializers import (
     JobRequestSerializer,
 )
 from jobs.definition.dot import to_dot
+from jobs.domain.logs import task_log_text
+from jobs.domain.specs import graph_spec
 from jobs.models import JobDefinition, JobRequest
-from jobs.queen.logs import task_log_text
-from jobs.queen.specs import graph_spec
 from jobs.services import rate_limits
 from jobs.services.request_actions import request_act
 from jobs.services.requests import MAX_SUBMIT_MANY, request_submit, requests_submit

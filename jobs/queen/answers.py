@@ -20,17 +20,18 @@ from ants.protocol import ACTION_EXECUTE, STATUS_CANCELLED, STATUS_COMPLETED, ST
 from artifacts import services as artifact_services
 from jobs.definition import policy
 from jobs.definition.model import JobSpec, TaskSpec
+from jobs.domain import transitions
+from jobs.domain.specs import graph_of, task_of
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import error_codes, follow, transitions
+from jobs.queen import error_codes, follow
 from jobs.queen.compiled import CompiledLoad
-from jobs.queen.specs import graph_of, task_of
 from jobs.redaction import redact_errors
 from jobs.states import JobState, TaskState
 
 log = logging.getLogger(__name__)
 
 # The columns applying an answer reads (loading four models' every column was most of a pass's
-# time); the definition comes from jobs.queen.specs.graph_of, read once per version.
+# time); the definition comes from jobs.domain.specs.graph_of, read once per version.
 _E, _R = "job_execution__", "job_execution__job_request__"
 _TASK = ("id", "organization_id", "job_execution", "task_type", "method", "task_state", "attempt", "ant_id")
 ANSWER_COLUMNS = (

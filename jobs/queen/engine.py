@@ -19,15 +19,16 @@ from django.utils import timezone
 
 from ants.messaging.base import Transport
 from ants.protocol import TaskResponse
+from jobs.domain import transitions
+from jobs.domain.rules import HEAVY_TASK_FIELDS, JOB_RUNNING_VALUES, QUEEN_ANT, RUNNING
+from jobs.domain.sends import cancel_on_ants
+from jobs.domain.specs import graph_of, task_of
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen import answers, dispatch, follow, queen_tasks, starts, transitions, waiting
+from jobs.queen import answers, dispatch, follow, queen_tasks, starts, waiting
 from jobs.queen.compiled import Compiled
 from jobs.queen.parts import QueenParts
 from jobs.queen.render_pool import RenderPool
 from jobs.queen.resources import ResourceManager
-from jobs.queen.rules import HEAVY_TASK_FIELDS, JOB_RUNNING_VALUES, QUEEN_ANT, RUNNING
-from jobs.queen.sends import cancel_on_ants
-from jobs.queen.specs import graph_of, task_of
 from jobs.queen.waiting import TaskWaits
 from jobs.states import JobState, TaskState
 from orgs import usage

@@ -1,13 +1,13 @@
 """User control of work: cancel, pause, resume, restart and trigger. Whether a request may make
-the move is the transitions table's answer (``jobs.queen.transitions``), not checked again here."""
+the move is the transitions table's answer (``jobs.domain.transitions``), not checked again here."""
 
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 
+from jobs.domain import transitions
+from jobs.domain.messaging import get_transport
+from jobs.domain.sends import cancel_on_ants
 from jobs.models import JobDefinition, JobRequest
-from jobs.queen import transitions
-from jobs.queen.messaging import get_transport
-from jobs.queen.sends import cancel_on_ants
 from jobs.states import JOB_TERMINAL, JobState
 
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from formicary_site.inserts import insert_rows
 from jobs import selectors
+from jobs.domain import events
 from jobs.models import JobDefinition, JobRequest, JobRequestParam
-from jobs.queen import events
 from orgs import audit, usage
 from orgs.crypto import is_secret_name, short_secret_problem
 

@@ -12,7 +12,7 @@ from channels.routing import URLRouter
 from channels.testing.websocket import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 
-from jobs.queen import events
+from jobs.domain import events
 from jobs.routing import websocket_urlpatterns
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit

@@ -19,8 +19,8 @@ from ants.executors.shell import ShellExecutor
 from ants.worker import AntWorker
 from artifacts.storage import ant_store
 from formicary_site import data_folder
-from jobs.queen.logs import LogWriter
-from jobs.queen.messaging import get_transport
+from jobs.domain.logs import LogWriter
+from jobs.domain.messaging import get_transport
 from jobs.queen.queen import Queen, share_one_process
 from jobs.services.secrets import secrets_reencrypt
 
