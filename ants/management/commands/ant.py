@@ -7,12 +7,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ants.artifact_hooks import install_artifact_hooks
+from ants.artifact_store import config_from_settings, store_from_config
 from ants.config import AntConfig, ConfigError
 from ants.containers import install_container_handlers
 from ants.messaging import transport_from_url
 from ants.messaging.sealing import DERIVED_KEY_PREFIX
 from ants.worker import AntWorker
-from artifacts.storage import ant_store
 
 
 class Command(BaseCommand):
@@ -59,7 +59,7 @@ class Command(BaseCommand):
         try:
             worker = AntWorker(config, transport)
             # the object store from FORMICARY_S3_* (or the local data folder), as the web server uses
-            install_artifact_hooks(worker, ant_store())
+            install_artifact_hooks(worker, store_from_config(config_from_settings(settings)))
             install_container_handlers(worker)  # LIST/TERMINATE_CONTAINER; heartbeats list containers
             worker.run_forever()
         finally:
