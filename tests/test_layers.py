@@ -30,7 +30,11 @@ ANT_COMMAND = "ants/management/commands/ant.py"
 ANT_COMMAND_ALLOWED = ("django.conf", "django.core.management")
 # Who may import the daemon: the commands that start a queen (tests and bench/ are not scanned).
 DAEMON = "jobs.queen"
-DAEMON_STARTERS = ("jobs/queen/", "jobs/management/commands/queen.py", "jobs/management/commands/standalone.py")
+DAEMON_STARTERS = (
+    "jobs/queen/",
+    "jobs/management/commands/queen.py",
+    "jobs/management/commands/standalone.py",
+)
 DOMAIN_FORBIDDEN = (DAEMON, "jobs.api", "jobs.ui", "jobs.consumers", "ants.web")
 
 
@@ -100,7 +104,8 @@ def test_only_the_queen_commands_import_the_daemon() -> None:
 
 def test_the_domain_layer_imports_no_daemon_and_nothing_above_it() -> None:
     found = scan(product_files("jobs/domain"), DOMAIN_FORBIDDEN)
-    assert not found, "jobs/domain sits under the daemon, the API, the UI and the consumers:\n" + "\n".join(found)
+    message = "jobs/domain sits under the daemon, the API, the UI and the consumers:\n"
+    assert not found, message + "\n".join(found)
 
 
 @pytest.mark.parametrize(
