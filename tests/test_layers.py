@@ -132,3 +132,23 @@ def test_allowed_imports_pass() -> None:
     assert not offences(source, "ants.management.commands", WORKER_FORBIDDEN, ANT_COMMAND_ALLOWED)
     assert offences("from django.db import models\n", "ants.management.commands", WORKER_FORBIDDEN,
                     ANT_COMMAND_ALLOWED)  # fmt: skip
+
+
+def method_lists(source: str) -> list[int]:
+    """Lines of list, tuple or set literals of three or more task method names."""
+    from ants.methods import METHODS
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            names = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            if len(names) >= 3 and set(names) <= METHODS:
+                found.append(node.lineno)
+    return found
+
+
+def test_the_method_names_are_written_once() -> None:
+    assert method_lists('X = ["SHELL", "HTTP_GET", "DOCKER"]\n')
+    files = [p for p in product_files(*PRODUCT) if rel(p) != "ants/methods.py"]
+    found = [f"{rel(p)}:{line}" for p in files for line in method_lists(p.read_text())]
+    assert not found, "use the lists of ants/methods.py:\n" + "\n".join(found)

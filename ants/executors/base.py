@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ants.methods import HTTP_METHODS
 from ants.protocol import STATUS_COMPLETED, TaskRequest
 
 # Names treated as secret even when the queen did not list them (see DESIGN "Rules").
@@ -76,12 +77,7 @@ ExecutorFactory = Callable[[Any], Executor]
 # kubernetes) only breaks tasks of that method. Later modules plug in with register_executor().
 _LAZY: dict[str, str] = {
     "SHELL": "ants.executors.shell:ShellExecutor",
-    "HTTP_GET": "ants.executors.http:HttpExecutor",
-    "HTTP_POST_FORM": "ants.executors.http:HttpExecutor",
-    "HTTP_POST_JSON": "ants.executors.http:HttpExecutor",
-    "HTTP_PUT_FORM": "ants.executors.http:HttpExecutor",
-    "HTTP_PUT_JSON": "ants.executors.http:HttpExecutor",
-    "HTTP_DELETE": "ants.executors.http:HttpExecutor",
+    **dict.fromkeys(HTTP_METHODS, "ants.executors.http:HttpExecutor"),
     "DOCKER": "ants.executors.docker:DockerExecutor",
     "KUBERNETES": "ants.executors.kubernetes:KubernetesExecutor",
 }
