@@ -163,6 +163,7 @@ class Message:
 
     # Enum-like fields: field name -> allowed values.
     _choices: ClassVar[dict[str, frozenset[str]]] = {}
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every message class is a dataclass
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": PROTOCOL_VERSION}
