@@ -306,6 +306,20 @@ def store_from_config(config: Mapping[str, Any]) -> LocalStore | S3Store:
     return LocalStore(root)
 
 
+def config_from_settings(settings: Any) -> dict[str, Any]:
+    """The store's config from a Django-like settings object (the deployment's FORMICARY_S3_* or
+    MEDIA_ROOT): the same store the web side uses, read without importing Django here."""
+    return {
+        "bucket": getattr(settings, "FORMICARY_S3_BUCKET", ""),
+        "prefix": getattr(settings, "FORMICARY_S3_PREFIX", ""),
+        "endpoint": getattr(settings, "FORMICARY_S3_ENDPOINT", ""),
+        "region": getattr(settings, "FORMICARY_S3_REGION", ""),
+        "access_key": getattr(settings, "AWS_ACCESS_KEY_ID", ""),
+        "secret_key": getattr(settings, "AWS_SECRET_ACCESS_KEY", ""),
+        "root": str(settings.MEDIA_ROOT),
+    }
+
+
 def config_from_env(environ: Mapping[str, str] | None = None, default_root: str | Path | None = None) -> dict:
     env = os.environ if environ is None else environ
     data_dir = env.get("FORMICARY_DATA_DIR") or "data"

@@ -30,16 +30,9 @@ from typing import Any
 import yaml
 
 from ants.executors.isolation import SHARED_SHELL_SETTING, env_flag
+from ants.methods import DEFAULT_ANT_METHODS
 
-DEFAULT_METHODS = [
-    "SHELL",
-    "HTTP_GET",
-    "HTTP_POST_FORM",
-    "HTTP_POST_JSON",
-    "HTTP_PUT_FORM",
-    "HTTP_PUT_JSON",
-    "HTTP_DELETE",
-]
+DEFAULT_METHODS = list(DEFAULT_ANT_METHODS)
 ANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 ENV_PREFIX = "FORMICARY_ANT_"
 # Names accepted in YAML besides the field names (the reference's spelling).

@@ -156,12 +156,14 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=str)
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-@dataclass(frozen=True)
 class Message:
-    """Base class: JSON encoding/decoding with validation."""
+    """Base class: JSON encoding/decoding with validation. Not a dataclass itself (it has no
+    fields), so messages may be frozen (requests, registrations) or not (``TaskResponse``, which
+    is a ``TaskOutcome`` the worker fills in)."""
 
     # Enum-like fields: field name -> allowed values.
     _choices: ClassVar[dict[str, frozenset[str]]] = {}
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every message class is a dataclass
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": PROTOCOL_VERSION}
@@ -283,20 +285,12 @@ class TaskRequest(Message):
         return (self.task_execution_id, self.attempt)
 
 
-@dataclass(frozen=True)
-class TaskResponse(Message):
-    """Ant -> queens: a task attempt started (EXECUTING) or ended."""
+@dataclass(kw_only=True)
+class TaskOutcome:
+    """How a task attempt ended: what an executor returns (``ants.executors.base.ExecutionResult``
+    is this class; the worker and its hooks fill it in) and the body of the ``TaskResponse``."""
 
-    _choices: ClassVar[dict[str, frozenset[str]]] = {"status": RESPONSE_STATUSES, "action": ACTIONS}
-
-    task_execution_id: int
-    job_request_id: int
-    status: str
-    attempt: int = 1
-    ant_id: str = ""
-    # Echo of the request's action so a queen can tell a PING reply from a task result.
-    action: str = ACTION_EXECUTE
-    task_type: str = ""
+    status: str = STATUS_COMPLETED
     exit_code: str | None = None
     exit_message: str = ""
     error_code: str = ""
@@ -308,6 +302,26 @@ class TaskResponse(Message):
     warnings: list[str] = field(default_factory=list)
     stdout: list[str] = field(default_factory=list)
     cost_factor: float = 0.0
+
+    def outcome(self) -> dict[str, Any]:
+        """The outcome's fields by name (a ``TaskResponse`` takes them as they are)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(TaskOutcome)}
+
+
+@dataclass
+class TaskResponse(Message, TaskOutcome):
+    """Ant -> queens: a task attempt started (EXECUTING) or ended: its ids and the ``TaskOutcome``."""
+
+    _choices: ClassVar[dict[str, frozenset[str]]] = {"status": RESPONSE_STATUSES, "action": ACTIONS}
+
+    task_execution_id: int
+    job_request_id: int
+    status: str = field(kw_only=True)  # required on the wire (the outcome's default is for executors)
+    attempt: int = 1
+    ant_id: str = ""
+    # Echo of the request's action so a queen can tell a PING reply from a task result.
+    action: str = ACTION_EXECUTE
+    task_type: str = ""
     started_at: float | None = None
     ended_at: float | None = None
 

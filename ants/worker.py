@@ -499,23 +499,9 @@ class AntWorker:
         if result.status == STATUS_FAILED and not result.error_code and result.exit_code is None:
             result.error_code = ERR_EXECUTOR
 
+        outcome = result.outcome() | {"cost_factor": result.cost_factor or spec_cost_factor(req.spec)}
         resp = TaskResponse.answering(
-            req,
-            cfg.ant_id,
-            result.status,
-            exit_code=result.exit_code,
-            exit_message=result.exit_message,
-            error_code=result.error_code,
-            error_message=result.error_message,
-            failed_command=result.failed_command,
-            task_context=result.task_context,
-            job_context=result.job_context,
-            artifacts=result.artifacts,
-            warnings=result.warnings,
-            stdout=result.stdout,
-            cost_factor=result.cost_factor or spec_cost_factor(req.spec),
-            started_at=run.started_at,
-            ended_at=time.time(),
+            req, cfg.ant_id, **outcome, started_at=run.started_at, ended_at=time.time()
         )
         if not cfg.keep_workdirs:
             self._discard_workdir(workdir)  # gone before the queen hears "finished"

@@ -19,6 +19,7 @@ from ants.artifact_store import (
     CHUNK,
     LocalStore,
     S3Store,
+    config_from_settings,
     safe_relpath,
     store_from_config,
     transfer_config,
@@ -69,15 +70,7 @@ def artifact_storage() -> Storage:
 
 
 def ant_store_config() -> dict[str, Any]:
-    return {
-        "bucket": getattr(settings, "FORMICARY_S3_BUCKET", ""),
-        "prefix": getattr(settings, "FORMICARY_S3_PREFIX", ""),
-        "endpoint": getattr(settings, "FORMICARY_S3_ENDPOINT", ""),
-        "region": getattr(settings, "FORMICARY_S3_REGION", ""),
-        "access_key": getattr(settings, "AWS_ACCESS_KEY_ID", ""),
-        "secret_key": getattr(settings, "AWS_SECRET_ACCESS_KEY", ""),
-        "root": str(settings.MEDIA_ROOT),
-    }
+    return config_from_settings(settings)
 
 
 def ant_store() -> LocalStore | S3Store:

@@ -125,8 +125,8 @@ class Standalone:
         from ants.config import AntConfig
         from ants.worker import AntWorker
         from artifacts.storage import ant_store
-        from jobs.queen.logs import LogWriter
-        from jobs.queen.messaging import get_transport
+        from jobs.domain.logs import LogWriter
+        from jobs.domain.messaging import get_transport
         from jobs.queen.queen import Queen, share_one_process
 
         share_one_process()  # as manage.py standalone does
@@ -395,8 +395,8 @@ def run_probe(world: World, count: int, tmp: Path) -> dict[str, Any]:
 def run_logs(world: World, lines: int, timeout: float) -> dict[str, Any]:
     from django.db.models import Count, Sum
 
+    from jobs.domain.logs import task_log_text
     from jobs.models import TaskExecution, TaskLogChunk
-    from jobs.queen.logs import task_log_text
 
     cluster = world.cluster
     pids = cluster.pids()

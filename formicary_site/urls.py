@@ -15,7 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("jobs.api.urls")),
     path("api/", include("artifacts.urls")),
-    path("api/", include("ants.urls")),
+    path("api/", include("ants.web.urls")),
     path("api/", include("orgs.api_urls")),
     path("health", health, name="health"),
     path("api/health", health, name="api-health"),  # the reference's path

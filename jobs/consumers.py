@@ -13,9 +13,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from jobs.domain.logs import task_log_lines
+from jobs.domain.messaging import get_transport
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen.logs import task_log_lines
-from jobs.queen.messaging import get_transport
 from jobs.states import TASK_TERMINAL
 from orgs.scoping import for_user
 

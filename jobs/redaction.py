@@ -1,6 +1,6 @@
 """Secret values never leave through the API, the UI or events: task outputs are masked before
 they are shown, and error texts are masked before they are stored (the queen's doors in
-``jobs/queen/transitions.py`` call ``redact_errors``)."""
+``jobs/domain/transitions.py`` call ``redact_errors``)."""
 
 from collections.abc import Iterable
 from typing import Any

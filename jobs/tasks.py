@@ -8,9 +8,9 @@ from celery import shared_task
 from django.conf import settings
 
 from jobs.definition.notify_rules import Notice
+from jobs.domain.specs import graph_of
 from jobs.models import JobRequest
 from jobs.outbound import escalations, metrics, notifications, runner, webhooks
-from jobs.queen.specs import graph_of
 from jobs.services import retention
 
 log = logging.getLogger(__name__)

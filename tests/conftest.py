@@ -87,7 +87,7 @@ def anon_api(db):  # type: ignore[no-untyped-def]
 def use_transport() -> Iterator[Callable[["Transport"], "Transport"]]:
     """Installs a transport as the process-wide one (what the API, the consumers and the queen's
     helpers get from ``get_transport()``); closed and forgotten after the test. Returns it."""
-    from jobs.queen import messaging
+    from jobs.domain import messaging
 
     yield messaging.set_transport
     messaging.reset_transport()

@@ -27,7 +27,7 @@ def sources() -> list[Path]:
 
 def product_names(tree: ast.Module) -> set[str]:
     """Names a file binds to product modules or their members (``from jobs.queen import
-    messaging``, ``import ants.api``, ``import jobs.queen.events as events``)."""
+    messaging``, ``import ants.web.api``, ``import jobs.domain.events as events``)."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -76,7 +76,7 @@ def private_writes(tree: ast.Module, product: set[str]) -> Iterator[tuple[int, s
             if (func == "setattr" or func.endswith(".setattr")) and named and root_name(obj) in product:
                 yield node.lineno, f"{func}({ast.unparse(obj)}, {name.value!r}, ...)"
         if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(".setattr") and node.args:
-            dotted = node.args[0]  # monkeypatch.setattr("jobs.queen.messaging._transport", ...)
+            dotted = node.args[0]  # monkeypatch.setattr("jobs.domain.messaging._transport", ...)
             if isinstance(dotted, ast.Constant) and isinstance(dotted.value, str) and "." in dotted.value:
                 parts = dotted.value.split(".")
                 if parts[0] in PRODUCT and any(is_private(p) for p in parts):
@@ -148,10 +148,10 @@ def test_no_test_asserts_on_elapsed_time() -> None:
     "source",
     [
         "from jobs.queen import messaging\nmessaging._transport = object()\n",
-        "import jobs.queen.messaging as m\nm._transport = None\n",
-        "import ants.api\nants.api._cache = {}\n",
+        "import jobs.domain.messaging as m\nm._transport = None\n",
+        "import ants.web.api\nants.web.api._cache = {}\n",
         "from jobs.queen import events\ndef f(monkeypatch):\n    monkeypatch.setattr(events, '_GAP', 0)\n",
-        "def f(monkeypatch):\n    monkeypatch.setattr('jobs.queen.messaging._transport', None)\n",
+        "def f(monkeypatch):\n    monkeypatch.setattr('jobs.domain.messaging._transport', None)\n",
     ],
 )
 def test_the_private_name_guard_catches(source: str) -> None:
@@ -216,7 +216,7 @@ def is_product_module(dotted: str) -> bool:
 
 
 def product_modules(tree: ast.Module) -> set[str]:
-    """Names a file binds to product modules (``import jobs.queen.events`` binds ``jobs``,
+    """Names a file binds to product modules (``import jobs.domain.events`` binds ``jobs``,
     ``from jobs.queen import events`` binds ``events``), not to their classes or functions."""
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -255,8 +255,8 @@ def test_no_test_reads_a_private_name_of_a_product_module() -> None:
     [
         "from jobs.queen import events\nwith events._sender._cond:\n    pass\n",
         "from formicary_site import inserts\ninserts._statement.cache_clear()\n",
-        "import jobs.queen.events\nx = jobs.queen.events._QueenWaker.GAP_SECS\n",
-        "import jobs.queen.events as ev\nev._waker.wake()\n",
+        "import jobs.domain.events\nx = jobs.domain.events._QueenWaker.GAP_SECS\n",
+        "import jobs.domain.events as ev\nev._waker.wake()\n",
         "from jobs.queen import events\ngetattr(events, '_sender')\n",
     ],
 )
@@ -272,7 +272,7 @@ def test_the_private_read_guard_catches(source: str) -> None:
         "from jobs.models import JobRequest\nJobRequest._meta.get_field('id')\n",  # a class, not a module
         "from ants.worker import AntWorker\nAntWorker(c, t)._log_buf\n",
         "from psycopg import _queries\n_queries._query2pg_client.cache_info()\n",
-        "import jobs.queen.events\njobs.queen.events.__name__\n",
+        "import jobs.domain.events\njobs.domain.events.__name__\n",
     ],
 )
 def test_the_private_read_guard_lets_pass(source: str) -> None:

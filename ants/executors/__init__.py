@@ -20,7 +20,7 @@ from ants.executors.base import (
 
 
 def _websocket_executor(config: Any) -> Executor:
-    # Per-connection executors are created by ants.consumers; a plain ant only says where to go.
+    # Per-connection executors are created by ants.web.consumers; a plain ant only says where to go.
     from ants.executors.websocket import WebsocketExecutor
 
     return WebsocketExecutor(config)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ants.protocol import STATUS_COMPLETED, TaskRequest
+from ants.methods import HTTP_METHODS
+from ants.protocol import STATUS_COMPLETED, TaskOutcome, TaskRequest
 
 # Names treated as secret even when the queen did not list them (see DESIGN "Rules").
 SECRET_NAME_RE = re.compile(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY", re.IGNORECASE)
@@ -45,21 +46,8 @@ class ExecutionContext:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
 
-@dataclass
-class ExecutionResult:
-    status: str = STATUS_COMPLETED
-    exit_code: str | None = None
-    exit_message: str = ""
-    error_code: str = ""
-    error_message: str = ""
-    failed_command: str = ""
-    task_context: dict[str, Any] = field(default_factory=dict)
-    stdout: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    cost_factor: float = 0.0
-    # Filled by executors or the worker's after_execute hook (artifact upload comes later).
-    job_context: dict[str, Any] = field(default_factory=dict)
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
+# What an executor returns is the outcome part of the TaskResponse, declared once in the protocol.
+ExecutionResult = TaskOutcome
 
 
 class Executor(Protocol):
@@ -76,12 +64,7 @@ ExecutorFactory = Callable[[Any], Executor]
 # kubernetes) only breaks tasks of that method. Later modules plug in with register_executor().
 _LAZY: dict[str, str] = {
     "SHELL": "ants.executors.shell:ShellExecutor",
-    "HTTP_GET": "ants.executors.http:HttpExecutor",
-    "HTTP_POST_FORM": "ants.executors.http:HttpExecutor",
-    "HTTP_POST_JSON": "ants.executors.http:HttpExecutor",
-    "HTTP_PUT_FORM": "ants.executors.http:HttpExecutor",
-    "HTTP_PUT_JSON": "ants.executors.http:HttpExecutor",
-    "HTTP_DELETE": "ants.executors.http:HttpExecutor",
+    **dict.fromkeys(HTTP_METHODS, "ants.executors.http:HttpExecutor"),
     "DOCKER": "ants.executors.docker:DockerExecutor",
     "KUBERNETES": "ants.executors.kubernetes:KubernetesExecutor",
 }

@@ -1,7 +1,7 @@
 """WEBSOCKET executor: a task is forwarded to a websocket client (a browser, a script) and finished
 by its answer.
 
-One ``WebsocketExecutor`` serves one open socket (see ``ants/consumers.py``, which runs an
+One ``WebsocketExecutor`` serves one open socket (see ``ants/web/consumers.py``, which runs an
 ``AntWorker`` per connection with this executor for method WEBSOCKET). The worker thread calls
 ``execute``: the request goes to the client as ``{"type": "task", ...TaskRequest fields}`` and the
 thread waits until

@@ -4,6 +4,8 @@
 semantics; see ``ants.messaging.base`` for the stream layout.
 """
 
+from typing import Any
+
 from ants.messaging.base import Delivery, Transport, TransportClosed
 from ants.messaging.inprocess import InProcessTransport
 
@@ -23,4 +25,22 @@ def transport_from_url(url: str | None, prefix: str = "formicary", message_key: 
     return RedisStreamsTransport(url, prefix=prefix, sealer=sealer)
 
 
-__all__ = ["Delivery", "InProcessTransport", "Transport", "TransportClosed", "transport_from_url"]
+def transport_from_settings(settings: Any, url: str | None = None, prefix: str | None = None) -> Transport:
+    """The deployment's transport from a Django-like settings object (``REDIS_URL``,
+    ``FORMICARY_REDIS_PREFIX``, ``FORMICARY_MESSAGE_KEY``): what the web, the queens and an ant
+    build alike. An ant may name its own Redis and prefix (its config wins)."""
+    return transport_from_url(
+        url or settings.REDIS_URL,
+        prefix=prefix or settings.FORMICARY_REDIS_PREFIX,
+        message_key=settings.FORMICARY_MESSAGE_KEY,
+    )
+
+
+__all__ = [
+    "Delivery",
+    "InProcessTransport",
+    "Transport",
+    "TransportClosed",
+    "transport_from_settings",
+    "transport_from_url",
+]

@@ -25,7 +25,7 @@ from jobs.api.serializers import (
 )
 from jobs.definition.dot import to_dot
 from jobs.definition.lint import shell_warnings
-from jobs.queen.specs import graph_spec
+from jobs.domain.specs import graph_spec
 from jobs.services import definitions as services
 from orgs.crypto import REDACTED
 

@@ -24,10 +24,10 @@ from jobs.api.request_serializers import (
     TaskExecutionSerializer,
 )
 from jobs.definition.dot import to_dot
+from jobs.domain.logs import task_log_text
+from jobs.domain.specs import graph_spec
 from jobs.fan_out_selectors import fan_out_counts
 from jobs.models import JobDefinition, JobRequest
-from jobs.queen.logs import task_log_text
-from jobs.queen.specs import graph_spec
 from jobs.redaction import redact, secret_values
 from jobs.services import rate_limits
 from jobs.services.control import TaskNotRunning

@@ -9,31 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ants import methods as task_methods
+
 from .errors import Problem
 
 DEFAULT_METHOD = "KUBERNETES"  # the reference's default when a task names no method
 
-# Every method the reference accepts (internal/types/task_method.go).
-METHODS = frozenset(
-    {
-        "KUBERNETES",
-        "DOCKER",
-        "SHELL",
-        "HTTP_GET",
-        "HTTP_POST_FORM",
-        "HTTP_POST_JSON",
-        "HTTP_PUT_FORM",
-        "HTTP_PUT_JSON",
-        "HTTP_DELETE",
-        "WEBSOCKET",
-        "MESSAGING",
-        "FORK_JOB",
-        "AWAIT_FORKED_JOB",
-        "EXPIRE_ARTIFACTS",
-        "MANUAL",
-    }
-)
-HTTP_METHODS = frozenset(m for m in METHODS if m.startswith("HTTP_"))
+METHODS = task_methods.METHODS  # every method the reference accepts, one list for queen and ants
+HTTP_METHODS = frozenset(task_methods.HTTP_METHODS)
 
 # Targets that are not task names. EXECUTING / RESTART_* / PAUSE_JOB are actions, not graph edges.
 STATE_TARGETS = frozenset({"COMPLETED", "FAILED", "FATAL"})

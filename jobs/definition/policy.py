@@ -1,7 +1,7 @@
 """What follows a task's end, as one pure function: ``decide(snapshot) -> Decision``.
 
 The queen reads a ``TaskEnd`` snapshot (the finished task, its job's graph and counters, the error
-rule its failure matched) and carries out the ``Decision`` through ``jobs.queen.transitions``;
+rule its failure matched) and carries out the ``Decision`` through ``jobs.domain.transitions``;
 every rule about next tasks, retries, repeats, restarts, pauses, ``always_run`` tasks, job
 retries and the job's end lives here and in ``dag.next_step`` (the reference's next-task
 lookup), nowhere else.

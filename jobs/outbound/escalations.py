@@ -1,15 +1,15 @@
 """The escalation mail of a manual approval whose SLA deadline passed with ``timeout_action:
-ESCALATE`` (jobs/queen/approvals.py records the escalation, a Celery task sends this)."""
+ESCALATE`` (jobs/domain/approvals.py records the escalation, a Celery task sends this)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 
+from jobs.domain import approvals
+from jobs.domain.specs import graph_of, task_of
 from jobs.models import ApprovalReview
 from jobs.outbound.notifications import NotSent
-from jobs.queen import approvals
-from jobs.queen.specs import graph_of, task_of
 
 
 def send(review_id: int) -> None:

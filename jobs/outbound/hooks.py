@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 
 from django.db import close_old_connections
 
+from jobs.domain.specs import graph_of
 from jobs.models import JobRequest, TaskExecution
 from jobs.outbound import metrics, runner
-from jobs.queen.specs import graph_of
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 from django.conf import settings
 
 from jobs.definition.model import JobSpec, TaskSpec
+from jobs.domain import context, specs
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import context, specs
 from jobs.states import JobState, TaskState
 
 

@@ -4,7 +4,7 @@ EXECUTING answers are one statement per attempt number. Final answers are applie
 answer per task and per request in each, so two answers of one job never decide on the same
 snapshot), each round in one transaction: the tasks are loaded and locked in one query,
 finished in one statement, and what follows each is decided by the pure policy
-(``jobs.definition.policy``) and carried out by ``jobs.queen.follow`` (the common decisions, the
+(``jobs.definition.policy``) and carried out by ``jobs.domain.follow`` (the common decisions, the
 next task and the job's end, written for the whole round at once).
 """
 
@@ -21,17 +21,18 @@ from artifacts import services as artifact_services
 from jobs.definition import policy
 from jobs.definition.fanout import INSTANCE_INFIX, step_of
 from jobs.definition.model import JobSpec, TaskSpec
+from jobs.domain import fanouts, follow, transitions
+from jobs.domain.specs import graph_of, task_of
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import error_codes, fanouts, follow, transitions
+from jobs.queen import error_codes
 from jobs.queen.compiled import CompiledLoad
-from jobs.queen.specs import graph_of, task_of
 from jobs.redaction import redact_errors
 from jobs.states import JobState, TaskState
 
 log = logging.getLogger(__name__)
 
 # The columns applying an answer reads (loading four models' every column was most of a pass's
-# time); the definition comes from jobs.queen.specs.graph_of, read once per version.
+# time); the definition comes from jobs.domain.specs.graph_of, read once per version.
 _E, _R = "job_execution__", "job_execution__job_request__"
 _TASK = ("id", "organization_id", "job_execution", "task_type", "method", "task_state", "attempt", "ant_id")
 ANSWER_COLUMNS = (

@@ -22,14 +22,15 @@ from artifacts import services as artifact_services
 from artifacts.models import Artifact
 from jobs.definition.errors import DefinitionError, TemplateError
 from jobs.definition.model import TaskSpec
+from jobs.domain import fanouts, follow, transitions
+from jobs.domain.context import secrets_and_values_many, template_data_of
+from jobs.domain.rules import JOB_RUNNING_VALUES, QUEEN_ANT, QUEEN_METHODS, method_of
+from jobs.domain.sends import Outbox, task_request
+from jobs.domain.specs import definition_text, graph_of, graph_spec, is_static, task_of
 from jobs.models import JobConfig, JobExecution, JobRequest, JobRequestParam, TaskExecution
-from jobs.queen import fanouts, follow, leases, queen_tasks, transitions
+from jobs.queen import leases, queen_tasks
 from jobs.queen.compiled import Compiled, CompiledLoad
-from jobs.queen.context import secrets_and_values_many, template_data_of
 from jobs.queen.parts import QueenParts
-from jobs.queen.rules import JOB_RUNNING_VALUES, QUEEN_ANT, QUEEN_METHODS, method_of
-from jobs.queen.sends import Outbox, task_request
-from jobs.queen.specs import definition_text, graph_of, graph_spec, is_static, task_of
 from jobs.states import JobState, TaskState
 from orgs.models import OrgConfig, UserConfig
 

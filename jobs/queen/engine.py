@@ -19,25 +19,16 @@ from django.utils import timezone
 
 from ants.messaging.base import Transport
 from ants.protocol import TaskResponse
+from jobs.domain import approvals, fanouts, follow, transitions
+from jobs.domain.rules import HEAVY_TASK_FIELDS, JOB_RUNNING_VALUES, QUEEN_ANT, RUNNING
+from jobs.domain.sends import cancel_on_ants
+from jobs.domain.specs import graph_of, task_of
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen import (
-    answers,
-    approvals,
-    dispatch,
-    fanouts,
-    follow,
-    queen_tasks,
-    starts,
-    transitions,
-    waiting,
-)
+from jobs.queen import answers, dispatch, queen_tasks, starts, waiting
 from jobs.queen.compiled import Compiled
 from jobs.queen.parts import QueenParts
 from jobs.queen.render_pool import RenderPool
 from jobs.queen.resources import ResourceManager
-from jobs.queen.rules import HEAVY_TASK_FIELDS, JOB_RUNNING_VALUES, QUEEN_ANT, RUNNING
-from jobs.queen.sends import cancel_on_ants
-from jobs.queen.specs import graph_of, task_of
 from jobs.queen.waiting import TaskWaits
 from jobs.states import JobState, TaskState
 from orgs import usage
@@ -176,7 +167,7 @@ class Engine:
         return queen_tasks.check_awaits() + fanouts.check_children()
 
     def check_approval_deadlines(self) -> int:
-        """MANUAL tasks past their SLA deadline: the policy's timeout action (jobs.queen.approvals)."""
+        """MANUAL tasks past their SLA deadline: the policy's timeout action (jobs.domain.approvals)."""
         return approvals.check_deadlines()
 
     def resume_due(self) -> int:

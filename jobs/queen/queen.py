@@ -16,7 +16,8 @@ from django.db import close_old_connections, connections
 
 from ants.messaging.base import Transport
 from ants.protocol import STATUS_EXECUTING
-from jobs.queen import events, leases
+from jobs.domain import events
+from jobs.queen import leases
 from jobs.queen.cron import CronScheduler
 from jobs.queen.engine import ACK_TIMEOUT_SECS, DISPATCH_LIMIT, Engine, prepare
 from jobs.queen.leader import Lease

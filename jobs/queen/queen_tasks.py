@@ -5,10 +5,10 @@ from django.db import transaction
 
 from artifacts import services as artifact_services
 from jobs.definition.model import TaskSpec
+from jobs.domain import follow, forks, transitions
+from jobs.domain.rules import QUEEN_ANT
+from jobs.domain.specs import graph_spec, task_of
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import follow, forks, transitions
-from jobs.queen.rules import QUEEN_ANT
-from jobs.queen.specs import graph_spec, task_of
 from jobs.states import TaskState
 
 AWAITING_METHODS = ("AWAIT_FORKED_JOB", "FORK_JOB")  # EXECUTING on the queen: waiting for children

@@ -24,7 +24,7 @@ from typing import Any
 from jobs.definition.errors import DefinitionError, DefinitionLimitError, Problem, TemplateError
 from jobs.definition.model import JobSpec
 from jobs.definition.template import budget
-from jobs.queen.specs import rendered_for_task
+from jobs.domain.specs import rendered_for_task
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,14 @@ from jobs.definition import dag
 from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.template import budget
+from jobs.domain import transitions
+from jobs.domain.context import secrets_and_values, secrets_and_values_many, template_data, template_data_of
+from jobs.domain.rules import QUEEN_METHODS, method_of
+from jobs.domain.specs import graph_spec, is_static, rendered_spec, task_of
 from jobs.models import JobRequest
-from jobs.queen import transitions, waiting
-from jobs.queen.context import secrets_and_values, secrets_and_values_many, template_data, template_data_of
+from jobs.queen import waiting
 from jobs.queen.parts import QueenParts
 from jobs.queen.render_pool import FAST_STEPS
-from jobs.queen.rules import QUEEN_METHODS, method_of
-from jobs.queen.specs import graph_spec, is_static, rendered_spec, task_of
 from jobs.states import JobState
 
 

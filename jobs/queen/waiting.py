@@ -8,9 +8,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from jobs.definition.fanout import INSTANCE_INFIX, step_of
+from jobs.domain import transitions
+from jobs.domain.rules import JOB_RUNNING_VALUES
 from jobs.models import JobDefinition, JobRequest
-from jobs.queen import transitions
-from jobs.queen.rules import JOB_RUNNING_VALUES
 from jobs.states import JobState
 
 # Past this many remembered tasks (cancelled while waiting, they leave entries) the memory restarts.

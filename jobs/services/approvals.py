@@ -1,6 +1,6 @@
 """People's reviews of MANUAL tasks: who may review, recording each decision with who and when,
 and ending the task once the policy (``jobs.definition.approvals``) decides. The API and the web
-page call these; the queen's side (``jobs.queen.approvals``) carries the outcome out."""
+page call these; the queen's side (``jobs.domain.approvals``) carries the outcome out."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -10,9 +10,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from jobs.definition.approvals import APPROVED, REJECTED, Review, decide, may_review
+from jobs.domain import approvals as queen_approvals
+from jobs.domain.specs import graph_of, task_of
 from jobs.models import ApprovalReview, JobRequest, TaskExecution
-from jobs.queen import approvals as queen_approvals
-from jobs.queen.specs import graph_of, task_of
 from jobs.states import JobState, TaskState
 from orgs import audit
 

@@ -1,5 +1,5 @@
 """User control of work: cancel, pause, resume, restart and trigger. Whether a request may make
-the move is the transitions table's answer (``jobs.queen.transitions``), not checked again here."""
+the move is the transitions table's answer (``jobs.domain.transitions``), not checked again here."""
 
 import contextlib
 import functools
@@ -7,11 +7,11 @@ import functools
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 
+from jobs.domain import follow, transitions
+from jobs.domain.messaging import get_transport
+from jobs.domain.sends import cancel_on_ants
+from jobs.domain.specs import graph_spec, task_of
 from jobs.models import JobDefinition, JobRequest, TaskExecution
-from jobs.queen import follow, transitions
-from jobs.queen.messaging import get_transport
-from jobs.queen.sends import cancel_on_ants
-from jobs.queen.specs import graph_spec, task_of
 from jobs.states import JOB_TERMINAL, JobState, TaskState
 
 

@@ -11,8 +11,8 @@ from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from jobs import fastsql, selectors
+from jobs.domain import events
 from jobs.models import JobDefinition, JobRequest, JobRequestParam
-from jobs.queen import events
 from orgs import audit, usage
 from orgs.crypto import is_secret_name, short_secret_problem
 

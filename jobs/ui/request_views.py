@@ -8,8 +8,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from jobs import selectors
+from jobs.domain.logs import task_log_text
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen.logs import task_log_text
 from jobs.services.request_actions import request_act, task_cancel
 from jobs.ui.request_page import page_state
 from jobs.ui.views import _org_id, member_required

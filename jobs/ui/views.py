@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from ants import selectors as ant_selectors
+from ants.web import selectors as ant_selectors
 from artifacts.models import Artifact
 from formicary_site.error_views import post_only
 from jobs import selectors
@@ -28,8 +28,8 @@ from jobs.consumers import request_snapshot
 from jobs.definition.dot import to_dot
 from jobs.definition.durations import format_duration
 from jobs.definition.template_vars import template_variables
+from jobs.domain.specs import graph_spec
 from jobs.models import JobDefinition, JobRequest, TaskExecution
-from jobs.queen.specs import graph_spec
 from jobs.services import rate_limits
 from jobs.services.definitions import (
     definition_set_disabled,

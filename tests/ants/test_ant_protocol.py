@@ -222,3 +222,13 @@ def test_fuzz_mutated_json_is_valid_or_protocol_error(msg) -> None:
         assert isinstance(result, cls)
         # Whatever decoded must encode again.
         cls.from_json(result.to_json())
+
+
+def test_an_executors_result_is_the_body_of_the_response() -> None:
+    from ants.executors.base import ExecutionResult
+    from ants.protocol import TaskOutcome
+
+    assert ExecutionResult is TaskOutcome  # declared once: the response carries it field by field
+    result = ExecutionResult(status="FAILED", exit_code="3", warnings=["w"], job_context={"j": 1})
+    resp = TaskResponse(task_execution_id=1, job_request_id=2, **result.outcome())
+    assert TaskResponse.from_json(resp.to_json()).outcome() == result.outcome()

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ants.messaging import InProcessTransport
+from jobs.domain import events
 from jobs.models import JobRequest
-from jobs.queen import events
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit, requests_submit
 

@@ -218,7 +218,7 @@ def test_stored_lines_keep_their_stream(alice, running, transport):  # type: ign
     """The queen stores each line's stream with it: a finished log served from storage styles
     stderr and the echoed commands as the live one did (chunks from before keep all stdout)."""
     from ants.messaging.base import Delivery
-    from jobs.queen.logs import store_lines
+    from jobs.domain.logs import store_lines
 
     sent = [("system", "$ make"), ("stdout", "building"), ("stderr", "warning: a\ntwo-line warning"),
             ("stdout", "done")]  # fmt: skip

@@ -13,7 +13,7 @@ from channels.testing.websocket import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 
 from jobs import fastsql
-from jobs.queen import events
+from jobs.domain import events
 from jobs.routing import websocket_urlpatterns
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit

@@ -10,8 +10,8 @@ from ants.config import AntConfig
 from ants.messaging.base import Transport
 from ants.worker import AntWorker
 from artifacts.storage import ant_store
+from jobs.domain.logs import LogWriter
 from jobs.models import JobRequest
-from jobs.queen.logs import LogWriter
 from jobs.queen.queen import Queen
 from jobs.states import JOB_TERMINAL
 

@@ -10,8 +10,9 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from jobs.definition.model import TaskSpec
+from jobs.domain import transitions
 from jobs.models import JobRequest, JobResource, JobResourceUse, TaskExecution
-from jobs.queen import leases, transitions
+from jobs.queen import leases
 from jobs.services.requests import request_submit
 from jobs.states import TaskState
 from tests.conftest import upload

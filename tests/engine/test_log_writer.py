@@ -10,8 +10,8 @@ import pytest
 
 from ants.messaging.base import Delivery
 from ants.protocol import LogLine
-from jobs.queen import logs
-from jobs.queen.logs import READ_COUNT, LogWriter
+from jobs.domain import logs
+from jobs.domain.logs import READ_COUNT, LogWriter
 
 
 class Script:

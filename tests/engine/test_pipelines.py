@@ -8,8 +8,8 @@ import pytest
 
 from ants.messaging import InProcessTransport
 from ants.protocol import STATUS_COMPLETED, STATUS_EXECUTING, STATUS_FAILED, AntRegistration, TaskResponse
+from jobs.domain.context import secrets_and_values_many
 from jobs.models import JobConfig, JobRequest, TaskExecution
-from jobs.queen.context import secrets_and_values_many
 from jobs.queen.engine import Engine
 from jobs.queen.resources import ResourceManager
 from jobs.services.definitions import definition_upload

@@ -15,10 +15,10 @@ from django.test.utils import CaptureQueriesContext
 
 from ants.messaging import InProcessTransport
 from ants.protocol import STATUS_COMPLETED, STATUS_EXECUTING, AntRegistration, TaskResponse
+from jobs.domain.specs import graph_of
 from jobs.models import JobRequest, TaskExecution
 from jobs.queen.engine import Engine
 from jobs.queen.resources import ResourceManager
-from jobs.queen.specs import graph_of
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 

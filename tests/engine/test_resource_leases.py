@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from jobs.domain.logs import task_log_text
 from jobs.models import JobRequest, JobResourceUse, TaskExecution
-from jobs.queen.logs import task_log_text
 from jobs.states import JOB_TERMINAL
 from tests.conftest import upload
 from tests.engine.conftest import Cluster

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from jobs.domain.logs import task_log_text
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen.logs import task_log_text
 from jobs.services.control import request_cancel
 from jobs.services.requests import request_submit
 from tests.conftest import upload

@@ -5,8 +5,8 @@ task ends CANCELLED, and the job follows its on_failed path (or fails), never re
 import time
 
 from ants.protocol import STATUS_COMPLETED, TaskResponse
+from jobs.domain.messaging import get_transport
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen.messaging import get_transport
 from tests.engine.harness import wait_for_state
 from tests.engine.test_control import define, lines, submit, wait_until
 

@@ -6,9 +6,9 @@ from itertools import product
 
 import pytest
 
+from jobs.domain import transitions
+from jobs.domain.transitions import MOVES, TransitionRefused
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import transitions
-from jobs.queen.transitions import MOVES, TransitionRefused
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 from jobs.states import JobState, TaskState

@@ -71,7 +71,7 @@ async def exchange(comm: WebsocketCommunicator, sequence: list[tuple[str, Any]])
        rest=st.lists(frames, max_size=4))  # fmt: skip
 @settings(settings.get_profile("formicary-fuzz"))
 def test_ant_consumer_answers_every_frame(fuzz_world, first, rest):  # type: ignore[no-untyped-def]
-    from ants.routing import websocket_urlpatterns
+    from ants.web.routing import websocket_urlpatterns
 
     comm = WebsocketCommunicator(
         URLRouter(websocket_urlpatterns), "/ws/ants",

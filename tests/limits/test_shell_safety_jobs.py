@@ -2,8 +2,8 @@
 
 import time
 
+from jobs.domain.logs import task_log_text
 from jobs.models import TaskExecution
-from jobs.queen.logs import task_log_text
 from tests.conftest import upload
 from tests.engine.harness import wait_for_state
 

@@ -13,8 +13,8 @@ import pytest
 from ants.config import AntConfig
 from ants.messaging import InProcessTransport
 from ants.worker import AntWorker
+from jobs.domain.logs import task_log_text
 from jobs.models import JobRequest, TaskExecution
-from jobs.queen.logs import task_log_text
 from jobs.services.requests import request_submit
 from tests.conftest import upload
 from tests.engine.harness import Harness, wait_for_state

@@ -9,8 +9,8 @@ from django.apps import apps
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from jobs.domain.context import secrets_and_values
 from jobs.models import JobRequest
-from jobs.queen.context import secrets_and_values
 from orgs import roles, services
 from orgs.models import ApiToken, AuditRecord, Organization, Subscription, User
 from tests.conftest import upload

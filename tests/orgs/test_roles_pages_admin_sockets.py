@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.test import Client
 
-from ants.consumers import authenticate
+from ants.web.consumers import authenticate
 from jobs.consumers import request_snapshot
 from jobs.models import JobDefinition, JobRequest
 from jobs.services.definitions import definition_upload

@@ -2,13 +2,13 @@
 
 The queen does not create instances here: the rows are inserted as the fan-out engine stores
 them (``fan_out_of`` the step, ``fan_out_index`` the item, ``task_type`` ``<step>-fo-<i>``), and
-every state change after that goes through ``jobs.queen.transitions`` like the queen's own."""
+every state change after that goes through ``jobs.domain.transitions`` like the queen's own."""
 
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.domain import transitions
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import transitions
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 from jobs.states import TaskState

@@ -1,6 +1,6 @@
 """Parallel work in a real browser (Debian's chromium through Playwright): a fan-out step drawn
 with its instances and their states, moving live as instances change state through
-``jobs.queen.transitions`` and the events socket, and the timeline where overlapping tasks and
+``jobs.domain.transitions`` and the events socket, and the timeline where overlapping tasks and
 instances show as overlapping bars.
 
 The web server runs in a thread with Channels and the in-process transport but no queen: the
@@ -18,8 +18,8 @@ import pytest
 from django.utils import timezone
 
 from ants.messaging import InProcessTransport
+from jobs.domain import transitions
 from jobs.models import TaskExecution
-from jobs.queen import transitions
 from jobs.states import TaskState
 from tests.conftest import free_port
 from tests.ui.browser_kit import PHONE, open_page, page_overflow

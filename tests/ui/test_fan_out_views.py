@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from jobs.domain import transitions
 from jobs.fan_out_selectors import CHIPS, fan_out_counts, fan_out_groups
-from jobs.queen import transitions
 from jobs.states import TaskState
 from tests.ui.fan_out_world import fan_out_request, finish, start
 

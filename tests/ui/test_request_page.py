@@ -363,8 +363,8 @@ def test_a_200000_line_log_stays_small_in_the_dom(page, alice):  # type: ignore[
     """200,000 lines published on the log transport as an ant streams them (a SHELL ant printing
     them in this threaded harness starves its own heartbeat on a 2-core machine)."""
     from ants.protocol import LogLine
-    from jobs.queen import messaging
-    from jobs.queen.logs import task_log_text
+    from jobs.domain import messaging
+    from jobs.domain.logs import task_log_text
 
     lines = 200_000
     definition_upload(org_id=alice.org_id, user=alice.user, text=SLOW.replace("sleep 60", "sleep 2"))

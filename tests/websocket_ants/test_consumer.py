@@ -11,11 +11,11 @@ from channels.testing.websocket import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
-from ants.consumers import CLOSE_UNAUTHENTICATED, _connected
 from ants.executors.base import ExecutionContext
 from ants.executors.websocket import ERR_WRONG_ORGANIZATION, WebsocketExecutor
 from ants.protocol import TaskRequest
-from ants.routing import websocket_urlpatterns
+from ants.web.consumers import CLOSE_UNAUTHENTICATED, _connected
+from ants.web.routing import websocket_urlpatterns
 from orgs.models import ApiToken
 
 pytestmark = pytest.mark.django_db(transaction=True)

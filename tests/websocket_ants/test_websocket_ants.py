@@ -136,7 +136,7 @@ def survivor_id(member, index: int) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_worker_stops_when_the_socket_closes(web_cluster, alice):
-    from ants.consumers import _connected
+    from ants.web.consumers import _connected
 
     ws = web_cluster.ant(alice.token, "short-lived", ["web"])
     ant_id = f"ws-{alice.org_id}-short-lived"

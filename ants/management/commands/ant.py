@@ -7,12 +7,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ants.artifact_hooks import install_artifact_hooks
+from ants.artifact_store import config_from_settings, store_from_config
 from ants.config import AntConfig, ConfigError
 from ants.containers import install_container_handlers
-from ants.messaging import transport_from_url
+from ants.messaging import transport_from_settings
 from ants.messaging.sealing import DERIVED_KEY_PREFIX
 from ants.worker import AntWorker
-from artifacts.storage import ant_store
 
 
 class Command(BaseCommand):
@@ -44,22 +44,21 @@ class Command(BaseCommand):
             config = config.with_overrides(**overrides)
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
-        url = config.redis_url or settings.REDIS_URL
-        if not url:
+        if not (config.redis_url or settings.REDIS_URL):
             raise CommandError("an ant needs Redis: set REDIS_URL (or use 'manage.py standalone')")
         # FORMICARY_ANT_PREFIX (config.prefix) wins; else the deployment's FORMICARY_REDIS_PREFIX
-        prefix = config.prefix if os.environ.get("FORMICARY_ANT_PREFIX") else settings.FORMICARY_REDIS_PREFIX
+        prefix = config.prefix if os.environ.get("FORMICARY_ANT_PREFIX") else None
         # FORMICARY_MESSAGE_KEY: the deployment secret or this ant's own key (manage.py message_key)
         key = settings.FORMICARY_MESSAGE_KEY
         if key.startswith(DERIVED_KEY_PREFIX) and not key.startswith(f"{DERIVED_KEY_PREFIX}{config.ant_id}:"):
             raise CommandError(f"FORMICARY_MESSAGE_KEY is the key of another ant, not of {config.ant_id}")
-        transport = transport_from_url(url, prefix=prefix, message_key=key)
+        transport = transport_from_settings(settings, url=config.redis_url, prefix=prefix)
         self.stdout.write(f"ant {config.ant_id}: methods {' '.join(config.methods)}, tags {' '.join(config.tags)}, "
                           f"concurrency {config.concurrency}")  # fmt: skip
         try:
             worker = AntWorker(config, transport)
             # the object store from FORMICARY_S3_* (or the local data folder), as the web server uses
-            install_artifact_hooks(worker, ant_store())
+            install_artifact_hooks(worker, store_from_config(config_from_settings(settings)))
             install_container_handlers(worker)  # LIST/TERMINATE_CONTAINER; heartbeats list containers
             worker.run_forever()
         finally:

@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs import fastsql
-from jobs.queen.logs import LogWriter
-from jobs.queen.messaging import get_transport
+from jobs.domain.logs import LogWriter
+from jobs.domain.messaging import get_transport
 from jobs.queen.queen import Queen, default_queen_id
 
 

@@ -16,11 +16,12 @@ from ants.config import AntConfig
 from ants.executors.base import executor_for
 from ants.executors.isolation import closed_folder, task_user_possible
 from ants.executors.shell import ShellExecutor
+from ants.methods import DEFAULT_ANT_METHODS
 from ants.worker import AntWorker
 from artifacts.storage import ant_store
 from formicary_site import data_folder
-from jobs.queen.logs import LogWriter
-from jobs.queen.messaging import get_transport
+from jobs.domain.logs import LogWriter
+from jobs.domain.messaging import get_transport
 from jobs.queen.queen import Queen, share_one_process
 from jobs.services.secrets import secrets_reencrypt
 
@@ -74,8 +75,7 @@ def _work_root() -> Path:
     return work
 
 
-LOCAL_METHODS = ["SHELL", "HTTP_GET", "HTTP_POST_FORM", "HTTP_POST_JSON", "HTTP_PUT_FORM", "HTTP_PUT_JSON",
-                 "HTTP_DELETE", "MESSAGING"]  # fmt: skip
+LOCAL_METHODS = [*DEFAULT_ANT_METHODS, "MESSAGING"]
 
 
 def docker_reachable(timeout: float = 2.0) -> bool:

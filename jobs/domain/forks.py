@@ -95,8 +95,8 @@ def sub_workflow_params(
     """The child's params: ``input_params`` as rendered with the task, or, when the request has
     secret configs or params, rendered again without them (a secret never reaches a child).
     ``extra``: more template data (a fan-out's item)."""
-    from jobs.queen.context import secrets_and_values, template_data
-    from jobs.queen.specs import definition_text, rendered_task
+    from jobs.domain.context import secrets_and_values, template_data
+    from jobs.domain.specs import definition_text, rendered_task
 
     sub = sub_workflow_of(spec)
     if sub is None or not sub.input_params:

@@ -21,9 +21,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs import fastsql
+from jobs.domain import events
 from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.outbound import hooks as outbound
-from jobs.queen import events
 from jobs.redaction import redact_errors
 from jobs.states import JOB_RUNNING, JOB_TERMINAL, TASK_ACTIVE, JobState, TaskState
 

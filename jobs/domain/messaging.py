@@ -5,7 +5,7 @@ import threading
 
 from django.conf import settings
 
-from ants.messaging import Transport, transport_from_url
+from ants.messaging import Transport, transport_from_settings
 
 _transport: Transport | None = None
 _lock = threading.Lock()
@@ -15,11 +15,7 @@ def get_transport() -> Transport:
     global _transport
     with _lock:
         if _transport is None:
-            _transport = transport_from_url(
-                settings.REDIS_URL,
-                prefix=settings.FORMICARY_REDIS_PREFIX,
-                message_key=settings.FORMICARY_MESSAGE_KEY,
-            )
+            _transport = transport_from_settings(settings)
         return _transport
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ants import api
+from ants.web import api
 
 urlpatterns = [
     path("ants", api.AntList.as_view(), name="ants"),

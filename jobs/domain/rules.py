@@ -3,11 +3,10 @@ states count as running, which columns the hot paths never read."""
 
 from django.conf import settings
 
+from ants.methods import QUEEN_METHODS as QUEEN_METHODS  # the queen runs these itself
 from jobs.definition.model import TaskSpec
 from jobs.states import JOB_RUNNING, TaskState
 
-# Methods the queen runs itself instead of sending to an ant.
-QUEEN_METHODS = frozenset({"FORK_JOB", "AWAIT_FORKED_JOB", "EXPIRE_ARTIFACTS", "MANUAL"})
 RUNNING = [TaskState.STARTED.value, TaskState.EXECUTING.value]
 JOB_RUNNING_VALUES = [s.value for s in JOB_RUNNING]
 # The ant id recorded for tasks the queen runs itself.

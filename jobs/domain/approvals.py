@@ -20,10 +20,10 @@ from jobs.definition.approvals import (
     on_deadline,
 )
 from jobs.definition.model import TaskSpec
+from jobs.domain import follow, transitions
+from jobs.domain.specs import graph_of, task_of
 from jobs.models import ApprovalReview, TaskExecution
 from jobs.outbound import runner
-from jobs.queen import follow, transitions
-from jobs.queen.specs import graph_of, task_of
 from jobs.states import TaskState
 
 log = logging.getLogger(__name__)

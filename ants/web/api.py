@@ -17,11 +17,11 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ants import selectors
 from ants.containers import terminate_request
-from ants.serializers import AntSerializer, ContainerSerializer, TerminateAccepted
+from ants.web import selectors
+from ants.web.serializers import AntSerializer, ContainerSerializer, TerminateAccepted
 from formicary_site.api import OrgAPIView, new_paginator
-from jobs.queen.messaging import get_transport
+from jobs.domain.messaging import get_transport
 
 PAGE_PARAMS = [OpenApiParameter("page", int), OpenApiParameter("pageSize", int)]
 

@@ -21,12 +21,12 @@ from django.db import connection, transaction
 from jobs.definition import fanout, policy
 from jobs.definition.error_rules import ErrorRule
 from jobs.definition.model import JobSpec, TaskSpec
+from jobs.domain import follow, forks, transitions
+from jobs.domain.messaging import get_transport
+from jobs.domain.rules import QUEEN_ANT
+from jobs.domain.sends import cancel_on_ants
+from jobs.domain.specs import graph_of, task_of
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import follow, forks, transitions
-from jobs.queen.messaging import get_transport
-from jobs.queen.rules import QUEEN_ANT
-from jobs.queen.sends import cancel_on_ants
-from jobs.queen.specs import graph_of, task_of
 from jobs.states import JOB_TERMINAL, JobState, TaskState
 
 log = logging.getLogger(__name__)

@@ -233,7 +233,7 @@ class AntConsumer(AsyncWebsocketConsumer):
         if problem is not None:
             await self._error(problem)
             return
-        from jobs.queen.messaging import get_transport
+        from jobs.domain.messaging import get_transport
 
         self.executor = WebsocketExecutor(
             config, send=self._send_from_thread, organization_id=str(self.org_id)

@@ -8,8 +8,8 @@ from ants.messaging.base import Transport
 from ants.protocol import ACTION_CANCEL, TaskRequest
 from artifacts import services as artifact_services
 from jobs.definition.model import TaskSpec
+from jobs.domain.rules import QUEEN_ANT, method_of
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen.rules import QUEEN_ANT, method_of
 
 
 @dataclass

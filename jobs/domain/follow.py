@@ -1,6 +1,6 @@
 """Carry out what follows a task's end: build the snapshot the pure policy
 (``jobs.definition.policy.decide``) reads, and apply its decision through
-``jobs.queen.transitions``. No rule lives here: only how each decision is written."""
+``jobs.domain.transitions``. No rule lives here: only how each decision is written."""
 
 import random
 from datetime import timedelta
@@ -11,10 +11,10 @@ from django.utils import timezone
 from jobs.definition import policy
 from jobs.definition.error_rules import ErrorRule
 from jobs.definition.model import JobSpec, TaskSpec
+from jobs.domain import transitions
+from jobs.domain.rules import JOB_RUNNING_VALUES, method_of
+from jobs.domain.specs import task_of
 from jobs.models import JobExecution, JobRequest, TaskExecution
-from jobs.queen import transitions
-from jobs.queen.rules import JOB_RUNNING_VALUES, method_of
-from jobs.queen.specs import task_of
 from jobs.states import JobState, TaskState
 
 # The end of a job may come while it is paused (a task on an ant finished after the pause).
@@ -62,7 +62,7 @@ def after_end(
     request.refresh_from_db(fields=["job_state", "retried", "hard_reset"])
     execution.refresh_from_db(fields=["failed_task_type", "error_code", "error_message"])
     if task.fan_out_of:  # a fan-out instance: its step goes on (fanouts imports this module)
-        from jobs.queen import fanouts
+        from jobs.domain import fanouts
 
         step = fanouts.instance_ended(task, request, execution, graph, state, exit_code, error_code,
                                       error_message, rule)  # fmt: skip

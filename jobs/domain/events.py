@@ -54,7 +54,7 @@ def _wake_queens() -> None:
     """A request submitted in this process (web server, API, cron) wakes the queens of other
     processes at once instead of after their next blocking read times out."""
     try:
-        from jobs.queen.messaging import get_transport
+        from jobs.domain.messaging import get_transport
 
         get_transport().wake_queens()
     except Exception:  # the queens find the request on their next pass anyway
