@@ -150,7 +150,7 @@ def test_no_test_asserts_on_elapsed_time() -> None:
         "from jobs.queen import messaging\nmessaging._transport = object()\n",
         "import jobs.domain.messaging as m\nm._transport = None\n",
         "import ants.web.api\nants.web.api._cache = {}\n",
-        "from jobs.queen import events\ndef f(monkeypatch):\n    monkeypatch.setattr(events, '_GAP', 0)\n",
+        "from jobs.domain import events\ndef f(monkeypatch):\n    monkeypatch.setattr(events, '_GAP', 0)\n",
         "def f(monkeypatch):\n    monkeypatch.setattr('jobs.domain.messaging._transport', None)\n",
     ],
 )
@@ -217,7 +217,7 @@ def is_product_module(dotted: str) -> bool:
 
 def product_modules(tree: ast.Module) -> set[str]:
     """Names a file binds to product modules (``import jobs.domain.events`` binds ``jobs``,
-    ``from jobs.queen import events`` binds ``events``), not to their classes or functions."""
+    ``from jobs.domain import events`` binds ``events``), not to their classes or functions."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -253,11 +253,11 @@ def test_no_test_reads_a_private_name_of_a_product_module() -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        "from jobs.queen import events\nwith events._sender._cond:\n    pass\n",
+        "from jobs.domain import events\nwith events._sender._cond:\n    pass\n",
         "from formicary_site import inserts\ninserts._statement.cache_clear()\n",
         "import jobs.domain.events\nx = jobs.domain.events._QueenWaker.GAP_SECS\n",
         "import jobs.domain.events as ev\nev._waker.wake()\n",
-        "from jobs.queen import events\ngetattr(events, '_sender')\n",
+        "from jobs.domain import events\ngetattr(events, '_sender')\n",
     ],
 )
 def test_the_private_read_guard_catches(source: str) -> None:
@@ -268,7 +268,7 @@ def test_the_private_read_guard_catches(source: str) -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        "from jobs.queen import events\nwith events.together():\n    pass\n",
+        "from jobs.domain import events\nwith events.together():\n    pass\n",
         "from jobs.models import JobRequest\nJobRequest._meta.get_field('id')\n",  # a class, not a module
         "from ants.worker import AntWorker\nAntWorker(c, t)._log_buf\n",
         "from psycopg import _queries\n_queries._query2pg_client.cache_info()\n",

@@ -6,6 +6,8 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+from ants.methods import QUEEN_METHODS
+
 from . import cron, dag, notify_rules
 from .approvals import ApprovalPolicy, PolicyError
 from .errors import Problem
@@ -122,12 +124,7 @@ def _fan_out_of(task: TaskSpec, bad: Callable[[str, str], None]) -> FanOut | Non
         return None
     if task.task_type and len(instance_type(task.task_type, MAX_ITEMS)) > 200:
         bad("a fan-out task's task_type must leave room for its instances' names (at most 190)", "task_type")
-    if fan_out.mode == "task" and task.method in (
-        "FORK_JOB",
-        "AWAIT_FORKED_JOB",
-        "MANUAL",
-        "EXPIRE_ARTIFACTS",
-    ):
+    if fan_out.mode == "task" and task.method in QUEEN_METHODS:
         bad(
             f"a task fan-out runs its instances on ants: {task.method} needs fan_out.fork_job_type", "fan_out"
         )

@@ -115,10 +115,8 @@ tasks:
 
 def test_fail_fast_cancels_running_siblings_and_routes_on_failed(cluster, api, alice):
     define(api, FAIL_FAST)
-    started = time.monotonic()
     request = submit(api, "fan-fail-fast", Shards=json.dumps(["s0", "bad", "s2"]))
-    done = wait_for_state(request.pk, timeout=45)
-    assert time.monotonic() - started < 45  # not the 60 s the siblings would have slept
+    done = wait_for_state(request.pk, timeout=45)  # the siblings would sleep 60 s uncancelled
     rows = instances(done, "shards")
     assert [r.task_state for r in rows] == ["CANCELLED", "FAILED", "CANCELLED"]
     step = step_row(done, "shards")
