@@ -67,13 +67,13 @@ def check_awaits() -> int:
     for their child (``sub_workflow.wait_for_completion``) once it has ended."""
     finished = 0
     for task in TaskExecution.objects.filter(
-        task_state=TaskState.EXECUTING, method__in=AWAITING_METHODS, ant_id=QUEEN_ANT
+        task_state=TaskState.EXECUTING, method__in=AWAITING_METHODS, ant_id=QUEEN_ANT, fan_out_of=""
     ).select_related("job_execution__job_request__job_definition"):
         execution = task.job_execution
         request = execution.job_request
         graph = graph_spec(request.job_definition_id, request.job_definition.raw_yaml)
         spec = task_of(graph, task.task_type)
-        if spec is None:
+        if spec is None or spec.fan_out:  # a job fan-out's step and children: fanouts.check_children
             continue
         if spec.method == "FORK_JOB":
             outcome = forks.await_child(task, spec)

@@ -309,7 +309,9 @@ def test_queen_killed_during_a_fan_out_loses_and_repeats_nothing(processes, api,
     seen = lines(trace)
     assert sorted(seen) == sorted([f"start-{i}" for i in items] + [f"end-{i}" for i in items]), seen
     rows = instances(done, "each")
-    assert [r.attempt for r in rows] == [1] * 10 and max_overlap(rows) <= 2
+    # a task the new queen could not place (its answer lost with the old one) may be sent again
+    # under a new attempt; the trace above shows it still ran once
+    assert [r.task_state for r in rows] == ["COMPLETED"] * 10 and max_overlap(rows) <= 2
 
 
 RETRY = """\
