@@ -2,6 +2,7 @@
 and the job definitions tests read: the project's own (``examples/``) and, only when
 ``FORMICARY_REFERENCE_EXAMPLES`` names their folder, the reference system's."""
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -198,6 +199,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_site() -> Iterator[int]:
+    """The site's ASGI application served by uvicorn in a thread (HTTP and websockets) on a free
+    loopback port, which it yields; stopped on exit."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from formicary_site.asgi import application
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off", ws="websockets-sansio"))  # fmt: skip
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 @dataclass

@@ -8,7 +8,6 @@ printing a line to the line arriving in the browser goes to ``test-output/log-la
 import json
 import shutil
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from ants.messaging import InProcessTransport
 from artifacts.models import Artifact
 from jobs.models import JobRequest
-from tests.conftest import free_port
+from tests.conftest import served_site
 from tests.engine.harness import Harness, wait_for_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +69,6 @@ tasks:
 @pytest.fixture
 def asgi_server(transactional_db, tmp_path, settings, monkeypatch, use_transport) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """uvicorn with the project's ASGI app, a queen, a log writer and one SHELL ant, all in threads."""
-    import uvicorn
 
     # Playwright's sync API runs an event loop on this thread; the test's own ORM calls are plain sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -81,20 +79,8 @@ def asgi_server(transactional_db, tmp_path, settings, monkeypatch, use_transport
     harness = Harness(use_transport(InProcessTransport()), tmp_path).start()
     harness.add_ant("ant-browser", concurrency=4)
 
-    from formicary_site.asgi import application
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", ws="websockets-sansio"))  # fmt: skip
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_site() as port:
+        yield f"http://127.0.0.1:{port}"
     harness.stop()
 
 

@@ -8,8 +8,6 @@ instances are stored as the fan-out engine stores them (tests/ui/fan_out_world.p
 the test, so no queen may dispatch them meanwhile.
 """
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -21,7 +19,7 @@ from ants.messaging import InProcessTransport
 from jobs.domain import transitions
 from jobs.models import TaskExecution
 from jobs.states import TaskState
-from tests.conftest import free_port
+from tests.conftest import served_site
 from tests.ui.browser_kit import PHONE, open_page, page_overflow
 from tests.ui.fan_out_world import fan_out_request, finish, start
 from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
@@ -35,27 +33,14 @@ pytestmark = [
 @pytest.fixture
 def web(transactional_db, settings, monkeypatch, use_transport) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """uvicorn with the project's ASGI app in a thread; events reach pages through the in-memory layer."""
-    import uvicorn
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     settings.CHANNEL_LAYERS = {
         "default": {"BACKEND": "formicary_site.channel_layers.ThreadSafeInMemoryChannelLayer"}
     }
     use_transport(InProcessTransport())
-    from formicary_site.asgi import application
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", ws="websockets-sansio"))  # fmt: skip
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_site() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

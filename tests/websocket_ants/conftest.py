@@ -4,7 +4,6 @@ ants connect to the web process and their workers share its transport with the q
 
 import json
 import sys
-import threading
 import time
 import types
 from collections.abc import Iterator
@@ -13,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
 from ants.messaging import InProcessTransport
-from tests.conftest import free_port
+from tests.conftest import served_site
 from tests.engine.harness import Harness
 
 # channels.testing imports its daphne live-server helper at import time; only
@@ -58,28 +56,8 @@ def web_cluster(tmp_path: Path, transactional_db, settings, use_transport) -> It
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.FORMICARY_WS_ANT_HEARTBEAT_SECS = 0.5
     harness = Harness(use_transport(InProcessTransport()), tmp_path).start()
-    from formicary_site.asgi import application
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            application,
-            host="127.0.0.1",
-            port=port,
-            lifespan="off",
-            log_level="warning",
-            ws="websockets-sansio",
-        )
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
     try:
-        yield WebCluster(harness=harness, url=f"ws://127.0.0.1:{port}/ws/ants")
+        with served_site() as port:
+            yield WebCluster(harness=harness, url=f"ws://127.0.0.1:{port}/ws/ants")
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         harness.stop()
