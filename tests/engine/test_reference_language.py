@@ -195,7 +195,7 @@ tasks:
 - task_type: t
   method: SHELL
   helper_environment: {A: b}
-  fan_out: {source: Items, item_var: item}
+  report_stdout: true
   notify: {email: {recipients: [a@example.com]}}
   webhook: {url: https://example.com/hook}
   script: [echo hi]
@@ -210,7 +210,7 @@ def test_upload_answers_with_a_warning_for_each_field_not_acted_on(api):
         assert any(w.startswith(f"field '{field}': accepted but not acted on yet") for w in warnings), (
             warnings
         )
-    for field in ("helper_environment", "fan_out"):
+    for field in ("helper_environment", "report_stdout"):
         assert any(
             w.startswith(f"task 't': field '{field}': accepted but not acted on yet") for w in warnings
         ), warnings

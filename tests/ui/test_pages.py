@@ -94,10 +94,10 @@ def test_upload_then_submit_from_the_form(alice):  # type: ignore[no-untyped-def
 
 def test_upload_shows_the_fields_not_acted_on(alice):  # type: ignore[no-untyped-def]
     client = login(alice)
-    text = "job_type: warned\ntasks:\n- task_type: t\n  method: SHELL\n  fan_out: {source: Items}\n  script: [x]\n"
+    text = "job_type: warned\ntasks:\n- task_type: t\n  method: SHELL\n  report_stdout: true\n  script: [x]\n"
     resp = client.post("/jobs/definitions/upload", {"text": text}, follow=True)
     assert (
-        "task &#x27;t&#x27;: field &#x27;fan_out&#x27;: accepted but not acted on yet"
+        "task &#x27;t&#x27;: field &#x27;report_stdout&#x27;: accepted but not acted on yet"
         in resp.content.decode()
     )
 
