@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from jobs.definition.errors import Problem
 from jobs.models import (
@@ -125,6 +125,14 @@ def webhook_deliveries(org_id: int, request_id: int) -> QuerySet:
     """The webhook delivery attempts of one request of the organization (404 if not its own)."""
     request = requests_for(org_id).only("pk").get(pk=request_id)
     return WebhookDelivery.objects.filter(job_request=request).select_related("task_execution").order_by("id")
+
+
+def with_list_rows(requests: QuerySet[JobRequest]) -> QuerySet[JobRequest]:
+    """Requests with what a list row shows loaded in two prefetches: params and the graph's tasks
+    of the last execution (a fan-out's instances are not tasks of the strip: its step stands for
+    them)."""
+    graph_tasks = Prefetch("last_execution__tasks", queryset=TaskExecution.objects.filter(fan_out_of=""))
+    return requests.select_related("user", "parent", "last_execution").prefetch_related("params", graph_tasks)
 
 
 def request_tasks(job_request: JobRequest) -> QuerySet[TaskExecution]:

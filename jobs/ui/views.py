@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,7 +29,7 @@ from jobs.definition.dot import to_dot
 from jobs.definition.durations import format_duration
 from jobs.definition.template_vars import template_variables
 from jobs.domain.specs import graph_spec
-from jobs.models import JobDefinition, JobRequest, TaskExecution
+from jobs.models import JobDefinition, JobRequest
 from jobs.services import rate_limits
 from jobs.services.definitions import (
     definition_set_disabled,
@@ -130,11 +130,7 @@ KEY_PARAMS = 3
 def _with_row_details(requests: Any) -> list[JobRequest]:
     """Requests of a list, each with what its row shows: duration, trigger, a few params and
     the state of each task (two prefetches for the page, not a query per row)."""
-    # a fan-out's instances are not tasks of the strip: its step stands for them
-    graph_tasks = Prefetch("last_execution__tasks", queryset=TaskExecution.objects.filter(fan_out_of=""))
-    rows = list(
-        requests.select_related("user", "parent", "last_execution").prefetch_related("params", graph_tasks)
-    )
+    rows: list[Any] = list(selectors.with_list_rows(requests))  # annotated below for the template
     now = timezone.now()
     for r in rows:
         execution = r.last_execution
