@@ -681,6 +681,11 @@ class AntWorker:
                 responses, self._out_responses = self._out_responses, []
                 self._log_room.notify_all()  # writers waiting on a full buffer go on
             if final is not None:
+                # the task ended before its EXECUTING went out: the queen needs only the end
+                responses = [
+                    r for r in responses
+                    if not (r.status == STATUS_EXECUTING and r.key == final.key)
+                ]  # fmt: skip
                 responses.append(final)
             elif not lines and not responses:
                 return []

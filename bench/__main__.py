@@ -339,7 +339,9 @@ How each number is taken:
 - submit-to-start: request row created (Celery: the task sent) to its first task started (W1/W2: sent
   to the ant; Celery: the task began); L: to the task's first instruction.
 - queen / ant CPU: user + system seconds of that process (Celery: the worker's main and pool
-  processes, in the ant column); machine CPU: busy time of all cores per task (/proc/stat).
+  processes, in the ant column); machine CPU: busy time of all cores per task (/proc/stat), split in
+  brackets where measured: tasks = the shells the ant (Celery: its pool) ran and reaped, postgres = the
+  server and its backends, redis = the server (the rest is the queen, the ant, the driver, the kernel).
 - W6: simulated ants (bench.fleet, real protocol over Redis, answering at once) fed zero-work tasks;
   queen CPU from /proc of the queen process; dispatch = task READY (its execution created) to sent
   (STARTED); queen -> ant = the request's send stamp to the simulated ant reading it; idle queen CPU =
@@ -351,6 +353,12 @@ How each number is taken:
 
 def _ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
+
+
+def _split(r: dict[str, Any]) -> str:
+    """The machine's CPU per task by part, where the run measured them (distributed)."""
+    parts = {k: v for k, v in r.get("cpu_ms_per_task", {}).items() if k in ("tasks", "postgres", "redis")}
+    return f" ({', '.join(f'{k} {v:.1f}' for k, v in parts.items())})" if parts else ""
 
 
 def table(report: dict[str, Any]) -> str:
@@ -373,7 +381,7 @@ def table(report: dict[str, Any]) -> str:
                     f"| {w} | celery | {r['tasks_per_s']:.1f} | {r['overhead_ms_per_task']:.2f} | "
                     f"{r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} | | {r['worker_cpu_ms_per_task']:.2f} | | "
                     f"{r['ratio_to_floor']:.1f} | 1.00 | {r['tasks']} tasks in {r['wall_s']:.2f} s; machine CPU "
-                    f"{r['machine_cpu_ms_per_task']:.1f} ms/task; worker CPU (main + pool) in the ant column; "
+                    f"{r['machine_cpu_ms_per_task']:.1f} ms/task{_split(r)}; worker CPU (main + pool) in the ant column; "
                     f"sent in {r['submit_s'] * 1000:.0f} ms |"
                 )
             elif w in ("W1", "W2"):
@@ -384,7 +392,7 @@ def table(report: dict[str, Any]) -> str:
                     f"{'' if ant_cpu is None else f'{ant_cpu:.2f}'} | "
                     f"{r['peak_rss_mb']['queen']:.0f} / {r['peak_rss_mb']['ant']:.0f} | {r['ratio_to_floor']:.1f} | "
                     f"{_ratio(r.get('ratio_to_celery'))} | {r['tasks']} tasks in {r['wall_s']:.2f} s; machine CPU {r['machine_cpu_ms_per_task']:.1f} "
-                    f"ms/task; submitted in {r['submit_s'] * 1000:.0f} ms, first task sent at "
+                    f"ms/task{_split(r)}; submitted in {r['submit_s'] * 1000:.0f} ms, first task sent at "
                     f"{r.get('first_sent_s', 0) * 1000:.0f} ms |"
                 )
             elif w == "W3":

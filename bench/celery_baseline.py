@@ -56,8 +56,20 @@ def _pct(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
+def _parts_cpu(worker_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the shells the pool ran and of Redis (as the bench splits its own)."""
+    from urllib.parse import urlsplit
+
+    out = {"tasks": sum(procstat.reaped_cpu_secs(c) for c in procstat.children(worker_pid))}
+    redis = procstat.listening_on(urlsplit(app.conf.broker_url).port or 6379, "redis-server")
+    if redis:
+        out["redis"] = procstat.tree_cpu_secs(redis)
+    return out
+
+
 def _measure(name: str, submit: Any, tasks: int, worker_pid: int, timeout: float) -> dict[str, Any]:
     cpu0, busy0 = procstat.tree_cpu_secs(worker_pid), procstat.machine_busy_secs()
+    parts0 = _parts_cpu(worker_pid)
     t0 = time.time()
     results, sent_at = submit()
     submit_secs = time.time() - t0
@@ -82,6 +94,7 @@ def _measure(name: str, submit: Any, tasks: int, worker_pid: int, timeout: float
     end = max(e for _, e in spans)
     wall = end - t0
     busy = procstat.machine_busy_secs() - busy0
+    parts1 = _parts_cpu(worker_pid)
     assert len(spans) == tasks, (name, len(spans), tasks)
     return {
         "requests": len(results), "tasks": tasks, "wall_s": wall, "submit_s": submit_secs,
@@ -90,6 +103,7 @@ def _measure(name: str, submit: Any, tasks: int, worker_pid: int, timeout: float
         # the worker's main process and its pool children (prefork): what Celery spends per task
         "worker_cpu_ms_per_task": (procstat.tree_cpu_secs(worker_pid) - cpu0) * 1000 / tasks,
         "machine_cpu_ms_per_task": busy * 1000 / tasks,
+        "cpu_ms_per_task": {name: (parts1[name] - parts0[name]) * 1000 / tasks for name in parts1},
     }  # fmt: skip
 
 

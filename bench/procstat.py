@@ -5,14 +5,24 @@ import os
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _stat_cpu(path: str) -> float:
+def _stat_fields(path: str) -> list[str]:
     try:
         with open(path) as f:
             text = f.read()
     except OSError:
-        return 0.0
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+        return []
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _stat_cpu(path: str) -> float:
+    fields = _stat_fields(path)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK if fields else 0.0  # utime + stime
+
+
+def reaped_cpu_secs(pid: int) -> float:
+    """CPU seconds of the children ``pid`` has waited for (e.g. an ant's finished task shells)."""
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK if fields else 0.0  # cutime + cstime
 
 
 def cpu_secs(pid: int) -> float:
@@ -75,6 +85,26 @@ def children(pid: int) -> list[int]:
         if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
             out.append(int(entry))
     return out
+
+
+def listening_on(port: int, command: str) -> int | None:
+    """The process named ``command`` whose command line names ``port`` (the server of a URL)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                # split on blanks too: redis-server rewrites its title into one argument
+                argv = f.read().decode(errors="replace").replace("\0", " ").split()
+        except OSError:
+            continue
+        if (
+            argv
+            and os.path.basename(argv[0]) == command
+            and any(a == str(port) or a.endswith(f":{port}") for a in argv)
+        ):
+            return int(entry)
+    return None
 
 
 def tree_cpu_secs(pid: int) -> float:

@@ -299,6 +299,33 @@ class World:
             recorder.stop()
 
 
+def part_pids(cluster: Any) -> dict[str, int]:
+    """The processes whose CPU a run's table splits out: PostgreSQL (the server and its
+    backends) and Redis of this run, found by their ports (distributed mode only)."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    if not isinstance(cluster, Distributed):
+        return {}
+    found = {
+        "postgres": procstat.listening_on(int(settings.DATABASES["default"].get("PORT") or 5432), "postgres"),
+        "redis": procstat.listening_on(urlsplit(settings.REDIS_URL).port or 6379, "redis-server"),
+    }
+    return {name: pid for name, pid in found.items() if pid}
+
+
+def parts_cpu(cluster: Any, parts: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each part: queen, ant, the shells the ant ran, PostgreSQL, Redis."""
+    out = {"queen": cluster.queen_cpu()}
+    ant = cluster.ant_cpu()
+    if ant is not None:
+        out["ant"] = ant
+        out["tasks"] = procstat.reaped_cpu_secs(cluster.pids()["ant"])
+    out.update({name: procstat.tree_cpu_secs(pid) for name, pid in parts.items()})
+    return out
+
+
 def run_batch(
     world: World, job_type: str, count: int, tasks_per_request: int, timeout: float
 ) -> dict[str, Any]:
@@ -313,12 +340,15 @@ def run_batch(
         procstat.reset_peak(pid)
     rss0 = {name: procstat.rss_mb(pid) for name, pid in pids.items()}
     cpu0, ant_cpu0, busy0 = cluster.queen_cpu(), cluster.ant_cpu(), procstat.machine_busy_secs()
+    parts = part_pids(cluster)
+    parts0 = parts_cpu(cluster, parts)
     t0 = time.time()
     ids = world.submit_many(job_type, count)
     submit_secs = time.time() - t0
     world.wait_done(ids, timeout)
     cpu, ant_cpu = cluster.queen_cpu() - cpu0, cluster.ant_cpu()
     busy = procstat.machine_busy_secs() - busy0  # everything: queen, ant, tasks, databases, this driver
+    parts1 = parts_cpu(cluster, parts)
     end = JobExecution.objects.filter(job_request_id__in=ids).aggregate(m=Max("ended_at"))["m"]
     wall = end.timestamp() - t0
     tasks = TaskExecution.objects.filter(job_execution__job_request_id__in=ids).count()
@@ -338,6 +368,8 @@ def run_batch(
         "latency_p50_ms": pct(lat, 0.5), "latency_p95_ms": pct(lat, 0.95),
         "queen_cpu_ms_per_task": cpu * 1000 / tasks, "machine_cpu_ms_per_task": busy * 1000 / tasks,
         "ant_cpu_ms_per_task": None if ant_cpu is None or ant_cpu0 is None else (ant_cpu - ant_cpu0) * 1000 / tasks,
+        # machine CPU split by part (distributed): the rest is this driver, the kernel, others
+        "cpu_ms_per_task": {name: (parts1[name] - parts0[name]) * 1000 / tasks for name in parts1},
         "peak_rss_mb": {name: procstat.peak_rss_mb(pid) for name, pid in pids.items()},
         "rss_growth_mb": {name: procstat.peak_rss_mb(pid) - rss0[name] for name, pid in pids.items()},
     }  # fmt: skip

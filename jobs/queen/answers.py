@@ -71,6 +71,16 @@ def apply(responses: list[TaskResponse], release: Release) -> list[bool | None]:
     executing = [
         i for i, r in enumerate(responses) if r.action == ACTION_EXECUTE and r.status == STATUS_EXECUTING
     ]
+    # a task whose end is in the same read goes from STARTED to its end at once: its EXECUTING
+    # would be a write (and an event) the next statement undoes
+    ended = {
+        (r.task_execution_id, r.attempt)
+        for r in responses
+        if r.action == ACTION_EXECUTE and r.status != STATUS_EXECUTING
+    }
+    for i in [i for i in executing if (responses[i].task_execution_id, responses[i].attempt) in ended]:
+        results[i] = True
+        executing.remove(i)
     if executing:
         transitions.tasks_executing(
             [

@@ -224,6 +224,21 @@ def test_apply_executing(alice, engine):  # type: ignore[no-untyped-def]
         assert engine.apply_response(resp)
 
 
+def test_an_end_read_with_its_executing_writes_only_the_end(alice, engine):  # type: ignore[no-untyped-def]
+    requests = [submit(alice) for _ in range(3)]
+    engine.schedule()
+    engine.dispatch_ready()
+    firsts = list(TaskExecution.objects.filter(job_execution__job_request__in=requests))
+    read = [response(t, STATUS_EXECUTING) for t in firsts] + [response(t, STATUS_COMPLETED) for t in firsts]
+    with Budget(4, "apply three EXECUTING answers and the three ends in the same read"):
+        # what the ends alone cost (test_apply_cost_does_not_grow_with_the_batch): no UPDATE
+        # to EXECUTING that the next statement would undo
+        assert engine.apply_responses(read) == [True] * 6
+    assert {t.task_state for t in TaskExecution.objects.filter(pk__in=[t.pk for t in firsts])} == {
+        "COMPLETED"
+    }
+
+
 def test_apply_completed_readies_the_next_task(alice, engine):  # type: ignore[no-untyped-def]
     request = submit(alice)
     engine.schedule()
