@@ -180,6 +180,9 @@ def update_each(
             }
             manager.filter(**filters).update(**dict(zip(fields, values, strict=True)))
         return
+    if connection.vendor == "postgresql" and len(rows) > 1 and _same_tuples(rows, len(fields), len(keys)):
+        _update_from_values(model, keys, fields, rows)
+        return
     meta, qn = model._meta, connection.ops.quote_name
     assigns = [_field(model, name) for name in fields]
     conditions = []
@@ -202,6 +205,58 @@ def update_each(
         )
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def _same_tuples(rows: Sequence[Sequence[Any]], start: int, count: int) -> bool:
+    """The keys given as tuples are the same tuple in every row (a condition of the whole batch)."""
+    first = rows[0][start : start + count]
+    return all(
+        row[start + i] == value
+        for row in rows[1:]
+        for i, value in enumerate(first)
+        if isinstance(value, tuple)
+    )
+
+
+def _update_from_values(
+    model: type[Model], keys: Sequence[str], fields: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """``update_each`` as one statement, ``UPDATE ... FROM (VALUES ...)``: PostgreSQL plans and
+    runs one statement for the batch instead of one per row."""
+    meta, qn = model._meta, connection.ops.quote_name
+    assigns = [_field(model, name) for name in fields]
+    per_row = [(i, name) for i, name in enumerate(keys) if not isinstance(rows[0][len(fields) + i], tuple)]
+    together = [(i, name) for i, name in enumerate(keys) if isinstance(rows[0][len(fields) + i], tuple)]
+    names = [f"f{i}" for i in range(len(assigns))] + [f"k{i}" for i, _ in per_row]
+
+    def cast(field: Any, column: str) -> str:
+        # a VALUES column of NULLs or quoted literals is text: text goes into a character column
+        # by assignment (which checks the length), anything else needs its type named
+        db_type = field.cast_db_type(connection)
+        return column if db_type.startswith(("varchar", "text", "char")) else f"{column}::{db_type}"
+
+    sets = ", ".join(f"{qn(f.column)} = {cast(f, f'v.f{i}')}" for i, f in enumerate(assigns))
+    conditions = [
+        f"t.{qn(_field(model, name).column)} = {cast(_field(model, name), f'v.k{i}')}" for i, name in per_row
+    ]
+    params: list[Any] = []
+    for i, name in together:
+        values = rows[0][len(fields) + i]
+        conditions.append(f"t.{qn(_field(model, name).column)} IN ({', '.join(['%s'] * len(values))})")
+    tuples = []
+    for row in rows:
+        tuples.append(f"({', '.join(['%s'] * len(names))})")
+        params += [
+            f.get_db_prep_save(v, connection) for f, v in zip(assigns, row[: len(fields)], strict=True)
+        ]
+        params += [row[len(fields) + i] for i, _ in per_row]
+    params += [v for i, _ in together for v in rows[0][len(fields) + i]]
+    sql = (
+        f"UPDATE {qn(meta.db_table)} AS t SET {sets} FROM (VALUES {', '.join(tuples)}) AS v({', '.join(names)}) "
+        f"WHERE {' AND '.join(conditions)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _field(model: type[Model], name: str) -> Any:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from jobs.domain.specs import graph_of
 from jobs.models import JobRequest, TaskExecution
@@ -21,6 +22,7 @@ from jobs.outbound import metrics, runner
 log = logging.getLogger(__name__)
 
 
+CHECK_CONNECTION_SECS = 5.0
 _pending: queue.SimpleQueue[tuple[Callable[[list[int]], None], list[int]]] = queue.SimpleQueue()
 _worker: threading.Thread | None = None
 _lock = threading.Lock()
@@ -44,9 +46,14 @@ def _submit(step: Callable[[list[int]], None], ids: list[int]) -> None:
 
 
 def _drain() -> None:
+    checked = 0.0
     while True:
         step, ids = _pending.get()
-        close_old_connections()
+        # the thread's connection is looked at (a round trip with health checks on) after an
+        # error and every few seconds, not before each commit's ids
+        if connection.errors_occurred or time.monotonic() - checked > CHECK_CONNECTION_SECS:
+            close_old_connections()
+            checked = time.monotonic()
         step(ids)
 
 

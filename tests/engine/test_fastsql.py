@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from jobs import fastsql
@@ -113,6 +113,15 @@ def test_the_writes_are_the_same_either_way(fast, execution):  # type: ignore[no
                          ("9", {}, ids[1], 2, ("STARTED", "EXECUTING"))])  # fmt: skip
     assert TaskExecution.objects.get(pk=ids[0]).context == {"a": 1}
     assert TaskExecution.objects.get(pk=ids[1]).exit_code == ""  # attempt 1, not 2: untouched
+    # times, numbers and NULLs keep their types; a value too long fails as an ORM update does
+    fastsql.update_each(TaskExecution, ("id",), ("ended_at", "cpu_secs", "exit_message", "started_at"),
+                        [(now, 1.5, "done", None, ids[0]), (None, 2, "", None, ids[1])])  # fmt: skip
+    rows = TaskExecution.objects.filter(pk__in=ids[:2]).order_by("pk")
+    assert [(r.ended_at, r.cpu_secs, r.exit_message, r.started_at) for r in rows] == [
+        (now, 1.5, "done", None), (None, 2.0, "", None)]  # fmt: skip
+    if connection.vendor == "postgresql":  # SQLite does not check a length
+        with pytest.raises(DataError), transaction.atomic():
+            fastsql.update_each(TaskExecution, ("id",), ("exit_code",), [("x" * 51, ids[0]), ("0", ids[1])])
     # instances inserted in a batch count as saved: a later save() updates the same row
     first = execution.job_request
     requests = [JobRequest(organization_id=first.organization_id, user_id=first.user_id,
