@@ -342,6 +342,9 @@ How each number is taken:
   processes, in the ant column); machine CPU: busy time of all cores per task (/proc/stat), split in
   brackets where measured: tasks = the shells the ant (Celery: its pool) ran and reaped, postgres = the
   server and its backends, redis = the server (the rest is the queen, the ant, the driver, the kernel).
+- per task, PostgreSQL transactions and rows written (pg_stat_database, less the driver's own polls and
+  submit, about) and Redis commands (INFO total_commands_processed): counts of work, which the machine's
+  load does not change, to compare versions of the code on a busy machine.
 - W6: simulated ants (bench.fleet, real protocol over Redis, answering at once) fed zero-work tasks;
   queen CPU from /proc of the queen process; dispatch = task READY (its execution created) to sent
   (STARTED); queen -> ant = the request's send stamp to the simulated ant reading it; idle queen CPU =
@@ -358,7 +361,14 @@ def _ratio(value: float | None) -> str:
 def _split(r: dict[str, Any]) -> str:
     """The machine's CPU per task by part, where the run measured them (distributed)."""
     parts = {k: v for k, v in r.get("cpu_ms_per_task", {}).items() if k in ("tasks", "postgres", "redis")}
-    return f" ({', '.join(f'{k} {v:.1f}' for k, v in parts.items())})" if parts else ""
+    work = r.get("work_per_task", {})
+    counted = (
+        f"; per task {work['pg_transactions']:.1f} PostgreSQL transactions, {work['pg_rows_written']:.1f} rows "
+        f"written, {work['redis_commands']:.1f} Redis commands"
+        if work
+        else ""
+    )
+    return (f" ({', '.join(f'{k} {v:.1f}' for k, v in parts.items())})" if parts else "") + counted
 
 
 def table(report: dict[str, Any]) -> str:

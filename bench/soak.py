@@ -38,6 +38,14 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
         warm = min(max(secs / 5, min(30.0, secs / 2)), secs / 2)
         samples: list[dict[str, float]] = []
         ids: list[int] = []
+        backlog: list[int] = []  # at each sample: submitted, not finished (flat: the rate is kept up)
+
+        def unfinished(ids: list[int]) -> int:
+            if not ids:
+                return 0
+            rows = JobRequest.objects.filter(organization_id=world.org_id, pk__gte=ids[0], pk__lte=ids[-1])
+            return rows.exclude(job_state__in=["COMPLETED", "FAILED", "CANCELLED"]).count()
+
         t0 = time.monotonic()
         owed, last, next_sample = 0.0, t0, t0
         while (now := time.monotonic()) - t0 < secs:
@@ -48,6 +56,7 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
                 owed -= int(owed)
             if now >= next_sample:
                 samples.append({"t": now - t0, **{name: procstat.rss_mb(pid) for name, pid in pids.items()}})
+                backlog.append(unfinished(ids))
                 next_sample += SAMPLE_SECS
             time.sleep(0.1)
         world.wait_done(ids, timeout=600)  # raises unless every one COMPLETED
@@ -64,6 +73,7 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
         "minutes": sizes["w8_minutes"], "rate": rate, "requests": len(ids), "not_completed": not_done,
         "retried_tasks": retried, "rss_growth_mb": growth, "warm_up_s": warm,
         "rss_mb": {name: [round(s[name], 1) for s in samples] for name in pids},
+        "backlog": backlog, "backlog_max": max(backlog, default=0),
         "summary": f"{len(ids)} requests at {rate:.0f}/s; RSS growth after warm-up "
                    + ", ".join(f"{k} {v:+.1f} MB" for k, v in growth.items()),
     }  # fmt: skip
@@ -72,7 +82,9 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
 def table(r: dict[str, Any], mode: str) -> str:
     rows = [
         f"W8 soak ({mode}): {r['minutes']} min at {r['rate']:.0f} requests/s, {r['requests']} requests; "
-        f"not completed {r['not_completed']}, tasks run more than once {r['retried_tasks']}",
+        f"not completed {r['not_completed']}, tasks run more than once {r['retried_tasks']}; submitted and not "
+        f"finished at a sample (every {SAMPLE_SECS:.0f} s): at most {r.get('backlog_max', 0)}, at the end of the "
+        f"submitting {(r.get('backlog') or [0])[-1]}",
         "| process | RSS after warm-up MB | RSS at the end MB | growth MB |",
         "| --- | --- | --- | --- |",
     ]

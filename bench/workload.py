@@ -242,6 +242,7 @@ class World:
         for text in (CHAIN, SINGLE, LOGS, PROBE):
             definition_upload(org_id=self.org_id, user=self.user, text=text)
         self.profile = profile
+        self.polls = 0  # how many times wait_done has asked the database (work counts leave them out)
         self.cluster = Standalone(tmp, profile) if mode == "standalone" else Distributed(tmp)
 
     def submit(self, job_type: str, params: dict[str, str] | None = None) -> int:
@@ -267,6 +268,7 @@ class World:
             organization_id=self.org_id, pk__gte=min(ids), pk__lte=max(ids)
         ).exclude(job_state__in=terminal)
         while True:
+            self.polls += 1
             left = unfinished.count()
             if not left:
                 break
@@ -326,6 +328,31 @@ def parts_cpu(cluster: Any, parts: dict[str, int]) -> dict[str, float]:
     return out
 
 
+def work_counts(cluster: Any) -> dict[str, int]:
+    """Counts of work done so far, which the machine's load does not change (distributed):
+    PostgreSQL's transactions and rows written in this database, and Redis's commands."""
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    if not isinstance(cluster, Distributed):
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # this driver's own counts, now
+        time.sleep(1.5)  # the other backends report theirs when idle, at most once a second
+        cursor.execute(
+            "SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted "
+            "FROM pg_stat_database WHERE datname = current_database()"
+        )
+        xacts, rows = cursor.fetchone()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        commands = int(client.info("stats")["total_commands_processed"])
+    finally:
+        client.close()
+    return {"pg_transactions": int(xacts), "pg_rows_written": int(rows), "redis_commands": commands}
+
+
 def run_batch(
     world: World, job_type: str, count: int, tasks_per_request: int, timeout: float
 ) -> dict[str, Any]:
@@ -341,7 +368,9 @@ def run_batch(
     rss0 = {name: procstat.rss_mb(pid) for name, pid in pids.items()}
     cpu0, ant_cpu0, busy0 = cluster.queen_cpu(), cluster.ant_cpu(), procstat.machine_busy_secs()
     parts = part_pids(cluster)
+    work0 = work_counts(cluster)
     parts0 = parts_cpu(cluster, parts)
+    polls0 = world.polls
     t0 = time.time()
     ids = world.submit_many(job_type, count)
     submit_secs = time.time() - t0
@@ -349,6 +378,8 @@ def run_batch(
     cpu, ant_cpu = cluster.queen_cpu() - cpu0, cluster.ant_cpu()
     busy = procstat.machine_busy_secs() - busy0  # everything: queen, ant, tasks, databases, this driver
     parts1 = parts_cpu(cluster, parts)
+    polls = world.polls - polls0
+    work1 = work_counts(cluster)
     end = JobExecution.objects.filter(job_request_id__in=ids).aggregate(m=Max("ended_at"))["m"]
     wall = end.timestamp() - t0
     tasks = TaskExecution.objects.filter(job_execution__job_request_id__in=ids).count()
@@ -370,6 +401,11 @@ def run_batch(
         "ant_cpu_ms_per_task": None if ant_cpu is None or ant_cpu0 is None else (ant_cpu - ant_cpu0) * 1000 / tasks,
         # machine CPU split by part (distributed): the rest is this driver, the kernel, others
         "cpu_ms_per_task": {name: (parts1[name] - parts0[name]) * 1000 / tasks for name in parts1},
+        # the driver's own: a transaction for the submit, one per poll and four for the counting
+        "work_per_task": {
+            name: (work1[name] - work0[name] - (polls + 5 if name == "pg_transactions" else 0)) / tasks
+            for name in work1
+        },
         "peak_rss_mb": {name: procstat.peak_rss_mb(pid) for name, pid in pids.items()},
         "rss_growth_mb": {name: procstat.peak_rss_mb(pid) - rss0[name] for name, pid in pids.items()},
     }  # fmt: skip
