@@ -21,11 +21,13 @@ named above (tests/engine/test_fastsql.py keeps it so and pins each name).
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Model
+from django.db.models import F, FloatField, Model, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 TRICKS = ("compiled", "inserts", "returning", "groups", "psycopg")
 _OFF = frozenset(t.strip() for t in os.environ.get("FORMICARY_FAST_SQL_OFF", "").split(",") if t.strip())
@@ -97,19 +99,41 @@ def insert_instances(model: type[Model], columns: Sequence[str], objs: Sequence[
 # -- conditional batch updates --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SumOf:
+    """A column set to the sum of ``field`` over the rows of ``model`` whose ``parent`` is the
+    updated row (0 when there are none)."""
+
+    model: type[Model]
+    parent: str
+    field: str
+
+    def expression(self) -> Any:
+        rows = self.model._default_manager.filter(**{self.parent: OuterRef("pk")})
+        total = rows.values(self.parent).annotate(total=Sum(self.field)).values("total")
+        return Coalesce(Subquery(total), 0.0, output_field=FloatField())
+
+    def sql(self, table: str) -> str:
+        qn, meta = connection.ops.quote_name, self.model._meta
+        return (
+            f"COALESCE((SELECT SUM(c.{qn(_field(self.model, self.field).column)}) FROM {qn(meta.db_table)} c "
+            f"WHERE c.{qn(_field(self.model, self.parent).column)} = {qn(table)}.id), 0)"
+        )
+
+
 def update_returning(
     model: type[Model], ids: Iterable[int], sets: dict[str, Any], *, where: dict[str, Any] | None = None,
-    increment: tuple[str, ...] = (), returning: tuple[str, ...] = ("id",),
+    increment: tuple[str, ...] = (), returning: tuple[str, ...] = ("id",), sums: dict[str, SumOf] | None = None,
 ) -> list[tuple[Any, ...]]:  # fmt: skip
-    """Set ``sets`` (and add one to each of ``increment``) on the rows of ``ids`` that match
-    ``where`` (a value, or a collection: one of them); the ``returning`` fields of the rows
-    changed, as they are after the change. Raw ``UPDATE ... RETURNING``; off: the rows are locked
-    and read, then updated through the ORM."""
+    """Set ``sets`` (and add one to each of ``increment``, and each of ``sums`` to its sum) on
+    the rows of ``ids`` that match ``where`` (a value, or a collection: one of them); the
+    ``returning`` fields of the rows changed, as they are after the change. Raw ``UPDATE ...
+    RETURNING``; off: the rows are locked and read, then updated through the ORM."""
     ids = list(ids)
     if not ids:
         return []
     if on("returning"):
-        return _raw_update_returning(model, ids, sets, where or {}, increment, returning)
+        return _raw_update_returning(model, ids, sets, where or {}, increment, returning, sums or {})
     filters: dict[str, Any] = {"pk__in": ids}
     for name, value in (where or {}).items():
         if isinstance(value, list | tuple | set | frozenset):
@@ -121,7 +145,9 @@ def update_returning(
         rows = list(
             manager.select_for_update().filter(**filters).order_by("pk").values_list("pk", *returning)
         )
-        manager.filter(pk__in=[row[0] for row in rows]).update(**sets, **{n: F(n) + 1 for n in increment})
+        manager.filter(pk__in=[row[0] for row in rows]).update(
+            **sets, **{n: F(n) + 1 for n in increment}, **{n: s.expression() for n, s in (sums or {}).items()}
+        )
     return [
         tuple(sets[n] if n in sets else value + 1 if n in increment else value
               for n, value in zip(returning, row[1:], strict=True))
@@ -131,7 +157,7 @@ def update_returning(
 
 def _raw_update_returning(
     model: type[Model], ids: list[int], sets: dict[str, Any], where: dict[str, Any], increment: tuple[str, ...],
-    returning: tuple[str, ...],
+    returning: tuple[str, ...], sums: dict[str, SumOf],
 ) -> list[tuple[Any, ...]]:  # fmt: skip
     meta, qn = model._meta, connection.ops.quote_name
     assigns, params = [], []
@@ -142,6 +168,8 @@ def _raw_update_returning(
     for name in increment:
         column = qn(_field(model, name).column)
         assigns.append(f"{column} = {column} + 1")
+    for name, total in sums.items():
+        assigns.append(f"{qn(_field(model, name).column)} = {total.sql(meta.db_table)}")
     conditions = [f"{qn(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"]
     params += ids
     for name, value in where.items():

@@ -16,8 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, FloatField, Model, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import F, Model
 from django.utils import timezone
 
 from jobs import fastsql
@@ -30,13 +29,7 @@ from jobs.states import JOB_RUNNING, JOB_TERMINAL, TASK_ACTIVE, JobState, TaskSt
 RUNNING_TASK = (TaskState.STARTED, TaskState.EXECUTING)
 
 # an execution's cpu_secs: the sum of its tasks' measured run times (orgs.usage counts them)
-_TASKS_CPU_SECS = Coalesce(
-    Subquery(
-        TaskExecution.objects.filter(job_execution_id=OuterRef("pk"))
-        .values("job_execution_id").annotate(total=Sum("cpu_secs")).values("total")
-    ),
-    0.0, output_field=FloatField(),
-)  # fmt: skip
+_TASKS_CPU_SECS = fastsql.SumOf(TaskExecution, "job_execution", "cpu_secs")
 
 _J, _T = JobState, TaskState
 _JOB_GOING = (_J.READY, _J.STARTED, _J.EXECUTING)
@@ -317,7 +310,7 @@ def job_cancel(request_id: int, reason: str = "cancelled") -> bool:
     won = move("request", request_id, JobState.CANCELLED, state_message=reason[:500], updated_at=now) == 1
     if won:
         move("execution", None, JobState.CANCELLED, where={"job_request_id": request_id}, ended_at=now,
-             updated_at=now, cpu_secs=_TASKS_CPU_SECS)  # fmt: skip
+             updated_at=now, cpu_secs=_TASKS_CPU_SECS.expression())  # fmt: skip
         _job_event(request_id, JobState.CANCELLED)
         _ended_on_commit(request_ids=[request_id])
     return won
@@ -756,8 +749,14 @@ def jobs_finish(
     )  # fmt: skip
     won = [request_id for (request_id,) in rows]
     if won:
-        move("execution", [executions[r] for r in won], state, error_code=error_code, error_message=error_message,
-             exit_code=exit_code, ended_at=now, updated_at=now, cpu_secs=_TASKS_CPU_SECS)  # fmt: skip
+        # one statement compiled by hand: the ORM's compile of the sum's subquery was about a tenth
+        # of a standalone queen's time
+        _update_returning(
+            JobExecution, [executions[r] for r in won],
+            {"job_state": state, "error_code": error_code, "error_message": error_message, "exit_code": exit_code,
+             "ended_at": now, "updated_at": now},
+            where={"job_state": sources("execution", state)}, sums={"cpu_secs": _TASKS_CPU_SECS},
+        )  # fmt: skip
     for request_id in won:
         _job_event(request_id, state, error_code=error_code)
     _ended_on_commit(request_ids=won)
