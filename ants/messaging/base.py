@@ -36,7 +36,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ants.protocol import AntRegistration, LogLine, ProtocolError, TaskRequest, TaskResponse
+from ants.protocol import (
+    ACTION_EXECUTE,
+    STATUS_EXECUTING,
+    AntRegistration,
+    LogLine,
+    ProtocolError,
+    TaskRequest,
+    TaskResponse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +59,18 @@ DEFAULT_ANT_TTL_SECS = 15.0
 # Per-task log streams keep this many lines and expire this long after the last line.
 LOG_STREAM_MAXLEN = 10_000
 LOG_STREAM_TTL_SECS = 24 * 3600
+# ... and this long after the task's end: followers of a running task read the stream, anyone
+# later reads the stored log (a day of every task's stream was most of a soak's memory growth)
+LOG_STREAM_TTL_AFTER_END_SECS = 300
+
+
+def ended_tasks(responses: Sequence[TaskResponse]) -> set[int]:
+    """The task executions whose final answer is among ``responses``."""
+    return {
+        r.task_execution_id for r in responses if r.action == ACTION_EXECUTE and r.status != STATUS_EXECUTING
+    }
+
+
 # The shared fan-in streams are capped generously (approximate trimming).
 SHARED_LOG_MAXLEN = 1_000_000
 REGISTRATIONS_MAXLEN = 10_000
@@ -201,6 +221,10 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def read_logs(self, task_execution_id: int, after_id: str, block_ms: int) -> list[tuple[str, LogLine]]:
         """Lines of one task execution after ``after_id`` ("0" for all); ids are opaque, ordered."""
+
+    @abc.abstractmethod
+    def log_ttl_secs(self, task_execution_id: int) -> float | None:
+        """Seconds until the task's log stream expires (None: it has no stream)."""
 
     @abc.abstractmethod
     def read_all_logs(self, consumer: str, block_ms: int, count: int = 1000) -> list[Delivery[LogLine]]:

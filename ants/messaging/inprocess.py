@@ -19,6 +19,7 @@ from ants.messaging.base import (
     CONTROL_ID_PREFIX,
     DEFAULT_ANT_TTL_SECS,
     LOG_STREAM_MAXLEN,
+    LOG_STREAM_TTL_AFTER_END_SECS,
     LOG_STREAM_TTL_SECS,
     REGISTRATIONS_MAXLEN,
     SHARED_LOG_MAXLEN,
@@ -26,10 +27,12 @@ from ants.messaging.base import (
     Transport,
     TransportClosed,
     decode_entry,
+    ended_tasks,
 )
 from ants.protocol import ACTION_EXECUTE, AntRegistration, LogLine, TaskRequest, TaskResponse
 
 EntryId = tuple[int, int]
+SWEEP_SECS = 10.0  # how often expired per-task log streams are dropped
 
 
 def format_id(entry_id: EntryId) -> str:
@@ -122,6 +125,7 @@ class InProcessTransport(Transport):
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._streams: dict[str, _Stream] = {}
+        self._next_sweep = 0.0
         self._ants: dict[str, str] = {}
         self._reg_cursor: EntryId | None = None
         self._wake_gen = 0
@@ -262,7 +266,16 @@ class InProcessTransport(Transport):
         with self._cond:
             self._check_open()
             self._stream(self.key_responses).add(payload)
+            self._ended([resp])
             self._cond.notify_all()
+
+    def _ended(self, responses: Sequence[TaskResponse]) -> None:
+        """The log streams of the tasks that ended expire soon; the caller holds the lock."""
+        expires = time.monotonic() + LOG_STREAM_TTL_AFTER_END_SECS
+        for task_execution_id in ended_tasks(responses):
+            stream = self._streams.get(self.key_logs(task_execution_id))
+            if stream is not None:
+                stream.expires_at = expires
 
     def send_batch(
         self,
@@ -279,6 +292,7 @@ class InProcessTransport(Transport):
             out = self._stream(self.key_responses)
             for payload in payloads:
                 out.add(payload)
+            self._ended(responses)
             if ack is not None:
                 stream, entry_id = self._task_entry(*ack)
                 stream.ack(entry_id)
@@ -373,13 +387,34 @@ class InProcessTransport(Transport):
         """Append (task execution id, line JSON) pairs; the caller holds the lock."""
         if not payloads:
             return
-        expires = time.monotonic() + LOG_STREAM_TTL_SECS
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            # what Redis's expiry does by itself: streams nobody reads again go
+            self._next_sweep = now + SWEEP_SECS
+            for key in [
+                k for k, st in self._streams.items() if st.expires_at is not None and st.expires_at < now
+            ]:
+                del self._streams[key]
+        expires = now + LOG_STREAM_TTL_SECS
         shared = self._stream(self.key_all_logs, SHARED_LOG_MAXLEN)
         for task_execution_id, payload in payloads:
             stream = self._stream(self.key_logs(task_execution_id), LOG_STREAM_MAXLEN)
             stream.add(payload)
             stream.expires_at = expires
             shared.add(payload)
+
+    def log_ttl_secs(self, task_execution_id: int) -> float | None:
+        with self._cond:
+            stream = self._streams.get(self.key_logs(task_execution_id))
+            if stream is None or stream.expires_at is None:
+                return None
+            return stream.expires_at - time.monotonic()
+
+    def streams_held(self) -> int:
+        """How many streams this process keeps in memory (expired log streams go within
+        ``SWEEP_SECS`` of the next line logged)."""
+        with self._cond:
+            return len(self._streams)
 
     def read_logs(self, task_execution_id: int, after_id: str, block_ms: int) -> list[tuple[str, LogLine]]:
         key = self.key_logs(task_execution_id)

@@ -30,6 +30,7 @@ from ants.messaging.base import (
     CONTROL_ID_PREFIX,
     DEFAULT_ANT_TTL_SECS,
     LOG_STREAM_MAXLEN,
+    LOG_STREAM_TTL_AFTER_END_SECS,
     LOG_STREAM_TTL_SECS,
     LOGS_GROUP,
     REGISTRATIONS_MAXLEN,
@@ -40,6 +41,7 @@ from ants.messaging.base import (
     Transport,
     TransportClosed,
     decode_entry,
+    ended_tasks,
 )
 from ants.messaging.sealing import KIND_LOG, KIND_RESPONSE, KIND_TASK, MessageSealer, SealError
 from ants.protocol import ACTION_EXECUTE, AntRegistration, LogLine, TaskRequest, TaskResponse
@@ -362,7 +364,15 @@ class RedisStreamsTransport(Transport):
     # -- responses -----------------------------------------------------------------------------
     def send_response(self, resp: TaskResponse) -> None:
         self._check_open()
-        self._r.xadd(self.key_responses, self._entry(KIND_RESPONSE, resp.ant_id, resp.to_json()))
+        pipe = self._r.pipeline(transaction=False)
+        pipe.xadd(self.key_responses, self._entry(KIND_RESPONSE, resp.ant_id, resp.to_json()))
+        self._queue_ended(pipe, [resp])
+        pipe.execute()
+
+    def _queue_ended(self, pipe: Pipeline, responses: Sequence[TaskResponse]) -> None:
+        """The log streams of the tasks that ended expire soon (in the same round trip)."""
+        for task_execution_id in ended_tasks(responses):
+            pipe.expire(self.key_logs(task_execution_id), LOG_STREAM_TTL_AFTER_END_SECS)
 
     def send_batch(
         self,
@@ -377,6 +387,7 @@ class RedisStreamsTransport(Transport):
         self._queue_logs(pipe, lines)
         for resp in responses:
             pipe.xadd(self.key_responses, self._entry(KIND_RESPONSE, resp.ant_id, resp.to_json()))
+        self._queue_ended(pipe, responses)
         if ack is not None:
             key, entry_id = self._task_key(*ack)
             pipe.xack(key, TASKS_GROUP, entry_id)
@@ -525,6 +536,10 @@ class RedisStreamsTransport(Transport):
             pipe.xadd(self.key_all_logs, payload, maxlen=SHARED_LOG_MAXLEN, approximate=True)
         for key in keys:
             pipe.expire(key, LOG_STREAM_TTL_SECS)
+
+    def log_ttl_secs(self, task_execution_id: int) -> float | None:
+        ms = int(self._r.pttl(self.key_logs(task_execution_id)))
+        return None if ms < 0 else ms / 1000
 
     def read_logs(self, task_execution_id: int, after_id: str, block_ms: int) -> list[tuple[str, LogLine]]:
         key = self.key_logs(task_execution_id)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ants.messaging.base import TransportClosed
+from ants.messaging.base import LOG_STREAM_TTL_AFTER_END_SECS, TransportClosed
 from ants.protocol import AntRegistration, LogLine, TaskRequest, TaskResponse
 
 
@@ -302,6 +302,40 @@ def test_logs_per_task_and_fan_in(transport) -> None:
     transport.ack_logs([d.id for d in fan_in[:3]])
     time.sleep(0.02)
     assert len(transport.claim_stale_logs("writer-2", 10)) == 4
+
+
+def test_a_tasks_log_stream_expires_soon_after_its_end(transport) -> None:
+    transport.publish_logs([log(1, 1, task=1), log(2, 1, task=2)])
+    day = transport.log_ttl_secs(1)
+    assert day is not None and day > 3600
+    # EXECUTING changes nothing; the end (batched or alone) leaves the stream minutes, not a day
+    transport.send_batch([log(3, 2, task=1)], [resp(1, "EXECUTING")])
+    assert transport.log_ttl_secs(1) > 3600
+    transport.send_batch([log(4, 3, task=1)], [resp(1)])
+    transport.send_response(resp(2, "FAILED"))
+    for task in (1, 2):
+        left = transport.log_ttl_secs(task)
+        assert left is not None and 0 < left <= LOG_STREAM_TTL_AFTER_END_SECS
+    assert transport.log_ttl_secs(3) is None  # an end without lines makes no stream
+    assert [line.seq for _, line in transport.read_logs(1, "0", 0)] == [1, 2, 3]  # still there meanwhile
+
+
+def test_expired_log_streams_leave_memory(monkeypatch) -> None:
+    from ants.messaging import inprocess
+
+    monkeypatch.setattr(inprocess, "LOG_STREAM_TTL_AFTER_END_SECS", 1.0)
+    monkeypatch.setattr(inprocess, "SWEEP_SECS", 0.0)
+    t = inprocess.InProcessTransport()
+    try:
+        for task in range(1, 51):
+            t.send_batch([log(task, 1, task=task)], [resp(task)])
+        held = t.streams_held()
+        assert held >= 50  # a stream per task and the shared ones
+        time.sleep(1.1)
+        t.publish_logs([log(100, 1, task=100)])  # the next line logged sweeps
+        assert t.streams_held() <= held - 50 + 1, "the ended tasks' streams are still held"
+    finally:
+        t.close()
 
 
 def test_concurrent_senders_lose_nothing(backend) -> None:
