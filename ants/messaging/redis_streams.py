@@ -538,7 +538,7 @@ class RedisStreamsTransport(Transport):
             pipe.expire(key, LOG_STREAM_TTL_SECS)
 
     def log_ttl_secs(self, task_execution_id: int) -> float | None:
-        ms = int(self._r.pttl(self.key_logs(task_execution_id)))
+        ms: int = self._r.pttl(self.key_logs(task_execution_id))  # type: ignore[assignment]  # sync client
         return None if ms < 0 else ms / 1000
 
     def read_logs(self, task_execution_id: int, after_id: str, block_ms: int) -> list[tuple[str, LogLine]]:
