@@ -44,11 +44,8 @@ def percentile(values: list[float], fraction: float) -> float | None:
 def job_type_numbers(org_id: int, since: Any = None) -> dict[str, dict[str, Any]]:
     """Per job type: runs, succeeded, failed, success_rate, p50_secs, p95_secs."""
     requests = JobRequest.objects.filter(organization_id=org_id)
-    executions = JobExecution.objects.filter(organization_id=org_id, ended_at__isnull=False,
-                                             job_state=JobState.COMPLETED)  # fmt: skip
     if since is not None:
         requests = requests.filter(created_at__gte=since)
-        executions = executions.filter(ended_at__gte=since)
     out: dict[str, dict[str, Any]] = {}
     rows = requests.values("job_type").annotate(
         runs=Count("id"), succeeded=Count("id", filter=Q(job_state=JobState.COMPLETED)),
@@ -60,16 +57,29 @@ def job_type_numbers(org_id: int, since: Any = None) -> dict[str, dict[str, Any]
             **row,
             "success_rate": round(row["succeeded"] / finished, 4) if finished else None,
         }
+    durations = duration_percentiles(org_id, since)
+    for job_type, numbers in out.items():
+        numbers["p50_secs"], numbers["p95_secs"] = durations.get(job_type, (None, None))
+    return out
+
+
+def duration_percentiles(org_id: int, since: Any = None) -> dict[str, tuple[float | None, float | None]]:
+    """Per job type: p50 and p95 seconds of the completed executions that ended since ``since``
+    (the newest MAX_ROWS of them at most)."""
+    executions = JobExecution.objects.filter(organization_id=org_id, ended_at__isnull=False,
+                                             job_state=JobState.COMPLETED)  # fmt: skip
+    if since is not None:
+        executions = executions.filter(ended_at__gte=since)
     durations: dict[str, list[float]] = defaultdict(list)
     for job_type, started, ended in executions.order_by("-ended_at").values_list(
         "job_request__job_type", "started_at", "ended_at"
     )[:MAX_ROWS]:
         if ended is not None:  # always, by the filter: this tells mypy
             durations[job_type].append((ended - started).total_seconds())
-    for job_type, numbers in out.items():
-        numbers["p50_secs"] = percentile(durations.get(job_type, []), 0.50)
-        numbers["p95_secs"] = percentile(durations.get(job_type, []), 0.95)
-    return out
+    return {
+        job_type: (percentile(values, 0.50), percentile(values, 0.95))
+        for job_type, values in durations.items()
+    }
 
 
 def report(org_id: int, days: int = DEFAULT_DAYS) -> dict[str, Any]:
