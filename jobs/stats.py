@@ -79,6 +79,9 @@ def request_counts(
     counts = FinishedCount.objects.filter(organization_id=org_id, job_state__in=final)
     if job_type is not None:
         counts = counts.filter(job_type=job_type)
+    # no window: the rows of every hour; a window: the rows of its hours
+    hour = finished_counts.ALL_TIME
+    counts = counts.filter(hour=hour) if first is None and last is None else counts.filter(hour__gt=hour)
     if first is not None:
         counts = counts.filter(hour__gte=first)
         if start is not None and start < first:

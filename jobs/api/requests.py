@@ -343,7 +343,7 @@ class RequestStats(OrgAPIView):
             start = (end or timezone.now()) - timedelta(hours=reports.STATS_WINDOW_HOURS)
         counts = stats.request_counts(self.org_id, start=start, end=end)
         # each row also carries its job type's success rate and durations (as the Reports page's)
-        durations = reports.duration_percentiles(self.org_id, since=start)
+        durations = reports.duration_percentiles(self.org_id, since=start, newest=reports.STATS_DURATIONS)
         rows = []
         for (job_type, state), n in sorted(counts.items()):
             succeeded, failed = counts[(job_type, "COMPLETED")], counts[(job_type, "FAILED")]

@@ -26,6 +26,9 @@ from jobs.states import JOB_TERMINAL
 
 FINAL = sorted(str(s) for s in JOB_TERMINAL)
 HOUR = timedelta(hours=1)
+# the "hour" of the row counting every hour (an organization's totals: a few rows to read, not
+# one per hour of its history), kept by the same upsert as the hour's own row
+ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 # (organization id, job type, final state, created at) of a request
 Row = tuple[int, str, str, datetime]
@@ -39,10 +42,11 @@ def hour_of(when: datetime) -> datetime:
 
 def add(rows: Iterable[Row], sign: int = 1) -> None:
     """Count the requests of ``rows`` (``sign`` -1: uncount them) in one upsert."""
-    counted = Counter(
-        (org_id, job_type, str(state), hour_of(created)) for org_id, job_type, state, created in rows
-    )
-    counted = Counter({key: n for key, n in counted.items() if key[2] in FINAL})
+    counted: Counter[tuple[int, str, str, datetime]] = Counter()
+    for org_id, job_type, state, created in rows:
+        if str(state) in FINAL:
+            counted[(org_id, job_type, str(state), hour_of(created))] += 1
+            counted[(org_id, job_type, str(state), ALL_TIME)] += 1
     if not counted:
         return
     table, qn = FinishedCount._meta.db_table, connection.ops.quote_name
@@ -92,9 +96,14 @@ def rebuild(org_id: int | None = None) -> int:
             .annotate(n=Count("id"))
             .order_by()
         )
-        made = FinishedCount.objects.bulk_create(
-            (FinishedCount(organization_id=g["organization_id"], job_type=g["job_type"], job_state=g["job_state"],
-                           hour=hour_of(g["hour"]), n=g["n"]) for g in grouped.iterator(chunk_size=5000)),
-            batch_size=2000,
-        )  # fmt: skip
+        totals: Counter[tuple[int, str, str]] = Counter()
+        made = []
+        for g in grouped.iterator(chunk_size=5000):
+            key = (g["organization_id"], g["job_type"], g["job_state"])
+            totals[key] += g["n"]
+            made.append(FinishedCount(organization_id=key[0], job_type=key[1], job_state=key[2],
+                                      hour=hour_of(g["hour"]), n=g["n"]))  # fmt: skip
+        made += [FinishedCount(organization_id=o, job_type=t, job_state=s, hour=ALL_TIME, n=n)
+                 for (o, t, s), n in totals.items()]  # fmt: skip
+        FinishedCount.objects.bulk_create(made, batch_size=2000)
     return len(made)
