@@ -5,12 +5,11 @@ what reads them (the stats API, the dashboard, the list's TotalRecords, windows 
 hour) answers as counting the requests would."""
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.db.models import Count
-from django.db.models.functions import TruncHour
 from django.test import Client
 from django.utils import timezone
 
@@ -25,6 +24,7 @@ from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 from jobs.services.retention import requests_prune
 from jobs.stats import request_counts
+from tests.engine.counts import kept, recounted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,31 +36,6 @@ tasks:
   method: SHELL
   script: ["true"]
 """
-
-CountKey = tuple[str, str, datetime]
-
-
-def kept(org_id: int) -> dict[CountKey, int]:
-    """The counts as kept (rows counting nothing left out)."""
-    rows = FinishedCount.objects.filter(organization_id=org_id).exclude(n=0)
-    hours = {(r.job_type, r.job_state, r.hour.astimezone(UTC)): r.n for r in rows}
-    # the rows of every hour hold the sums of the hours' rows
-    totals: Counter[tuple[str, str]] = Counter()
-    for (job_type, state, hour), n in hours.items():
-        if hour != finished_counts.ALL_TIME:
-            totals[(job_type, state)] += n
-    assert totals == {(t, s): n for (t, s, hour), n in hours.items() if hour == finished_counts.ALL_TIME}
-    return {key: n for key, n in hours.items() if key[2] != finished_counts.ALL_TIME}
-
-
-def recounted(org_id: int) -> dict[CountKey, int]:
-    """The counts as the requests say."""
-    rows = (
-        JobRequest.objects.filter(organization_id=org_id, job_state__in=finished_counts.FINAL)
-        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
-        .values("job_type", "job_state", "hour").annotate(n=Count("id")).order_by()
-    )  # fmt: skip
-    return {(r["job_type"], r["job_state"], r["hour"].astimezone(UTC)): r["n"] for r in rows}
 
 
 def by_state(org_id: int) -> Counter[str]:
