@@ -161,30 +161,70 @@ def prune_meanwhile(world: Any, rows: int) -> dict[str, float]:
             "submit_to_start_p50_ms": pct(lat, 0.5), "submit_to_start_p95_ms": pct(lat, 0.95)}  # fmt: skip
 
 
-def measure(world: Any, chain_id: int, samples: int) -> dict[str, float]:
+def control_org() -> tuple[Any, int]:
+    """A second organization in the same database with BASELINE finished requests of its own:
+    its user and one of its 5-task requests. Measured call by call in turn with the history's
+    organization, it tells what the history costs at the same moment of a shared machine."""
+    from bench.workload import CHAIN
+    from jobs.models import JobDefinition, JobRequest
+    from jobs.services.definitions import definition_upload
+    from orgs import services
+
+    user = services.user_ensure(username="bench-control", org_name="bench-control", create=True)
+    org_id = user.organization_id
+    assert org_id is not None  # user_ensure made it a member
+    definition_upload(org_id=org_id, user=user, text=CHAIN)
+    definition = JobDefinition.objects.get(organization_id=org_id, job_type="bench-chain",
+                                           is_latest=True)  # fmt: skip
+    generate(org_id, definition.pk, user.pk, BASELINE)
+    page = JobRequest.objects.filter(organization_id=org_id).order_by("-id").values_list("id", flat=True)
+    return user, page[0]
+
+
+def _paths(request_id: int) -> dict[str, str]:
+    return {"requests_list": "/api/jobs/requests", "dashboard": "/",
+            "request_page": f"/jobs/requests/{request_id}", "stats": "/api/jobs/requests/stats"}  # fmt: skip
+
+
+def measure(
+    world: Any, chain_id: int, samples: int, control: tuple[Any, int] | None = None
+) -> dict[str, float]:
+    """p50/p95 of each read path (and of the ``control`` organization's, call by call in turn
+    with it: ``<path>_control_p50_ms``...), then submit-to-start."""
     from django.test import Client
 
     from bench.workload import pct
 
     client = Client()
     client.force_login(world.user)
-    paths = {
-        "requests_list": "/api/jobs/requests",
-        "dashboard": "/",
-        "request_page": f"/jobs/requests/{chain_id}",
-        "stats": "/api/jobs/requests/stats",
-    }
+    other = Client()
+    if control is not None:
+        other.force_login(control[0])
+    paths = _paths(chain_id)
+    other_paths = _paths(control[1]) if control is not None else {}
     out: dict[str, float] = {}
+
+    def timed(c: Any, path: str) -> float:
+        t = time.perf_counter()
+        response = c.get(path)
+        took = (time.perf_counter() - t) * 1000
+        assert response.status_code == 200, (path, response.status_code)
+        return took
+
     for name, path in paths.items():
         for _ in range(2):  # warm: the first call compiles templates and queries
-            assert client.get(path).status_code == 200, path
-        times = []
+            timed(client, path)
+            if control is not None:
+                timed(other, other_paths[name])
+        times, other_times = [], []
         for _ in range(samples):
-            t = time.perf_counter()
-            response = client.get(path)
-            times.append((time.perf_counter() - t) * 1000)
-            assert response.status_code == 200, (path, response.status_code)
+            times.append(timed(client, path))
+            if control is not None:
+                other_times.append(timed(other, other_paths[name]))
         out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = pct(times, 0.5), pct(times, 0.95)
+        if control is not None:
+            out[f"{name}_control_p50_ms"] = pct(other_times, 0.5)
+            out[f"{name}_control_p95_ms"] = pct(other_times, 0.95)
     lat = [probe(world) for _ in range(samples)]
     out["submit_to_start_p50_ms"], out["submit_to_start_p95_ms"] = pct(lat, 0.5), pct(lat, 0.95)
     return out
@@ -253,6 +293,7 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
         # the size of the tables differs between the two measurements, not what a page holds
         generate(world.org_id, definition.pk, world.user.pk, BASELINE)
         empty = measure(world, chain_id, samples)
+        control: tuple[Any, int] | None = None
         have = BASELINE
         for rows in sorted(steps):
             gen = generate(world.org_id, definition.pk, world.user.pk, rows - have)
@@ -261,11 +302,16 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
                 cur.execute("SELECT pg_total_relation_size('jobs_jobrequest') + pg_total_relation_size("
                             "'jobs_jobexecution') + pg_total_relation_size('jobs_taskexecution')")  # fmt: skip
                 size_mb = cur.fetchone()[0] / 1024 / 1024
-            full = measure(world, chain_id, samples)
+            if control is None:  # its rows the newest: a page of its list is the first rows by id
+                control = control_org()
+            full = measure(world, chain_id, samples, control)
             scans = plans(world, chain_id)
             ratios = {name: full[f"{name}_p95_ms"] / max(empty[f"{name}_p95_ms"], 1e-6) for name, _ in PATHS}
+            # the same moment: against the control organization's calls in turn (read paths only)
+            same_moment = {name: full[f"{name}_p95_ms"] / max(full[f"{name}_control_p95_ms"], 1e-6)
+                           for name, _ in PATHS if f"{name}_control_p95_ms" in full}  # fmt: skip
             levels.append({"rows": rows, "task_rows": rows * TASKS_PER_REQUEST, "full": full, "ratios": ratios,
-                           "generate_s": gen["generate_s"], "count_s": gen["count_s"], "tables_mb": size_mb,
+                           "control_ratios": same_moment, "generate_s": gen["generate_s"], "count_s": gen["count_s"], "tables_mb": size_mb,
                            "plans": scans})  # fmt: skip
         pruned = prune_meanwhile(world, levels[-1]["rows"])
     finally:
@@ -300,6 +346,19 @@ def table(r: dict[str, Any]) -> str:
             for lv in r["levels"]
         )
         rows.append(f"| {label} | {e[f'{name}_p50_ms']:.1f} / {e[f'{name}_p95_ms']:.1f} |{cells}")
+    if any(lv.get("control_ratios") for lv in r["levels"]):
+        rows.append(f"Same moment, call by call in turn with an organization of {r['baseline_rows']} finished "
+                    "requests in the same database (its p50 / p95 ms, then the history's p95 / its p95):")  # fmt: skip
+        rows.append(
+            "| path |"
+            + "".join(f" control at {lv['rows']:,} p50 / p95 ms | p95 ratio |" for lv in r["levels"])
+        )
+        rows.append("| --- |" + " --- | --- |" * len(r["levels"]))
+        for name, label in PATHS:
+            if all(name in lv.get("control_ratios", {}) for lv in r["levels"]):
+                cells = "".join(f" {lv['full'][f'{name}_control_p50_ms']:.1f} / {lv['full'][f'{name}_control_p95_ms']:.1f}"
+                                f" | x{lv['control_ratios'][name]:.2f} |" for lv in r["levels"])  # fmt: skip
+                rows.append(f"| {label} |{cells}")
     for lv in r["levels"]:
         for name, scans in lv.get("plans", {}).items():
             rows.append(f"Plans of {name}'s queries at {lv['rows']:,} rows: " + ", ".join(scans))
