@@ -233,18 +233,20 @@ def job_requeue(
     allowed = _values(from_states or {*JOB_RUNNING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED})
     sources("request", JobState.PENDING, allowed)  # refused before anything is read or written
     counted: list[finished_counts.Row] = []
-    if set(allowed) & set(finished_counts.FINAL):
-        # leaving a final state uncounts the request: its state now, locked until the move
-        counted = list(
-            JobRequest.objects.select_for_update().filter(pk=request_id, job_state__in=allowed)
-            .values_list("organization_id", "job_type", "job_state", "created_at")
-        )  # fmt: skip
-        if not counted:
-            return False
-        allowed = [counted[0][2]]
-    won = move("request", request_id, fields.pop("job_state"), allowed, **fields) == 1
+    with transaction.atomic():  # the lock below holds until the move and the count commit
+        if set(allowed) & set(finished_counts.FINAL):
+            # leaving a final state uncounts the request: its state now, locked until the move
+            counted = list(
+                JobRequest.objects.select_for_update().filter(pk=request_id, job_state__in=allowed)
+                .values_list("organization_id", "job_type", "job_state", "created_at")
+            )  # fmt: skip
+            if not counted:
+                return False
+            allowed = [counted[0][2]]
+        won = move("request", request_id, fields.pop("job_state"), allowed, **fields) == 1
+        if won:
+            finished_counts.add(counted, sign=-1)
     if won:
-        finished_counts.add(counted, sign=-1)
         if execution_id:
             move("execution", execution_id, JobState.FAILED, JOB_RUNNING, ended_at=now, updated_at=now)
         _job_event(request_id, JobState.PENDING, reason=reason)
