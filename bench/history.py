@@ -70,6 +70,7 @@ def generate(org_id: int, definition_id: int, user_id: int, rows: int) -> dict[s
     """``rows`` finished requests, their executions and 5 task executions each."""
     from django.db import connection, transaction
 
+    from jobs.domain import finished_counts
     from jobs.models import JobExecution, JobRequest, TaskExecution
 
     t0 = time.time()
@@ -106,7 +107,11 @@ def generate(org_id: int, definition_id: int, user_id: int, rows: int) -> dict[s
         done += n
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
-    return {"generate_s": time.time() - t0}
+    generated = time.time()
+    # the rows were written around jobs/domain/transitions.py: their finished counts are made as
+    # the migration makes them for an existing history (what the product would have kept)
+    finished_counts.rebuild(org_id)
+    return {"generate_s": generated - t0, "count_s": time.time() - generated}
 
 
 def probe(world: Any) -> float:
@@ -156,30 +161,70 @@ def prune_meanwhile(world: Any, rows: int) -> dict[str, float]:
             "submit_to_start_p50_ms": pct(lat, 0.5), "submit_to_start_p95_ms": pct(lat, 0.95)}  # fmt: skip
 
 
-def measure(world: Any, chain_id: int, samples: int) -> dict[str, float]:
+def control_org() -> tuple[Any, int]:
+    """A second organization in the same database with BASELINE finished requests of its own:
+    its user and one of its 5-task requests. Measured call by call in turn with the history's
+    organization, it tells what the history costs at the same moment of a shared machine."""
+    from bench.workload import CHAIN
+    from jobs.models import JobDefinition, JobRequest
+    from jobs.services.definitions import definition_upload
+    from orgs import services
+
+    user = services.user_ensure(username="bench-control", org_name="bench-control", create=True)
+    org_id = user.organization_id
+    assert org_id is not None  # user_ensure made it a member
+    definition_upload(org_id=org_id, user=user, text=CHAIN)
+    definition = JobDefinition.objects.get(organization_id=org_id, job_type="bench-chain",
+                                           is_latest=True)  # fmt: skip
+    generate(org_id, definition.pk, user.pk, BASELINE)
+    page = JobRequest.objects.filter(organization_id=org_id).order_by("-id").values_list("id", flat=True)
+    return user, page[0]
+
+
+def _paths(request_id: int) -> dict[str, str]:
+    return {"requests_list": "/api/jobs/requests", "dashboard": "/",
+            "request_page": f"/jobs/requests/{request_id}", "stats": "/api/jobs/requests/stats"}  # fmt: skip
+
+
+def measure(
+    world: Any, chain_id: int, samples: int, control: tuple[Any, int] | None = None
+) -> dict[str, float]:
+    """p50/p95 of each read path (and of the ``control`` organization's, call by call in turn
+    with it: ``<path>_control_p50_ms``...), then submit-to-start."""
     from django.test import Client
 
     from bench.workload import pct
 
     client = Client()
     client.force_login(world.user)
-    paths = {
-        "requests_list": "/api/jobs/requests",
-        "dashboard": "/",
-        "request_page": f"/jobs/requests/{chain_id}",
-        "stats": "/api/jobs/requests/stats",
-    }
+    other = Client()
+    if control is not None:
+        other.force_login(control[0])
+    paths = _paths(chain_id)
+    other_paths = _paths(control[1]) if control is not None else {}
     out: dict[str, float] = {}
+
+    def timed(c: Any, path: str) -> float:
+        t = time.perf_counter()
+        response = c.get(path)
+        took = (time.perf_counter() - t) * 1000
+        assert response.status_code == 200, (path, response.status_code)
+        return took
+
     for name, path in paths.items():
         for _ in range(2):  # warm: the first call compiles templates and queries
-            assert client.get(path).status_code == 200, path
-        times = []
+            timed(client, path)
+            if control is not None:
+                timed(other, other_paths[name])
+        times, other_times = [], []
         for _ in range(samples):
-            t = time.perf_counter()
-            response = client.get(path)
-            times.append((time.perf_counter() - t) * 1000)
-            assert response.status_code == 200, (path, response.status_code)
+            times.append(timed(client, path))
+            if control is not None:
+                other_times.append(timed(other, other_paths[name]))
         out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = pct(times, 0.5), pct(times, 0.95)
+        if control is not None:
+            out[f"{name}_control_p50_ms"] = pct(other_times, 0.5)
+            out[f"{name}_control_p95_ms"] = pct(other_times, 0.95)
     lat = [probe(world) for _ in range(samples)]
     out["submit_to_start_p50_ms"], out["submit_to_start_p95_ms"] = pct(lat, 0.5), pct(lat, 0.95)
     return out
@@ -191,8 +236,8 @@ _SCAN_RE = re.compile(
 )
 
 
-def plans(world: Any) -> dict[str, list[str]]:
-    """The scans of every query on requests and executions that the dashboard and the stats API
+def plans(world: Any, chain_id: int) -> dict[str, list[str]]:
+    """The scans of every query on requests, executions and their counts that the read paths
     send (captured from one call each, then EXPLAINed as sent): index ranges or whole tables."""
     from django.db import connection
     from django.test import Client
@@ -201,13 +246,15 @@ def plans(world: Any) -> dict[str, list[str]]:
     client = Client()
     client.force_login(world.user)
     out: dict[str, list[str]] = {}
-    for name, path in (("dashboard", "/"), ("stats", "/api/jobs/requests/stats")):
+    for name, path in (("requests_list", "/api/jobs/requests"), ("dashboard", "/"),
+                       ("request_page", f"/jobs/requests/{chain_id}"), ("stats", "/api/jobs/requests/stats")):  # fmt: skip
         with CaptureQueriesContext(connection) as queries:
             assert client.get(path).status_code == 200, path
         scans: set[str] = set()
         for query in queries.captured_queries:
             sql = query["sql"]
-            if sql.startswith("SELECT") and ("jobs_jobrequest" in sql or "jobs_jobexecution" in sql):
+            if sql.startswith("SELECT") and any(t in sql for t in ("jobs_jobrequest", "jobs_jobexecution",
+                                                                    "jobs_taskexecution", "jobs_finishedcount")):  # fmt: skip
                 with connection.cursor() as cur:
                     cur.execute("EXPLAIN " + sql)
                     scans.update(_SCAN_RE.findall("\n".join(row[0] for row in cur.fetchall())))
@@ -246,6 +293,7 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
         # the size of the tables differs between the two measurements, not what a page holds
         generate(world.org_id, definition.pk, world.user.pk, BASELINE)
         empty = measure(world, chain_id, samples)
+        control: tuple[Any, int] | None = None
         have = BASELINE
         for rows in sorted(steps):
             gen = generate(world.org_id, definition.pk, world.user.pk, rows - have)
@@ -254,11 +302,17 @@ def run(world: Any, tmp: Path, sizes: dict[str, Any]) -> dict[str, Any]:
                 cur.execute("SELECT pg_total_relation_size('jobs_jobrequest') + pg_total_relation_size("
                             "'jobs_jobexecution') + pg_total_relation_size('jobs_taskexecution')")  # fmt: skip
                 size_mb = cur.fetchone()[0] / 1024 / 1024
-            full = measure(world, chain_id, samples)
-            scans = plans(world)
+            if control is None:  # its rows the newest: a page of its list is the first rows by id
+                control = control_org()
+            full = measure(world, chain_id, samples, control)
+            scans = plans(world, chain_id)
             ratios = {name: full[f"{name}_p95_ms"] / max(empty[f"{name}_p95_ms"], 1e-6) for name, _ in PATHS}
+            # the same moment: against the control organization's calls in turn (read paths only)
+            same_moment = {name: full[f"{name}_p95_ms"] / max(full[f"{name}_control_p95_ms"], 1e-6)
+                           for name, _ in PATHS if f"{name}_control_p95_ms" in full}  # fmt: skip
             levels.append({"rows": rows, "task_rows": rows * TASKS_PER_REQUEST, "full": full, "ratios": ratios,
-                           "generate_s": gen["generate_s"], "tables_mb": size_mb, "plans": scans})  # fmt: skip
+                           "control_ratios": same_moment, "generate_s": gen["generate_s"], "count_s": gen["count_s"], "tables_mb": size_mb,
+                           "plans": scans})  # fmt: skip
         pruned = prune_meanwhile(world, levels[-1]["rows"])
     finally:
         world.cluster.stop()
@@ -280,7 +334,8 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         f"W7 history: p50 / p95 of {r['samples']} calls each; empty = {r['baseline_rows']} finished requests (one "
         "page); then " + "; ".join(f"{lv['rows']:,} finished requests and {lv['task_rows']:,} task executions "
-                                   f"({lv['tables_mb']:.0f} MB with indexes, generated in {lv['generate_s']:.0f} s)"
+                                   f"({lv['tables_mb']:.0f} MB with indexes, generated in {lv['generate_s']:.0f} s, "
+                                   f"counted in {lv.get('count_s', 0):.1f} s)"
                                    for lv in r["levels"]),
         head,
         "| --- | --- |" + " --- | --- |" * len(r["levels"]),
@@ -291,6 +346,19 @@ def table(r: dict[str, Any]) -> str:
             for lv in r["levels"]
         )
         rows.append(f"| {label} | {e[f'{name}_p50_ms']:.1f} / {e[f'{name}_p95_ms']:.1f} |{cells}")
+    if any(lv.get("control_ratios") for lv in r["levels"]):
+        rows.append(f"Same moment, call by call in turn with an organization of {r['baseline_rows']} finished "
+                    "requests in the same database (its p50 / p95 ms, then the history's p95 / its p95):")  # fmt: skip
+        rows.append(
+            "| path |"
+            + "".join(f" control at {lv['rows']:,} p50 / p95 ms | p95 ratio |" for lv in r["levels"])
+        )
+        rows.append("| --- |" + " --- | --- |" * len(r["levels"]))
+        for name, label in PATHS:
+            if all(name in lv.get("control_ratios", {}) for lv in r["levels"]):
+                cells = "".join(f" {lv['full'][f'{name}_control_p50_ms']:.1f} / {lv['full'][f'{name}_control_p95_ms']:.1f}"
+                                f" | x{lv['control_ratios'][name]:.2f} |" for lv in r["levels"])  # fmt: skip
+                rows.append(f"| {label} |{cells}")
     for lv in r["levels"]:
         for name, scans in lv.get("plans", {}).items():
             rows.append(f"Plans of {name}'s queries at {lv['rows']:,} rows: " + ", ".join(scans))

@@ -36,7 +36,11 @@ class OrgAPIView(APIView):
         assert org_id is not None, "HasPermission lets only members of an organization through"
         return org_id
 
-    def paginate(self, request: Request, queryset: QuerySet, serializer_class: Any) -> Response:
+    def paginate(
+        self, request: Request, queryset: QuerySet, serializer_class: Any, total: int | None = None
+    ) -> Response:
+        """A page of ``queryset``; ``total`` (TotalRecords) when the caller knows it, else counted."""
         paginator = new_paginator()
+        paginator.known_total = total
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)

@@ -28,13 +28,14 @@ def _int_param(request: Any, names: tuple[str, ...], default: int, lo: int, hi: 
 
 class Pagination(BasePagination):
     default_page_size = 200
+    known_total: int | None = None  # set by a view that counts its rows better than count()
 
     def paginate_queryset(self, queryset, request, view=None):  # type: ignore[no-untyped-def]
         self.page = _int_param(request, ("page",), 0, 0, 10_000_000)
         self.page_size = _int_param(
             request, ("pageSize", "page_size"), self.default_page_size, 1, MAX_PAGE_SIZE
         )
-        self.total = queryset.count()
+        self.total = queryset.count() if self.known_total is None else self.known_total
         start = self.page * self.page_size
         return list(queryset[start : start + self.page_size])
 

@@ -124,6 +124,30 @@ class JobRequest(TenantModel):
         return f"{self.job_type}#{self.pk}"
 
 
+class FinishedCount(TenantModel):
+    """How many requests of a job type ended in a final state (COMPLETED, FAILED, CANCELLED,
+    FILTERED), by the hour they were created: kept by ``jobs.domain.finished_counts`` in the
+    transaction of each change (a job ending, a cancel, a restart, retention), so totals and
+    windows of the history read a few of these rows instead of every request."""
+
+    # uniq_finished_count starts with it
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    job_type = models.CharField(max_length=200)
+    job_state = models.CharField(max_length=30, choices=choices(JobState))
+    hour = models.DateTimeField(help_text="the hour (UTC) the requests were created in")
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "hour", "job_type", "job_state"], name="uniq_finished_count"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_type} {self.job_state} {self.hour:%Y-%m-%d %H}h: {self.n}"
+
+
 class JobRequestParam(TenantModel, SecretValueMixin):
     # uniq_request_param starts with it
     job_request = models.ForeignKey(

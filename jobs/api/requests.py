@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -14,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from formicary_site.api import OrgAPIView
-from jobs import reports, selectors
+from jobs import reports, selectors, stats
 from jobs.api.definitions import dot_png_response
 from jobs.api.request_serializers import (
     JobRequestDetailSerializer,
@@ -84,6 +83,7 @@ class RequestListCreate(OrgAPIView):
         for name in ("job_type", "job_group", "user_key", "platform"):
             if params.get(name):
                 qs = qs.filter(**{name: params[name]})
+        states: list[str] | None = None
         if params.get("job_state"):
             states = [s.strip().upper() for s in params["job_state"].split(",") if s.strip()]
             unknown = [s for s in states if s not in JobState.__members__]
@@ -94,7 +94,15 @@ class RequestListCreate(OrgAPIView):
             qs = qs.filter(created_at__gte=start)
         if (end := _date_param(request, "to")) is not None:
             qs = qs.filter(created_at__lt=end)
-        return self.paginate(request, qs, JobRequestSerializer)
+        # TotalRecords: by type, state and creation time from the counts (exact, however long the
+        # history); a list filtered by group, user key or platform counts at most COUNT_CAP rows
+        if any(params.get(name) for name in ("job_group", "user_key", "platform")):
+            total = qs.order_by()[: stats.COUNT_CAP].count()
+        else:
+            counts = stats.request_counts(self.org_id, start=start, end=end, job_type=params.get("job_type") or None,
+                                          states=states)  # fmt: skip
+            total = sum(counts.values())
+        return self.paginate(request, qs, JobRequestSerializer, total=total)
 
     @extend_schema(
         request=JobRequestInput,
@@ -329,21 +337,20 @@ class RequestStats(OrgAPIView):
         "holds, not the whole history.",
     )
     def get(self, request: Request) -> Response:
-        qs = selectors.requests_for(self.org_id)
         end = _date_param(request, "to")
         start = _date_param(request, "from")
         if start is None:
             start = (end or timezone.now()) - timedelta(hours=reports.STATS_WINDOW_HOURS)
-        qs = qs.filter(created_at__gte=start)
-        if end is not None:
-            qs = qs.filter(created_at__lt=end)
-        rows = (
-            qs.values("job_type", "job_state").annotate(counts=Count("id")).order_by("job_type", "job_state")
-        )
-        # each row also carries its job type's numbers of the Reports page (jobs/reports.py)
-        per_type = reports.job_type_numbers(self.org_id, since=start)
-        keys = ("success_rate", "p50_secs", "p95_secs")
-        return Response([{**r, **{k: per_type.get(r["job_type"], {}).get(k) for k in keys}} for r in rows])
+        counts = stats.request_counts(self.org_id, start=start, end=end)
+        # each row also carries its job type's success rate and durations (as the Reports page's)
+        durations = reports.duration_percentiles(self.org_id, since=start, newest=reports.STATS_DURATIONS)
+        rows = []
+        for (job_type, state), n in sorted(counts.items()):
+            succeeded, failed = counts[(job_type, "COMPLETED")], counts[(job_type, "FAILED")]
+            p50, p95 = durations.get(job_type, (None, None))
+            rows.append({"job_type": job_type, "job_state": state, "counts": n, "p50_secs": p50, "p95_secs": p95,
+                         "success_rate": round(succeeded / (succeeded + failed), 4) if succeeded + failed else None})  # fmt: skip
+        return Response(rows)
 
 
 class RequestDot(OrgAPIView):

@@ -20,7 +20,7 @@ from django.db.models import F, Model
 from django.utils import timezone
 
 from jobs import fastsql
-from jobs.domain import events
+from jobs.domain import events, finished_counts
 from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.outbound import hooks as outbound
 from jobs.redaction import redact_errors
@@ -223,8 +223,22 @@ def job_requeue(
     }
     if count_retry:
         fields["retried"] = F("retried") + 1
-    allowed = from_states or {*JOB_RUNNING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED}
-    won = move("request", request_id, fields.pop("job_state"), allowed, **fields) == 1
+    allowed = _values(from_states or {*JOB_RUNNING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED})
+    sources("request", JobState.PENDING, allowed)  # refused before anything is read or written
+    counted: list[finished_counts.Row] = []
+    with transaction.atomic():  # the lock below holds until the move and the count commit
+        if set(allowed) & set(finished_counts.FINAL):
+            # leaving a final state uncounts the request: its state now, locked until the move
+            counted = list(
+                JobRequest.objects.select_for_update().filter(pk=request_id, job_state__in=allowed)
+                .values_list("organization_id", "job_type", "job_state", "created_at")
+            )  # fmt: skip
+            if not counted:
+                return False
+            allowed = [counted[0][2]]
+        won = move("request", request_id, fields.pop("job_state"), allowed, **fields) == 1
+        if won:
+            finished_counts.add(counted, sign=-1)
     if won:
         if execution_id:
             move("execution", execution_id, JobState.FAILED, JOB_RUNNING, ended_at=now, updated_at=now)
@@ -307,8 +321,16 @@ def job_trigger(request_id: int) -> bool:
 def job_cancel(request_id: int, reason: str = "cancelled") -> bool:
     """Any non-final state -> CANCELLED."""
     now = timezone.now()
-    won = move("request", request_id, JobState.CANCELLED, state_message=reason[:500], updated_at=now) == 1
+    rows = fastsql.update_returning(
+        JobRequest, [request_id], {"job_state": JobState.CANCELLED, "state_message": reason[:500], "updated_at": now},
+        where={"job_state": sources("request", JobState.CANCELLED)},
+        returning=("organization_id", "job_type", "created_at"),
+    )  # fmt: skip
+    won = bool(rows)
     if won:
+        finished_counts.add(
+            [(org_id, job_type, JobState.CANCELLED, created) for org_id, job_type, created in rows]
+        )
         move("execution", None, JobState.CANCELLED, where={"job_request_id": request_id}, ended_at=now,
              updated_at=now, cpu_secs=_TASKS_CPU_SECS.expression())  # fmt: skip
         _job_event(request_id, JobState.CANCELLED)
@@ -746,8 +768,11 @@ def jobs_finish(
         JobRequest, executions, {"job_state": state, "error_code": error_code, "error_message": error_message,
                                  "state_message": "", "updated_at": now},
         where={"job_state": sources("request", state, from_states)},
+        returning=("id", "organization_id", "job_type", "created_at"),
     )  # fmt: skip
-    won = [request_id for (request_id,) in rows]
+    won = [request_id for request_id, *_ in rows]
+    # every source of a final state is an open one: each row won is one more finished request
+    finished_counts.add([(org_id, job_type, state, created) for _, org_id, job_type, created in rows])
     if won:
         # one statement compiled by hand: the ORM's compile of the sum's subquery was about a tenth
         # of a standalone queen's time

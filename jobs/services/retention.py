@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from artifacts.models import Artifact
 from artifacts.services import artifacts_delete_of_requests
+from jobs.domain import finished_counts
 from jobs.models import JobRequest
 from jobs.states import JOB_TERMINAL
 from orgs import audit
@@ -88,11 +89,13 @@ def requests_prune(
                 break
             after = ids[-1]
             artifacts = artifacts_delete_of_requests(ids, PRUNED_ARTIFACT_KINDS)
+            finished_counts.add(finished_counts.of_requests(ids), sign=-1)  # locked: as they are deleted
             _total, counts = JobRequest.objects.filter(pk__in=ids).delete()
             result.add({**counts, "artifacts.Artifact": artifacts + counts.get("artifacts.Artifact", 0)})
             result.requests += len(ids)
             result.batches += 1
     if result.requests:
+        finished_counts.drop_empty()
         # one record per run: counts and the cutoff, nothing from the deleted rows
         audit.record(
             None, "JobRequest:Prune", object_type="JobRequest",

@@ -13,6 +13,7 @@ from jobs.models import ApprovalReview, JobRequest, TaskExecution
 from jobs.services.requests import request_submit
 from orgs import services as org_services
 from tests.conftest import Member, upload
+from tests.engine.counts import kept, recounted
 from tests.engine.harness import wait_for_state
 
 pytestmark = pytest.mark.postgres_only
@@ -166,6 +167,7 @@ def test_rejection_fails_the_task_without_a_route(processes, api, alice):  # typ
     assert review(carol, request, "REJECTED", "no").status_code == 201
     done = wait_for_state(request.pk, timeout=60)
     assert done.job_state == "FAILED" and states(done)["approve"] == ("FAILED", "REJECTED")
+    assert kept(alice.org_id) == recounted(alice.org_id) and sum(kept(alice.org_id).values()) == 1
 
 
 def test_waiting_holds_no_ant_slot_nor_max_concurrency_and_cancel_works(processes, api, alice):  # type: ignore[no-untyped-def]
@@ -182,6 +184,8 @@ def test_waiting_holds_no_ant_slot_nor_max_concurrency_and_cancel_works(processe
     assert JobRequest.objects.get(pk=first.pk).job_state == "CANCELLED"
     assert states(first)["approve"][0] == "CANCELLED"
     assert JobRequest.objects.get(pk=second.pk).job_state == "MANUAL_APPROVAL_REQUIRED"
+    # the quick job's end (the queen) and the cancel (the API) are counted
+    assert kept(alice.org_id) == recounted(alice.org_id) and sum(kept(alice.org_id).values()) == 2
 
 
 def test_a_queen_killed_during_the_wait_then_approved_completes_once(processes, api, alice):  # type: ignore[no-untyped-def]

@@ -268,8 +268,8 @@ def test_apply_completed_ends_the_job(alice, engine):  # type: ignore[no-untyped
     with Budget(5, "apply COMPLETED of the last task"):
         # 1. the task with its execution, request and definition
         # 2. UPDATE task -> COMPLETED
-        # 3. the request's state
-        # 4. UPDATE request -> COMPLETED (conditional on a running state)
+        # 3. UPDATE request -> COMPLETED (conditional on a running state) ... RETURNING
+        # 4. its finished count (one upsert)
         # 5. UPDATE execution -> COMPLETED
         assert engine.apply_response(resp)
     request.refresh_from_db()
@@ -295,8 +295,9 @@ def test_apply_cost_does_not_grow_with_the_batch(alice, engine):  # type: ignore
     assert TaskExecution.objects.filter(task_type="two", task_state="READY").count() == 6
     engine.dispatch_ready()
     seconds = [response(t, STATUS_COMPLETED) for t in TaskExecution.objects.filter(task_type="two")]
-    with Budget(4, "apply six COMPLETED answers that end their jobs"):
+    with Budget(5, "apply six COMPLETED answers that end their jobs"):
         # 1. the tasks, locked; 2. UPDATE tasks -> COMPLETED (executemany);
-        # 3. UPDATE requests -> COMPLETED ... RETURNING; 4. UPDATE their executions
+        # 3. UPDATE requests -> COMPLETED ... RETURNING; 4. their finished counts, one upsert;
+        # 5. UPDATE their executions
         assert engine.apply_responses(seconds) == [True] * 6
     assert JobRequest.objects.filter(pk__in=[r.pk for r in requests], job_state="COMPLETED").count() == 6
