@@ -81,7 +81,7 @@ class Queen:
         self._last_schedule = 0.0
         self._last_heartbeats = 0.0
         self._last_dispatch = 0.0
-        self._wakes_seen = self._dispatch_wakes = 0
+        self._wakes_seen = 0
         self._dispatch_wanted = True
         # set when something may have become startable: a submit in this process, a job that
         # ended while a job type was at its max_concurrency, a pass that hit its limit
@@ -139,16 +139,13 @@ class Queen:
     def dispatching(self) -> int:
         """Send the READY tasks that can go. Looking costs a query, and most passes of a busy
         queen come right after one that changed nothing: it looks after answers, starts,
-        heartbeats, housekeeping or a wake, and otherwise every DISPATCH_EVERY_SECS."""
+        heartbeats or housekeeping, and otherwise every DISPATCH_EVERY_SECS. A wake is not a
+        reason: it says a request was submitted, and a submitted request has no task yet (the
+        look before its start was a query for nothing on every submit)."""
         now = time.monotonic()
-        wakes = self.transport.wakes_read
-        if not (
-            self._dispatch_wanted
-            or wakes != self._dispatch_wakes
-            or now - self._last_dispatch >= DISPATCH_EVERY_SECS
-        ):
+        if not (self._dispatch_wanted or now - self._last_dispatch >= DISPATCH_EVERY_SECS):
             return 0
-        self._dispatch_wanted, self._dispatch_wakes, self._last_dispatch = False, wakes, now
+        self._dispatch_wanted, self._last_dispatch = False, now
         sent = self.engine.dispatch_ready()
         self._dispatch_wanted = sent >= DISPATCH_LIMIT  # more may be waiting
         return sent
@@ -222,8 +219,13 @@ class Queen:
         # answers free room on ants: the next tasks go before anything else is looked at
         done += self.dispatching()
         started = self.scheduling()
+        if started:
+            # the first tasks of the requests just started go now, before housekeeping and
+            # the next read of answers (what a submit waits for on an idle queen)
+            self._dispatch_wanted = True
+            done += self.dispatching()
         kept = self.housekeeping()
-        self._dispatch_wanted |= bool(started or kept)
+        self._dispatch_wanted |= bool(kept)
         done += started + kept
         if not done and block_ms:
             done += self.responses(block_ms=block_ms)
