@@ -165,7 +165,8 @@ class Queen:
                 )
 
     def scheduling(self) -> int:
-        """Only the leader starts requests, fires cron ticks and resumes paused jobs.
+        """Only the leader starts requests (and fires cron ticks and resumes paused jobs, in
+        ``timers``).
 
         Looking for startable requests costs two queries, so a pass does it only when something
         may have changed, and otherwise a few times a second (retry delays, scheduled times)."""
@@ -183,11 +184,16 @@ class Queen:
             done = self.engine.schedule(limit=SCHEDULE_BATCH)
             if done >= SCHEDULE_BATCH:
                 self._schedule_wanted = True  # more may be waiting
-        if now - self._last_cron >= 0.5:
-            self._last_cron = now
-            done += self.cron.run_once()
-            done += self.engine.resume_due()
         return done
+
+    def timers(self) -> int:
+        """The leader fires cron ticks and resumes paused jobs whose time has come, twice a
+        second (after the dispatch of what a pass started: a start does not wait for them)."""
+        now = time.monotonic()
+        if not self.is_leader or now - self._last_cron < 0.5:
+            return 0
+        self._last_cron = now
+        return self.cron.run_once() + self.engine.resume_due()
 
     def housekeeping(self) -> int:
         now = time.monotonic()
@@ -220,11 +226,11 @@ class Queen:
         done += self.dispatching()
         started = self.scheduling()
         if started:
-            # the first tasks of the requests just started go now, before housekeeping and
+            # the first tasks of the requests just started go now, before timers, housekeeping and
             # the next read of answers (what a submit waits for on an idle queen)
             self._dispatch_wanted = True
             done += self.dispatching()
-        kept = self.housekeeping()
+        kept = self.timers() + self.housekeeping()
         self._dispatch_wanted |= bool(kept)
         done += started + kept
         if not done and block_ms:
