@@ -186,6 +186,10 @@ class Queen:
                 self._schedule_wanted = True  # more may be waiting
         return done
 
+    def _start_asked(self) -> bool:
+        """A submit in this process or a wake from another asked this leader to schedule."""
+        return self.is_leader and (self._schedule_wanted or self.transport.wakes_read != self._wakes_seen)
+
     def timers(self) -> int:
         """The leader fires cron ticks and resumes paused jobs whose time has come, twice a
         second (after the dispatch of what a pass started: a start does not wait for them)."""
@@ -222,13 +226,17 @@ class Queen:
         self.leadership()
         done = self.heartbeats()
         done += self.responses(block_ms=0)
-        # answers free room on ants: the next tasks go before anything else is looked at
-        done += self.dispatching()
+        # answers free room on ants: the next tasks go before anything else is looked at; a
+        # periodic look alone waits for the start a submit asked for (it looks after it anyway)
+        deferred = self._start_asked() and not self._dispatch_wanted
+        if not deferred:
+            done += self.dispatching()
         started = self.scheduling()
-        if started:
-            # the first tasks of the requests just started go now, before timers, housekeeping and
-            # the next read of answers (what a submit waits for on an idle queen)
-            self._dispatch_wanted = True
+        self._dispatch_wanted |= bool(started)
+        if deferred or (started and not self.resources.all_full()):
+            # the first tasks of the requests just started go now, before timers, housekeeping
+            # and the next read of answers (what a submit waits for on an idle queen); to full
+            # ants they go with the next answers, in the pass those answers make anyway
             done += self.dispatching()
         kept = self.timers() + self.housekeeping()
         self._dispatch_wanted |= bool(kept)
