@@ -225,7 +225,8 @@ class Queen:
     def run_once(self, block_ms: int = 0) -> int:
         self.leadership()
         done = self.heartbeats()
-        done += self.responses(block_ms=0)
+        answers = self.responses(block_ms=0)
+        done += answers
         # answers free room on ants: the next tasks go before anything else is looked at; a
         # periodic look alone waits for the start a submit asked for (it looks after it anyway)
         deferred = self._start_asked() and not self._dispatch_wanted
@@ -233,10 +234,10 @@ class Queen:
             done += self.dispatching()
         started = self.scheduling()
         self._dispatch_wanted |= bool(started)
-        if deferred or (started and not self.resources.all_full()):
+        if deferred or (started and not answers and not self.resources.all_full()):
             # the first tasks of the requests just started go now, before timers, housekeeping
-            # and the next read of answers (what a submit waits for on an idle queen); to full
-            # ants they go with the next answers, in the pass those answers make anyway
+            # and the next read of answers (what a submit waits for on an idle queen); a busy
+            # queen keeps its order: they go with the next answers, in the pass those make anyway
             done += self.dispatching()
         kept = self.timers() + self.housekeeping()
         self._dispatch_wanted |= bool(kept)
