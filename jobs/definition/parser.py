@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,10 +69,28 @@ def load_definition(
         raise DefinitionError([Problem(f"template error: {e.message}", line=e.line or None)]) from None
     if len(rendered) > MAX_TEXT:
         raise DefinitionError([Problem(f"rendered definition larger than {MAX_TEXT} characters")])
+    key = (rendered, strict)
+    spec = _parsed.get(key)
+    if spec is not None:
+        return spec
     value, problems = load_yaml(rendered, line_map)
     if value is None and problems:
         raise DefinitionError(problems)
-    return _finish(value, problems, strict)
+    spec = _finish(value, problems, strict)
+    with _parsed_lock:
+        _parsed[key] = spec
+        while len(_parsed) > PARSED_KEPT:
+            del _parsed[next(iter(_parsed))]
+    return spec
+
+
+# Specs of recently rendered texts: a job's start and each of its tasks' dispatches render the
+# same text when the template reads nothing that changed meanwhile, and reading YAML and
+# checking it was most of a templated render's time. Specs are read-only for their callers
+# (a static definition's spec is shared by all its jobs already).
+PARSED_KEPT = 256
+_parsed: dict[tuple[str, bool], JobSpec] = {}
+_parsed_lock = threading.Lock()
 
 
 # the flag as written, for when the definition does not parse (the problems are listed together)

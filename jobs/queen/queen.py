@@ -81,7 +81,7 @@ class Queen:
         self._last_schedule = 0.0
         self._last_heartbeats = 0.0
         self._last_dispatch = 0.0
-        self._wakes_seen = self._dispatch_wakes = 0
+        self._wakes_seen = 0
         self._dispatch_wanted = True
         # set when something may have become startable: a submit in this process, a job that
         # ended while a job type was at its max_concurrency, a pass that hit its limit
@@ -139,16 +139,13 @@ class Queen:
     def dispatching(self) -> int:
         """Send the READY tasks that can go. Looking costs a query, and most passes of a busy
         queen come right after one that changed nothing: it looks after answers, starts,
-        heartbeats, housekeeping or a wake, and otherwise every DISPATCH_EVERY_SECS."""
+        heartbeats or housekeeping, and otherwise every DISPATCH_EVERY_SECS. A wake is not a
+        reason: it says a request was submitted, and a submitted request has no task yet (the
+        look before its start was a query for nothing on every submit)."""
         now = time.monotonic()
-        wakes = self.transport.wakes_read
-        if not (
-            self._dispatch_wanted
-            or wakes != self._dispatch_wakes
-            or now - self._last_dispatch >= DISPATCH_EVERY_SECS
-        ):
+        if not (self._dispatch_wanted or now - self._last_dispatch >= DISPATCH_EVERY_SECS):
             return 0
-        self._dispatch_wanted, self._dispatch_wakes, self._last_dispatch = False, wakes, now
+        self._dispatch_wanted, self._last_dispatch = False, now
         sent = self.engine.dispatch_ready()
         self._dispatch_wanted = sent >= DISPATCH_LIMIT  # more may be waiting
         return sent
@@ -168,7 +165,8 @@ class Queen:
                 )
 
     def scheduling(self) -> int:
-        """Only the leader starts requests, fires cron ticks and resumes paused jobs.
+        """Only the leader starts requests (and fires cron ticks and resumes paused jobs, in
+        ``timers``).
 
         Looking for startable requests costs two queries, so a pass does it only when something
         may have changed, and otherwise a few times a second (retry delays, scheduled times)."""
@@ -186,11 +184,20 @@ class Queen:
             done = self.engine.schedule(limit=SCHEDULE_BATCH)
             if done >= SCHEDULE_BATCH:
                 self._schedule_wanted = True  # more may be waiting
-        if now - self._last_cron >= 0.5:
-            self._last_cron = now
-            done += self.cron.run_once()
-            done += self.engine.resume_due()
         return done
+
+    def _start_asked(self) -> bool:
+        """A submit in this process or a wake from another asked this leader to schedule."""
+        return self.is_leader and (self._schedule_wanted or self.transport.wakes_read != self._wakes_seen)
+
+    def timers(self) -> int:
+        """The leader fires cron ticks and resumes paused jobs whose time has come, twice a
+        second (after the dispatch of what a pass started: a start does not wait for them)."""
+        now = time.monotonic()
+        if not self.is_leader or now - self._last_cron < 0.5:
+            return 0
+        self._last_cron = now
+        return self.cron.run_once() + self.engine.resume_due()
 
     def housekeeping(self) -> int:
         now = time.monotonic()
@@ -218,12 +225,22 @@ class Queen:
     def run_once(self, block_ms: int = 0) -> int:
         self.leadership()
         done = self.heartbeats()
-        done += self.responses(block_ms=0)
-        # answers free room on ants: the next tasks go before anything else is looked at
-        done += self.dispatching()
+        answers = self.responses(block_ms=0)
+        done += answers
+        # answers free room on ants: the next tasks go before anything else is looked at; a
+        # periodic look alone waits for the start a submit asked for (it looks after it anyway)
+        deferred = self._start_asked() and not self._dispatch_wanted
+        if not deferred:
+            done += self.dispatching()
         started = self.scheduling()
-        kept = self.housekeeping()
-        self._dispatch_wanted |= bool(started or kept)
+        self._dispatch_wanted |= bool(started)
+        if deferred or (started and not answers and not self.resources.all_full()):
+            # the first tasks of the requests just started go now, before timers, housekeeping
+            # and the next read of answers (what a submit waits for on an idle queen); a busy
+            # queen keeps its order: they go with the next answers, in the pass those make anyway
+            done += self.dispatching()
+        kept = self.timers() + self.housekeeping()
+        self._dispatch_wanted |= bool(kept)
         done += started + kept
         if not done and block_ms:
             done += self.responses(block_ms=block_ms)

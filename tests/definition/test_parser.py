@@ -364,3 +364,20 @@ def test_definition_error_to_dict() -> None:
         "field": "retry",
         "line": 2,
     }
+
+
+def test_a_rendered_text_is_parsed_once() -> None:
+    # a job's start and its tasks' dispatches render the same text: one parse serves them all
+    text = 'job_type: once\ntasks:\n- task_type: t\n  script: ["echo {{.Out}}"]\n'
+    first = load_definition(text, {"Out": "a"})
+    assert load_definition(text, {"Out": "a", "Unused": "b"}) is first
+    other = load_definition(text, {"Out": "c"})
+    assert other is not first and other.tasks[0].script == ["echo c"]
+    assert load_definition(text, {"Out": "a"}, strict=False) is not first  # its warnings differ
+
+
+def test_a_text_that_fails_is_never_kept() -> None:
+    text = "job_type: broken\ntasks:\n- task_type: t\n  method: {{.Method}}\n"
+    for _ in range(2):
+        with pytest.raises(DefinitionError):
+            load_definition(text, {"Method": "NOPE"})
