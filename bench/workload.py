@@ -278,8 +278,12 @@ class World:
             # the measured end is the last task's end in the database, not when this poll sees it:
             # polling less often only takes less CPU from what is measured
             time.sleep(0.05)
-        bad = JobRequest.objects.filter(pk__in=ids).exclude(job_state="COMPLETED").values_list("pk", "job_state",
-                                                                                               "error_message")  # fmt: skip
+        # by id range too: a check naming 45,000 ids (a soak's) cost this driver 7 to 16 MB of RSS
+        bad = (
+            JobRequest.objects.filter(organization_id=self.org_id, pk__gte=min(ids), pk__lte=max(ids))
+            .exclude(job_state="COMPLETED")
+            .values_list("pk", "job_state", "error_message")
+        )
         if bad:
             raise SystemExit(f"requests did not complete: {list(bad)[:5]}")
 
