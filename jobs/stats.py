@@ -93,3 +93,27 @@ def request_counts(
     rows = counts.values("job_type", "job_state").annotate(total=Sum("n")).order_by()
     out += Counter({(r["job_type"], r["job_state"]): r["total"] for r in rows})
     return out
+
+
+def list_total(org_id: int, requests: Any, *, start: datetime | None, end: datetime | None,
+               job_type: str | None, states: Iterable[str] | None, uncounted_filter: bool) -> int:  # fmt: skip
+    """The requests list's TotalRecords: exact from the counts when it is filtered only by type,
+    state and creation time; else ``requests`` counted up to COUNT_CAP rows."""
+    if uncounted_filter:
+        return int(requests.order_by()[:COUNT_CAP].count())
+    return sum(request_counts(org_id, start=start, end=end, job_type=job_type, states=states).values())
+
+
+def stats_rows(
+    org_id: int, start: datetime, end: datetime | None, durations: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The stats API's rows: counts per job type and state, each with its type's success rate
+    and (from ``durations``) p50/p95 seconds."""
+    counts = request_counts(org_id, start=start, end=end)
+    rows = []
+    for (job_type, state), n in sorted(counts.items()):
+        succeeded, failed = counts[(job_type, "COMPLETED")], counts[(job_type, "FAILED")]
+        p50, p95 = durations.get(job_type, (None, None))
+        rows.append({"job_type": job_type, "job_state": state, "counts": n, "p50_secs": p50, "p95_secs": p95,
+                     "success_rate": round(succeeded / (succeeded + failed), 4) if succeeded + failed else None})  # fmt: skip
+    return rows

@@ -96,12 +96,10 @@ class RequestListCreate(OrgAPIView):
             qs = qs.filter(created_at__lt=end)
         # TotalRecords: by type, state and creation time from the counts (exact, however long the
         # history); a list filtered by group, user key or platform counts at most COUNT_CAP rows
-        if any(params.get(name) for name in ("job_group", "user_key", "platform")):
-            total = qs.order_by()[: stats.COUNT_CAP].count()
-        else:
-            counts = stats.request_counts(self.org_id, start=start, end=end, job_type=params.get("job_type") or None,
-                                          states=states)  # fmt: skip
-            total = sum(counts.values())
+        total = stats.list_total(
+            self.org_id, qs, start=start, end=end, job_type=params.get("job_type") or None, states=states,
+            uncounted_filter=any(params.get(name) for name in ("job_group", "user_key", "platform")),
+        )  # fmt: skip
         return self.paginate(request, qs, JobRequestSerializer, total=total)
 
     @extend_schema(
@@ -341,16 +339,9 @@ class RequestStats(OrgAPIView):
         start = _date_param(request, "from")
         if start is None:
             start = (end or timezone.now()) - timedelta(hours=reports.STATS_WINDOW_HOURS)
-        counts = stats.request_counts(self.org_id, start=start, end=end)
         # each row also carries its job type's success rate and durations (as the Reports page's)
         durations = reports.duration_percentiles(self.org_id, since=start, newest=reports.STATS_DURATIONS)
-        rows = []
-        for (job_type, state), n in sorted(counts.items()):
-            succeeded, failed = counts[(job_type, "COMPLETED")], counts[(job_type, "FAILED")]
-            p50, p95 = durations.get(job_type, (None, None))
-            rows.append({"job_type": job_type, "job_state": state, "counts": n, "p50_secs": p50, "p95_secs": p95,
-                         "success_rate": round(succeeded / (succeeded + failed), 4) if succeeded + failed else None})  # fmt: skip
-        return Response(rows)
+        return Response(stats.stats_rows(self.org_id, start, end, durations))
 
 
 class RequestDot(OrgAPIView):
