@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, F, FilteredRelation, Q, Subquery, Sum
 from django.utils import timezone
 
+from jobs import fastsql
 from jobs.states import JOB_RUNNING
 from orgs import quotas
 from orgs.models import Organization, Subscription
@@ -86,16 +87,19 @@ def check_storage(org_id: int, adding: int) -> None:
         raise QuotaExceeded(why, limit="disk_quota", status=413)
 
 
+# every start reads it: compiled once per shape (jobs.fastsql.ByShape)
+_LIMITS = fastsql.ByShape(
+    lambda org_ids: Organization.objects.filter(pk__in=org_ids)
+    .annotate(plan=FilteredRelation("subscription", condition=Q(subscription__active=True)))
+    .values_list("pk", "name", "max_concurrency", "plan__policy", "plan__max_concurrency", "plan__disk_quota"),
+    org_ids=int,
+)  # fmt: skip
+
+
 def _limits(org_ids: set[int]) -> dict[int, quotas.OrgLimits]:
     """Limits of those organizations that have any: one query (with the active plan joined),
     and one for storage when a plan has a disk quota."""
-    query = (
-        Organization.objects.filter(pk__in=org_ids)
-        .annotate(plan=FilteredRelation("subscription", condition=Q(subscription__active=True)))
-        .values_list(
-            "pk", "name", "max_concurrency", "plan__policy", "plan__max_concurrency", "plan__disk_quota"
-        )
-    )
+    query = _LIMITS.rows(org_ids=sorted(org_ids))
     found = {
         org_id: quotas.OrgLimits(name=name, org_max_concurrency=org_max, plan_max_concurrency=plan_max or 0,
                                  policy=policy or "", disk_quota=disk_quota or 0)

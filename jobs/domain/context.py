@@ -6,9 +6,10 @@ from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import F, Value
+from django.db.models import F, QuerySet, Value
 
 from artifacts import services as artifact_services
+from jobs import fastsql
 from jobs.definition.layers import TemplateData
 from jobs.models import JobConfig, JobExecution, JobRequest, JobRequestParam
 from orgs import crypto
@@ -57,29 +58,45 @@ def template_data(
     return template_data_of(request, execution, values, urls, now)
 
 
-def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[str, str], set[str]]]:
-    """``secrets_and_values`` of many requests in one query: the four tables share their
-    columns, so a UNION ALL reads organization configs (source 0), job configs (1), request
-    params (2) and the submitting users' configs (3) together."""
-    org_ids = {r.organization_id for r in requests}
+def _config_rows(
+    org_ids: list[int], job_types: list[str], request_ids: list[int], user_ids: list[int]
+) -> QuerySet[Any, tuple[Any, ...]]:
+    """Organization configs (source 0), job configs (1), request params (2) and the submitting
+    users' configs (3) in one UNION ALL: the four tables share their columns."""
     columns = ("src", "owner", "kind", "name", "value", "secret")
     orgs = OrgConfig.objects.filter(organization_id__in=org_ids).annotate(
         src=Value(0), owner=F("organization_id"), kind=Value("")
     )
-    types = JobConfig.objects.filter(
-        organization_id__in=org_ids, job_type__in={r.job_type for r in requests}
-    ).annotate(src=Value(1), owner=F("organization_id"), kind=F("job_type"))
-    params = JobRequestParam.objects.filter(job_request_id__in=[r.pk for r in requests]).annotate(
+    types = JobConfig.objects.filter(organization_id__in=org_ids, job_type__in=job_types).annotate(
+        src=Value(1), owner=F("organization_id"), kind=F("job_type")
+    )
+    params = JobRequestParam.objects.filter(job_request_id__in=request_ids).annotate(
         src=Value(2), owner=F("job_request_id"), kind=Value("")
     )
-    users = UserConfig.objects.filter(
-        user_id__in={r.user_id for r in requests if r.user_id}, organization_id__in=org_ids
-    ).annotate(src=Value(3), owner=F("user_id"), kind=Value(""))
-    rows = (
+    users = UserConfig.objects.filter(user_id__in=user_ids, organization_id__in=org_ids).annotate(
+        src=Value(3), owner=F("user_id"), kind=Value("")
+    )
+    return (
         orgs.order_by().values_list(*columns)
         .union(types.order_by().values_list(*columns), params.order_by().values_list(*columns),
                users.order_by().values_list(*columns), all=True)
     )  # fmt: skip
+
+
+# every start and dispatch of a templated job reads it: compiled once per shape
+_CONFIG_ROWS = fastsql.ByShape(_config_rows, org_ids=int, job_types=str, request_ids=int, user_ids=int)
+
+
+def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[str, str], set[str]]]:
+    """``secrets_and_values`` of many requests in one query (``_config_rows``)."""
+    if not requests:
+        return {}
+    rows = _CONFIG_ROWS.rows(
+        org_ids=sorted({r.organization_id for r in requests}),
+        job_types=sorted({r.job_type for r in requests}),
+        request_ids=[r.pk for r in requests],
+        user_ids=sorted({r.user_id for r in requests if r.user_id}) or [0],  # 0: no user has it
+    )
     found: dict[tuple[int, int, str], list[tuple[str, str, bool]]] = {}
     for src, owner, kind, name, value, secret in rows:
         found.setdefault((src, owner, kind), []).append((name, value, secret))

@@ -12,6 +12,7 @@ together; events go out after the commit.
 """
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
@@ -651,23 +652,37 @@ def requests_claim(request_ids: Iterable[int]) -> dict[int, tuple[bool, int | No
     return {request_id: (bool(hard), last) for request_id, hard, last in rows}
 
 
-def executions_create(starts: list[tuple[JobRequest, int | None]]) -> dict[int, JobExecution]:
+def executions_create(
+    starts: list[tuple[JobRequest, int | None]], executing: AbstractSet[int] = frozenset()
+) -> dict[int, JobExecution]:
     """New executions of claimed requests (each with the execution whose completed tasks it may
-    reuse), recorded as their requests' last execution."""
+    reuse), recorded as their requests' last execution. The requests of ``executing`` go READY ->
+    EXECUTING in the same write, and their executions start EXECUTING: their first task goes to
+    an ant in this transaction (``tasks_create_started``)."""
+    if executing:
+        sources("request", JobState.EXECUTING, [JobState.READY])  # the table allows it
+        sources("execution", JobState.EXECUTING, [JobState.READY])
     now = timezone.now()
+    states = {
+        request.pk: JobState.EXECUTING if request.pk in executing else JobState.READY for request, _ in starts
+    }
     ids = fastsql.insert_rows(
         JobExecution, ("organization_id", "job_request_id", "job_state", "reuse_execution_id", "started_at", "updated_at"),
-        [(request.organization_id, request.pk, JobState.READY, reuse, now, now) for request, reuse in starts],
+        [(request.organization_id, request.pk, states[request.pk], reuse, now, now) for request, reuse in starts],
     )  # fmt: skip
     executions = [
         JobExecution(id=execution_id, organization_id=request.organization_id, job_request_id=request.pk,
-                     job_state=JobState.READY, reuse_execution_id=reuse, started_at=now, updated_at=now)
+                     job_state=states[request.pk], reuse_execution_id=reuse, started_at=now, updated_at=now)
         for execution_id, (request, reuse) in zip(ids, starts, strict=True)
     ]  # fmt: skip
-    fastsql.update_each(JobRequest, ("id",), ("last_execution_id", "hard_reset"),
-                        [(e.pk, False, e.job_request_id) for e in executions])  # fmt: skip
+    # the requests were claimed READY in this transaction: their rows are this one's to write
+    fastsql.update_each(JobRequest, ("id",), ("last_execution_id", "hard_reset", "job_state"),
+                        [(e.pk, False, states[e.job_request_id], e.job_request_id) for e in executions])  # fmt: skip
     for (request, _), execution in zip(starts, executions, strict=True):
         request.last_execution = execution
+        if request.pk in executing:
+            request.job_state = JobState.EXECUTING
+            _job_event(request.pk, JobState.EXECUTING)
     return {e.job_request_id: e for e in executions}
 
 
@@ -682,6 +697,23 @@ def tasks_create_ready(rows: list[tuple[JobExecution, str, str, bool, int]]) -> 
     )  # fmt: skip
     for task_id, (execution, task_type, *_) in zip(ids, rows, strict=True):
         _task_event(task_id, execution.job_request_id, TaskState.READY, task_type=task_type)
+    return ids
+
+
+def tasks_create_started(rows: list[tuple[JobExecution, str, str, bool, str, float | None]]) -> list[int]:
+    """New first tasks sent to an ant at their job's start, without a READY row version: (execution,
+    task type, method, allow_failure, ant id, the ant's incarnation) each, attempt 1; returns
+    their ids. A task created READY and dispatched in the same pass ends the same, in two writes."""
+    now = timezone.now()
+    ids = fastsql.insert_rows(
+        TaskExecution, ("organization_id", "job_execution_id", "task_type", "method", "allow_failure", "task_order",
+                        "task_state", "ant_id", "ant_started_at", "attempt", "started_at", "updated_at"),
+        [(execution.organization_id, execution.pk, task_type, method, allow_failure, 0, TaskState.STARTED, ant_id,
+          ant_started_at, 1, now, now)
+         for execution, task_type, method, allow_failure, ant_id, ant_started_at in rows],
+    )  # fmt: skip
+    for task_id, (execution, task_type, _, _, ant_id, _) in zip(ids, rows, strict=True):
+        _task_event(task_id, execution.job_request_id, TaskState.STARTED, task_type=task_type, ant_id=ant_id)
     return ids
 
 
@@ -704,7 +736,10 @@ def jobs_executing(executions: dict[int, int]) -> list[int]:
     """READY -> EXECUTING for requests (id -> execution id) whose first task went to an ant;
     returns the request ids won."""
     now = timezone.now()
-    move("execution", executions.values(), JobState.EXECUTING, [JobState.READY], updated_at=now)
+    _update_returning(
+        JobExecution, executions.values(), {"job_state": JobState.EXECUTING, "updated_at": now},
+        where={"job_state": sources("execution", JobState.EXECUTING, [JobState.READY])},
+    )  # fmt: skip
     rows = _update_returning(
         JobRequest, executions, {"job_state": JobState.EXECUTING, "updated_at": now},
         where={"job_state": sources("request", JobState.EXECUTING, [JobState.READY])},

@@ -14,24 +14,26 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ants.messaging.base import Transport
 from ants.protocol import TaskResponse
+from jobs import fastsql
 from jobs.domain import approvals, fanouts, follow, transitions
 from jobs.domain.rules import HEAVY_TASK_FIELDS, JOB_RUNNING_VALUES, QUEEN_ANT, RUNNING
 from jobs.domain.sends import cancel_on_ants
 from jobs.domain.specs import graph_of, task_of
-from jobs.models import JobRequest, TaskExecution
+from jobs.models import JobConfig, JobRequest, JobRequestParam, TaskExecution
 from jobs.queen import answers, dispatch, queen_tasks, starts, waiting
-from jobs.queen.compiled import Compiled
+from jobs.queen.compiled import Compiled, CompiledLoad
 from jobs.queen.parts import QueenParts
 from jobs.queen.render_pool import RenderPool
 from jobs.queen.resources import ResourceManager
 from jobs.queen.waiting import TaskWaits
 from jobs.states import JobState, TaskState
 from orgs import usage
+from orgs.models import OrgConfig, UserConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,51 @@ _RUNNING_COUNTS = Compiled(
     .values_list("organization_id", "job_type", "job_definition__max_concurrency")
     .annotate(n=Count("id"))
 )
+
+
+def _pick_of(limit: int) -> fastsql.ByShape:
+    """Pending requests due, highest priority first, then oldest, at most ``limit``; job types at
+    their limit (``orgs``/``types`` pairs) left out: a running parent's children may use its
+    slot. Every scheduling pass runs it: compiled once (jobs.fastsql.ByShape)."""
+    if limit not in _PICKS:
+
+        def pick(now: datetime, orgs: list[int], types: list[str]) -> QuerySet[JobRequest, tuple[int]]:
+            qs = JobRequest.objects.filter(job_state=JobState.PENDING, scheduled_at__lte=now).filter(
+                Q(not_before__isnull=True) | Q(not_before__lte=now)
+            )
+            for org_id, job_type in zip(orgs, types, strict=True):
+                qs = qs.exclude(organization_id=org_id, job_type=job_type, parent__isnull=True)
+            return qs.order_by("-job_priority", "id").values_list("id")[:limit]
+
+        _PICKS[limit] = fastsql.ByShape(pick, now=datetime, orgs=int, types=str)
+    return _PICKS[limit]
+
+
+_PICKS: dict[int, fastsql.ByShape] = {}
+
+
+def _pick_load(ids: list[int]) -> QuerySet[JobRequest]:
+    """The picked requests with their definitions, and whether each has configs or params for its
+    template data and variables (most have none: then that query is not sent)."""
+    org = OuterRef("organization_id")
+    return (
+        JobRequest.objects.filter(pk__in=ids)
+        .select_related("job_definition")
+        .defer("job_definition__spec")
+        .annotate(
+            has_org_configs=Exists(OrgConfig.objects.filter(organization_id=org)),
+            has_user_configs=Exists(
+                UserConfig.objects.filter(user_id=OuterRef("user_id"), organization_id=org)
+            ),
+            has_job_configs=Exists(
+                JobConfig.objects.filter(organization_id=org, job_type=OuterRef("job_type"))
+            ),
+            has_params=Exists(JobRequestParam.objects.filter(job_request_id=OuterRef("pk"))),
+        )
+    )
+
+
+_PICK_LOAD = CompiledLoad(_pick_load)
 
 
 def prepare(most: int) -> None:
@@ -106,20 +153,15 @@ class Engine:
         Job types at their max_concurrency are left out of the query, so they never hold up
         the requests behind them.
         """
-        now = timezone.now()
         counts = self._running_counts()
         full = [key for key, (running, limit_) in counts.items() if waiting.at_limit(running, limit_)]
-        qs = JobRequest.objects.filter(job_state=JobState.PENDING, scheduled_at__lte=now).filter(
-            Q(not_before__isnull=True) | Q(not_before__lte=now)
-        )
-        for org_id, job_type in full:  # a running parent's children may use its slot (over_limit)
-            qs = qs.exclude(organization_id=org_id, job_type=job_type, parent__isnull=True)
         self._note_full(full, counts)
+        # (-1, ""): no job type is full, and the shape needs an item
+        orgs, types = [k[0] for k in full] or [-1], [k[1] for k in full] or [""]
+        ids = [pk for (pk,) in _pick_of(limit).rows(now=timezone.now(), orgs=orgs, types=types)]
+        by_id = {r.pk: r for r in _PICK_LOAD.load(ids)}
         candidates = []
-        pick = (
-            qs.select_related("job_definition").defer("job_definition__spec").order_by("-job_priority", "id")
-        )
-        for request in pick[:limit]:
+        for request in (by_id[pk] for pk in ids if pk in by_id):
             key = (request.organization_id, request.job_type)
             limit_now = request.job_definition.max_concurrency
             running, _ = counts.get(key, (0, limit_now))

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from jobs import fastsql
 from jobs.definition.fanout import INSTANCE_INFIX, step_of
 from jobs.domain import transitions
 from jobs.domain.rules import JOB_RUNNING_VALUES
@@ -51,27 +52,40 @@ def lent_slots(request: JobRequest) -> int:
     return lent
 
 
+def _pairs(orgs: list[int], types: list[str]) -> Q:
+    which = Q()
+    for org_id, job_type in zip(orgs, types, strict=True):
+        which |= Q(organization_id=org_id, job_type=job_type)
+    return which
+
+
+# every start runs them: compiled once per shape (jobs.fastsql.ByShape)
+_LOCKED_LIMITS = fastsql.ByShape(
+    lambda orgs, types: JobDefinition.objects.select_for_update()
+    .filter(_pairs(orgs, types), is_latest=True)
+    .values_list("organization_id", "job_type", "max_concurrency"),
+    orgs=int, types=str,
+)  # fmt: skip
+_RUNNING = fastsql.ByShape(
+    lambda orgs, types: JobRequest.objects.filter(_pairs(orgs, types), job_state__in=JOB_RUNNING_VALUES)
+    .values_list("organization_id", "job_type")
+    .annotate(n=Count("id")),
+    orgs=int, types=str,
+)  # fmt: skip
+
+
 def locked_limits(
     keys: set[tuple[int, str]],
 ) -> tuple[dict[tuple[int, str], int], dict[tuple[int, str], int]]:
     """(org, job type) -> max_concurrency of its latest version, row locked, and -> how many of
     its requests run now. The lock serialises starts of one job type, so the counts hold even with
     several schedulers (a leader handing over, or a forced restart). Call inside a transaction."""
-    which = Q()
-    for org_id, job_type in keys:
-        which |= Q(organization_id=org_id, job_type=job_type)
+    ordered = sorted(keys)
+    orgs, types = [k[0] for k in ordered], [k[1] for k in ordered]
     limits = {
-        (org_id, job_type): limit
-        for org_id, job_type, limit in JobDefinition.objects.select_for_update()
-        .filter(which, is_latest=True)
-        .values_list("organization_id", "job_type", "max_concurrency")
+        (org_id, job_type): limit for org_id, job_type, limit in _LOCKED_LIMITS.rows(orgs=orgs, types=types)
     }
-    running = {
-        (row["organization_id"], row["job_type"]): row["n"]
-        for row in JobRequest.objects.filter(which, job_state__in=JOB_RUNNING_VALUES)
-        .values("organization_id", "job_type")
-        .annotate(n=Count("id"))
-    }
+    running = {(org_id, job_type): n for org_id, job_type, n in _RUNNING.rows(orgs=orgs, types=types)}
     return limits, running
 
 

@@ -1,13 +1,14 @@
 """A query compiled once runs with the values of each call, on either database."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from jobs.fastsql import ByShape
 from jobs.models import JobExecution, JobRequest, JobRequestParam, TaskExecution
 from jobs.queen.compiled import Compiled, CompiledLoad
 from jobs.services.definitions import definition_upload
@@ -107,3 +108,57 @@ def test_a_load_whose_sql_depends_on_the_ids_is_refused(db):  # type: ignore[no-
 
     with pytest.raises(ValueError, match="depends on the ids"):
         CompiledLoad(shaped).load([1])
+
+
+# -- ByShape: compiled once per shape of its list arguments (jobs.fastsql) -------------------------
+
+
+def of_types(now, orgs, types):  # type: ignore[no-untyped-def]
+    """Requests due of the (organization, job type) pairs, as the scheduler's pick names them."""
+    which = Q()
+    for org_id, job_type in zip(orgs, types, strict=True):
+        which |= Q(organization_id=org_id, job_type=job_type)
+    return (
+        JobRequest.objects.filter(which, scheduled_at__lte=now).order_by("id").values_list("pk", "job_type")
+    )
+
+
+def test_by_shape_binds_each_calls_lists_and_compiles_once_per_shape(alice):  # type: ignore[no-untyped-def]
+    definition_upload(org_id=alice.org_id, user=alice.user, text=DEFINITION)
+    definition_upload(org_id=alice.org_id, user=alice.user, text=DEFINITION.replace("cq-job", "cq-other"))
+    now = timezone.now()
+    one = request_submit(org_id=alice.org_id, user=alice.user, job_type="cq-job", scheduled_at=now)
+    two = request_submit(org_id=alice.org_id, user=alice.user, job_type="cq-other", scheduled_at=now)
+    later = now + timedelta(minutes=1)
+    shaped = ByShape(of_types, now=datetime, orgs=int, types=str)
+    org = alice.org_id
+    assert shaped.rows(now=later, orgs=[org], types=["cq-job"]) == [(one.pk, "cq-job")]
+    assert shaped.rows(now=later, orgs=[org], types=["cq-other"]) == [(two.pk, "cq-other")]
+    assert shaped.rows(now=now - timedelta(minutes=1), orgs=[org], types=["cq-job"]) == []
+    # three pairs pad to four (the last repeated): the same rows as the queryset's own
+    args = {"now": later, "orgs": [org, org, -1], "types": ["cq-job", "cq-other", "none"]}
+    assert shaped.rows(**args) == list(of_types(**args)) == [(one.pk, "cq-job"), (two.pk, "cq-other")]
+    with CaptureQueriesContext(connection) as ctx:  # a fourth pair: the shape of four, compiled already
+        assert (
+            len(shaped.rows(now=later, orgs=[org, org, -1, -2], types=["cq-job", "cq-other", "a", "b"])) == 2
+        )
+    assert len(ctx.captured_queries) == 1
+    assert sorted(key[1:] for key in shaped.shapes()) == [(1, 1), (4, 4)]  # (orgs, types)
+
+
+def test_by_shape_refuses_empty_lists_and_sql_that_depends_on_values(db):  # type: ignore[no-untyped-def]
+    shaped = ByShape(of_types, now=datetime, orgs=int, types=str)
+    with pytest.raises(ValueError, match="every list needs an item"):
+        shaped.rows(now=timezone.now(), orgs=[], types=[])
+
+    def by_value(ids):  # type: ignore[no-untyped-def]
+        return JobRequest.objects.filter(pk__in=ids).values_list("pk")[: -ids[0] % 7 + 1]
+
+    with pytest.raises(ValueError, match="depends on its lists' values"):
+        ByShape(by_value, ids=int).rows(ids=[1])
+
+    def drops_one(ids):  # type: ignore[no-untyped-def]
+        return JobRequest.objects.filter(pk__in=ids[1:] or [0]).values_list("pk")
+
+    with pytest.raises(ValueError, match="must use every item"):
+        ByShape(drops_one, ids=int).rows(ids=[1, 2])

@@ -14,6 +14,7 @@ from jobs.models import TaskExecution
 from jobs.queen.queen import Queen
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
+from orgs.models import OrgConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,3 +59,53 @@ def test_a_submit_is_started_and_sent_in_one_pass(alice, queen):  # type: ignore
     if isinstance(queen.transport, InProcessTransport):
         return
     assert queen.transport.wakes_read > wakes  # the submit's wake crossed Redis to this queen
+
+
+STATIC = """\
+job_type: pass-static
+tasks:
+- task_type: first
+  method: SHELL
+  script: ["true"]
+  on_completed: second
+- task_type: second
+  method: SHELL
+  script: ["true"]
+"""
+
+
+def test_a_started_jobs_first_task_goes_without_a_ready_row(alice, queen):  # type: ignore[no-untyped-def]
+    definition_upload(org_id=alice.org_id, user=alice.user, text=STATIC)
+    config = OrgConfig(organization_id=alice.org_id, name="Region", secret=False)
+    config.set_value("eu-1")
+    config.save()
+    seen: list[str] = []
+    unsubscribe = events.subscribe(
+        lambda kind, p: seen.append(p["task_state"]) if kind == "task_state" else None
+    )
+    try:
+        request = request_submit(org_id=alice.org_id, user=alice.user, job_type="pass-static")
+        queen.run_once()
+    finally:
+        unsubscribe()
+    task = TaskExecution.objects.get(job_execution__job_request=request)
+    assert (task.task_state, task.ant_id, task.attempt) == ("STARTED", "ant-pass", 1)
+    assert seen == ["STARTED"]  # created STARTED: no READY version, no READY event
+    request.refresh_from_db()
+    assert request.job_state == "EXECUTING"
+    assert request.last_execution.job_state == "EXECUTING"
+    sent = queen.transport.read_tasks("ant-pass", "ant-pass", 0, 10)
+    assert [(d.message.task_execution_id, d.message.attempt) for d in sent] == [(task.pk, 1)]
+    assert sent[0].message.variables["Region"] == "eu-1"  # a static definition's variables too
+
+
+def test_a_first_task_with_no_room_waits_ready_and_goes_when_room_frees(alice, queen):  # type: ignore[no-untyped-def]
+    definition_upload(org_id=alice.org_id, user=alice.user, text=STATIC)
+    first = request_submit(org_id=alice.org_id, user=alice.user, job_type="pass-static")
+    second = request_submit(org_id=alice.org_id, user=alice.user, job_type="pass-static")
+    queen.run_once()
+    tasks = {t.job_execution.job_request_id: t for t in TaskExecution.objects.select_related("job_execution")}
+    assert (tasks[first.pk].task_state, tasks[second.pk].task_state) == ("STARTED", "READY")  # one slot
+    queen.resources.release("ant-pass", tasks[first.pk].pk)
+    assert queen.engine.dispatch_ready() == 1
+    assert TaskExecution.objects.get(pk=tasks[second.pk].pk).task_state == "STARTED"

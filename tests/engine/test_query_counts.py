@@ -126,27 +126,48 @@ def test_submit(alice, engine):  # type: ignore[no-untyped-def]
 
 def test_schedule_starts_a_request(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice)
-    with Budget(9, "schedule one pending request"):
+    with Budget(10, "schedule one pending request"):
         # 1. running requests per job type (concurrency limits)
-        # 2. the pick: pending requests due, by priority then age, with their definitions
+        # 2. the pick: the ids of pending requests due, by priority then age
+        # 2b. those requests with their definitions (both compiled once: one more round trip
+        #     costs less than Django compiling the pick's join on every pass)
         # +. the organizations' limits and active plans (orgs.usage; more only when they have any)
         # 3. lock the job types' latest definitions (SELECT ... FOR UPDATE; serialises starts)
         # 4. running requests of those job types
         # 5. claim: UPDATE requests PENDING -> READY ... RETURNING (hard_reset, last execution)
-        # 6. INSERT the executions
-        # 7. UPDATE request.last_execution (one executemany)
-        # 8. INSERT the first tasks (READY)
-        # A definition without template actions is not rendered: no template data is loaded.
+        # 6. INSERT the executions (EXECUTING: the ant has room for the first task)
+        # 7. UPDATE request.last_execution and READY -> EXECUTING (one statement)
+        # 8. INSERT the first tasks, STARTED on the ant (no READY version, no dispatch pass)
+        # A definition without template actions is not rendered, and one without configs or
+        # params loads no template data (the pick says whether there are any).
         assert engine.schedule() == 1
+    task = TaskExecution.objects.get()
+    assert (task.task_state, task.ant_id, task.attempt) == ("STARTED", "ant-q", 1)
+    assert JobRequest.objects.get().job_state == "EXECUTING"
 
 
 def test_schedule_cost_does_not_grow_with_the_batch(alice, engine):  # type: ignore[no-untyped-def]
     for _ in range(12):
         submit(alice)
-    with Budget(9, "schedule twelve pending requests"):
-        # the same nine statements start all twelve
+    with Budget(11, "schedule twelve pending requests"):
+        # the same statements start all twelve: ten first tasks go to the ant's ten slots, and
+        # one more INSERT makes the other two READY for the dispatcher
         assert engine.schedule(limit=20) == 12
-    assert TaskExecution.objects.filter(task_state="READY").count() == 12
+    assert TaskExecution.objects.filter(task_state="STARTED").count() == 10
+    assert TaskExecution.objects.filter(task_state="READY").count() == 2
+
+
+def schedule_to_ready(engine: Engine, limit: int = 50) -> int:
+    """Start pending requests while the ant has no room: their first tasks wait READY for the
+    dispatcher, whose cost the tests below take."""
+    taken = [-(i + 1) for i in range(10)]  # ids no task has
+    for i in taken:
+        engine.resources.reserve("ant-q", i)
+    try:
+        return engine.schedule(limit=limit)
+    finally:
+        for i in taken:
+            engine.resources.unreserve("ant-q", i)
 
 
 def test_schedule_with_templates_loads_template_data(alice, engine):  # type: ignore[no-untyped-def]
@@ -159,7 +180,7 @@ def test_schedule_with_templates_loads_template_data(alice, engine):  # type: ig
 
 def test_dispatch_a_task(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice)
-    engine.schedule()
+    schedule_to_ready(engine)
     with Budget(5, "dispatch the first task"):
         # 1. READY tasks due: a few columns each (state of the request, definition id)
         # 2. the tasks that go with the columns of their executions and requests the dispatch
@@ -171,7 +192,7 @@ def test_dispatch_a_task(alice, engine):  # type: ignore[no-untyped-def]
 
 def test_dispatch_loads_configs_and_params_only_when_there_are_some(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice, "qc-templated", Name="x")
-    engine.schedule()
+    schedule_to_ready(engine)
     with Budget(6, "dispatch a task with params"):
         # as above, plus one UNION ALL of org configs, job configs and the request's params
         assert engine.dispatch_ready() == 1
@@ -182,7 +203,7 @@ def test_dispatch_loads_configs_and_params_only_when_there_are_some(alice, engin
 def test_dispatch_cost_does_not_grow_with_the_batch(alice, engine):  # type: ignore[no-untyped-def]
     for _ in range(8):
         submit(alice)
-    engine.schedule()
+    schedule_to_ready(engine)
     with Budget(5, "dispatch eight first tasks"):
         # the same five statements send all eight
         assert engine.dispatch_ready() == 8
@@ -193,8 +214,8 @@ def test_a_full_ant_makes_waiting_tasks_cheap(alice, engine):  # type: ignore[no
     engine.resources.heard(AntRegistration(ant_id="ant-q", max_capacity=1, methods=["SHELL"]))
     for _ in range(3):
         submit(alice)
-    engine.schedule()
-    assert engine.dispatch_ready() == 1
+    engine.schedule()  # the first goes to the ant's one slot; the other two wait READY
+    assert engine.dispatch_ready() == 0  # and are told why
     with Budget(1, "READY tasks while every ant is full"):
         # only the ids of tasks not yet told why they wait (all were told in the pass before)
         assert engine.dispatch_ready() == 0
