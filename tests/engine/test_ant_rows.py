@@ -113,9 +113,11 @@ def test_a_registered_ant_is_dispatched_to_before_its_row_exists(alice) -> None:
     assert not AntRow.objects.exists()  # placement reads the memory, never the rows
     engine = Engine(InProcessTransport(), resources)
     request_submit(org_id=alice.org_id, user=alice.user, job_type="rows-one", params={})
-    assert engine.schedule() == 1
-    assert engine.dispatch_ready() == 1
-    assert TaskExecution.objects.get().ant_id == "ant-r"
+    assert engine.schedule() == 1  # its first task goes to the ant in the start itself
+    assert (TaskExecution.objects.get().task_state, TaskExecution.objects.get().ant_id) == (
+        "STARTED",
+        "ant-r",
+    )
     resources.persist()
     assert AntRow.objects.get(ant_id="ant-r").alive
 

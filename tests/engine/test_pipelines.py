@@ -104,9 +104,9 @@ def test_dispatch_respects_room_and_prefetch(alice):  # type: ignore[no-untyped-
     for _ in range(6):
         submit(alice)
     assert engine.schedule() == 6
-    # two slots and one task ahead per slot: four go, two wait and say why
-    assert engine.dispatch_ready() == 4
+    # two slots and one task ahead per slot: four go with their start, two wait READY
     assert TaskExecution.objects.filter(task_state="STARTED", ant_id="ant-b").count() == 4
+    assert engine.dispatch_ready() == 0  # no room: they say why
     waiting = JobRequest.objects.filter(job_state="READY")
     assert waiting.count() == 2
     assert all("waiting for room on an ant" in r.state_message for r in waiting)
@@ -195,8 +195,8 @@ def test_a_busy_ant_keeps_tasks_waiting_in_its_stream(alice):  # type: ignore[no
     engine.ack_timeout_secs = 0.0
     submit(alice)
     submit(alice)
-    engine.schedule()
-    assert engine.dispatch_ready() == 2
+    assert engine.schedule() == 2  # both sent with their start: one slot, one task ahead
+    assert TaskExecution.objects.filter(task_state="STARTED").count() == 2
     busy = AntRegistration(ant_id="ant-b", max_capacity=1, methods=["SHELL"], current_load=1)
     engine.resources.heard(busy)
     engine.check_timeouts()
@@ -288,9 +288,9 @@ def test_templated_and_static_requests_start_together(alice):  # type: ignore[no
     dev.refresh_from_db()
     assert (dev.job_state, dev.error_message) == ("FILTERED", "skip_if is true: the request was filtered")
     assert not TaskExecution.objects.filter(job_execution__job_request=dev).exists()
-    ready = TaskExecution.objects.filter(task_state="READY")
-    assert {t.job_execution.job_request_id for t in ready} == {main.pk, static.pk}
-    assert engine.dispatch_ready() == 2
+    # both first tasks went to the ant with their start
+    started = TaskExecution.objects.filter(task_state="STARTED")
+    assert {t.job_execution.job_request_id for t in started} == {main.pk, static.pk}
     sent = {d.message.job_request_id: d.message for d in engine.transport.read_tasks("ant-b", "c", 0, 10)}
     assert sent[main.pk].spec["script"] == ["echo main"]
     assert sent[main.pk].variables["Branch"] == "main"

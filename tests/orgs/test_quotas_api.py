@@ -72,13 +72,14 @@ def test_the_start_step_holds_requests_over_the_organizations_concurrency(alice,
     others = _submit(bob_api, 3)
     assert _engine().schedule() == 5  # two of acme's, bob's three (no limit)
     states = dict(JobRequest.objects.filter(pk__in=ids).values_list("pk", "job_state"))
-    assert [states[i] for i in ids] == ["READY", "READY", "PENDING", "PENDING"]
+    # started: READY, or EXECUTING when its first task went to an ant with room at once
+    assert [states[i] != "PENDING" for i in ids] == [True, True, False, False]
     waiting = api.get(f"/api/jobs/requests/{ids[2]}").json()
     assert (
         waiting["state_message"]
         == "waiting: 2 of 2 concurrent jobs are running (organization acme's max_concurrency)"
     )
-    assert set(JobRequest.objects.filter(pk__in=others).values_list("job_state", flat=True)) == {"READY"}
+    assert "PENDING" not in set(JobRequest.objects.filter(pk__in=others).values_list("job_state", flat=True))
     # the plan's tighter limit wins, and names itself
     plan(api, max_concurrency=1)
     JobRequest.objects.filter(pk__in=ids).update(not_before=None)
