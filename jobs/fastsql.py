@@ -8,7 +8,8 @@ read and write goes through the plain ORM (the engine tests pass both ways: ``--
 The tricks, each with the name ``FORMICARY_FAST_SQL_OFF`` takes to turn it off alone (a
 comma-separated list, for measuring one against the others; not a product setting):
 
-- ``compiled``: the queen's per-pass reads compiled to SQL once (``jobs.queen.compiled``);
+- ``compiled``: the queen's per-pass reads compiled to SQL once (``jobs.queen.compiled``, and
+  ``ByShape`` here for reads with lists of values: the start's template data, limits and pick);
 - ``inserts``: INSERTs of many rows written once per shape (``formicary_site.inserts``);
 - ``returning``: batch state moves as one raw ``UPDATE ... RETURNING`` or one ``executemany``;
 - ``groups``: skipping channel groups nobody joined (channels_redis's group key);

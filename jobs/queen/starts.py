@@ -3,8 +3,9 @@
 Each request's first task must be one a live ant (or the queen) can run; its definition is
 rendered before it is claimed (a render in the worker leaves it PENDING). Then, in one
 transaction: the job types' concurrency is checked under a lock, the requests are claimed and
-get their executions, and their first tasks become READY; a definition that does not parse or
-render fails its request, a ``skip_if`` that holds filters it.
+get their executions, and their first tasks become READY, or go straight to an ant with room
+(created STARTED, sent after the commit: submit-to-start is one pass of the queen); a definition
+that does not parse or render fails its request, a ``skip_if`` that holds filters it.
 """
 
 from dataclasses import dataclass
