@@ -64,8 +64,15 @@ def start(parts: QueenParts, requests: list[JobRequest]) -> int:
             broken = [s for s in broken if s.request.pk in claimed]
             reuse = {pk: None if hard else last for pk, (hard, last) in claimed.items()}
             for s in chosen:  # the first tasks that go to an ant at once, each slot taken in turn
-                spec = specs[s.request.pk]
-                if isinstance(spec, JobSpec) and not spec.is_skipped() and reuse[s.request.pk] is None:
+                spec, ran_before = specs[s.request.pk], claimed[s.request.pk][1] is not None
+                # a request that ran before (it may reuse a run, or has artifacts of earlier runs)
+                # or a forked child (its parent's artifact URLs) is the dispatcher's to send
+                if (
+                    isinstance(spec, JobSpec)
+                    and not spec.is_skipped()
+                    and not ran_before
+                    and not s.request.parent_id
+                ):
                     assert s.first is not None
                     first = task_of(spec, s.first.task_type) or s.first
                     ant_id = _ant_now(parts, s, first)
@@ -109,8 +116,9 @@ def _ant_now(parts: QueenParts, s: _Start, first: TaskSpec) -> str | None:
     """The ant a new job's first task goes to in the start's own transaction, or None when it
     goes through READY and the dispatcher: when no ant has room, and for what the dispatcher
     treats apart (a task the queen runs, a fan-out, job resources, an ``except`` that skips it,
-    a templated task with its own variables). A restart that may reuse a completed run is left
-    to the dispatcher by the caller."""
+    a templated task with its own variables). A request that ran before, or a forked child, is
+    left to the dispatcher by the caller (artifact URLs of earlier runs and of the parent are
+    among its variables)."""
     method = method_of(first)
     if (
         # a templated task's own variables are template values too: the dispatcher renders it so

@@ -9,8 +9,9 @@ import pytest
 
 from ants.messaging import InProcessTransport, transport_from_url
 from ants.protocol import AntRegistration
+from artifacts.models import Artifact
 from jobs.domain import events
-from jobs.models import TaskExecution
+from jobs.models import JobRequest, TaskExecution
 from jobs.queen.queen import Queen
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
@@ -109,3 +110,20 @@ def test_a_first_task_with_no_room_waits_ready_and_goes_when_room_frees(alice, q
     queen.resources.release("ant-pass", tasks[first.pk].pk)
     assert queen.engine.dispatch_ready() == 1
     assert TaskExecution.objects.get(pk=tasks[second.pk].pk).task_state == "STARTED"
+
+
+def test_a_forked_childs_first_task_gets_its_parents_artifact_urls(alice, queen):  # type: ignore[no-untyped-def]
+    """A forked child is sent by the dispatcher, which loads its parent's artifact URLs into the
+    variables (the start's own send loads no artifacts: a new request has none)."""
+    definition_upload(org_id=alice.org_id, user=alice.user, text=STATIC)
+    parent = request_submit(org_id=alice.org_id, user=alice.user, job_type="pass-probe", params={"Out": "p"})
+    Artifact.objects.create(organization_id=alice.org_id, kind=Artifact.Kind.ARTIFACT, name="out.txt",
+                            job_request=parent, task_type="build", storage_key=f"pass/{parent.pk}/out.txt")  # fmt: skip
+    JobRequest.objects.filter(pk=parent.pk).update(job_state="EXECUTING")  # it runs: the child is its fork
+    child = request_submit(org_id=alice.org_id, user=alice.user, job_type="pass-static", parent=parent)
+    queen.run_once()
+    task = TaskExecution.objects.get(job_execution__job_request=child)
+    assert task.task_state == "STARTED"
+    sent = queen.transport.read_tasks("ant-pass", "ant-pass", 0, 10)
+    assert [d.message.task_execution_id for d in sent] == [task.pk]
+    assert "build_ArtifactURL_1" in sent[0].message.variables
