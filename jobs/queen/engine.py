@@ -107,6 +107,7 @@ def prepare(most: int) -> None:
     with transaction.atomic():  # the answer load locks rows: its SQL compiles in a transaction
         dispatch.prepare(most)
         answers.prepare(most)
+        _PICK_LOAD.prepare(most)  # the scheduler's load of the picked requests
 
 
 class Engine:
