@@ -772,10 +772,14 @@ FINISH_FIELDS = ("task_state", "exit_code", "exit_message", "error_code", "error
                  "context", "stdout", "cost_factor", "cpu_secs", "ended_at", "updated_at")  # fmt: skip
 
 
-def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
+def tasks_finish(
+    finished: list[tuple[int, int, int, dict[str, Any]]],
+    known: dict[int, tuple[str, str, datetime | None, int]],
+) -> None:
     """Running -> final for (task id, request id, attempt, FINISH_FIELDS values) each, in one
     executemany. The caller has locked the rows and checked their state and attempt (the
-    condition stays as a guard)."""
+    condition stays as a guard); ``known`` gives each task's (task type, method, started at,
+    definition id), which the outbound hooks then need not read again."""
     if not finished:
         return
     for state in {values["task_state"] for _, _, _, values in finished}:
@@ -785,9 +789,13 @@ def tasks_finish(finished: list[tuple[int, int, int, dict[str, Any]]]) -> None:
         TaskExecution, ("id", "attempt", "task_state"), FINISH_FIELDS,
         [(*(values[name] for name in FINISH_FIELDS), task_id, attempt, running) for task_id, _, attempt, values in finished],
     )  # fmt: skip
+    ended: list[outbound.EndedTask] = []
     for task_id, request_id, _, values in finished:
         _task_event(task_id, request_id, values["task_state"], exit_code=values["exit_code"])
-    _ended_on_commit(task_ids=[task_id for task_id, _, _, _ in finished])
+        task_type, method, started, definition_id = known[task_id]
+        state, ended_at = values["task_state"], values["ended_at"]
+        ended.append((task_id, task_type, method, state, started, ended_at, request_id, definition_id))
+    transaction.on_commit(lambda: outbound.tasks_ended_known(ended))
 
 
 def jobs_finish(
@@ -803,11 +811,11 @@ def jobs_finish(
         JobRequest, executions, {"job_state": state, "error_code": error_code, "error_message": error_message,
                                  "state_message": "", "updated_at": now},
         where={"job_state": sources("request", state, from_states)},
-        returning=("id", "organization_id", "job_type", "created_at"),
+        returning=("id", "organization_id", "job_type", "created_at", "job_definition_id"),
     )  # fmt: skip
     won = [request_id for request_id, *_ in rows]
     # every source of a final state is an open one: each row won is one more finished request
-    finished_counts.add([(org_id, job_type, state, created) for _, org_id, job_type, created in rows])
+    finished_counts.add([(org_id, job_type, state, created) for _, org_id, job_type, created, _ in rows])
     if won:
         # one statement compiled by hand: the ORM's compile of the sum's subquery was about a tenth
         # of a standalone queen's time
@@ -819,5 +827,7 @@ def jobs_finish(
         )  # fmt: skip
     for request_id in won:
         _job_event(request_id, state, error_code=error_code)
-    _ended_on_commit(request_ids=won)
+    if won:
+        ended = [(request_id, definition_id) for request_id, *_, definition_id in rows]
+        transaction.on_commit(lambda: outbound.jobs_ended_known(ended))
     return won

@@ -12,6 +12,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
 
 from django.db import close_old_connections, connection
 
@@ -23,20 +25,36 @@ log = logging.getLogger(__name__)
 
 
 CHECK_CONNECTION_SECS = 5.0
-_pending: queue.SimpleQueue[tuple[Callable[[list[int]], None], list[int]]] = queue.SimpleQueue()
+_pending: queue.SimpleQueue[tuple[Callable[[list[Any]], None], list[Any]]] = queue.SimpleQueue()
 _worker: threading.Thread | None = None
 _lock = threading.Lock()
+
+
+# A task that ended, as the queen knew it when it wrote the end: (task id, task type, method,
+# state, started at, ended at, request id, definition id).
+EndedTask = tuple[int, str, str, str, datetime | None, datetime | None, int, int]
 
 
 def jobs_ended(request_ids: Iterable[int]) -> None:
     _submit(_jobs_ended, list(request_ids))
 
 
+def jobs_ended_known(requests: Iterable[tuple[int, int]]) -> None:
+    """Requests (id, definition id) that ended, read by the writer: nothing to look up."""
+    _submit(_enqueue_jobs, list(requests))
+
+
 def tasks_ended(task_ids: Iterable[int]) -> None:
     _submit(_tasks_ended, list(task_ids))
 
 
-def _submit(step: Callable[[list[int]], None], ids: list[int]) -> None:
+def tasks_ended_known(tasks: Iterable[EndedTask]) -> None:
+    """Tasks that ended, with what their writer knew of them: nothing to look up (the queen's
+    answers; the look-ups were most of this thread's CPU, a share of a standalone process's GIL)."""
+    _submit(_observe_tasks, list(tasks))
+
+
+def _submit(step: Callable[[list[Any]], None], ids: list[Any]) -> None:
     global _worker
     with _lock:
         if _worker is None or not _worker.is_alive():
@@ -61,12 +79,20 @@ def _jobs_ended(request_ids: list[int]) -> None:
     """Enqueue `job_ended` for the finished jobs whose definition has `notify` or `webhook`."""
     try:
         rows = JobRequest.objects.filter(pk__in=request_ids).values_list("pk", "job_definition_id")
-        for request_id, definition_id in rows:
+    except Exception:
+        log.exception("could not read the ended requests %s", request_ids)
+        return
+    _enqueue_jobs(list(rows))
+
+
+def _enqueue_jobs(requests: list[tuple[int, int]]) -> None:
+    try:
+        for request_id, definition_id in requests:
             graph = graph_of(definition_id)
             if graph.notify or graph.webhook:
                 runner.enqueue("jobs.tasks.job_ended", request_id=request_id)
     except Exception:  # a broker that is down must not fail the queen's pass: the job has ended
-        log.exception("could not enqueue the outbound work of requests %s", request_ids)
+        log.exception("could not enqueue the outbound work of requests %s", [r for r, _ in requests])
 
 
 def _tasks_ended(task_ids: list[int]) -> None:
@@ -77,7 +103,15 @@ def _tasks_ended(task_ids: list[int]) -> None:
             "pk", "task_type", "method", "task_state", "started_at", "ended_at",
             "job_execution__job_request_id", "job_execution__job_request__job_definition_id",
         )  # fmt: skip
-        for task_id, task_type, method, state, started, ended, request_id, definition_id in rows:
+    except Exception:
+        log.exception("could not read the ended tasks %s", task_ids)
+        return
+    _observe_tasks(list(rows))
+
+
+def _observe_tasks(tasks: list[EndedTask]) -> None:
+    try:
+        for task_id, task_type, method, state, started, ended, request_id, definition_id in tasks:
             metrics.TASKS_FINISHED.labels(method=method, state=state).inc()
             if started and ended:
                 metrics.TASK_DURATION.labels(method=method).observe((ended - started).total_seconds())
@@ -87,4 +121,4 @@ def _tasks_ended(task_ids: list[int]) -> None:
             if task is not None and task.notify:
                 runner.enqueue("jobs.tasks.task_ended", request_id=request_id, task_execution_id=task_id)
     except Exception:
-        log.exception("could not enqueue the outbound work of tasks %s", task_ids)
+        log.exception("could not enqueue the outbound work of tasks %s", [t[0] for t in tasks])

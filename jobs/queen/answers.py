@@ -10,6 +10,7 @@ next task and the job's end, written for the whole round at once).
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 # The columns applying an answer reads (loading four models' every column was most of a pass's
 # time); the definition comes from jobs.domain.specs.graph_of, read once per version.
 _E, _R = "job_execution__", "job_execution__job_request__"
-_TASK = ("id", "organization_id", "job_execution", "task_type", "method", "task_state", "attempt", "ant_id")
+_TASK = ("id", "organization_id", "job_execution", "task_type", "method", "task_state", "attempt", "ant_id",
+         "started_at")  # fmt: skip
 ANSWER_COLUMNS = (
     *_TASK, f"{_E}id", f"{_E}organization_id", f"{_E}job_request", f"{_E}failed_task_type", f"{_R}id",
     f"{_R}organization_id", f"{_R}job_state", f"{_R}job_definition", f"{_R}job_type", f"{_R}user_id",
@@ -152,6 +154,7 @@ def _apply_round(
     with transaction.atomic():
         tasks = {t.pk: t for t in _ANSWER_LOAD.load(answers)}
         finished: list[tuple[int, int, int, dict[str, Any]]] = []
+        known: dict[int, tuple[str, str, datetime | None, int]] = {}
         recorded: list[tuple[TaskExecution, JobRequest, TaskResponse]] = []
         decided: list[tuple[policy.Decision, TaskExecution, JobRequest, JobSpec]] = []
         instances: list[_Ended] = []
@@ -176,6 +179,7 @@ def _apply_round(
             error_code = rule.error_code if rule is not None else resp.error_code
             fields = redact_errors([request.pk], finish_fields(resp, state, error_code, now))
             finished.append((task.pk, request.pk, task.attempt, fields))
+            known[task.pk] = (task.task_type, task.method, task.started_at, request.job_definition_id)
             recorded.append((task, request, resp))
             results[i] = True
             if task.fan_out_of:  # its results go to its step's aggregate, not the job context
@@ -196,7 +200,7 @@ def _apply_round(
                 decision = policy.decide(follow.snapshot(task, request, execution, graph, spec, state,
                                                          resp.exit_code, error_code, resp.error_message, rule))  # fmt: skip
             decided.append((decision, task, request, graph))
-        transitions.tasks_finish(finished)
+        transitions.tasks_finish(finished, known)
         artifact_services.record_from_responses(recorded)
         _carry_out(decided)
         _instances_ended(instances)

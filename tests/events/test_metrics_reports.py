@@ -97,3 +97,26 @@ def test_reports_and_stats_carry_the_same_numbers(standalone, api, alice, client
     page = client.get("/reports")
     assert page.status_code == 200 and b'data-chart="runs-per-day"' in page.content
     assert client.get("/reports?days=-1").status_code == 400
+
+
+def test_ends_written_by_the_queens_answers_reach_the_hooks_without_a_look_up(  # type: ignore[no-untyped-def]
+    standalone, api, alice, client, settings, monkeypatch
+):
+    """The answers' ends carry what the hooks need (the durations' start, the definition): the
+    hooks' thread reads nothing back for them, and still observes every duration."""
+    from jobs.outbound import hooks
+
+    looked_up: list[list[int]] = []
+    for name in ("_tasks_ended", "_jobs_ended"):
+        monkeypatch.setattr(hooks, name, looked_up.append)
+    settings.FORMICARY_METRICS_TOKEN = "scrape-me"
+
+    def durations() -> float:  # the counters are the process's: other tests' tasks count too
+        found = samples(client.get("/api/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").content.decode())
+        counts = [s for s in found.get("formicary_task_duration_seconds", []) if s.name.endswith("_count")]
+        return sum(s.value for s in counts if s.labels["method"] == "SHELL")
+
+    before = durations()
+    run_some(api, alice)  # 3 requests: 2 x 2 tasks completed, then 1 completed and 1 failed
+    assert eventually(lambda: durations() >= before + 6 or None)
+    assert looked_up == []
