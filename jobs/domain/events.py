@@ -183,7 +183,13 @@ async def _send_all(batch: list[tuple[str, dict[str, Any]]]) -> None:
 async def _watched(layer: Any, groups: list[str]) -> set[str]:
     """The groups a page is subscribed to. With Redis, a group_send to a group nobody joined
     still costs two round trips (about a fifth of a busy queen's CPU went there): one pipelined
-    EXISTS per batch and shard skips them. Other layers (in memory) are asked nothing."""
+    EXISTS per batch and shard skips them. In memory (standalone), each group_send first sweeps
+    every channel and group for expired entries, in the one interpreter the queen and the ant
+    share: its groups are looked up instead. Other layers are asked nothing."""
+    from channels.layers import InMemoryChannelLayer
+
+    if isinstance(layer, InMemoryChannelLayer):
+        return {group for group in groups if layer.groups.get(group)}
     try:
         from channels_redis.core import RedisChannelLayer
     except ImportError:  # pragma: no cover - channels_redis is a dependency

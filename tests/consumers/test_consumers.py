@@ -240,3 +240,19 @@ def test_stored_lines_keep_their_stream(alice, running, transport):  # type: ign
         await comm.disconnect()
 
     run(scenario)
+
+
+def test_events_go_in_memory_only_to_groups_a_page_joined() -> None:
+    """Standalone's layer: a group_send sweeps every channel and group first, so events for a
+    request no page watches are not sent at all."""
+    from jobs.domain import events
+
+    layer = get_channel_layer()
+
+    async def scenario() -> None:
+        await layer.group_add("job-1", "page-one")
+        assert await events._watched(layer, ["job-1", "job-2"]) == {"job-1"}
+        await layer.group_discard("job-1", "page-one")
+        assert await events._watched(layer, ["job-1", "job-2"]) == set()
+
+    run(scenario)
