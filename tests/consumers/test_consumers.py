@@ -256,3 +256,20 @@ def test_events_go_in_memory_only_to_groups_a_page_joined() -> None:
         assert await events._watched(layer, ["job-1", "job-2"]) == set()
 
     run(scenario)
+
+
+def test_the_writer_stores_lines_of_known_tasks_under_their_organization(alice, running):  # type: ignore[no-untyped-def]
+    """Its look-up of the tasks' organizations is compiled once per shape (the lines of a task
+    that does not exist are dropped)."""
+    from django.db import connection
+
+    from ants.messaging.base import Delivery
+    from jobs.domain import logs
+
+    lines = [(running.pk, "one"), (running.pk + 10_000, "stray"), (running.pk, "two")]
+    logs.store_lines([Delivery(f"0-{i}", LogLine(task_execution_id=task_id, job_request_id=1, attempt=1,
+                                                 seq=i + 1, stream="stdout", line=line))
+                      for i, (task_id, line) in enumerate(lines)])  # fmt: skip
+    stored = list(TaskLogChunk.objects.values_list("organization_id", "task_execution_id", "text"))
+    assert stored == [(alice.org_id, running.pk, "one\ntwo")]
+    assert (connection.vendor, 2) in logs._TASK_ORGS.shapes()
