@@ -1,6 +1,8 @@
 """What the queen does when jobs and tasks end, after its commit (transitions.py calls these
-through ``transaction.on_commit``): it hands the ids to one background thread of its process,
-which looks up what to do, observes the metrics and enqueues the Celery tasks. The queen's loop
+through ``transaction.on_commit``): it hands the ends to one background thread of its process,
+which observes the metrics and enqueues the Celery tasks of those that have any. Ends written by
+the queen's answers and by ``jobs_finish`` come with what that needs (``*_known``); others are
+ids, looked up in that thread. The queen's loop
 spends neither a query nor a broker round trip on it (tests/engine/test_query_counts.py).
 Ids still in that thread's queue when the process dies are lost: notifications are at most once.
 """
