@@ -57,6 +57,7 @@ class _Loader(yaml.SafeLoader):
 # builder found anything wrong (its messages are the ones users see), and those with a tab or a
 # byte order mark, which libyaml takes in places where the pure loader refuses them
 _FastLoader: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)  # type: ignore[assignment]
+LIBYAML = _FastLoader is not None  # PyYAML's wheels bundle it
 
 
 class _TooBig(Exception):
@@ -159,10 +160,15 @@ class _Builder:
 
 def load_yaml(text: str, line_map: Sequence[int] | None = None) -> tuple[Any, list[Problem]]:
     """Parse one YAML (or JSON) document; returns (value, problems). Never raises for bad input."""
-    if _FastLoader is not None and "\t" not in text and "\ufeff" not in text:
-        built = _fast(text, line_map)
+    if LIBYAML and "\t" not in text and "\ufeff" not in text:
+        built = read_with_libyaml(text, line_map)
         if built is not None:
             return built
+    return read_with_pure_loader(text, line_map)
+
+
+def read_with_pure_loader(text: str, line_map: Sequence[int] | None = None) -> tuple[Any, list[Problem]]:
+    """``load_yaml`` with PyYAML's pure-Python loader only."""
     problems: list[Problem] = []
     try:
         loader = _Loader(text)  # the reader already rejects non-printable characters here
@@ -193,9 +199,10 @@ def load_yaml(text: str, line_map: Sequence[int] | None = None) -> tuple[Any, li
     return None, problems
 
 
-def _fast(text: str, line_map: Sequence[int] | None) -> tuple[Any, list[Problem]] | None:
+def read_with_libyaml(text: str, line_map: Sequence[int] | None = None) -> tuple[Any, list[Problem]] | None:
     """The document through libyaml; None when it raised or found a problem (read it again slowly)."""
-    assert _FastLoader is not None
+    if _FastLoader is None:
+        return None
     try:
         loader = _FastLoader(text)
     except Exception:  # a lone surrogate cannot be encoded for it, say

@@ -170,7 +170,7 @@ async def _send_all(batch: list[tuple[str, dict[str, Any]]]) -> None:
     by_request: dict[Any, list[dict[str, Any]]] = {}
     for kind, payload in batch:
         by_request.setdefault(payload["job_request_id"], []).append({"kind": kind, **payload})
-    watched = await _watched(layer, [f"job-{request_id}" for request_id in by_request])
+    watched = await watched_groups(layer, [f"job-{request_id}" for request_id in by_request])
     for request_id, job_events in by_request.items():
         if f"job-{request_id}" not in watched:
             continue
@@ -180,7 +180,7 @@ async def _send_all(batch: list[tuple[str, dict[str, Any]]]) -> None:
             log.debug("channel layer send failed for request %s", request_id, exc_info=True)
 
 
-async def _watched(layer: Any, groups: list[str]) -> set[str]:
+async def watched_groups(layer: Any, groups: list[str]) -> set[str]:
     """The groups a page is subscribed to. With Redis, a group_send to a group nobody joined
     still costs two round trips (about a fifth of a busy queen's CPU went there): one pipelined
     EXISTS per batch and shard skips them. In memory (standalone), each group_send first sweeps

@@ -251,18 +251,16 @@ def test_events_go_in_memory_only_to_groups_a_page_joined() -> None:
 
     async def scenario() -> None:
         await layer.group_add("job-1", "page-one")
-        assert await events._watched(layer, ["job-1", "job-2"]) == {"job-1"}
+        assert await events.watched_groups(layer, ["job-1", "job-2"]) == {"job-1"}
         await layer.group_discard("job-1", "page-one")
-        assert await events._watched(layer, ["job-1", "job-2"]) == set()
+        assert await events.watched_groups(layer, ["job-1", "job-2"]) == set()
 
     run(scenario)
 
 
 def test_the_writer_stores_lines_of_known_tasks_under_their_organization(alice, running):  # type: ignore[no-untyped-def]
-    """Its look-up of the tasks' organizations is compiled once per shape (the lines of a task
-    that does not exist are dropped)."""
-    from django.db import connection
-
+    """Through its look-up of the tasks' organizations (compiled once per shape): the lines of a
+    task that does not exist are dropped."""
     from ants.messaging.base import Delivery
     from jobs.domain import logs
 
@@ -272,4 +270,3 @@ def test_the_writer_stores_lines_of_known_tasks_under_their_organization(alice, 
                       for i, (task_id, line) in enumerate(lines)])  # fmt: skip
     stored = list(TaskLogChunk.objects.values_list("organization_id", "task_execution_id", "text"))
     assert stored == [(alice.org_id, running.pk, "one\ntwo")]
-    assert (connection.vendor, 2) in logs._TASK_ORGS.shapes()

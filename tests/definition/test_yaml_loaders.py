@@ -10,17 +10,13 @@ import yaml
 
 from jobs.definition import yamlsafe
 
-pytestmark = pytest.mark.skipif(yamlsafe._FastLoader is None, reason="PyYAML built without libyaml")
+pytestmark = pytest.mark.skipif(not yamlsafe.LIBYAML, reason="PyYAML built without libyaml")
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 
 
 def pure(text: str) -> tuple[Any, list[yamlsafe.Problem]]:
-    fast, yamlsafe._FastLoader = yamlsafe._FastLoader, None
-    try:
-        return yamlsafe.load_yaml(text)
-    finally:
-        yamlsafe._FastLoader = fast
+    return yamlsafe.read_with_pure_loader(text)
 
 
 def shape(value: Any) -> Any:
@@ -51,7 +47,9 @@ def test_examples_load_alike_and_through_libyaml() -> None:
         result = yamlsafe.load_yaml(text)
         assert outcome(result) == outcome(pure(text)), path.name
         if not result[1]:
-            assert yamlsafe._fast(text, None) is not None, f"{path.name} should not need the pure loader"
+            assert yamlsafe.read_with_libyaml(text) is not None, (
+                f"{path.name} should not need the pure loader"
+            )
             fast += 1
     assert fast >= 5
 
@@ -95,7 +93,7 @@ def test_what_libyaml_would_read_differently_gets_the_pure_loaders_answer(text: 
     assert problems, "each of these is refused"
     assert outcome((value, problems)) == outcome(pure(text))
     if "\t" not in text and "\ufeff" not in text:
-        assert yamlsafe._fast(text, None) is None  # libyaml's reading was set aside
+        assert yamlsafe.read_with_libyaml(text) is None  # libyaml's reading was set aside
 
 
 def test_libyaml_would_take_a_tab_the_pure_loader_refuses() -> None:

@@ -174,7 +174,7 @@ def test_only_the_queen_widens_psycopgs_cache() -> None:
 @pytest.mark.skipif(not settings.REDIS_URL, reason="channels_redis: needs Redis")
 @pytest.mark.parametrize("fast", [True], indirect=True)
 def test_the_channel_group_key_is_where_group_add_writes(fast) -> None:  # type: ignore[no-untyped-def]
-    # checked against channels_redis 4.3.0: events._watched asks Redis whether this key exists
+    # checked against channels_redis 4.3.0: events.watched_groups asks Redis whether this key exists
     from channels_redis.core import RedisChannelLayer
 
     async def check() -> tuple[int, int]:
