@@ -106,9 +106,9 @@ def test_ends_written_by_the_queens_answers_reach_the_hooks_without_a_look_up(  
     hooks' thread reads nothing back for them, and still observes every duration."""
     from jobs.outbound import hooks
 
-    looked_up: list[list[int]] = []
-    for name in ("_tasks_ended", "_jobs_ended"):
-        monkeypatch.setattr(hooks, name, looked_up.append)
+    looked_up: list[list[int]] = []  # the hooks' by-id entries: their ends are looked up
+    monkeypatch.setattr(hooks, "tasks_ended", looked_up.append)
+    monkeypatch.setattr(hooks, "jobs_ended", looked_up.append)
     settings.FORMICARY_METRICS_TOKEN = "scrape-me"
 
     def durations() -> float:  # the counters are the process's: other tests' tasks count too
