@@ -6,7 +6,8 @@ from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import F, QuerySet, Value
+from django.db.models import CharField, Exists, F, OuterRef, QuerySet, Value
+from django.db.models.functions import Cast
 
 from artifacts import services as artifact_services
 from jobs import fastsql
@@ -73,14 +74,31 @@ def _config_rows(
     params = JobRequestParam.objects.filter(job_request_id__in=request_ids).annotate(
         src=Value(2), owner=F("job_request_id"), kind=Value("")
     )
+    # kind: the organization, so that a batch of several organizations gives each request only
+    # the configs its user keeps in the request's own organization
     users = UserConfig.objects.filter(user_id__in=user_ids, organization_id__in=org_ids).annotate(
-        src=Value(3), owner=F("user_id"), kind=Value("")
+        src=Value(3), owner=F("user_id"), kind=Cast("organization_id", CharField())
     )
     return (
         orgs.order_by().values_list(*columns)
         .union(types.order_by().values_list(*columns), params.order_by().values_list(*columns),
                users.order_by().values_list(*columns), all=True)
     )  # fmt: skip
+
+
+def values_flags(request: str = "") -> dict[str, Exists]:
+    """Annotations of whether the request has configs or params for ``secrets_and_values``, the
+    request reached by the lookup prefix ``request`` (e.g. ``"job_execution__job_request__"``;
+    empty for a ``JobRequest`` query). Most have none: then the queen sends no query for them."""
+    org, user, job_type, pk = (
+        OuterRef(request + c) for c in ("organization_id", "user_id", "job_type", "id")
+    )
+    return {
+        "has_org_configs": Exists(OrgConfig.objects.filter(organization_id=org)),
+        "has_user_configs": Exists(UserConfig.objects.filter(user_id=user, organization_id=org)),
+        "has_job_configs": Exists(JobConfig.objects.filter(organization_id=org, job_type=job_type)),
+        "has_params": Exists(JobRequestParam.objects.filter(job_request_id=pk)),
+    }
 
 
 # every start and dispatch of a templated job reads it: compiled once per shape
@@ -105,7 +123,7 @@ def secrets_and_values_many(requests: list[JobRequest]) -> dict[int, tuple[dict[
         org = request.organization_id
         # a user's config wins over the organization's of the same name (together the base layer);
         # job variables rank between them and job configs: they need to know which is which
-        user = found.get((3, request.user_id, ""), []) if request.user_id else []
+        user = found.get((3, request.user_id, str(org)), []) if request.user_id else []
         org_rows = [*found.get((0, org, ""), []), *user]
         later = [*found.get((1, org, request.job_type), []), *found.get((2, request.pk, ""), [])]
         values = TemplateData(org_config_names={r[0] for r in org_rows} - {r[0] for r in later})

@@ -23,16 +23,15 @@ from artifacts.models import Artifact
 from jobs.definition.errors import DefinitionError, TemplateError
 from jobs.definition.model import TaskSpec
 from jobs.domain import fanouts, follow, transitions
-from jobs.domain.context import secrets_and_values_many, template_data_of
+from jobs.domain.context import secrets_and_values_many, template_data_of, values_flags
 from jobs.domain.rules import JOB_RUNNING_VALUES, QUEEN_ANT, QUEEN_METHODS, method_of
 from jobs.domain.sends import Outbox, task_request
 from jobs.domain.specs import definition_text, graph_of, graph_spec, is_static, task_of
-from jobs.models import JobConfig, JobExecution, JobRequest, JobRequestParam, TaskExecution
+from jobs.models import JobExecution, JobRequest, TaskExecution
 from jobs.queen import leases, queen_tasks
 from jobs.queen.compiled import Compiled, CompiledLoad
 from jobs.queen.parts import QueenParts
 from jobs.states import JobState, TaskState
-from orgs.models import OrgConfig, UserConfig
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,6 @@ if TYPE_CHECKING:  # django-stubs-ext is a test dependency
 
 def _dispatch_load(ids: list[int]) -> "QuerySet[TaskExecution]":
     """READY tasks of ``ids`` with what dispatching reads of their execution and request."""
-    org, request_id = OuterRef("organization_id"), OuterRef("job_execution__job_request_id")
     return (
         TaskExecution.objects.select_related("job_execution__job_request")
         .only(*DISPATCH_COLUMNS)
@@ -90,16 +88,11 @@ def _dispatch_load(ids: list[int]) -> "QuerySet[TaskExecution]":
         # whether template data has anything to load: most tasks have no configs, params or
         # artifacts of earlier tasks, and then those queries are not sent at all
         .annotate(
-            has_org_configs=Exists(OrgConfig.objects.filter(organization_id=org)),
-            has_user_configs=Exists(UserConfig.objects.filter(user_id=OuterRef(f"{_R}user_id"))),
-            has_job_configs=Exists(
-                JobConfig.objects.filter(
-                    organization_id=org, job_type=OuterRef("job_execution__job_request__job_type")
-                )
-            ),
-            has_params=Exists(JobRequestParam.objects.filter(job_request_id=request_id)),
+            **values_flags(_R),
             has_artifacts=Exists(
-                Artifact.objects.filter(job_request_id=request_id, kind=Artifact.Kind.ARTIFACT)
+                Artifact.objects.filter(
+                    job_request_id=OuterRef("job_execution__job_request_id"), kind=Artifact.Kind.ARTIFACT
+                )
             ),
         )
         .order_by("id")

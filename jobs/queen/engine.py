@@ -14,17 +14,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from ants.messaging.base import Transport
 from ants.protocol import TaskResponse
 from jobs import fastsql
 from jobs.domain import approvals, fanouts, follow, transitions
+from jobs.domain.context import values_flags
 from jobs.domain.rules import HEAVY_TASK_FIELDS, JOB_RUNNING_VALUES, QUEEN_ANT, RUNNING
 from jobs.domain.sends import cancel_on_ants
 from jobs.domain.specs import graph_of, task_of
-from jobs.models import JobConfig, JobRequest, JobRequestParam, TaskExecution
+from jobs.models import JobRequest, TaskExecution
 from jobs.queen import answers, dispatch, queen_tasks, starts, waiting
 from jobs.queen.compiled import Compiled, CompiledLoad
 from jobs.queen.parts import QueenParts
@@ -33,7 +34,6 @@ from jobs.queen.resources import ResourceManager
 from jobs.queen.waiting import TaskWaits
 from jobs.states import JobState, TaskState
 from orgs import usage
-from orgs.models import OrgConfig, UserConfig
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +81,11 @@ _PICKS: dict[int, fastsql.ByShape] = {}
 def _pick_load(ids: list[int]) -> QuerySet[JobRequest]:
     """The picked requests with their definitions, and whether each has configs or params for its
     template data and variables (most have none: then that query is not sent)."""
-    org = OuterRef("organization_id")
     return (
         JobRequest.objects.filter(pk__in=ids)
         .select_related("job_definition")
         .defer("job_definition__spec")
-        .annotate(
-            has_org_configs=Exists(OrgConfig.objects.filter(organization_id=org)),
-            has_user_configs=Exists(
-                UserConfig.objects.filter(user_id=OuterRef("user_id"), organization_id=org)
-            ),
-            has_job_configs=Exists(
-                JobConfig.objects.filter(organization_id=org, job_type=OuterRef("job_type"))
-            ),
-            has_params=Exists(JobRequestParam.objects.filter(job_request_id=OuterRef("pk"))),
-        )
+        .annotate(**values_flags())
     )
 
 

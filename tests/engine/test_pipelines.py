@@ -14,7 +14,7 @@ from jobs.queen.engine import Engine
 from jobs.queen.resources import ResourceManager
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
-from orgs.models import OrgConfig
+from orgs.models import OrgConfig, UserConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,6 +96,26 @@ def test_config_values_of_many_requests(alice, bob):  # type: ignore[no-untyped-
     assert many[requests[0].pk] == ({"Region": "us", "Token": "from-param"}, {"Region", "Token"})
     assert many[requests[1].pk] == ({"Region": "eu", "Token": "s3cret"}, {"Token"})
     assert many[requests[2].pk] == ({"Region": "globex"}, set())
+
+
+def test_a_users_configs_of_another_organization_stay_there(alice, bob):  # type: ignore[no-untyped-def]
+    """Bob kept a config from when he was in acme: in a batch with acme's requests, his globex
+    request must not see it (nor acme's request, which is not his)."""
+    make_engine(alice)
+    definition_upload(org_id=bob.org_id, user=bob.user, text=CHAIN)
+    old = UserConfig(organization_id=alice.org_id, user=bob.user, name="Token", secret=True)
+    old.set_value("acme-era")
+    old.save()
+    mine = UserConfig(organization_id=bob.org_id, user=bob.user, name="Region", secret=False)
+    mine.set_value("globex-own")
+    mine.save()
+    requests = [
+        submit(alice),
+        request_submit(org_id=bob.org_id, user=bob.user, job_type="b-chain", params={}),
+    ]
+    many = secrets_and_values_many(requests)
+    assert many[requests[0].pk] == ({}, set())
+    assert many[requests[1].pk] == ({"Region": "globex-own"}, set())
 
 
 def test_dispatch_respects_room_and_prefetch(alice):  # type: ignore[no-untyped-def]
