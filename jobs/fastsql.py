@@ -85,6 +85,37 @@ def insert_rows(
     return [] if ignore_conflicts else [obj.pk for obj in made]
 
 
+def inserts_then() -> bool:
+    """Whether ``insert_then`` can be used here (PostgreSQL, ``inserts`` on)."""
+    return on("inserts") and connection.vendor == "postgresql"
+
+
+def insert_then(
+    model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], then: str
+) -> list[Any]:
+    """Insert ``rows`` and run ``then`` on them in one statement (``formicary_site.inserts``);
+    only where ``inserts_then()``."""
+    from formicary_site import inserts
+
+    return inserts.insert_then(model, columns, rows, then)
+
+
+def insert_with_children(
+    parent: type[Model],
+    columns: Sequence[str],
+    row: Sequence[Any],
+    child: type[Model],
+    link: str,
+    child_columns: Sequence[str],
+    child_rows: Sequence[Sequence[Any]],
+) -> int | None:
+    """A parent row and its children in one statement (``formicary_site.inserts``); only where
+    ``inserts_then()``. None: they did not fit one statement."""
+    from formicary_site import inserts
+
+    return inserts.insert_with_children(parent, columns, row, child, link, child_columns, child_rows)
+
+
 def insert_instances(model: type[Model], columns: Sequence[str], objs: Sequence[Model]) -> None:
     """Insert unsaved ``objs`` giving only ``columns`` (the others get their defaults); the
     instances get their ids and count as saved. Off: ``bulk_create``."""

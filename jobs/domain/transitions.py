@@ -652,6 +652,13 @@ def requests_claim(request_ids: Iterable[int]) -> dict[int, tuple[bool, int | No
     return {request_id: (bool(hard), last) for request_id, hard, last in rows}
 
 
+# executions_create's update of the requests, reading the executions just inserted (``new``)
+_POINT_REQUESTS = (
+    f'UPDATE "{JobRequest._meta.db_table}" AS r SET "last_execution_id" = new."id", "hard_reset" = FALSE, '
+    f'"job_state" = new."job_state" FROM new WHERE r."id" = new."job_request_id" RETURNING new."id", new."job_request_id"'
+)
+
+
 def executions_create(
     starts: list[tuple[JobRequest, int | None]], executing: AbstractSet[int] = frozenset()
 ) -> dict[int, JobExecution]:
@@ -666,18 +673,34 @@ def executions_create(
     states = {
         request.pk: JobState.EXECUTING if request.pk in executing else JobState.READY for request, _ in starts
     }
-    ids = fastsql.insert_rows(
-        JobExecution, ("organization_id", "job_request_id", "job_state", "reuse_execution_id", "started_at", "updated_at"),
-        [(request.organization_id, request.pk, states[request.pk], reuse, now, now) for request, reuse in starts],
-    )  # fmt: skip
+    columns = (
+        "organization_id",
+        "job_request_id",
+        "job_state",
+        "reuse_execution_id",
+        "started_at",
+        "updated_at",
+    )
+    rows = [
+        (request.organization_id, request.pk, states[request.pk], reuse, now, now)
+        for request, reuse in starts
+    ]
+    # the requests were claimed READY in this transaction: their rows are this one's to write
+    if fastsql.inserts_then():  # the executions and their requests' update in one round trip
+        made = {
+            request_id: pk
+            for pk, request_id in fastsql.insert_then(JobExecution, columns, rows, _POINT_REQUESTS)
+        }
+        ids = [made[request.pk] for request, _ in starts]
+    else:
+        ids = fastsql.insert_rows(JobExecution, columns, rows)
+        fastsql.update_each(JobRequest, ("id",), ("last_execution_id", "hard_reset", "job_state"),
+                            [(pk, False, states[request.pk], request.pk) for pk, (request, _) in zip(ids, starts, strict=True)])  # fmt: skip
     executions = [
         JobExecution(id=execution_id, organization_id=request.organization_id, job_request_id=request.pk,
                      job_state=states[request.pk], reuse_execution_id=reuse, started_at=now, updated_at=now)
         for execution_id, (request, reuse) in zip(ids, starts, strict=True)
     ]  # fmt: skip
-    # the requests were claimed READY in this transaction: their rows are this one's to write
-    fastsql.update_each(JobRequest, ("id",), ("last_execution_id", "hard_reset", "job_state"),
-                        [(e.pk, False, states[e.job_request_id], e.job_request_id) for e in executions])  # fmt: skip
     for (request, _), execution in zip(starts, executions, strict=True):
         request.last_execution = execution
         if request.pk in executing:

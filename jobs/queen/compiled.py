@@ -115,22 +115,13 @@ class CompiledLoad:
         with connection.cursor() as cursor:
             cursor.execute(shape.sql, bound)
             rows = cursor.fetchall()
-        out = []
-        for row in shape.compiler.results_iter([rows]):
-            obj = shape.model.from_db(connection.alias, shape.init_list, row[shape.start : shape.end])
-            for populator in shape.related:
-                populator.populate(row, obj)
-            for name, position in shape.annotations.items():
-                setattr(obj, name, row[position])
-            out.append(obj)
-        return out
+        return shape.maker.instances(rows, connection.alias)
 
     def _compile(self, key: tuple[str, int]) -> "_Load":
         count = key[1]
         stand_ins = [-(i + 1) for i in range(count)]  # no row has a negative id
         queryset = self.build(stand_ins)
-        compiler = queryset.query.get_compiler(using=queryset.db)
-        sql, params = compiler.as_sql()
+        maker, sql, params = _Maker.of(queryset)
         other = (
             self.build([-(count + i + 1) for i in range(count)])
             .query.get_compiler(using=queryset.db)
@@ -141,27 +132,74 @@ class CompiledLoad:
         slots = {p: index_of[value] for p, value in varying.items()}
         if sorted(slots.values()) != list(range(count)):
             raise ValueError(f"{self.build.__name__} must use each id once")
-        klass_info, select = compiler.klass_info, compiler.select
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        shape = _Load(
-            compiler=compiler, sql=sql, params=list(params), slots=slots, model=klass_info["model"],
-            init_list=[f[0].target.attname for f in select[start:end]], start=start, end=end,
-            related=get_related_populators(klass_info, select, queryset.db),
-            annotations=dict(compiler.annotation_col_map or {}),
-        )  # fmt: skip
+        shape = _Load(maker=maker, sql=sql, params=list(params), slots=slots)
         self._by_shape[key] = shape
         return shape
 
 
+class ShapeLoad(fastsql.ByShape):
+    """A ``fastsql.ByShape`` read whose rows are model instances (``select_related``, ``only``,
+    annotations), made as ``CompiledLoad`` makes them: where a read of ids and a load of those
+    ids took two round trips (the scheduler's pick), one."""
+
+    def __init__(self, build: Callable[..., QuerySet[Any]], **kinds: type) -> None:
+        super().__init__(build, **kinds)
+        self._makers: dict[str, _Maker] = {}
+
+    def load(self, **arguments: Any) -> list[Any]:
+        if not fastsql.on("compiled"):
+            return list(self.build(**arguments))
+        rows = self.rows(**arguments)
+        connection = connections["default"]
+        maker = self._makers.get(connection.vendor)
+        if maker is None:  # the select list is the same in every shape: one per vendor
+            maker = self._makers[connection.vendor] = _Maker.of(self.build(**arguments))[0]
+        return maker.instances(rows, connection.alias)
+
+
 @dataclass(frozen=True)
-class _Load:
+class _Maker:
+    """How a queryset's compiler turns its raw rows into model instances (Django's
+    ``ModelIterable``)."""
+
     compiler: Any  # its select list and converters turn raw rows into field values
-    sql: str
-    params: list[Any]
-    slots: dict[int, int]  # parameter position -> index of the id it holds
     model: Any
     init_list: list[str]
     start: int
     end: int
     related: list[Any]
     annotations: dict[str, int]
+
+    @classmethod
+    def of(cls, queryset: QuerySet[Any]) -> tuple["_Maker", str, Any]:
+        """The maker of ``queryset``'s instances, and its SQL and parameters."""
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()  # also sets up the select list and klass_info
+        klass_info, select = compiler.klass_info, compiler.select
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        maker = cls(
+            compiler=compiler, model=klass_info["model"],
+            init_list=[f[0].target.attname for f in select[start:end]], start=start, end=end,
+            related=get_related_populators(klass_info, select, queryset.db),
+            annotations=dict(compiler.annotation_col_map or {}),
+        )  # fmt: skip
+        return maker, sql, params
+
+    def instances(self, rows: list[tuple[Any, ...]], alias: str) -> list[Any]:
+        out = []
+        for row in self.compiler.results_iter([rows]):
+            obj = self.model.from_db(alias, self.init_list, row[self.start : self.end])
+            for populator in self.related:
+                populator.populate(row, obj)
+            for name, position in self.annotations.items():
+                setattr(obj, name, row[position])
+            out.append(obj)
+        return out
+
+
+@dataclass(frozen=True)
+class _Load:
+    maker: _Maker
+    sql: str
+    params: list[Any]
+    slots: dict[int, int]  # parameter position -> index of the id it holds

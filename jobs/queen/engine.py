@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from ants.messaging.base import Transport
 from ants.protocol import TaskResponse
-from jobs import fastsql
 from jobs.domain import approvals, fanouts, follow, transitions
 from jobs.domain.context import values_flags
 from jobs.domain.rules import HEAVY_TASK_FIELDS, JOB_RUNNING_VALUES, QUEEN_ANT, RUNNING
@@ -27,7 +26,7 @@ from jobs.domain.sends import cancel_on_ants
 from jobs.domain.specs import graph_of, task_of
 from jobs.models import JobRequest, TaskExecution
 from jobs.queen import answers, dispatch, queen_tasks, starts, waiting
-from jobs.queen.compiled import Compiled, CompiledLoad
+from jobs.queen.compiled import Compiled, ShapeLoad
 from jobs.queen.parts import QueenParts
 from jobs.queen.render_pool import RenderPool
 from jobs.queen.resources import ResourceManager
@@ -57,39 +56,32 @@ _RUNNING_COUNTS = Compiled(
 )
 
 
-def _pick_of(limit: int) -> fastsql.ByShape:
-    """Pending requests due, highest priority first, then oldest, at most ``limit``; job types at
-    their limit (``orgs``/``types`` pairs) left out: a running parent's children may use its
-    slot. Every scheduling pass runs it: compiled once (jobs.fastsql.ByShape)."""
+def _pick_of(limit: int) -> ShapeLoad:
+    """Pending requests due, highest priority first, then oldest, at most ``limit``, with their
+    definitions and whether each has configs or params for its template data and variables (most
+    have none: then that query is not sent); job types at their limit (``orgs``/``types`` pairs)
+    left out: a running parent's children may use its slot. Every scheduling pass runs it:
+    compiled once per shape, one round trip (``ShapeLoad``)."""
     if limit not in _PICKS:
 
-        def pick(now: datetime, orgs: list[int], types: list[str]) -> QuerySet[JobRequest, tuple[int]]:
+        def pick(now: datetime, orgs: list[int], types: list[str]) -> QuerySet[JobRequest]:
             qs = JobRequest.objects.filter(job_state=JobState.PENDING, scheduled_at__lte=now).filter(
                 Q(not_before__isnull=True) | Q(not_before__lte=now)
             )
             for org_id, job_type in zip(orgs, types, strict=True):
                 qs = qs.exclude(organization_id=org_id, job_type=job_type, parent__isnull=True)
-            return qs.order_by("-job_priority", "id").values_list("id")[:limit]
+            return (
+                qs.select_related("job_definition")
+                .defer("job_definition__spec")
+                .annotate(**values_flags())
+                .order_by("-job_priority", "id")[:limit]
+            )
 
-        _PICKS[limit] = fastsql.ByShape(pick, now=datetime, orgs=int, types=str)
+        _PICKS[limit] = ShapeLoad(pick, now=datetime, orgs=int, types=str)
     return _PICKS[limit]
 
 
-_PICKS: dict[int, fastsql.ByShape] = {}
-
-
-def _pick_load(ids: list[int]) -> QuerySet[JobRequest]:
-    """The picked requests with their definitions, and whether each has configs or params for its
-    template data and variables (most have none: then that query is not sent)."""
-    return (
-        JobRequest.objects.filter(pk__in=ids)
-        .select_related("job_definition")
-        .defer("job_definition__spec")
-        .annotate(**values_flags())
-    )
-
-
-_PICK_LOAD = CompiledLoad(_pick_load)
+_PICKS: dict[int, ShapeLoad] = {}
 
 
 def prepare(most: int) -> None:
@@ -97,7 +89,6 @@ def prepare(most: int) -> None:
     with transaction.atomic():  # the answer load locks rows: its SQL compiles in a transaction
         dispatch.prepare(most)
         answers.prepare(most)
-        _PICK_LOAD.prepare(most)  # the scheduler's load of the picked requests
 
 
 class Engine:
@@ -149,10 +140,8 @@ class Engine:
         self._note_full(full, counts)
         # (-1, ""): no job type is full, and the shape needs an item
         orgs, types = [k[0] for k in full] or [-1], [k[1] for k in full] or [""]
-        ids = [pk for (pk,) in _pick_of(limit).rows(now=timezone.now(), orgs=orgs, types=types)]
-        by_id = {r.pk: r for r in _PICK_LOAD.load(ids)}
         candidates = []
-        for request in (by_id[pk] for pk in ids if pk in by_id):
+        for request in _pick_of(limit).load(now=timezone.now(), orgs=orgs, types=types):
             key = (request.organization_id, request.job_type)
             limit_now = request.job_definition.max_concurrency
             running, _ = counts.get(key, (0, limit_now))

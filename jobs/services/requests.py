@@ -157,8 +157,8 @@ _Row = tuple[JobRequest, list[JobRequestParam]]
 # the columns ``_request_row`` sets; every other one starts at its default
 _REQUEST_COLUMNS = (
     "organization_id", "user_id", "job_definition_id", "job_type", "job_version", "job_priority", "job_group",
-    "user_key", "scheduled_at", "parent_id", "cron_key", "cron_triggered", "triggered_by", "created_at",
-    "updated_at",
+    "user_key", "scheduled_at", "parent_id", "cron_key", "cron_triggered", "triggered_by", "platform",
+    "created_at", "updated_at",
 )  # fmt: skip
 
 
@@ -233,9 +233,35 @@ def _insert_requests(requests: list[JobRequest]) -> None:
     fastsql.insert_instances(JobRequest, _REQUEST_COLUMNS, requests)
 
 
+_PARAM_COLUMNS = ("organization_id", "name", "value", "secret")
+
+
+def _insert_together(row: _Row) -> bool:
+    """A request and its params in one statement (no transaction round trips: a submit's row
+    reaches the queen sooner); False when they do not fit one, and nothing was written."""
+    request, params = row
+    request.created_at = request.updated_at = timezone.now()
+    pk = fastsql.insert_with_children(
+        JobRequest, _REQUEST_COLUMNS, [getattr(request, c) for c in _REQUEST_COLUMNS], JobRequestParam,
+        "job_request_id", _PARAM_COLUMNS, [[getattr(p, c) for c in _PARAM_COLUMNS] for p in params],
+    )  # fmt: skip
+    if pk is None:
+        return False
+    request.pk = pk
+    # Django's private ModelState (checked against Django 5.2): what save() sets after an INSERT
+    request._state.adding, request._state.db = False, "default"
+    for param in params:
+        param.job_request_id = pk
+        param._state.adding, param._state.db = False, "default"
+    return True
+
+
 def _insert(rows: list[_Row]) -> None:
     """Save checked requests and their params; one wake-up for the queen."""
     params = [param for _, request_params in rows for param in request_params]
+    if len(rows) == 1 and params and fastsql.inserts_then() and _insert_together(rows[0]):
+        events.request_submitted(rows[0][0])
+        return
     # requests without params need no transaction here: one INSERT commits by itself, and
     # fastsql.insert_rows makes its own when it splits them
     with transaction.atomic() if params else nullcontext():

@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs.fastsql import ByShape
-from jobs.models import JobExecution, JobRequest, JobRequestParam, TaskExecution
-from jobs.queen.compiled import Compiled, CompiledLoad
+from jobs.models import JobDefinition, JobExecution, JobRequest, JobRequestParam, TaskExecution
+from jobs.queen.compiled import Compiled, CompiledLoad, ShapeLoad
 from jobs.services.definitions import definition_upload
 from jobs.services.requests import request_submit
 
@@ -162,3 +162,50 @@ def test_by_shape_refuses_empty_lists_and_sql_that_depends_on_values(db):  # typ
 
     with pytest.raises(ValueError, match="must use every item"):
         ByShape(drops_one, ids=int).rows(ids=[1, 2])
+
+
+def due_with_definitions(now, types):  # type: ignore[no-untyped-def]
+    return (
+        JobRequest.objects.filter(scheduled_at__lte=now, job_type__in=types)
+        .select_related("job_definition")
+        .defer("job_definition__spec")
+        .annotate(has_params=Exists(JobRequestParam.objects.filter(job_request_id=OuterRef("pk"))))
+        .order_by("-job_priority", "id")[:3]
+    )
+
+
+def test_a_shape_load_makes_the_queryset_instances_in_one_query(alice):  # type: ignore[no-untyped-def]
+    definition_upload(org_id=alice.org_id, user=alice.user, text=DEFINITION)
+    now = timezone.now()
+    made = [
+        request_submit(
+            org_id=alice.org_id, user=alice.user, job_type="cq-job", params=params, job_priority=priority
+        )
+        for params, priority in (({}, 0), ({"x": "1"}, 5), ({}, 0), ({}, 1))
+    ]
+    load = ShapeLoad(due_with_definitions, now=datetime, types=str)
+
+    def seen(requests):  # type: ignore[no-untyped-def]
+        return [
+            (r.pk, r.job_priority, r.job_definition.pk, r.job_definition.job_type, r.has_params)
+            for r in requests
+        ]
+
+    args = {"now": now + timedelta(minutes=1), "types": ["cq-job"]}
+    with CaptureQueriesContext(connection) as ctx:
+        loaded = load.load(**args)
+    assert len(ctx.captured_queries) == 1  # the definitions and the flag come in the same query
+    assert seen(loaded) == seen(due_with_definitions(**args))
+    # by priority, then age, at most three; the flag says which has params
+    assert [(r.pk, r.has_params) for r in loaded] == [
+        (made[1].pk, True),
+        (made[3].pk, False),
+        (made[0].pk, False),
+    ]
+    assert load.load(now=now - timedelta(minutes=1), types=["cq-job"]) == []
+    assert seen(load.load(now=args["now"], types=["none", "cq-job", "x"])) == seen(loaded)  # a shape of four
+    assert sorted(key[1:] for key in load.shapes()) == [(1,), (4,)]
+    # the instances are the model's own: the deferred spec still loads on access
+    with CaptureQueriesContext(connection) as ctx:
+        assert loaded[0].job_definition.spec == JobDefinition.objects.get(pk=loaded[0].job_definition.pk).spec
+    assert len(ctx.captured_queries) == 2
