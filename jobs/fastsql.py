@@ -101,19 +101,27 @@ def insert_then(
 
 
 def insert_with_children(
-    parent: type[Model],
-    columns: Sequence[str],
-    row: Sequence[Any],
-    child: type[Model],
-    link: str,
-    child_columns: Sequence[str],
-    child_rows: Sequence[Sequence[Any]],
-) -> int | None:
-    """A parent row and its children in one statement (``formicary_site.inserts``); only where
-    ``inserts_then()``. None: they did not fit one statement."""
+    obj: Model, columns: Sequence[str], children: Sequence[Model], link: str, child_columns: Sequence[str]
+) -> bool:
+    """Insert the unsaved ``obj`` and its unsaved ``children`` (their ``link`` column pointing at
+    it) in one statement (``formicary_site.inserts``), giving only those columns; the instances
+    get their ids and count as saved. Only where ``inserts_then()``; False when they do not fit
+    one statement, and nothing was written."""
     from formicary_site import inserts
 
-    return inserts.insert_with_children(parent, columns, row, child, link, child_columns, child_rows)
+    pk = inserts.insert_with_children(
+        type(obj), columns, [getattr(obj, c) for c in columns], type(children[0]), link, child_columns,
+        [[getattr(child, c) for c in child_columns] for child in children],
+    )  # fmt: skip
+    if pk is None:
+        return False
+    obj.pk = pk
+    for made in (obj, *children):
+        if made is not obj:
+            setattr(made, link, pk)
+        # Django's private ModelState (checked against Django 5.2): what save() sets after an INSERT
+        made._state.adding, made._state.db = False, connection.alias
+    return True
 
 
 def insert_instances(model: type[Model], columns: Sequence[str], objs: Sequence[Model]) -> None:

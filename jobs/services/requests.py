@@ -241,19 +241,7 @@ def _insert_together(row: _Row) -> bool:
     reaches the queen sooner); False when they do not fit one, and nothing was written."""
     request, params = row
     request.created_at = request.updated_at = timezone.now()
-    pk = fastsql.insert_with_children(
-        JobRequest, _REQUEST_COLUMNS, [getattr(request, c) for c in _REQUEST_COLUMNS], JobRequestParam,
-        "job_request_id", _PARAM_COLUMNS, [[getattr(p, c) for c in _PARAM_COLUMNS] for p in params],
-    )  # fmt: skip
-    if pk is None:
-        return False
-    request.pk = pk
-    # Django's private ModelState (checked against Django 5.2): what save() sets after an INSERT
-    request._state.adding, request._state.db = False, "default"
-    for param in params:
-        param.job_request_id = pk
-        param._state.adding, param._state.db = False, "default"
-    return True
+    return fastsql.insert_with_children(request, _REQUEST_COLUMNS, params, "job_request_id", _PARAM_COLUMNS)
 
 
 def _insert(rows: list[_Row]) -> None:
