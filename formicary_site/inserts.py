@@ -78,18 +78,12 @@ def insert_with_children(
         f"WITH new AS ({sql}{row_sql} RETURNING id) {child_sql}{', '.join([child_row] * len(child_rows))} "
         f"RETURNING {connection.ops.quote_name(_columns(child)[link])}"
     )
-    per_child = len(child_adapters) - 1 + child_auto
-    if not child_rows or len(statement) > STATEMENT_BYTES or per_child * len(child_rows) > 1000:
+    if not child_rows or len(statement) > STATEMENT_BYTES:  # 4 KiB holds far fewer parameters than allowed
         return None
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params = [value if adapt is None else adapt(value) for adapt, value in zip(adapters, row, strict=True)]
-    params += [now] * auto
+    params = _row_params(adapters, row, auto, now)
     for values in child_rows:
-        params += [
-            value if adapt is None else adapt(value)
-            for adapt, value in zip(child_adapters[1:], values, strict=True)
-        ]
-        params += [now] * child_auto
+        params += _row_params(child_adapters[1:], values, child_auto, now)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return int(cursor.fetchall()[0][0])
@@ -116,16 +110,19 @@ def _run(
             chunk = rows[start : start + limit]
             params: list[Any] = []
             for row in chunk:
-                params += [
-                    value if adapt is None else adapt(value)
-                    for adapt, value in zip(adapters, row, strict=True)
-                ]
-                if auto:
-                    params += [now] * auto
+                params += _row_params(adapters, row, auto, now)
             cursor.execute(statement(sql + ", ".join([row_sql] * len(chunk))), params)
             if not ignore_conflicts:
                 out += cursor.fetchall()
     return out
+
+
+def _row_params(
+    adapters: Sequence[Callable[[Any], Any] | None], row: Sequence[Any], auto: int, now: Any
+) -> list[Any]:
+    """One row's parameters: its values adapted, then the current time for each auto date-time."""
+    values = [value if adapt is None else adapt(value) for adapt, value in zip(adapters, row, strict=True)]
+    return values + [now] * auto
 
 
 def _tail(ignore_conflicts: bool) -> str:

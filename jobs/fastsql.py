@@ -109,6 +109,8 @@ def insert_with_children(
     one statement, and nothing was written."""
     from formicary_site import inserts
 
+    if not children:
+        return False
     pk = inserts.insert_with_children(
         type(obj), columns, [getattr(obj, c) for c in columns], type(children[0]), link, child_columns,
         [[getattr(child, c) for c in child_columns] for child in children],
@@ -116,9 +118,9 @@ def insert_with_children(
     if pk is None:
         return False
     obj.pk = pk
+    for child in children:
+        setattr(child, link, pk)
     for made in (obj, *children):
-        if made is not obj:
-            setattr(made, link, pk)
         # Django's private ModelState (checked against Django 5.2): what save() sets after an INSERT
         made._state.adding, made._state.db = False, connection.alias
     return True
