@@ -104,5 +104,7 @@ def test_a_new_token_has_a_copy_button(chromium, asgi_server, alice):  # type: i
     page.locator("#tokens button", has_text="Create token").click()
     token = page.locator("#new-token").inner_text().strip()
     page.click("#copy-token")
+    # the clipboard's write is a promise: the button says so when it settles (it raced before)
+    page.wait_for_function("document.querySelector('#copy-token').textContent === 'Copied'", timeout=5000)
     assert page.locator("#copy-token").inner_text() == "Copied"
     assert page.evaluate("window.formicaryCopied") == token
