@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, FilteredRelation, Q, Subquery, Sum
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from jobs import fastsql
@@ -114,13 +114,26 @@ def _limits(org_ids: set[int]) -> dict[int, quotas.OrgLimits]:
     return found
 
 
+def limits_flag() -> dict[str, Q]:
+    """An annotation for a query of requests: whether the request's organization has a limit
+    ``admit_starts`` checks (its own max_concurrency, its active plan's, a disk quota). The
+    scheduler's pick carries it: a start of organizations without any sends no query for them."""
+    org = OuterRef("organization_id")
+    plan = Subscription.objects.filter(organization_id=org, active=True)
+    return {
+        "has_org_limits": Exists(Organization.objects.filter(pk=org, max_concurrency__gt=0))
+        | Exists(plan.filter(Q(max_concurrency__gt=0) | Q(disk_quota__gt=0)))
+    }
+
+
 def admit_starts(wait: Callable[[Any, str], None], requests: list[Any]) -> list[Any]:
     """The queen's start step: of the requests about to start (priority order), those their
     organizations' limits let start now; ``wait(request, reason)`` notes why each other one
-    stays PENDING. One query when no organization among them has a limit."""
+    stays PENDING. No query when the pick says none of their organizations has a limit
+    (``limits_flag``), one when none has a concurrency limit."""
     from jobs.models import JobRequest
 
-    if not requests:
+    if not any(getattr(r, "has_org_limits", True) for r in requests):
         return requests
     limits = _limits({r.organization_id for r in requests})
     if not limits:

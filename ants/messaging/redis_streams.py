@@ -15,6 +15,7 @@ acked and dropped like a malformed one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -99,6 +100,9 @@ class RedisStreamsTransport(Transport):
         self._groups: set[tuple[str, str]] = set()
         self._blocked: dict[int, int] = {}  # client id -> number of reads blocked on it
         self._wake_gen = 0
+        # wake entries read but not yet acknowledged: they go with the next send or read (a
+        # separate round trip before the pass they woke would delay its start)
+        self._wake_acks: list[str] = []
         self._reg_cursor: str | None = None
         self._key_warned: dict[str, str] = {}  # ant id -> the encryption_key last warned about
         self._closed = False
@@ -155,14 +159,22 @@ class RedisStreamsTransport(Transport):
         with self._lock:
             self._groups.add((key, group))
 
-    def _read(self, args: list[Any], block_ms: int, groups: list[tuple[str, str]]) -> dict[str, RawEntries]:
-        """XREAD/XREADGROUP with BLOCK on a connection that ``wake()`` can unblock."""
+    def _read(
+        self,
+        args: list[Any],
+        block_ms: int,
+        groups: list[tuple[str, str]],
+        before: Sequence[tuple[Any, ...]] = (),
+    ) -> dict[str, RawEntries]:
+        """XREAD/XREADGROUP with BLOCK on a connection that ``wake()`` can unblock; ``before``:
+        commands sent ahead of it in the same round trip (their replies, errors too, are read
+        and dropped)."""
         self._check_open()
         for key, group in groups:
             self._ensure_group(key, group)
         gen = self._wake_gen
         try:
-            return self._read_once(args, block_ms, gen)
+            return self._read_once(args, block_ms, gen, before)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -173,7 +185,9 @@ class RedisStreamsTransport(Transport):
                 self._ensure_group(key, group)
             return self._read_once(args, block_ms, gen)
 
-    def _read_once(self, args: list[Any], block_ms: int, gen: int) -> dict[str, RawEntries]:
+    def _read_once(
+        self, args: list[Any], block_ms: int, gen: int, before: Sequence[tuple[Any, ...]] = ()
+    ) -> dict[str, RawEntries]:
         cmd, rest = args[0], args[1:]
         if block_ms > 0:
             rest = ["BLOCK", block_ms, *rest]
@@ -185,10 +199,13 @@ class RedisStreamsTransport(Transport):
                 with self._lock:
                     if self._closed:
                         raise TransportClosed("transport is closed")
-                    if self._wake_gen != gen:
-                        return {}
-                    self._blocked[cid] = self._blocked.get(cid, 0) + 1
-            conn.send_command(cmd, *rest)
+                    woken = self._wake_gen != gen
+                    if not woken:
+                        self._blocked[cid] = self._blocked.get(cid, 0) + 1
+                if woken:  # a wake came first: no read, but what was to go before it goes
+                    self._send_replied(conn, before)
+                    return {}
+            self._send_replied(conn, [*before, (cmd, *rest)], keep_last=True)
             reply = conn.read_response()
             if self._closed:
                 raise TransportClosed("transport is closed")
@@ -207,6 +224,17 @@ class RedisStreamsTransport(Transport):
                         self._blocked[cid] = n
             self._pool.release(conn)
         return _parse_read_reply(reply)
+
+    @staticmethod
+    def _send_replied(conn: Connection, commands: Sequence[tuple[Any, ...]], keep_last: bool = False) -> None:
+        """Send ``commands`` in one write and read (and drop) their replies, errors too; with
+        ``keep_last`` the last one's reply is left for the caller to read."""
+        if not commands:
+            return
+        conn.send_packed_command(conn.pack_commands(commands))
+        for _ in range(len(commands) - 1 if keep_last else len(commands)):
+            with contextlib.suppress(redis.ResponseError):
+                conn.read_response()
 
     @staticmethod
     def _client_id(conn: Connection) -> int:
@@ -317,6 +345,7 @@ class RedisStreamsTransport(Transport):
         for ant_id, req in tasks:
             pipe.xadd(self._request_key(ant_id, req), self._entry(KIND_TASK, ant_id, req.to_json()))
         if len(pipe):
+            self._queue_wake_acks(pipe)
             pipe.execute()
 
     def _task_key(self, ant_id: str, delivery_id: str) -> tuple[str, str]:
@@ -426,15 +455,26 @@ class RedisStreamsTransport(Transport):
             key,
             ">",
         ]
-        reply = self._read(args, block_ms, [(key, RESPONSES_GROUP)])
+        acks = self._take_wake_acks()
+        before = [("XACK", key, RESPONSES_GROUP, *acks), ("XDEL", key, *acks)] if acks else []
+        reply = self._read(args, block_ms, [(key, RESPONSES_GROUP)], before)
         return self._decode_responses(reply.get(key, []))
+
+    def _take_wake_acks(self) -> list[str]:
+        acks, self._wake_acks = self._wake_acks, []
+        return acks
+
+    def _queue_wake_acks(self, pipe: Pipeline) -> None:
+        if acks := self._take_wake_acks():
+            pipe.xack(self.key_responses, RESPONSES_GROUP, *acks)
+            pipe.xdel(self.key_responses, *acks)
 
     def _decode_responses(self, items: RawEntries) -> list[Delivery[TaskResponse]]:
         key = self.key_responses
         wakes = [entry_id for entry_id, fields in items if fields is not None and WAKE_FIELD in fields]
         if wakes:
             self.wakes_read += len(wakes)
-            self._ack(key, RESPONSES_GROUP, wakes)
+            self._wake_acks += wakes  # acknowledged with the next send or read
             items = [item for item in items if item[1] is None or WAKE_FIELD not in item[1]]
         return self._decode_group(TaskResponse, key, RESPONSES_GROUP, items)
 

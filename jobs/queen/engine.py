@@ -58,8 +58,8 @@ _RUNNING_COUNTS = Compiled(
 
 def _pick_of(limit: int) -> ShapeLoad:
     """Pending requests due, highest priority first, then oldest, at most ``limit``, with their
-    definitions and whether each has configs or params for its template data and variables (most
-    have none: then that query is not sent); job types at their limit (``orgs``/``types`` pairs)
+    definitions, whether each has configs or params for its template data and variables, and
+    whether its organization has limits (most have none: then those queries are not sent); job types at their limit (``orgs``/``types`` pairs)
     left out: a running parent's children may use its slot. Every scheduling pass runs it:
     compiled once per shape, one round trip (``ShapeLoad``)."""
     if limit not in _PICKS:
@@ -73,7 +73,7 @@ def _pick_of(limit: int) -> ShapeLoad:
             return (
                 qs.select_related("job_definition")
                 .defer("job_definition__spec")
-                .annotate(**values_flags())
+                .annotate(**values_flags(), **usage.limits_flag())
                 .order_by("-job_priority", "id")[:limit]
             )
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ants.messaging.base import LOG_STREAM_TTL_AFTER_END_SECS, TransportClosed
+from ants.messaging.base import LOG_STREAM_TTL_AFTER_END_SECS, RESPONSES_GROUP, TransportClosed
 from ants.protocol import AntRegistration, LogLine, TaskRequest, TaskResponse
 
 
@@ -121,6 +121,32 @@ def test_responses_of_a_dead_queen_are_claimed(transport) -> None:
     assert transport.claim_stale_responses("third", 60_000) == []
     transport.ack_response(claimed[0].id)
     assert transport.claim_stale_responses("third", 0) == []
+
+
+def test_a_wake_is_acknowledged_with_the_next_send_or_read(backend) -> None:
+    """A wake entry is not acknowledged in a round trip of its own before the pass it woke: it
+    goes with the queen's next send or read, and leaves the stream then."""
+    if backend.kind != "redis":
+        pytest.skip("wake entries are Redis stream entries")
+    t, r = backend.transport, backend.transport.redis
+    key, group = t.key_responses, RESPONSES_GROUP
+
+    def left() -> tuple[int, int]:  # (pending in the queens' group, entries in the stream)
+        return r.xpending(key, group)["pending"], r.xlen(key)
+
+    t.wake_queens()
+    assert t.read_responses("queen-1", 0, 10) == [] and t.wakes_read == 1
+    assert left() == (1, 1)  # read, not yet acknowledged
+    t.send_tasks([("a1", req(1))])  # the pass's send carries the ack
+    assert left() == (0, 0)
+    t.wake_queens()
+    t.send_response(resp(7))
+    got = t.read_responses("queen-1", 0, 10)
+    assert [d.message.task_execution_id for d in got] == [7] and t.wakes_read == 2
+    t.ack_responses([d.id for d in got])
+    assert left() == (1, 1)  # the wake's ack waits
+    assert t.read_responses("queen-1", 0, 10) == []  # the next read carries it
+    assert left() == (0, 0)
 
 
 # -- malformed entries --------------------------------------------------------------------------

@@ -127,11 +127,11 @@ def test_submit(alice, engine):  # type: ignore[no-untyped-def]
 def test_schedule_starts_a_request(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice)
     # PostgreSQL: 6 and 7 are one statement (WITH new AS (INSERT ...) UPDATE ... FROM new)
-    with Budget(8 if connection.vendor == "postgresql" else 9, "schedule one pending request"):
+    with Budget(7 if connection.vendor == "postgresql" else 8, "schedule one pending request"):
         # 1. running requests per job type (concurrency limits)
-        # 2. the pick: pending requests due, by priority then age, with their definitions and
-        #    whether they have configs or params (compiled once per shape, one round trip)
-        # +. the organizations' limits and active plans (orgs.usage; more only when they have any)
+        # 2. the pick: pending requests due, by priority then age, with their definitions,
+        #    whether they have configs or params and whether their organizations have limits
+        #    (compiled once per shape, one round trip; orgs.usage reads the limits only then)
         # 3. lock the job types' latest definitions (SELECT ... FOR UPDATE; serialises starts)
         # 4. running requests of those job types
         # 5. claim: UPDATE requests PENDING -> READY ... RETURNING (hard_reset, last execution)
@@ -149,7 +149,7 @@ def test_schedule_starts_a_request(alice, engine):  # type: ignore[no-untyped-de
 def test_schedule_cost_does_not_grow_with_the_batch(alice, engine):  # type: ignore[no-untyped-def]
     for _ in range(12):
         submit(alice)
-    with Budget(9 if connection.vendor == "postgresql" else 10, "schedule twelve pending requests"):
+    with Budget(8 if connection.vendor == "postgresql" else 9, "schedule twelve pending requests"):
         # the same statements start all twelve: ten first tasks go to the ant's ten slots, and
         # one more INSERT makes the other two READY for the dispatcher
         assert engine.schedule(limit=20) == 12
@@ -172,7 +172,7 @@ def schedule_to_ready(engine: Engine, limit: int = 50) -> int:
 
 def test_schedule_with_templates_loads_template_data(alice, engine):  # type: ignore[no-untyped-def]
     submit(alice, "qc-templated", Name="x")
-    with Budget(9 if connection.vendor == "postgresql" else 10, "schedule a templated request"):
+    with Budget(8 if connection.vendor == "postgresql" else 9, "schedule a templated request"):
         # as for a static one, plus the template data of the render, for the whole batch: one
         # UNION ALL of org configs, job configs and params, and the artifact URLs of earlier runs
         assert engine.schedule() == 1
