@@ -171,17 +171,35 @@ tasks:
 
 
 def _pid_gone(pid_file: Path, timeout: float = 10.0) -> bool:
+    """The process whose pid the task wrote is gone: no such process, or a zombie (its shell
+    died first, so it waits for whichever process adopted it to reap it). A file still empty
+    means the task was stopped before its shell wrote the pid: nothing was left running."""
     deadline = time.monotonic() + timeout
     while not pid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    pid = int(pid_file.read_text().strip())
+    settled = time.monotonic() + 1.0  # a shell that still runs writes its pid by then
+    while not (text := pid_file.read_text().strip()) and time.monotonic() < settled:
+        time.sleep(0.05)
+    if not text:
+        return True
+    pid = int(text)
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
+            if _zombie(pid):
+                return True
         except ProcessLookupError:
             return True
         time.sleep(0.05)
     return False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone meanwhile
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"  # the state follows the command's name
 
 
 def test_task_timeout_kills_the_process(cluster, api, alice, tmp_path):
