@@ -20,7 +20,7 @@ from django.utils import timezone
 from ants.messaging.base import Transport
 from ants.protocol import TaskResponse
 from jobs.domain import approvals, fanouts, follow, transitions
-from jobs.domain.context import values_flags
+from jobs.domain.context import param_rows, values_flags
 from jobs.domain.rules import HEAVY_TASK_FIELDS, JOB_RUNNING_VALUES, QUEEN_ANT, RUNNING
 from jobs.domain.sends import cancel_on_ants
 from jobs.domain.specs import graph_of, task_of
@@ -58,7 +58,7 @@ _RUNNING_COUNTS = Compiled(
 
 def _pick_of(limit: int) -> ShapeLoad:
     """Pending requests due, highest priority first, then oldest, at most ``limit``, with their
-    definitions, whether each has configs or params for its template data and variables, and
+    definitions, whether each has configs for its template data and variables, its params, and
     whether its organization has limits (most have none: then those queries are not sent); job types at their limit (``orgs``/``types`` pairs)
     left out: a running parent's children may use its slot. Every scheduling pass runs it:
     compiled once per shape, one round trip (``ShapeLoad``)."""
@@ -73,7 +73,7 @@ def _pick_of(limit: int) -> ShapeLoad:
             return (
                 qs.select_related("job_definition")
                 .defer("job_definition__spec")
-                .annotate(**values_flags(), **usage.limits_flag())
+                .annotate(**values_flags(), **usage.limits_flag(), param_rows=param_rows())
                 .order_by("-job_priority", "id")[:limit]
             )
 

@@ -5,11 +5,14 @@ import time
 from dataclasses import replace
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from ants.messaging import InProcessTransport
 from ants.protocol import STATUS_COMPLETED, STATUS_EXECUTING, STATUS_FAILED, AntRegistration, TaskResponse
 from jobs.domain.context import secrets_and_values_many
 from jobs.models import JobConfig, JobRequest, TaskExecution
+from jobs.queen import starts
 from jobs.queen.engine import Engine
 from jobs.queen.resources import ResourceManager
 from jobs.services.definitions import definition_upload
@@ -96,6 +99,34 @@ def test_config_values_of_many_requests(alice, bob):  # type: ignore[no-untyped-
     assert many[requests[0].pk] == ({"Region": "us", "Token": "from-param"}, {"Region", "Token"})
     assert many[requests[1].pk] == ({"Region": "eu", "Token": "s3cret"}, {"Token"})
     assert many[requests[2].pk] == ({"Region": "globex"}, set())
+
+
+def test_picked_requests_bring_their_params(alice, bob, monkeypatch):  # type: ignore[no-untyped-def]
+    """The scheduler's pick brings each request's params and whether it has configs: the values
+    are those of a plain load, and a request with params and no configs reads nothing more."""
+    engine = make_engine(alice)
+    definition_upload(org_id=bob.org_id, user=bob.user, text=CHAIN)
+    for name, value, secret in (("Region", "eu", False), ("Token", "s3cret", True)):
+        row = OrgConfig(organization_id=alice.org_id, name=name, secret=secret)
+        row.set_value(value)
+        row.save()
+    requests = [
+        submit(alice, Token="from-param"),
+        submit(alice, "b-retried"),
+        request_submit(org_id=bob.org_id, user=bob.user, job_type="b-chain", params={"Branch": "dev"}),
+    ]
+    picked: list[JobRequest] = []
+    monkeypatch.setattr(starts, "start", lambda parts, batch: picked.extend(batch) or 0)
+    engine.schedule()
+    by_pk = {r.pk: r for r in picked}
+    assert sorted(by_pk) == sorted(r.pk for r in requests)
+    plain = secrets_and_values_many([JobRequest.objects.get(pk=r.pk) for r in requests])
+    assert plain[requests[0].pk] == ({"Region": "eu", "Token": "from-param"}, {"Token"})
+    assert plain[requests[2].pk] == ({"Branch": "dev"}, set())
+    assert secrets_and_values_many([by_pk[r.pk] for r in requests]) == plain
+    with CaptureQueriesContext(connection) as queries:
+        assert secrets_and_values_many([by_pk[requests[2].pk]])[requests[2].pk] == plain[requests[2].pk]
+    assert len(queries) == 0
 
 
 def test_a_users_configs_of_another_organization_stay_there(alice, bob):  # type: ignore[no-untyped-def]
