@@ -314,18 +314,21 @@ class ShellExecutor:
             return _Outcome(returncode=-signal.SIGTERM, cancelled=True)
         if deadline is not None and time.monotonic() >= deadline:
             return _Outcome(returncode=-signal.SIGTERM, timed_out=True)
+        argv = ["/bin/sh", "-c", cmd]
+        # the organization's unprivileged user, without the ant's supplementary groups
+        switched = user.command(argv) if user is not None else None
+        by_popen = user if switched is None else None
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", cmd],
+            switched or argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # own process group: a kill reaches grandchildren too
-            # the organization's unprivileged user, without the ant's supplementary groups
-            user=user.uid if user is not None else None,
-            group=user.gid if user is not None else None,
-            extra_groups=[] if user is not None else None,
+            user=by_popen.uid if by_popen is not None else None,
+            group=by_popen.gid if by_popen is not None else None,
+            extra_groups=[] if by_popen is not None else None,
         )
         pgid = proc.pid
         pgids.append(pgid)

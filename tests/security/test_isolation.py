@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ants.config import AntConfig
+from ants.executors import isolation
 from ants.executors.base import ExecutionContext
 from ants.executors.isolation import SHARED_SHELL_SETTING, TASK_UID_BASE, TASK_USERS_SETTING, closed_folder
 from ants.executors.shell import ShellExecutor
@@ -102,6 +103,24 @@ def test_a_context_file_symlinked_elsewhere_is_not_read(install):
     )
     assert result.status == "COMPLETED", out
     assert result.task_context == {} and any("context file" in w for w in result.warnings)
+
+
+@root_only
+@pytest.mark.parametrize("through", ["setpriv", "popen"])
+def test_a_task_runs_as_its_user_without_groups_or_capabilities(install, monkeypatch, through):
+    """The switch of user through setpriv (which lets Python vfork the ant) and through Popen's
+    own arguments (a host without setpriv) leave a task the same: its organization's uid and gid,
+    no supplementary groups, no capabilities, in its own folder."""
+    if through == "setpriv":
+        assert isolation.SETPRIV is not None, "util-linux's setpriv is one of the test's packages"
+    else:
+        monkeypatch.setattr(isolation, "SETPRIV", None)
+    executor = ShellExecutor(AntConfig(ant_id="shared", shared_shell=True))
+    script = ["id -u; id -g; id -G; grep CapEff /proc/self/status; pwd"]
+    result, out = run(executor, task("3", 5, script), install / "work" / "5-1")
+    assert result.status == "COMPLETED", out
+    uid = str(TASK_UID_BASE + 3)
+    assert out.splitlines()[1:] == [uid, uid, uid, "CapEff:\t0000000000000000", str(install / "work" / "5-1")]
 
 
 def test_shell_on_a_shared_ant_is_refused_unless_allowed(tmp_path, monkeypatch):
