@@ -149,6 +149,29 @@ def test_a_wake_is_acknowledged_with_the_next_send_or_read(backend) -> None:
     assert left() == (0, 0)
 
 
+def test_a_read_a_wake_cut_short_still_acknowledges(backend, monkeypatch) -> None:
+    """A wake that comes while a blocking read is being set up skips the read, not the acks that
+    were to go ahead of it."""
+    if backend.kind != "redis":
+        pytest.skip("wake entries are Redis stream entries")
+    t, r = backend.transport, backend.transport.redis
+    key = t.key_responses
+    t.wake_queens()
+    assert t.read_responses("queen-1", 0, 10) == []
+    assert (r.xpending(key, RESPONSES_GROUP)["pending"], r.xlen(key)) == (1, 1)
+    real = t._client_id
+
+    def woken_meanwhile(conn):  # type: ignore[no-untyped-def]
+        t.wake()
+        return real(conn)
+
+    monkeypatch.setattr(t, "_client_id", woken_meanwhile)
+    started = time.monotonic()
+    assert t.read_responses("queen-1", 5000, 10) == []
+    assert time.monotonic() - started < 2  # the read was skipped, not blocked
+    assert (r.xpending(key, RESPONSES_GROUP)["pending"], r.xlen(key)) == (0, 0)
+
+
 # -- malformed entries --------------------------------------------------------------------------
 
 
