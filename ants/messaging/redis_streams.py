@@ -64,6 +64,11 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _ack_commands(key: str, group: str, entry_ids: list[str]) -> list[tuple[Any, ...]]:
+    """Acknowledge and delete entries (none: no commands)."""
+    return [("XACK", key, group, *entry_ids), ("XDEL", key, *entry_ids)] if entry_ids else []
+
+
 def _parse_read_reply(reply: Any) -> dict[str, RawEntries]:
     """Parse a raw RESP2 XREAD/XREADGROUP reply: [[key, [[id, [f, v, ...]], ...]], ...]."""
     out: dict[str, RawEntries] = {}
@@ -311,8 +316,8 @@ class RedisStreamsTransport(Transport):
         if not entry_ids:
             return
         pipe = self._r.pipeline(transaction=False)
-        pipe.xack(key, group, *entry_ids)
-        pipe.xdel(key, *entry_ids)
+        for command in _ack_commands(key, group, entry_ids):
+            pipe.execute_command(*command)
         pipe.execute()
 
     def _claim(self, key: str, group: str, consumer: str, min_idle_ms: int) -> RawEntries:
@@ -455,8 +460,7 @@ class RedisStreamsTransport(Transport):
             key,
             ">",
         ]
-        acks = self._take_wake_acks()
-        before = [("XACK", key, RESPONSES_GROUP, *acks), ("XDEL", key, *acks)] if acks else []
+        before = _ack_commands(key, RESPONSES_GROUP, self._take_wake_acks())
         reply = self._read(args, block_ms, [(key, RESPONSES_GROUP)], before)
         return self._decode_responses(reply.get(key, []))
 
@@ -465,9 +469,8 @@ class RedisStreamsTransport(Transport):
         return acks
 
     def _queue_wake_acks(self, pipe: Pipeline) -> None:
-        if acks := self._take_wake_acks():
-            pipe.xack(self.key_responses, RESPONSES_GROUP, *acks)
-            pipe.xdel(self.key_responses, *acks)
+        for command in _ack_commands(self.key_responses, RESPONSES_GROUP, self._take_wake_acks()):
+            pipe.execute_command(*command)
 
     def _decode_responses(self, items: RawEntries) -> list[Delivery[TaskResponse]]:
         key = self.key_responses
