@@ -258,6 +258,59 @@ def test_events_go_in_memory_only_to_groups_a_page_joined() -> None:
     run(scenario)
 
 
+def test_a_group_send_from_another_thread_runs_on_the_pages_loop() -> None:
+    """Standalone's layer: the queen's thread sends while the web server's loop adds and drops
+    pages. The layer's dicts are walked and changed only on that loop (a walk from another
+    thread can meet a dict changing size, and the event is lost), and every event arrives."""
+    import threading
+
+    from formicary_site.channel_layers import ThreadSafeInMemoryChannelLayer
+
+    layer = ThreadSafeInMemoryChannelLayer()
+    walked_on: set[int] = set()
+    sweep = layer._clean_expired
+
+    def recording_sweep() -> None:
+        walked_on.add(threading.get_ident())
+        sweep()
+
+    layer._clean_expired = recording_sweep  # type: ignore[method-assign]
+    loop = asyncio.new_event_loop()
+    server = threading.Thread(target=loop.run_forever, daemon=True)
+    server.start()
+    received: list[Any] = []
+
+    async def page() -> None:
+        await layer.group_add("job-1", "page-one")
+        for _ in range(50):
+            received.append(await layer.receive("page-one"))
+
+    async def churn() -> None:  # other pages come and go meanwhile
+        for n in range(2000):
+            await layer.group_add(f"job-{n + 2}", f"other-{n}")
+            await layer.group_discard(f"job-{n + 2}", f"other-{n}")
+            await asyncio.sleep(0)
+
+    watching = asyncio.run_coroutine_threadsafe(page(), loop)
+    churning = asyncio.run_coroutine_threadsafe(churn(), loop)
+
+    async def queen() -> None:
+        while layer._receiver_loop is None:
+            await asyncio.sleep(0.001)
+        for n in range(50):
+            await layer.group_send("job-1", {"type": "job.events", "n": n})
+
+    try:
+        asyncio.run(queen())
+        watching.result(timeout=10)
+        churning.result(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        server.join(timeout=5)
+    assert [m["n"] for m in received] == list(range(50))
+    assert walked_on == {server.ident}
+
+
 def test_the_writer_stores_lines_of_known_tasks_under_their_organization(alice, running):  # type: ignore[no-untyped-def]
     """Through its look-up of the tasks' organizations (compiled once per shape): the lines of a
     task that does not exist are dropped."""
