@@ -345,3 +345,41 @@ def test_templated_and_static_requests_start_together(alice):  # type: ignore[no
     sent = {d.message.job_request_id: d.message for d in engine.transport.read_tasks("ant-b", "c", 0, 10)}
     assert sent[main.pk].spec["script"] == ["echo main"]
     assert sent[main.pk].variables["Branch"] == "main"
+
+
+@pytest.mark.parametrize("batch", [1, 40])
+def test_started_first_tasks_are_written_with_their_executions(alice, batch):  # type: ignore[no-untyped-def]
+    """A start whose first tasks go to an ant at once writes the executions, points the requests
+    at them and creates the tasks STARTED: on PostgreSQL in one statement when it fits (one
+    start), in the statements before when it does not (forty); the rows and messages are the
+    same either way."""
+    engine = make_engine(alice, capacity=batch)
+    incarnation = engine.resources.incarnation("ant-b")
+    requests = [submit(alice) for _ in range(batch)]
+    with CaptureQueriesContext(connection) as ctx:
+        assert engine.schedule(limit=50) == batch
+    inserts = [q["sql"] for q in ctx.captured_queries if 'INSERT INTO "jobs_taskexecution"' in q["sql"]]
+    together = [q for q in inserts if q.startswith("WITH new AS")]
+    if connection.vendor == "postgresql":
+        assert len(together) == (1 if batch == 1 else 0)
+    sent = {d.message.task_execution_id: d.message for d in engine.transport.read_tasks("ant-b", "c", 0, 100)}
+    for request in requests:
+        request.refresh_from_db()
+        execution = request.last_execution
+        assert (request.job_state, execution.job_state) == ("EXECUTING", "EXECUTING")
+        (task,) = TaskExecution.objects.filter(job_execution=execution)
+        assert (task.task_type, task.task_state, task.attempt, task.task_order) == ("one", "STARTED", 1, 0)
+        assert (task.ant_id, task.ant_started_at, task.organization_id) == (
+            "ant-b",
+            incarnation,
+            alice.org_id,
+        )
+        assert task.started_at is not None and task.method == "SHELL"
+        message = sent.pop(task.pk)
+        assert (message.job_request_id, message.job_execution_id, message.ant_started_at) == (
+            request.pk,
+            execution.pk,
+            incarnation,
+        )
+        assert task.pk in engine.resources.ants["ant-b"].reserved  # its slot is taken until it answers
+    assert not sent
