@@ -55,47 +55,6 @@ def insert_then(
     )
 
 
-def insert_then_with_children(
-    model: type[Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    then: str,
-    child: type[Model],
-    link: str,
-    key: str,
-    child_columns: Sequence[str],
-    child_rows: Sequence[Sequence[Any]],
-) -> list[Any] | None:
-    """PostgreSQL: ``insert_then`` and, in the same statement, rows of ``child`` whose ``link``
-    column points at the new row whose ``key`` column has the value each child row gives first.
-    ``then`` must return the new row's id first, as ``id``; each row it returns comes with its
-    child's id last (NULL for a row without one). None when the rows do not fit one statement
-    (insert them another way)."""
-    sql, row_sql, adapters, auto = _statement(model, tuple(columns), False, connection.vendor)
-    child_sql, child_row, child_adapters, child_auto = _statement(
-        child, (link, *child_columns), False, connection.vendor
-    )
-    qn = connection.ops.quote_name
-    child_row = child_row.replace("%s", f"(SELECT id FROM new WHERE {qn(_columns(model)[key])} = %s)", 1)
-    statement = (
-        f"WITH new AS ({sql}{', '.join([row_sql] * len(rows))} RETURNING *), "
-        f"kids AS ({child_sql}{', '.join([child_row] * len(child_rows))} "
-        f"RETURNING id, {qn(_columns(child)[link])} AS parent), "
-        f"done AS ({then}) SELECT done.*, kids.id FROM done LEFT JOIN kids ON kids.parent = done.id"
-    )
-    if not rows or not child_rows or len(statement) > STATEMENT_BYTES:
-        return None
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params: list[Any] = []
-    for values in rows:
-        params += _row_params(adapters, values, auto, now)
-    for values in child_rows:  # the key's value stands where the link goes
-        params += [values[0], *_row_params(child_adapters[1:], values[1:], child_auto, now)]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchall()
-
-
 def insert_with_children(
     parent: type[Model],
     columns: Sequence[str],

@@ -100,19 +100,6 @@ def insert_then(
     return inserts.insert_then(model, columns, rows, then)
 
 
-def insert_then_with_children(
-    model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], then: str,
-    child: type[Model], link: str, key: str, child_columns: Sequence[str], child_rows: Sequence[Sequence[Any]],
-) -> list[Any] | None:  # fmt: skip
-    """``insert_then`` with children in the same statement (``formicary_site.inserts``); only
-    where ``inserts_then()``; None when they do not fit one statement, and nothing was written."""
-    from formicary_site import inserts
-
-    return inserts.insert_then_with_children(
-        model, columns, rows, then, child, link, key, child_columns, child_rows
-    )
-
-
 def insert_with_children(
     obj: Model, columns: Sequence[str], children: Sequence[Model], link: str, child_columns: Sequence[str]
 ) -> bool:

@@ -11,7 +11,8 @@ Callers run these inside their own transaction so a decision and its consequence
 together; events go out after the commit.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
@@ -658,32 +659,19 @@ _POINT_REQUESTS = (
 )
 
 
-# a first task sent to an ant at its job's start: task type, method, allow_failure, ant id, and
-# the ant's incarnation (its start time)
-FirstTask = tuple[str, str, bool, str, float | None]
-_STARTED_COLUMNS = ("organization_id", "task_type", "method", "allow_failure", "task_order", "task_state", "ant_id",
-                    "ant_started_at", "attempt", "started_at", "updated_at")  # fmt: skip
-
-
 def executions_create(
-    starts: list[tuple[JobRequest, int | None]], first_tasks: Mapping[int, FirstTask] | None = None
-) -> tuple[dict[int, JobExecution], dict[int, int]]:
+    starts: list[tuple[JobRequest, int | None]], executing: AbstractSet[int] = frozenset()
+) -> dict[int, JobExecution]:
     """New executions of claimed requests (each with the execution whose completed tasks it may
-    reuse), recorded as their requests' last execution: request id -> execution.
-
-    The requests of ``first_tasks`` (request id -> its first task) go READY -> EXECUTING in the
-    same write, their executions start EXECUTING, and each first task is created STARTED on its
-    ant, attempt 1, without a READY row version (a task made READY and dispatched in the same
-    pass ends the same in two writes): request id -> that task's id, second. On PostgreSQL all
-    of it is one statement when it fits one."""
-    first_tasks = first_tasks or {}
-    if first_tasks:
+    reuse), recorded as their requests' last execution. The requests of ``executing`` go READY ->
+    EXECUTING in the same write, and their executions start EXECUTING: their first task goes to
+    an ant in this transaction (``tasks_create_started``)."""
+    if executing:
         sources("request", JobState.EXECUTING, [JobState.READY])  # the table allows it
         sources("execution", JobState.EXECUTING, [JobState.READY])
     now = timezone.now()
     states = {
-        request.pk: JobState.EXECUTING if request.pk in first_tasks else JobState.READY
-        for request, _ in starts
+        request.pk: JobState.EXECUTING if request.pk in executing else JobState.READY for request, _ in starts
     }
     columns = (
         "organization_id",
@@ -697,24 +685,8 @@ def executions_create(
         (request.organization_id, request.pk, states[request.pk], reuse, now, now)
         for request, reuse in starts
     ]
-    task_rows = [
-        (request.pk, request.organization_id, *first_tasks[request.pk][:3], 0, TaskState.STARTED,
-         *first_tasks[request.pk][3:], 1, now, now)
-        for request, _ in starts if request.pk in first_tasks
-    ]  # fmt: skip
-    task_ids: dict[int, int] = {}
     # the requests were claimed READY in this transaction: their rows are this one's to write
-    together = None
-    if fastsql.inserts_then() and task_rows:  # executions, requests and first tasks: one round trip
-        together = fastsql.insert_then_with_children(
-            JobExecution, columns, rows, _POINT_REQUESTS, TaskExecution, "job_execution_id", "job_request_id",
-            _STARTED_COLUMNS, task_rows,
-        )  # fmt: skip
-    if together is not None:
-        made = {request_id: pk for pk, request_id, _ in together}
-        task_ids = {request_id: task_id for _, request_id, task_id in together if task_id is not None}
-        ids = [made[request.pk] for request, _ in starts]
-    elif fastsql.inserts_then():  # the executions and their requests' update in one round trip
+    if fastsql.inserts_then():  # the executions and their requests' update in one round trip
         made = {
             request_id: pk
             for pk, request_id in fastsql.insert_then(JobExecution, columns, rows, _POINT_REQUESTS)
@@ -731,21 +703,10 @@ def executions_create(
     ]  # fmt: skip
     for (request, _), execution in zip(starts, executions, strict=True):
         request.last_execution = execution
-        if request.pk in first_tasks:
+        if request.pk in executing:
             request.job_state = JobState.EXECUTING
             _job_event(request.pk, JobState.EXECUTING)
-    by_request = {e.job_request_id: e for e in executions}
-    if task_rows and together is None:
-        task_ids = dict(zip(
-            [row[0] for row in task_rows],
-            fastsql.insert_rows(TaskExecution, ("job_execution_id", *_STARTED_COLUMNS),
-                                [(by_request[row[0]].pk, *row[1:]) for row in task_rows]),
-            strict=True,
-        ))  # fmt: skip
-    for request_id, task_id in task_ids.items():
-        task_type, _, _, ant_id, _ = first_tasks[request_id]
-        _task_event(task_id, request_id, TaskState.STARTED, task_type=task_type, ant_id=ant_id)
-    return by_request, task_ids
+    return {e.job_request_id: e for e in executions}
 
 
 def tasks_create_ready(rows: list[tuple[JobExecution, str, str, bool, int]]) -> list[int]:
@@ -759,6 +720,23 @@ def tasks_create_ready(rows: list[tuple[JobExecution, str, str, bool, int]]) -> 
     )  # fmt: skip
     for task_id, (execution, task_type, *_) in zip(ids, rows, strict=True):
         _task_event(task_id, execution.job_request_id, TaskState.READY, task_type=task_type)
+    return ids
+
+
+def tasks_create_started(rows: list[tuple[JobExecution, str, str, bool, str, float | None]]) -> list[int]:
+    """New first tasks sent to an ant at their job's start, without a READY row version: (execution,
+    task type, method, allow_failure, ant id, the ant's incarnation) each, attempt 1; returns
+    their ids. A task created READY and dispatched in the same pass ends the same, in two writes."""
+    now = timezone.now()
+    ids = fastsql.insert_rows(
+        TaskExecution, ("organization_id", "job_execution_id", "task_type", "method", "allow_failure", "task_order",
+                        "task_state", "ant_id", "ant_started_at", "attempt", "started_at", "updated_at"),
+        [(execution.organization_id, execution.pk, task_type, method, allow_failure, 0, TaskState.STARTED, ant_id,
+          ant_started_at, 1, now, now)
+         for execution, task_type, method, allow_failure, ant_id, ant_started_at in rows],
+    )  # fmt: skip
+    for task_id, (execution, task_type, _, _, ant_id, _) in zip(ids, rows, strict=True):
+        _task_event(task_id, execution.job_request_id, TaskState.STARTED, task_type=task_type, ant_id=ant_id)
     return ids
 
 

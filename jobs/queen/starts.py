@@ -78,14 +78,10 @@ def start(parts: QueenParts, requests: list[JobRequest]) -> int:
                     ant_id = _ant_now(parts, s, first)
                     if ant_id:
                         parts.resources.reserve(ant_id, -s.request.pk)  # its task's id is not known yet
-                        direct[s.request.pk] = _Direct(s, first, ant_id, parts.resources.incarnation(ant_id))
-            first_tasks = {
-                pk: (d.first.task_type, d.start.method, bool(d.first.allow_failure), d.ant_id, d.incarnation)
-                for pk, d in direct.items()
-            }
-            executions, task_ids = transitions.executions_create(
+                        direct[s.request.pk] = _Direct(s, first, ant_id)
+            executions = transitions.executions_create(
                 [(s.request, reuse[s.request.pk]) for s in chosen] + [(s.request, None) for s in broken],
-                first_tasks,
+                executing=direct.keys(),
             )
             for s in broken:
                 _fail(s.request, executions[s.request.pk].pk, s.problem)
@@ -101,7 +97,7 @@ def start(parts: QueenParts, requests: list[JobRequest]) -> int:
                     assert s.first is not None
                     going.append((execution, s.first.task_type, s.method, bool(s.first.allow_failure), 0))
             transitions.tasks_create_ready(going)
-            outbox = _send_first(parts, list(direct.values()), executions, task_ids, inputs)
+            outbox = _send_first(parts, list(direct.values()), executions, inputs)
     finally:
         for request_id, d in direct.items():
             parts.resources.unreserve(d.ant_id, -request_id)
@@ -114,7 +110,6 @@ class _Direct:
     start: _Start
     first: TaskSpec  # rendered
     ant_id: str
-    incarnation: float | None  # the ant's start time: a task for an earlier run of it is dropped
 
 
 def _ant_now(parts: QueenParts, s: _Start, first: TaskSpec) -> str | None:
@@ -140,16 +135,12 @@ def _ant_now(parts: QueenParts, s: _Start, first: TaskSpec) -> str | None:
 
 
 def _send_first(
-    parts: QueenParts,
-    direct: list[_Direct],
-    executions: dict[int, JobExecution],
-    task_ids: dict[int, int],
-    inputs: dict[int, _Inputs],
+    parts: QueenParts, direct: list[_Direct], executions: dict[int, JobExecution], inputs: dict[int, _Inputs]
 ) -> Outbox:
-    """The messages to send after the commit for the first tasks of ``direct``, created STARTED on
-    their ants with their executions (``transitions.executions_create``): a started job's first
-    task skips READY and the dispatcher's second load of what its start just loaded
-    (submit-to-start: one pass of the queen instead of two, three row versions fewer)."""
+    """Create the first tasks of ``direct`` STARTED on their ants (their requests and executions
+    went EXECUTING with ``executions_create``) and the messages to send after the commit: a
+    started job's first task skips READY and the dispatcher's second load of what its start just
+    loaded (submit-to-start: one pass of the queen instead of two, three row versions fewer)."""
     outbox = Outbox()
     if not direct:
         return outbox
@@ -160,15 +151,20 @@ def _send_first(
     ]
     for request_id, (values, secret_names) in secrets_and_values_many(missing).items():
         inputs[request_id] = (values, secret_names, {})
-    for d in direct:
-        request = d.start.request
-        execution, task_id = executions[request.pk], task_ids[request.pk]
+    rows = [
+        (executions[d.start.request.pk], d.first.task_type, d.start.method, bool(d.first.allow_failure), d.ant_id,
+         resources.incarnation(d.ant_id))
+        for d in direct
+    ]  # fmt: skip
+    ids = transitions.tasks_create_started(rows)
+    for d, task_id, row in zip(direct, ids, rows, strict=True):
+        request, execution = d.start.request, row[0]
         resources.reserve(d.ant_id, task_id)
         values, secret_names, urls = inputs.get(request.pk, ({}, set(), {}))
         task = TaskExecution(id=task_id, organization_id=request.organization_id, job_execution=execution,
                              task_type=d.first.task_type, method=d.start.method, attempt=1, ant_id=d.ant_id)  # fmt: skip
         data = template_data_of(request, execution, values, urls)
-        outbox.sends.append((d.ant_id, task_request(task, request, execution, d.first, d.ant_id, d.incarnation, 1, data,
+        outbox.sends.append((d.ant_id, task_request(task, request, execution, d.first, d.ant_id, row[5], 1, data,
                                                     secret_names)))  # fmt: skip
     return outbox
 
