@@ -345,3 +345,35 @@ def test_templated_and_static_requests_start_together(alice):  # type: ignore[no
     sent = {d.message.job_request_id: d.message for d in engine.transport.read_tasks("ant-b", "c", 0, 10)}
     assert sent[main.pk].spec["script"] == ["echo main"]
     assert sent[main.pk].variables["Branch"] == "main"
+
+
+@pytest.mark.parametrize("batch", [1, 40])
+def test_started_first_tasks_are_written_with_their_executions(alice, batch):  # type: ignore[no-untyped-def]
+    """A start whose first tasks go to an ant at once writes the executions, points the requests
+    at them and creates the tasks STARTED, attempt 1, on the ant's current run, and sends each
+    its message; one start or forty alike."""
+    engine = make_engine(alice, capacity=batch)
+    incarnation = engine.resources.incarnation("ant-b")
+    requests = [submit(alice) for _ in range(batch)]
+    assert engine.schedule(limit=50) == batch
+    sent = {d.message.task_execution_id: d.message for d in engine.transport.read_tasks("ant-b", "c", 0, 100)}
+    for request in requests:
+        request.refresh_from_db()
+        execution = request.last_execution
+        assert (request.job_state, execution.job_state) == ("EXECUTING", "EXECUTING")
+        (task,) = TaskExecution.objects.filter(job_execution=execution)
+        assert (task.task_type, task.task_state, task.attempt, task.task_order) == ("one", "STARTED", 1, 0)
+        assert (task.ant_id, task.ant_started_at, task.organization_id) == (
+            "ant-b",
+            incarnation,
+            alice.org_id,
+        )
+        assert task.started_at is not None and task.method == "SHELL"
+        message = sent.pop(task.pk)
+        assert (message.job_request_id, message.job_execution_id, message.ant_started_at) == (
+            request.pk,
+            execution.pk,
+            incarnation,
+        )
+        assert task.pk in engine.resources.ants["ant-b"].reserved  # its slot is taken until it answers
+    assert not sent
