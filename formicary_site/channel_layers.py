@@ -9,6 +9,7 @@ group sends from other threads on the receivers' loop.
 """
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer
@@ -21,23 +22,16 @@ class ThreadSafeInMemoryChannelLayer(InMemoryChannelLayer):
         self._receiver_loop = asyncio.get_running_loop()
         return await super().receive(channel)
 
-    def _other_loop(self) -> asyncio.AbstractEventLoop | None:
-        """The receivers' loop when the caller runs on another one (another thread)."""
+    async def _on_receivers_loop(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run ``step`` on the receivers' loop when the caller runs on another (another thread)."""
         loop = self._receiver_loop
         if loop is not None and loop is not asyncio.get_running_loop() and loop.is_running():
-            return loop
-        return None
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(step, loop))
+        else:
+            await step
 
     async def send(self, channel: str, message: dict) -> None:
-        loop = self._other_loop()
-        if loop is None:
-            await super().send(channel, message)
-            return
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(super().send(channel, message), loop))
+        await self._on_receivers_loop(super().send(channel, message))
 
     async def group_send(self, group: str, message: dict) -> None:
-        loop = self._other_loop()
-        if loop is None:
-            await super().group_send(group, message)
-            return
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(super().group_send(group, message), loop))
+        await self._on_receivers_loop(super().group_send(group, message))
