@@ -89,19 +89,30 @@ def _config_rows(
     )  # fmt: skip
 
 
-def values_flags(request: str = "") -> dict[str, Exists]:
+def values_flags(request: str = "", *, params: bool = True) -> dict[str, Exists]:
     """Annotations of whether the request has configs or params for ``secrets_and_values``, the
     request reached by the lookup prefix ``request`` (e.g. ``"job_execution__job_request__"``;
-    empty for a ``JobRequest`` query). Most have none: then the queen sends no query for them."""
+    empty for a ``JobRequest`` query). Most have none: then the queen sends no query for them.
+    ``params=False``: no ``has_params``, for a query that carries ``param_rows`` (which says it)."""
     org, user, job_type, pk = (
         OuterRef(request + c) for c in ("organization_id", "user_id", "job_type", "id")
     )
-    return {
+    flags = {
         "has_org_configs": Exists(OrgConfig.objects.filter(organization_id=org)),
         "has_user_configs": Exists(UserConfig.objects.filter(user_id=user, organization_id=org)),
         "has_job_configs": Exists(JobConfig.objects.filter(organization_id=org, job_type=job_type)),
-        "has_params": Exists(JobRequestParam.objects.filter(job_request_id=pk)),
     }
+    if params:
+        flags["has_params"] = Exists(JobRequestParam.objects.filter(job_request_id=pk))
+    return flags
+
+
+def may_have_values(request: JobRequest) -> bool:
+    """Whether the request may have configs or params: False only when the query that loaded it
+    said it has none (``values_flags`` and ``param_rows``)."""
+    given = _given_params(request)
+    has_params = getattr(request, "has_params", True) if given is None else bool(given)
+    return has_params or _configs_unknown(request)
 
 
 def param_rows() -> RawSQL:

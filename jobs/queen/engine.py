@@ -74,7 +74,7 @@ def _pick_of(limit: int) -> ShapeLoad:
             return (
                 qs.select_related("job_definition")
                 .defer("job_definition__spec")
-                .annotate(**values_flags(), **usage.limits_flag(), param_rows=param_rows())
+                .annotate(**values_flags(params=False), **usage.limits_flag(), param_rows=param_rows())
                 .order_by("-job_priority", "id")[:limit]
             )
 

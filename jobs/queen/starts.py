@@ -18,7 +18,13 @@ from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.template import budget
 from jobs.domain import fanouts, transitions
-from jobs.domain.context import secrets_and_values, secrets_and_values_many, template_data, template_data_of
+from jobs.domain.context import (
+    may_have_values,
+    secrets_and_values,
+    secrets_and_values_many,
+    template_data,
+    template_data_of,
+)
 from jobs.domain.rules import QUEEN_METHODS, method_of
 from jobs.domain.sends import Outbox, task_request
 from jobs.domain.specs import graph_spec, is_static, rendered_spec, task_of
@@ -147,7 +153,9 @@ def _send_first(
     resources = parts.resources
     # a static definition's variables: configs and params, loaded only for requests that have some
     missing = [
-        d.start.request for d in direct if d.start.request.pk not in inputs and _has_values(d.start.request)
+        d.start.request
+        for d in direct
+        if d.start.request.pk not in inputs and may_have_values(d.start.request)
     ]
     for request_id, (values, secret_names) in secrets_and_values_many(missing).items():
         inputs[request_id] = (values, secret_names, {})
@@ -167,13 +175,6 @@ def _send_first(
         outbox.sends.append((d.ant_id, task_request(task, request, execution, d.first, d.ant_id, row[5], 1, data,
                                                     secret_names)))  # fmt: skip
     return outbox
-
-
-def _has_values(request: JobRequest) -> bool:
-    """Whether the request may have configs or params (the scheduler's pick says; True when it
-    was loaded otherwise)."""
-    flags = ("has_org_configs", "has_user_configs", "has_job_configs", "has_params")
-    return any(getattr(request, flag, True) for flag in flags)
 
 
 def _first_task(request: JobRequest) -> _Start:
