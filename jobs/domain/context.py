@@ -107,14 +107,6 @@ def values_flags(request: str = "", *, params: bool = True) -> dict[str, Exists]
     return flags
 
 
-def may_have_values(request: JobRequest) -> bool:
-    """Whether the request may have configs or params: False only when the query that loaded it
-    said it has none (``values_flags`` and ``param_rows``)."""
-    given = _given_params(request)
-    has_params = getattr(request, "has_params", True) if given is None else bool(given)
-    return has_params or _configs_unknown(request)
-
-
 def param_rows() -> RawSQL:
     """An annotation for a query of requests (``jobs_jobrequest`` unaliased): the request's params
     as a JSON text of [name, value, secret] rows (NULL or "[]" when it has none). The scheduler's

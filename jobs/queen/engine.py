@@ -61,8 +61,8 @@ def _pick_of(limit: int) -> ShapeLoad:
     definitions, whether each has configs for its template data and variables, its params, and
     whether its organization has limits (most have none: then those queries are not sent); job
     types at their limit (``orgs``/``types`` pairs) left out: a running parent's children may use
-    its slot. Every scheduling pass runs it:
-    compiled once per shape, one round trip (``ShapeLoad``)."""
+    its slot. Every scheduling pass runs it: compiled once per shape, one round trip
+    (``ShapeLoad``)."""
     if limit not in _PICKS:
 
         def pick(now: datetime, orgs: list[int], types: list[str]) -> QuerySet[JobRequest]:

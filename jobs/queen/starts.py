@@ -18,13 +18,7 @@ from jobs.definition.errors import DefinitionError, Problem, TemplateError
 from jobs.definition.model import JobSpec, TaskSpec
 from jobs.definition.template import budget
 from jobs.domain import fanouts, transitions
-from jobs.domain.context import (
-    may_have_values,
-    secrets_and_values,
-    secrets_and_values_many,
-    template_data,
-    template_data_of,
-)
+from jobs.domain.context import secrets_and_values, secrets_and_values_many, template_data, template_data_of
 from jobs.domain.rules import QUEEN_METHODS, method_of
 from jobs.domain.sends import Outbox, task_request
 from jobs.domain.specs import graph_spec, is_static, rendered_spec, task_of
@@ -151,12 +145,9 @@ def _send_first(
     if not direct:
         return outbox
     resources = parts.resources
-    # a static definition's variables: configs and params, loaded only for requests that have some
-    missing = [
-        d.start.request
-        for d in direct
-        if d.start.request.pk not in inputs and may_have_values(d.start.request)
-    ]
+    # a static definition's variables: configs and params (read only for requests the pick says
+    # have configs; its params came with the pick)
+    missing = [d.start.request for d in direct if d.start.request.pk not in inputs]
     for request_id, (values, secret_names) in secrets_and_values_many(missing).items():
         inputs[request_id] = (values, secret_names, {})
     rows = [
