@@ -22,6 +22,25 @@
     return Math.floor(whole / 3600) + " h " + Math.floor((whole % 3600) / 60) + " min";
   }
   function t(iso) { return iso ? Date.parse(iso) : null; }
+  // Puts html into el keeping the elements that are still there: the timeline is redrawn every
+  // second while a job runs, and replacing its nodes would drop a click or hover landing mid-redraw.
+  function patch(el, html) {
+    var fresh = document.createElement("template");
+    fresh.innerHTML = html;
+    patchChildren(el, fresh.content);
+  }
+  function patchChildren(old, fresh) {
+    var a = old.childNodes, b = fresh.childNodes;
+    if (a.length !== b.length) { old.replaceChildren.apply(old, Array.prototype.slice.call(b)); return; }
+    for (var i = b.length - 1; i >= 0; i--) {
+      var x = a[i], y = b[i];
+      if (x.nodeType !== y.nodeType || x.nodeName !== y.nodeName) { old.replaceChild(y, x); continue; }
+      if (x.nodeType !== 1) { if (x.nodeValue !== y.nodeValue) x.nodeValue = y.nodeValue; continue; }
+      Array.prototype.slice.call(x.attributes).forEach(function (at) { if (!y.hasAttribute(at.name)) x.removeAttribute(at.name); });
+      Array.prototype.forEach.call(y.attributes, function (at) { if (x.getAttribute(at.name) !== at.value) x.setAttribute(at.name, at.value); });
+      patchChildren(x, y);
+    }
+  }
 
   // -- the task graph: an inline Graphviz SVG whose nodes are found by their <title> -------------
   function Graph(container, onPick) {
@@ -415,7 +434,7 @@
     var el = this.root.querySelector("#timeline");
     if (!el) return;
     var tl = this.state.timeline;
-    if (!tl || !tl.origin || !tl.bars.length) { el.innerHTML = '<p class="muted">No task has started yet.</p>'; return; }
+    if (!tl || !tl.origin || !tl.bars.length) { patch(el, '<p class="muted">No task has started yet.</p>'); return; }
     var origin = t(tl.origin), now = Date.now();
     var end = t(tl.ended_at) || Math.max(now, origin + 1000);
     tl.bars.forEach(function (b) {
@@ -427,7 +446,7 @@
     function w(a, b) { return (100 * Math.max(b - a, 0) / span).toFixed(3) + "%"; }
     var ticks = "";
     for (var i = 0; i <= 4; i++) ticks += '<span class="tl-tick" style="left:' + (i * 25) + '%">' + duration(span * i / 4000) + "</span>";
-    el.innerHTML = '<div class="tl-axis">' + ticks + "</div>" + tl.bars.map(function (b) {
+    patch(el, '<div class="tl-axis">' + ticks + "</div>" + tl.bars.map(function (b) {
       var ready = t(b.ready), start = t(b.started_at), stop = t(b.ended_at) || now;
       var runText = b.ended_at ? b.duration : duration((now - start) / 1000) + " so far";
       var earlier = (b.attempts || []).map(function (a) {
@@ -439,7 +458,7 @@
         '<span class="tl-track"><span class="tl-wait" style="left:' + pct(ready) + ";width:" + w(ready, start) + '" title="waited ' + esc(b.wait) + '"></span>' + earlier +
         '<span class="tl-run ' + esc(b.state) + '" style="left:' + pct(start) + ";width:" + w(start, stop) + '" title="' + esc(b.label + ", ran " + runText) + '"></span></span>' +
         '<span class="tl-text small">' + (b.wait && b.wait !== "0.0 s" ? "waited " + esc(b.wait) + " · " : "") + "ran " + esc(runText) + "</span></div>" + lanes;
-    }).join("");
+    }).join(""));
   };
 
   // After the job ends, buttons, timings, the failure and artifacts come from the server once more.

@@ -193,6 +193,17 @@ def test_the_timeline_shows_overlapping_work_live(browser, web, alice):  # type:
     assert _overlap(lane0, lane1) and lane0["y"] < lane1["y"]
     assert page.locator("#timeline .tl-lane").count() == 2  # the third has not started
 
+    # the clock redraws running bars every second in place: a bar a click or hover is on stays
+    deploy = "#timeline .tl-row[data-task='deploy']"
+    page.evaluate(
+        f'window.kept = document.querySelector("{deploy} .tl-run"); '
+        f'window.keptText = document.querySelector("{deploy} .tl-text").textContent'
+    )
+    page.wait_for_function(f'document.querySelector("{deploy} .tl-text").textContent !== window.keptText')
+    assert page.evaluate(
+        f'window.kept.isConnected && window.kept === document.querySelector("{deploy} .tl-run")'
+    )
+
     # live: an instance ends and another starts
     finish(i1, rid, TaskState.FAILED, exit_code="1")
     page.wait_for_selector("#timeline .tl-lane[data-task='deploy-fo-1'] .tl-run.FAILED")
