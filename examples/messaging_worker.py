@@ -32,7 +32,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -81,7 +81,8 @@ def serve(
     handled = 0
     stop = stop or threading.Event()
     while not stop.is_set() and (max_messages is None or handled < max_messages):
-        popped = client.blpop([queue], timeout=POLL_SECS)
+        # redis-py's types give a sync client's reply the async one's type too
+        popped = cast("list[Any] | None", client.blpop([queue], timeout=POLL_SECS))
         if popped is None:
             continue
         try:
