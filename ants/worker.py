@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ants import reaper
 from ants.config import AntConfig
 from ants.executors.base import (
     ERR_EXECUTOR,
@@ -70,6 +71,7 @@ from ants.protocol import (
 logger = logging.getLogger(__name__)
 
 LOG_FLUSH_SECS = 0.05  # queued log lines and EXECUTING responses wait at most this long
+REAP_SECS = 1.0  # how often exited orphans of tasks are waited for (ants/reaper.py)
 LOG_FLUSH_LINES = 500  # flush early when this many lines are waiting
 MAX_BUFFERED_LOG_LINES = 100_000  # kept for retry while the transport is down
 LOG_PUBLISH_CHUNK = 2000  # lines per publish (one pipeline): a failure re-sends at most this many
@@ -244,7 +246,8 @@ class AntWorker:
 
     def start(self) -> None:
         """Start the background thread (heartbeats, log flushing, deleting old working
-        directories); idempotent."""
+        directories, reaping what tasks left running once ``reaper.enable`` was called);
+        idempotent."""
         if self._bg is None:
             self.stop_previous_tasks()
             self._drop_spares(Path(self.config.work_root).glob(f"{SPARE_PREFIX}*"))  # a crashed run's
@@ -706,6 +709,7 @@ class AntWorker:
 
     # -- background: heartbeats, flushing, deleting working directories ------------------------
     def _background(self) -> None:
+        reaped_at = 0.0
         while not self._bg_stop.is_set():
             with self._log_cond:
                 if len(self._log_buf) < LOG_FLUSH_LINES:
@@ -713,6 +717,9 @@ class AntWorker:
             if self._bg_stop.is_set():
                 return
             self._empty_trash()
+            if time.monotonic() - reaped_at >= REAP_SECS:
+                reaped_at = time.monotonic()
+                reaper.reap()
             try:
                 self.flush()
                 if (

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ants import reaper
 from ants.executors.base import (
     ENV_NAME_RE,
     ERR_EXECUTOR,
@@ -318,18 +319,34 @@ class ShellExecutor:
         # the organization's unprivileged user, without the ant's supplementary groups
         switched = user.command(argv) if user is not None else None
         by_popen = user if switched is None else None
-        proc = subprocess.Popen(
-            switched or argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # own process group: a kill reaches grandchildren too
-            user=by_popen.uid if by_popen is not None else None,
-            group=by_popen.gid if by_popen is not None else None,
-            extra_groups=[] if by_popen is not None else None,
-        )
+        with reaper.spawning():  # an orphan reaper's scan never sees it unowned
+            proc = subprocess.Popen(
+                switched or argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # own process group: a kill reaches grandchildren too
+                user=by_popen.uid if by_popen is not None else None,
+                group=by_popen.gid if by_popen is not None else None,
+                extra_groups=[] if by_popen is not None else None,
+            )
+            reaper.task_started(proc.pid)
+        try:
+            return self._follow(proc, ctx, deadline, emit, pgids)
+        finally:
+            reaper.disown(proc.pid)
+
+    def _follow(
+        self,
+        proc: subprocess.Popen[bytes],
+        ctx: ExecutionContext,
+        deadline: float | None,
+        emit: Callable[[str, str], None],
+        pgids: list[int],
+    ) -> _Outcome:
+        """Stream the command's output until it and what holds its pipes are done; its outcome."""
         pgid = proc.pid
         pgids.append(pgid)
         assert proc.stdout is not None and proc.stderr is not None

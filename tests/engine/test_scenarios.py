@@ -224,6 +224,34 @@ def test_cancel_running_job_kills_the_process(cluster, api, alice, tmp_path):
     assert _pid_gone(pid_file)
 
 
+ORPHANING = """\
+job_type: orphaning
+tasks:
+- task_type: leave
+  method: SHELL
+  tags: [a]
+  script: ["(sleep 2 </dev/null >/dev/null 2>&1 & echo $! > {{.PidFile}})"]
+"""
+
+
+def test_the_ant_adopts_and_reaps_what_a_task_left_running(cluster, api, alice, tmp_path):
+    """A background process the task's shell left is given to the ant process (a child
+    subreaper), not to PID 1, and waited for once it exits (killed with the task's process
+    group at the task's end): no zombie stays behind."""
+    if cluster.processes is None:
+        pytest.skip("the ant's own process: distributed mode")
+    pid_file = tmp_path / "pid"
+    request = submit(api, alice, ORPHANING, PidFile=str(pid_file))
+    assert wait_for_state(request.pk).job_state == "COMPLETED"
+    pid = int(pid_file.read_text())
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    assert int(stat.rsplit(")", 1)[1].split()[1]) == cluster.processes.procs["ant-a"].pid  # its parent now
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists(), "the orphan stayed a zombie"
+
+
 def test_cancel_pending_job(cluster, api, alice):
     future = submit(api, alice, PIPELINE, Word="later")
     JobRequest.objects.filter(pk=future.pk).update(scheduled_at="2099-01-01T00:00:00Z")

@@ -6,6 +6,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from ants import reaper
 from ants.artifact_hooks import install_artifact_hooks
 from ants.artifact_store import config_from_settings, store_from_config
 from ants.config import AntConfig, ConfigError
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         transport = transport_from_settings(settings, url=config.redis_url, prefix=prefix)
         self.stdout.write(f"ant {config.ant_id}: methods {' '.join(config.methods)}, tags {' '.join(config.tags)}, "
                           f"concurrency {config.concurrency}")  # fmt: skip
+        reaper.enable()  # orphans of tasks come here and are waited for (often PID 1 of a container)
         try:
             worker = AntWorker(config, transport)
             # the object store from FORMICARY_S3_* (or the local data folder), as the web server uses

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from ants import reaper
 from ants.artifact_hooks import install_artifact_hooks
 from ants.config import AntConfig
 from ants.executors.base import executor_for
@@ -146,6 +147,7 @@ class Command(BaseCommand):
                 methods=local_ant_methods(docker=docker_reachable()),
                 work_root=_work_root(),
             )  # fmt: skip
+            reaper.enable()  # orphans of tasks come to this process and are waited for
             shell = ShellExecutor(config, single_tenant=_single_organization)
             ant = AntWorker(config, transport,
                             executor_lookup=lambda method, cfg: shell if method == "SHELL" else executor_for(method, cfg))  # fmt: skip

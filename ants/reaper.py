@@ -1,0 +1,114 @@
+"""Reaping what tasks leave behind.
+
+A command that starts a background process and exits (``nohup server &``, a daemon's double
+fork) orphans it. The kernel gives an orphan to the nearest "child subreaper" above it, or to
+PID 1; when it exits, that parent must wait for it or it stays a zombie, holding a process-table
+slot for good. An ant is often PID 1 of its container (docker without ``--init``), or runs
+where PID 1 does not reap, so ``manage.py ant`` and ``standalone`` make their process a
+subreaper and wait for the orphans it is given (``reap``, from the ant's background thread).
+
+It must never wait for a child someone else in the process waits for: ``subprocess`` would then
+see ECHILD and report exit status 0. The children the process starts itself (a render worker,
+``dot``) stay in its own session and are left alone. A task's shell leads a session of its own:
+it is registered from its fork until its ``Popen`` has waited for it (``spawning`` holds the
+lock ``reap`` takes, so no scan sees it unregistered). Every other child in another session is
+an orphan: what a task left, in the task's session or in one it started. So whatever else this
+process starts in a session of its own must be registered the same way. Linux only; elsewhere
+nothing happens.
+"""
+
+import contextlib
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+_lock = threading.Lock()
+_owned: set[int] = set()  # task shells between their fork and their Popen's wait
+_enabled = False
+
+
+def enable() -> bool:
+    """Make this process a child subreaper (idempotent); False where the kernel cannot."""
+    global _enabled
+    with _lock:
+        _enabled = _set_subreaper(1)
+        if not _enabled:
+            log.info("this system has no child subreapers: orphans of tasks go to PID 1")
+        return _enabled
+
+
+def disable() -> None:
+    """No longer a subreaper: orphans go to PID 1 again, and ``reap`` waits for none."""
+    global _enabled
+    with _lock:
+        _set_subreaper(0)
+        _enabled = False
+
+
+def _set_subreaper(on: int) -> bool:
+    try:
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, on, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[None]:
+    """Hold while starting a task's shell and registering it (``task_started``)."""
+    with _lock:
+        yield
+
+
+def task_started(pid: int) -> None:
+    """``pid`` is a task's shell in a session of its own, waited for by its ``Popen`` (call
+    inside ``spawning``)."""
+    _owned.add(pid)
+
+
+def disown(pid: int) -> None:
+    """Its ``Popen`` has waited for it."""
+    with _lock:
+        _owned.discard(pid)
+
+
+def _children() -> set[int]:
+    """This process's children, from every thread's list (an orphan is given to one of them)."""
+    pids: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                pids.update(int(p) for p in (task / "children").read_text().split())
+    return pids
+
+
+def _state_and_session(pid: int) -> tuple[str, int] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], int(fields[3])
+
+
+def reap() -> int:
+    """Wait for the orphans that have exited; returns how many."""
+    if not _enabled:
+        return 0
+    own_session, reaped = os.getsid(0), 0
+    with _lock:
+        for pid in _children() - _owned:
+            found = _state_and_session(pid)
+            if found is None or found[0] != "Z" or found[1] == own_session:
+                continue
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    reaped += 1
+    return reaped
