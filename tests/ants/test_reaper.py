@@ -8,13 +8,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from ants import reaper
 from tests.ants.test_ant_shell import run
+from tests.engine.test_control import wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child subreapers: Linux")
 
@@ -37,16 +37,6 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[1])
 
 
-def _until(check, secs: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + secs
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("not reached")
-
-
 def test_an_orphan_a_task_left_is_adopted_and_reaped_once_it_exits(tmp_path) -> None:
     pid_file = tmp_path / "orphan.pid"
     # the subshell starts sleep in the background and exits: sleep is orphaned (and killed with
@@ -56,7 +46,7 @@ def test_an_orphan_a_task_left_is_adopted_and_reaped_once_it_exits(tmp_path) -> 
     pid = int(pid_file.read_text())
     state = _stat(pid)
     assert state is not None and state[1] == os.getpid()  # adopted here, not by PID 1
-    assert _until(lambda: (_stat(pid) or ("gone",))[0] == "Z")  # exited: a zombie until waited for
+    assert wait_until(lambda: (_stat(pid) or ("gone",))[0] == "Z")  # exited: a zombie until waited for
     assert reaper.reap() >= 1
     assert _stat(pid) is None
 
@@ -71,7 +61,7 @@ def test_a_daemon_a_task_started_in_a_session_of_its_own_is_reaped_too(tmp_path)
     assert result.status == "COMPLETED"
     pid = int(pid_file.read_text())
     assert os.getsid(pid) == pid  # a session of its own, not the task's
-    assert _until(lambda: (_stat(pid) or ("gone",))[0] == "Z")
+    assert wait_until(lambda: (_stat(pid) or ("gone",))[0] == "Z")
     assert reaper.reap() >= 1
     assert _stat(pid) is None
 
@@ -79,7 +69,7 @@ def test_a_daemon_a_task_started_in_a_session_of_its_own_is_reaped_too(tmp_path)
 def test_the_process_own_children_are_left_to_their_waiters() -> None:
     """A child this process started in its own session (a render worker, ``dot``)."""
     beside = subprocess.Popen(["sh", "-c", "exit 4"])
-    assert _until(lambda: (_stat(beside.pid) or ("gone",))[0] == "Z")
+    assert wait_until(lambda: (_stat(beside.pid) or ("gone",))[0] == "Z")
     assert reaper.reap() == 0
     assert beside.wait(timeout=5) == 4  # its status was not taken
 
