@@ -319,7 +319,7 @@ class ShellExecutor:
         # the organization's unprivileged user, without the ant's supplementary groups
         switched = user.command(argv) if user is not None else None
         by_popen = user if switched is None else None
-        with reaper.spawning():  # an orphan reaper's scan never sees it unowned
+        with reaper.spawning():  # no scan of the orphan reaper sees it unregistered
             proc = subprocess.Popen(
                 switched or argv,
                 cwd=cwd,
