@@ -10,8 +10,8 @@ subreaper and wait for the orphans it is given (``reap``, from the ant's backgro
 It must never wait for a child someone else in the process waits for: ``subprocess`` would then
 see ECHILD and report exit status 0. The children the process starts itself (a render worker,
 ``dot``) stay in its own session and are left alone. A task's shell leads a session of its own:
-it is registered from its fork until its ``Popen`` has waited for it (``spawning`` holds the
-lock ``reap`` takes, so no scan sees it unregistered). Every other child in another session is
+it is registered from its fork until its ``Popen`` has waited for it, and no scan runs while a
+shell is being started (``spawning``). Every other child in another session is
 an orphan: what a task left, in the task's session or in one it started. So whatever else this
 process starts in a session of its own must be registered the same way. Linux only; elsewhere
 nothing happens.
@@ -31,6 +31,7 @@ PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 _lock = threading.Lock()
 _owned: set[int] = set()  # task shells between their fork and their Popen's wait
+_starting = 0  # task shells being started (forked, maybe not yet in _owned)
 _enabled = False
 
 
@@ -61,15 +62,23 @@ def _set_subreaper(on: int) -> bool:
 
 @contextlib.contextmanager
 def spawning() -> Iterator[None]:
-    """Hold while starting a task's shell and registering it (``task_started``)."""
+    """Hold while starting a task's shell and registering it (``task_started``). Shells start
+    side by side; a scan waits for none of them and is skipped while any is starting."""
+    global _starting
     with _lock:
+        _starting += 1
+    try:
         yield
+    finally:
+        with _lock:
+            _starting -= 1
 
 
 def task_started(pid: int) -> None:
     """``pid`` is a task's shell in a session of its own, waited for by its ``Popen`` (call
     inside ``spawning``)."""
-    _owned.add(pid)
+    with _lock:
+        _owned.add(pid)
 
 
 def disown(pid: int) -> None:
@@ -104,6 +113,8 @@ def reap() -> int:
         return 0
     own_session, reaped = os.getsid(0), 0
     with _lock:
+        if _starting:
+            return 0  # a shell may be forked and not yet registered: the next scan
         for pid in _children() - _owned:
             found = _state_and_session(pid)
             if found is None or found[0] != "Z" or found[1] == own_session:

@@ -84,7 +84,7 @@ def test_a_task_shells_exit_status_is_never_taken_by_a_reap(tmp_path) -> None:
     thread = threading.Thread(target=reap_all_the_time, daemon=True)
     thread.start()
     try:
-        for code in range(1, 21):
+        for code in range(1, 101):  # 100 shells, each racing the reaper
             result, _ = run(tmp_path, {"script": [f"exit {code}"]})
             assert result.exit_code == str(code)
     finally:
