@@ -97,16 +97,6 @@ def _children() -> set[int]:
     return pids
 
 
-def _state_and_session(pid: int) -> tuple[str, int] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[0], int(fields[3])
-
-
 def reap() -> int:
     """Wait for the orphans that have exited; returns how many."""
     if not _enabled:
@@ -116,10 +106,8 @@ def reap() -> int:
         if _starting:
             return 0  # a shell may be forked and not yet registered: the next scan
         for pid in _children() - _owned:
-            found = _state_and_session(pid)
-            if found is None or found[0] != "Z" or found[1] == own_session:
-                continue
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            # WNOHANG: a child still running is left for a later scan
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                if os.getsid(pid) != own_session and os.waitpid(pid, os.WNOHANG)[0] == pid:
                     reaped += 1
     return reaped

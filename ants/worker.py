@@ -717,10 +717,10 @@ class AntWorker:
             if self._bg_stop.is_set():
                 return
             self._empty_trash()
-            if time.monotonic() - reaped_at >= REAP_SECS:
-                reaped_at = time.monotonic()
-                reaper.reap()
             try:
+                if time.monotonic() - reaped_at >= REAP_SECS:
+                    reaped_at = time.monotonic()
+                    reaper.reap()
                 self.flush()
                 if (
                     time.monotonic() - self._last_heartbeat >= self.config.heartbeat_secs

@@ -6,6 +6,7 @@ then its request. On PostgreSQL the two can wait on each other: the server abort
 that the cancel still goes through and the queen's transaction commits."""
 
 import threading
+import time
 
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
@@ -83,7 +84,7 @@ def test_a_cancel_that_deadlocks_with_the_queen_is_tried_again(transactional_db,
                     )
                     if cursor.fetchone()[0]:
                         break
-                    threading.Event().wait(0.02)
+                    time.sleep(0.02)
         return moved
 
     monkeypatch.setattr(transitions, "job_cancel", job_cancel)
