@@ -92,6 +92,7 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'formicary.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "formicary_site.sqlite"  # Django's, its rewrite of %s cached
     # WAL and immediate transactions let the web server, queen and ant threads of the
     # standalone process write without "database is locked" errors.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -23,7 +23,7 @@ ANTS = {"ant-a": ["a", "shared"], "ant-b": ["b", "shared"]}
 
 def database_url() -> str:
     s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{s['NAME']}"
     return f"postgres://{s['USER']}:{s.get('PASSWORD') or ''}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
