@@ -131,17 +131,11 @@ class Engine:
         return counts
 
     def schedule(self, limit: int = 50) -> int:
-        """Start pending requests whose time has come: highest priority first, then oldest; returns
-        how many started.
+        """Start pending requests whose time has come: highest priority first, then oldest.
 
         Job types at their max_concurrency are left out of the query, so they never hold up
         the requests behind them.
         """
-        return self.schedule_pass(limit).requests
-
-    def schedule_pass(self, limit: int = 50) -> starts.Started:
-        """``schedule``, saying also how many first tasks it left READY (the queen's loop looks
-        for READY tasks after it only when there are some)."""
         counts = self._running_counts()
         full = [key for key, (running, limit_) in counts.items() if waiting.at_limit(running, limit_)]
         self._note_full(full, counts)
@@ -167,7 +161,7 @@ class Engine:
 
     def start_request(self, request: JobRequest) -> bool:
         """Start one request (a batch of one); False when it cannot start now."""
-        return starts.start(self.parts, [request]).requests == 1
+        return starts.start(self.parts, [request]) == 1
 
     def types_at_limit(self) -> bool:
         """Some job type had requests waiting for its max_concurrency at the last look."""

@@ -22,7 +22,6 @@ from jobs.queen.cron import CronScheduler
 from jobs.queen.engine import ACK_TIMEOUT_SECS, DISPATCH_LIMIT, Engine, prepare
 from jobs.queen.leader import Lease
 from jobs.queen.resources import ResourceManager
-from jobs.queen.starts import Started
 from jobs.states import JOB_TERMINAL
 
 log = logging.getLogger(__name__)
@@ -165,16 +164,16 @@ class Queen:
                     "now leads" if self.is_leader else "stopped leading",
                 )
 
-    def scheduling(self) -> Started:
+    def scheduling(self) -> int:
         """Only the leader starts requests (and fires cron ticks and resumes paused jobs, in
         ``timers``).
 
         Looking for startable requests costs two queries, so a pass does it only when something
         may have changed, and otherwise a few times a second (retry delays, scheduled times)."""
-        done = Started(0, 0)
         if not self.is_leader:
-            return done
+            return 0
         now = time.monotonic()
+        done = 0
         wakes = self.transport.wakes_read
         if (
             self._schedule_wanted
@@ -182,8 +181,8 @@ class Queen:
             or now - self._last_schedule >= SCHEDULE_EVERY_SECS
         ):
             self._schedule_wanted, self._wakes_seen, self._last_schedule = False, wakes, now
-            done = self.engine.schedule_pass(limit=SCHEDULE_BATCH)
-            if done.requests >= SCHEDULE_BATCH:
+            done = self.engine.schedule(limit=SCHEDULE_BATCH)
+            if done >= SCHEDULE_BATCH:
                 self._schedule_wanted = True  # more may be waiting
         return done
 
@@ -234,17 +233,15 @@ class Queen:
         if not deferred:
             done += self.dispatching()
         started = self.scheduling()
-        # a first task sent by its start left nothing READY: a look for READY tasks would find
-        # none, and its query would take the CPU the task's own start needs (submit-to-start)
-        self._dispatch_wanted |= bool(started.readied)
-        if deferred or (started.readied and not answers and not self.resources.all_full()):
+        self._dispatch_wanted |= bool(started)
+        if deferred or (started and not answers and not self.resources.all_full()):
             # the first tasks of the requests just started go now, before timers, housekeeping
             # and the next read of answers (what a submit waits for on an idle queen); a busy
             # queen keeps its order: they go with the next answers, in the pass those make anyway
             done += self.dispatching()
         kept = self.timers() + self.housekeeping()
         self._dispatch_wanted |= bool(kept)
-        done += started.requests + kept
+        done += started + kept
         if not done and block_ms:
             done += self.responses(block_ms=block_ms)
         return done

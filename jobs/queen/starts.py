@@ -9,7 +9,6 @@ that does not parse or render fails its request, a ``skip_if`` that holds filter
 """
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from django.db import transaction
 
@@ -33,14 +32,6 @@ from jobs.states import JobState
 _Inputs = tuple[dict[str, str], set[str], dict[str, str]]
 
 
-class Started(NamedTuple):
-    """What a start did: how many requests started (a broken definition's counts: it ended), and
-    how many first tasks it left READY for the dispatcher (the others went to their ants)."""
-
-    requests: int
-    readied: int
-
-
 @dataclass
 class _Start:
     request: JobRequest
@@ -49,8 +40,9 @@ class _Start:
     problem: Exception | None = None
 
 
-def start(parts: QueenParts, requests: list[JobRequest]) -> Started:
-    """Start what can start of ``requests`` (picked by priority, under their limits at the pick)."""
+def start(parts: QueenParts, requests: list[JobRequest]) -> int:
+    """Start what can start of ``requests`` (picked by priority, under their limits at the pick);
+    returns how many started (a broken definition's request counts: it ended)."""
     starts: list[_Start] = []
     for request in requests:
         item = _first_task(request)
@@ -61,7 +53,7 @@ def start(parts: QueenParts, requests: list[JobRequest]) -> Started:
     specs = _render(parts, [s.request for s in starts if s.first is not None], inputs)
     starts = [s for s in starts if s.first is None or s.request.pk in specs]  # the others wait for the worker
     if not starts:
-        return Started(0, 0)
+        return 0
     direct: dict[int, _Direct] = {}
     try:
         with transaction.atomic():
@@ -110,7 +102,7 @@ def start(parts: QueenParts, requests: list[JobRequest]) -> Started:
         for request_id, d in direct.items():
             parts.resources.unreserve(d.ant_id, -request_id)
     outbox.flush(parts.transport)
-    return Started(len(chosen) + len(broken), len(going))
+    return len(chosen) + len(broken)
 
 
 @dataclass

@@ -116,7 +116,7 @@ def test_picked_requests_bring_their_params(alice, bob, monkeypatch):  # type: i
         request_submit(org_id=bob.org_id, user=bob.user, job_type="b-chain", params={"Branch": "dev"}),
     ]
     picked: list[JobRequest] = []
-    monkeypatch.setattr(starts, "start", lambda parts, batch: picked.extend(batch) or starts.Started(0, 0))
+    monkeypatch.setattr(starts, "start", lambda parts, batch: picked.extend(batch) or 0)
     engine.schedule()
     by_pk = {r.pk: r for r in picked}
     assert sorted(by_pk) == sorted(r.pk for r in requests)

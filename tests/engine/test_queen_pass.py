@@ -127,22 +127,3 @@ def test_a_forked_childs_first_task_gets_its_parents_artifact_urls(alice, queen)
     sent = queen.transport.read_tasks("ant-pass", "ant-pass", 0, 10)
     assert [d.message.task_execution_id for d in sent] == [task.pk]
     assert "build_ArtifactURL_1" in sent[0].message.variables
-
-
-def test_a_pass_whose_start_sent_the_first_task_looks_for_no_ready_tasks(alice, queen, monkeypatch):  # type: ignore[no-untyped-def]
-    """A look for READY tasks right after a start that sent its first task would find none; its
-    query ran while the ant started the task's shell (a forked child, above, still goes through
-    READY and the dispatcher in the same pass)."""
-    definition_upload(org_id=alice.org_id, user=alice.user, text=STATIC)
-    steps: list[str] = []
-    for name in ("schedule_pass", "dispatch_ready"):
-        real = getattr(queen.engine, name)
-        monkeypatch.setattr(
-            queen.engine, name, lambda *a, _r=real, _n=name, **k: steps.append(_n) or _r(*a, **k)
-        )
-    request = request_submit(org_id=alice.org_id, user=alice.user, job_type="pass-static")
-    assert events.wakes_settled()
-    queen.run_once()
-    assert TaskExecution.objects.get(job_execution__job_request=request).task_state == "STARTED"
-    assert "schedule_pass" in steps
-    assert steps[steps.index("schedule_pass") + 1 :] == []
