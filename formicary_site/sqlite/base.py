@@ -15,18 +15,23 @@ from typing import Any
 from django.db.backends.sqlite3 import base
 
 CACHED_STATEMENTS = 1024
+# longer statements (an IN of hundreds of ids, each count its own text) are rewritten each time:
+# the cache stays under a few MB
+CACHED_LENGTH = 4096
 
 
-@lru_cache(maxsize=CACHED_STATEMENTS)
-def to_qmark(query: str) -> str:
+def rewrite(query: str) -> str:
     """``query`` with Django's ``%s`` placeholders as SQLite's ``?`` (and ``%%`` as ``%``)."""
     return base.FORMAT_QMARK_REGEX.sub("?", query).replace("%%", "%")
+
+
+to_qmark = lru_cache(maxsize=CACHED_STATEMENTS)(rewrite)
 
 
 class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
     def convert_query(self, query: str, *, param_names: Sequence[str] | None = None) -> str:
         if param_names is None:  # "format" style, all Django writes; named ones as Django does
-            return to_qmark(query)
+            return to_qmark(query) if len(query) <= CACHED_LENGTH else rewrite(query)
         return super().convert_query(query, param_names=param_names)  # type: ignore[misc]  # not in the stubs
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.db.backends.sqlite3.base import SQLiteCursorWrapper as DjangoCursor
 
-from formicary_site.sqlite.base import SQLiteCursorWrapper, to_qmark
+from formicary_site.sqlite.base import CACHED_LENGTH, SQLiteCursorWrapper, to_qmark
 from jobs.models import JobRequest
 
 
@@ -46,10 +46,14 @@ def test_standalone_runs_on_it_and_converts_each_statement_once() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s, '50%%'", [7])
         assert cursor.fetchone() == (7, "50%")
-    assert isinstance(connection.connection.cursor(factory=SQLiteCursorWrapper), SQLiteCursorWrapper)
-    query = str(JobRequest.objects.filter(pk=1).values("pk").query)  # warm the ORM's own caches
+        assert isinstance(cursor.cursor, SQLiteCursorWrapper)  # Django's wrapper around ours
     to_qmark.cache_clear()
     for _ in range(3):
         list(JobRequest.objects.filter(pk=1).values("pk"))
     info = to_qmark.cache_info()
-    assert (info.misses, info.hits) == (1, 2), (info, query)
+    assert (info.misses, info.hits) == (1, 2)
+    long = "SELECT %s, '" + "x" * CACHED_LENGTH + "'"
+    with connection.cursor() as cursor:
+        cursor.execute(long, [5])
+        assert cursor.fetchone()[0] == 5
+    assert to_qmark.cache_info().currsize == 1  # a statement that long is not kept
