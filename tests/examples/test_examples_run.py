@@ -73,7 +73,8 @@ def states(detail: dict[str, Any]) -> dict[str, str]:
 
 
 def log_of(api, request_id: int, task_type: str, wanted: str, timeout: float = 10.0) -> str:  # type: ignore[no-untyped-def]
-    """A task's log once it holds ``wanted`` (the log writer stores lines a moment after the task ends)."""
+    """A task's log once it holds ``wanted`` (the log writer stores lines a moment after the task ends;
+    ``wanted`` is the output awaited, not a part of it, which the ``$ command`` line may hold too)."""
     deadline = time.monotonic() + timeout
     while True:
         text = api.get(f"/api/jobs/requests/{request_id}/logs?task_type={task_type}").content.decode()
@@ -98,9 +99,9 @@ def test_ci_pipeline_builds_tests_and_publishes_main(harness, api):
     main = finished(api, submit(api, "ci-pipeline", GitBranch="main", GitCommitID="abc123"))
     assert main["job_state"] == "COMPLETED", main["error_message"]
     assert states(main) == dict.fromkeys(["checkout", "lint", "build", "test", "publish"], "COMPLETED")
-    assert "checked out main at abc123" in log_of(api, main["id"], "checkout", "checked out")
+    assert "checked out main at abc123" in log_of(api, main["id"], "checkout", "checked out main at abc123")
     assert "tests passed" in log_of(api, main["id"], "test", "tests passed")
-    assert "published greeter from main" in log_of(api, main["id"], "publish", "published")
+    assert "published greeter from main" in log_of(api, main["id"], "publish", "published greeter from main")
     assert {"src/greeter.sh", "dist/greeter"} <= set(artifacts(api, main["id"]))
 
     branch = finished(api, submit(api, "ci-pipeline", GitBranch="feature-x"))
@@ -139,7 +140,7 @@ def test_file_sensor_polls_until_the_file_is_there(harness, api, tmp_path):
     done = finished(api, request_id)
     assert done["job_state"] == "COMPLETED", done["error_message"]
     assert tasks_of(done)["wait-for-file"]["attempt"] >= 2
-    assert "processing batch-42" in log_of(api, request_id, "process", "processing")
+    assert "processing batch-42" in log_of(api, request_id, "process", "processing batch-42")
 
 
 def test_file_sensor_gives_up_after_max_wait(harness, api, tmp_path):
@@ -148,7 +149,7 @@ def test_file_sensor_gives_up_after_max_wait(harness, api, tmp_path):
     done = finished(api, request_id, timeout=20)
     assert done["job_state"] == "FAILED"
     assert "process" not in tasks_of(done)
-    assert "gave up waiting" in log_of(api, done["id"], "wait-for-file", "gave up")
+    assert "gave up waiting" in log_of(api, done["id"], "wait-for-file", "gave up waiting")
 
 
 @pytest.mark.parametrize(
@@ -209,7 +210,7 @@ def test_fork_await_runs_both_children(harness, api):
     for child in children:
         shard = child["params"]["Shard"]
         assert child["job_state"] == "COMPLETED"
-        assert f"shard {shard} item 2" in log_of(api, child["id"], "work", "item 2")
+        assert f"shard {shard} item 2" in log_of(api, child["id"], "work", f"shard {shard} item 2")
 
 
 def test_sub_workflow_waits_for_its_child_and_takes_back_its_output(harness, api):
@@ -220,7 +221,7 @@ def test_sub_workflow_waits_for_its_child_and_takes_back_its_output(harness, api
     assert states(done) == {"process-shard": "COMPLETED", "report": "COMPLETED"}
     (child,) = api.get("/api/jobs/requests?job_type=fork-worker").json()["Records"]
     assert child["params"] == {"Shard": "1", "Items": "4"} and child["job_state"] == "COMPLETED"
-    assert "the shard processed 4 items" in log_of(api, done["id"], "report", "processed")
+    assert "the shard processed 4 items" in log_of(api, done["id"], "report", "the shard processed 4 items")
 
 
 def test_fan_out_deploy_runs_each_region_and_reports(harness, api):
@@ -229,8 +230,12 @@ def test_fan_out_deploy_runs_each_region_and_reports(harness, api):
     assert done["job_state"] == "COMPLETED", done["error_message"]
     ran = states(done)
     assert [ran[f"deploy-fo-{i}"] for i in range(3)] == ["COMPLETED"] * 3 and ran["report"] == "COMPLETED"
-    assert "deploying to us-east (environment us-east)" in log_of(api, done["id"], "deploy-fo-1", "deploying")
-    assert "3 regions, first COMPLETED with v1-eu-west" in log_of(api, done["id"], "report", "regions")
+    assert "deploying to us-east (environment us-east)" in log_of(
+        api, done["id"], "deploy-fo-1", "deploying to us-east (environment us-east)"
+    )
+    assert "3 regions, first COMPLETED with v1-eu-west" in log_of(
+        api, done["id"], "report", "3 regions, first COMPLETED with v1-eu-west"
+    )
 
 
 def test_nightly_cron_tick_runs_the_job(harness, api):
@@ -246,7 +251,7 @@ def test_nightly_cron_tick_runs_the_job(harness, api):
     assert len(records) == 1 and records[0]["cron_triggered"] is True
     done = finished(api, records[0]["id"])
     assert done["job_state"] == "COMPLETED", done["error_message"]
-    assert "nightly housekeeping for" in log_of(api, done["id"], "housekeeping", "housekeeping")
+    assert "nightly housekeeping for" in log_of(api, done["id"], "housekeeping", "nightly housekeeping for")
 
 
 def harness_now():  # type: ignore[no-untyped-def]
